@@ -1,0 +1,121 @@
+"""The ``fts-edge`` command: thin. It parses arguments, calls the library, and turns the library's
+typed errors into one line and an exit status. Heavy modules are imported inside each handler so
+``fts-edge --help`` is instant and works without TensorRT, pycuda or a GPU.
+
+Exit status: 0 done; 1 an error the message explains; 2 bad usage or an internal error;
+3 the engine step needs TensorRT on the target device (everything before it was done); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from . import __version__
+from .errors import FtsError
+
+
+# -- data -----------------------------------------------------------------------------------
+def _add_dataset_args(p, root_required=False):
+    p.add_argument("--dataset", choices=("hmdb51", "ucf101", "folder", "synthetic"), default="synthetic",
+                   help="dataset layout (default: synthetic, the embedded motion dataset)")
+    p.add_argument("--root", required=root_required,
+                   help="video root (hmdb51/ucf101: class folders; folder: [train|val]/<class>/; "
+                        "synthetic: a folder written by `fts-edge data synth`, or omit to render on the fly)")
+    p.add_argument("--splits", help="folder of official split files (default: --root)")
+    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default 1)")
+
+
+def cmd_data_check(a):
+    from .datasets import check_dataset, dataset_index
+    from .progress import progress
+
+    idx = dataset_index(a.dataset, a.root, a.splits, a.split)
+    rep = check_dataset(idx, progress=progress)
+    rep.update(dataset=a.dataset, root=a.root, split=a.split)
+    if a.json:
+        print(json.dumps(rep))
+    else:
+        print(f"{a.dataset} at {a.root or '(rendered on the fly)'}, split {a.split}: {rep['classes']} classes, "
+              f"{rep['train']} train and {rep['test']} test videos readable"
+              + (f", frames per video {rep['frames']['min']}..{rep['frames']['max']}" if rep["frames"]["min"] else ""))
+        for u in rep["unreadable"]:
+            print(f"  unreadable: {u['path']}: {u['reason']}")
+        if not rep["unreadable"]:
+            print("  every video decodes")
+    return 0
+
+
+def cmd_data_synth(a):
+    from .progress import progress
+    from .synthetic import write_motion_dataset
+
+    counts = write_motion_dataset(a.out, a.per_class, a.seed, a.classes, a.frames, a.size, a.size,
+                                  a.val_fraction, progress=progress)
+    print(f"wrote the motion dataset to {a.out}: {counts['train']} train and {counts['val']} val videos, "
+          f"{a.classes} classes, {a.frames} frames of {a.size}x{a.size}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="fts-edge",
+        description="FTSnet from workstation training to a live camera on a Jetson: a flow teacher "
+                    "(TV-L1 layers + 3D ResNet) distilled into an RGB student, exported to ONNX/TensorRT.")
+    p.add_argument("--version", action="version", version=f"fts-edge {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (debug level)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    data = sub.add_parser("data", help="check or write datasets", description="Check or write datasets.")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    c = dsub.add_parser("check", help="decode every video once and report counts and unreadable files",
+                        description="Decode every video once (with a progress bar) and report the classes, "
+                                    "train/test counts and every unreadable file with its reason.")
+    _add_dataset_args(c)
+    c.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    c.set_defaults(func=cmd_data_check)
+    s = dsub.add_parser("synth", help="write the procedural motion dataset as videos",
+                        description="Write the motion dataset (classes carried by motion alone) as MJPG "
+                                    "videos in the folder layout OUT/{train,val}/<class>/. Resumes if interrupted.")
+    s.add_argument("out", help="output folder")
+    s.add_argument("--per-class", type=int, default=40, help="videos per class (default 40)")
+    s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    s.add_argument("--classes", type=int, default=10, help="number of motion classes, 2..10 (default 10)")
+    s.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
+    s.add_argument("--size", type=int, default=128, help="frame side in pixels (default 128)")
+    s.add_argument("--val-fraction", type=float, default=0.25, help="held-out fraction per class (default 0.25)")
+    s.set_defaults(func=cmd_data_synth)
+    data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    if not getattr(a, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(a.func(a) or 0)
+    except FtsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
+        return 130
+    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # the last line of defence: one line, and the way to see more
+        if os.environ.get("FTS_EDGE_DEBUG"):
+            raise
+        print(f"error: internal {type(e).__name__}: {e} (set FTS_EDGE_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,287 @@
+"""Datasets people train on: HMDB51 and UCF101 (official split files), a folder per class, and the
+procedural motion dataset.
+
+Every loader reduces to the same thing: a list of ``VideoItem(path, label)`` for each subset and
+the class names. ``VideoDataset`` turns items into clips with the one preprocessing path. An
+unreadable video never stops an epoch: it is reported once and another video is used in its place.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from .clipspec import ClipSpec
+from .errors import DatasetError, VideoError
+from .synthetic import MOTION_CLASSES, iter_motion_dataset, render_clip
+from .transforms import preprocess_clip, sample_indices
+from .video import VIDEO_EXTENSIONS, read_frames
+
+log = logging.getLogger(__name__)
+
+DATASETS = ("hmdb51", "ucf101", "folder", "synthetic")
+
+
+@dataclass(frozen=True)
+class VideoItem:
+    path: str  # a file, or synthetic://SEED/LABEL/INDEX for a clip rendered on the fly
+    label: int
+
+
+@dataclass
+class DatasetIndex:
+    classes: List[str]
+    train: List[VideoItem]
+    test: List[VideoItem]
+    flip: bool = True  # whether horizontal flips keep the class (not for left/right motion)
+
+    def subset(self, name: str) -> List[VideoItem]:
+        if name in ("train",):
+            return self.train
+        if name in ("test", "val"):
+            return self.test
+        raise ValueError(f"unknown subset {name!r} (train, test)")
+
+
+# -- HMDB51 ---------------------------------------------------------------------------------
+_HMDB_SPLIT = re.compile(r"^(?P<cls>.+)_test_split(?P<k>[123])\.txt$")
+
+
+def hmdb51_index(root, splits, split: int = 1) -> DatasetIndex:
+    """HMDB51: ``root/<class>/<video>.avi`` and ``splits/<class>_test_split<k>.txt`` with lines
+    ``<video>.avi <0|1|2>`` (1 train, 2 test, 0 unused in this split)."""
+    root, splits = Path(root), Path(splits) if splits else Path(root)
+    _need_dir(root, "HMDB51 video root")
+    _need_dir(splits, "HMDB51 split folder")
+    if split not in (1, 2, 3):
+        raise DatasetError(f"HMDB51 has splits 1, 2, 3; got {split}")
+    files = sorted(p for p in splits.iterdir() if (m := _HMDB_SPLIT.match(p.name)) and m["k"] == str(split))
+    if not files:
+        raise DatasetError(f"{splits}: no <class>_test_split{split}.txt files (the official HMDB51 split files)")
+    classes = [_HMDB_SPLIT.match(p.name)["cls"] for p in files]
+    train, test = [], []
+    for label, f in enumerate(files):
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2 or parts[1] not in ("0", "1", "2"):
+                raise DatasetError(f"{f}:{n}: expected '<video>.avi <0|1|2>', got {line.strip()!r}")
+            item = VideoItem(str(root / classes[label] / parts[0]), label)
+            if parts[1] == "1":
+                train.append(item)
+            elif parts[1] == "2":
+                test.append(item)
+    return DatasetIndex(classes, train, test, flip=True)
+
+
+# -- UCF101 ---------------------------------------------------------------------------------
+def ucf101_index(root, splits, split: int = 1) -> DatasetIndex:
+    """UCF101: ``root/<Class>/v_<Class>_gXX_cYY.avi`` and ``splits/{classInd.txt,trainlist0k.txt,
+    testlist0k.txt}``. Class folders are matched case-insensitively (the official lists spell
+    HandstandPushups two ways)."""
+    root, splits = Path(root), Path(splits) if splits else Path(root)
+    _need_dir(root, "UCF101 video root")
+    if split not in (1, 2, 3):
+        raise DatasetError(f"UCF101 has splits 1, 2, 3; got {split}")
+    ind = splits / "classInd.txt"
+    if not ind.is_file():
+        raise DatasetError(f"{ind}: missing (UCF101's official classInd.txt)")
+    classes: List[str] = []
+    for n, line in enumerate(ind.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split()
+        if len(parts) != 2 or not parts[0].isdigit() or int(parts[0]) != len(classes) + 1:
+            raise DatasetError(f"{ind}:{n}: expected '<index> <Class>' numbered from 1, got {line.strip()!r}")
+        classes.append(parts[1])
+    by_lower = {c.lower(): i for i, c in enumerate(classes)}
+    out = {}
+    for subset, name in (("train", f"trainlist0{split}.txt"), ("test", f"testlist0{split}.txt")):
+        f = splits / name
+        if not f.is_file():
+            raise DatasetError(f"{f}: missing (UCF101's official split list)")
+        items = []
+        for n, line in enumerate(f.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            rel = line.split()[0]
+            cls = rel.split("/")[0].lower()
+            if cls not in by_lower:
+                raise DatasetError(f"{f}:{n}: class {rel.split('/')[0]!r} is not in classInd.txt")
+            label = by_lower[cls]
+            items.append(VideoItem(str(root / classes[label] / rel.split("/")[-1]), label))
+        out[subset] = items
+    return DatasetIndex(classes, out["train"], out["test"], flip=True)
+
+
+# -- a folder per class ---------------------------------------------------------------------
+def _videos_in(d: Path) -> List[Path]:
+    return sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+
+
+def folder_index(root, val_fraction: float = 0.2, seed: int = 0, flip: bool = True) -> DatasetIndex:
+    """Users' own videos: ``root/{train,val}/<class>/*`` or ``root/<class>/*`` (then a seeded,
+    per-class split holds out ``val_fraction`` of each class)."""
+    root = Path(root)
+    _need_dir(root, "dataset folder")
+    if (root / "train").is_dir():
+        classes = sorted(d.name for d in (root / "train").iterdir() if d.is_dir())
+        if not classes:
+            raise DatasetError(f"{root / 'train'}: no class folders")
+        val = root / "val" if (root / "val").is_dir() else root / "test"
+        train = [VideoItem(str(p), i) for i, c in enumerate(classes) for p in _videos_in(root / "train" / c)]
+        test = [VideoItem(str(p), i) for i, c in enumerate(classes)
+                if (val / c).is_dir() for p in _videos_in(val / c)]
+        extra = sorted(d.name for d in val.iterdir() if d.is_dir() and d.name not in classes) if val.is_dir() else []
+        if extra:
+            raise DatasetError(f"{val}: class folders {extra} have no training folder")
+        return DatasetIndex(classes, train, test, flip)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if not classes:
+        raise DatasetError(f"{root}: no class folders (expected <class>/<video> or train/<class>/<video>)")
+    train, test = [], []
+    for i, c in enumerate(classes):
+        vids = _videos_in(root / c)
+        order = np.random.default_rng([seed, i]).permutation(len(vids))
+        n_val = int(round(len(vids) * val_fraction))
+        for rank, j in enumerate(order):
+            (test if rank < n_val else train).append(VideoItem(str(vids[j]), i))
+    return DatasetIndex(classes, sorted(train, key=lambda x: x.path), sorted(test, key=lambda x: x.path), flip)
+
+
+# -- the motion dataset ---------------------------------------------------------------------
+def synthetic_index(per_class: int = 40, seed: int = 0, num_classes: int = len(MOTION_CLASSES),
+                    val_fraction: float = 0.25) -> DatasetIndex:
+    """The motion dataset rendered on the fly (no files)."""
+    train, test = [], []
+    for split, _name, label, i in iter_motion_dataset(per_class, seed, num_classes, val_fraction):
+        (train if split == "train" else test).append(VideoItem(f"synthetic://{seed}/{label}/{i}", label))
+    return DatasetIndex(list(MOTION_CLASSES[:num_classes]), train, test, flip=False)
+
+
+def dataset_index(dataset: str, root=None, splits=None, split: int = 1, seed: int = 0,
+                  per_class: int = 40, num_classes: int = len(MOTION_CLASSES)) -> DatasetIndex:
+    """Build the index of any supported dataset. For ``synthetic``: with ``root``, the motion
+    dataset written to disk by ``fts-edge data synth``; without it, rendered on the fly."""
+    if dataset == "hmdb51":
+        return hmdb51_index(_need_root(root, dataset), splits, split)
+    if dataset == "ucf101":
+        return ucf101_index(_need_root(root, dataset), splits, split)
+    if dataset == "folder":
+        return folder_index(_need_root(root, dataset), seed=seed)
+    if dataset == "synthetic":
+        if root is None:
+            return synthetic_index(per_class, seed, num_classes)
+        if not Path(root).is_dir():
+            raise DatasetError(f"{root}: no motion dataset there; write one with `fts-edge data synth {root}`")
+        idx = folder_index(root, seed=seed, flip=False)
+        unknown = [c for c in idx.classes if c not in MOTION_CLASSES]
+        if unknown:
+            raise DatasetError(f"{root}: {unknown} are not motion-dataset classes; use --dataset folder")
+        return idx
+    raise DatasetError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+
+
+def _need_root(root, dataset):
+    if root is None:
+        raise DatasetError(f"--root is required for the {dataset} dataset")
+    return root
+
+
+def _need_dir(p: Path, what: str):
+    if not p.is_dir():
+        raise DatasetError(f"{p}: {what} not found")
+
+
+# -- frames and clips -----------------------------------------------------------------------
+def load_frames(item: VideoItem, spec: ClipSpec, synth_frames: int = 32, synth_size: int = 128) -> np.ndarray:
+    """Decoded frames of an item, short side already scaled to ``spec.resize``."""
+    if item.path.startswith("synthetic://"):
+        seed, label, index = (int(x) for x in item.path[len("synthetic://"):].split("/"))
+        frames = render_clip(label, seed, index, synth_frames, synth_size, synth_size)
+        if synth_size != spec.resize:
+            from .video import resize_short_side
+            frames = np.stack([resize_short_side(f, spec.resize) for f in frames])
+        return frames
+    return read_frames(item.path, resize_short=spec.resize)
+
+
+class VideoDataset(torch.utils.data.Dataset):
+    """Clips from a list of items. ``mode``: "random" (training), "center" or "multi" (testing,
+    ``num_clips`` clips stacked on a leading axis). ``cache`` keeps decoded frames in memory
+    (small datasets, num_workers=0). Returns ``(clip float32 (3, T, S, S), label)``."""
+
+    def __init__(self, items: List[VideoItem], spec: ClipSpec, mode: str = "center", num_clips: int = 1,
+                 flip: bool = True, cache: bool = False, seed: int = 0):
+        if not items:
+            raise DatasetError("the dataset subset is empty")
+        self.items, self.spec, self.mode, self.num_clips = list(items), spec, mode, num_clips
+        self.flip, self.cache, self.seed = flip, cache, seed
+        self.epoch = 0
+        self._frames: Dict[int, np.ndarray] = {}
+        self.unreadable: Dict[str, str] = {}
+
+    def __len__(self):
+        return len(self.items)
+
+    def set_epoch(self, epoch: int):
+        """Random crops and starts are a function of (seed, epoch, index): resumable and reproducible."""
+        self.epoch = epoch
+
+    def frames(self, i: int) -> np.ndarray:
+        if i in self._frames:
+            return self._frames[i]
+        f = load_frames(self.items[i], self.spec)
+        if self.cache:
+            self._frames[i] = f
+        return f
+
+    def __getitem__(self, i: int) -> Tuple[torch.Tensor, int]:
+        for attempt in range(len(self.items)):
+            j = (i + attempt) % len(self.items)
+            if self.items[j].path in self.unreadable:
+                continue
+            try:
+                frames = self.frames(j)
+            except VideoError as e:
+                self.unreadable[self.items[j].path] = str(e)
+                log.warning("skipping unreadable video: %s", e)
+                continue
+            return self._clip(frames, j), self.items[j].label
+        raise DatasetError("every video in this subset is unreadable")
+
+    def _clip(self, frames: np.ndarray, i: int) -> torch.Tensor:
+        train = self.mode == "random"
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        idx = sample_indices(len(frames), self.spec, self.mode, rng, self.num_clips)
+        clips = [preprocess_clip(frames[ix], self.spec, train=train, rng=rng, flip=self.flip) for ix in idx]
+        return torch.from_numpy(np.stack(clips) if self.mode == "multi" else clips[0])
+
+
+def check_dataset(index: DatasetIndex, spec: Optional[ClipSpec] = None, progress=None) -> dict:
+    """Decode every video once. Returns classes, per-subset readable counts and every unreadable
+    file with its reason (the report of ``fts-edge data check``)."""
+    spec = spec or ClipSpec()
+    report = {"classes": len(index.classes), "class_names": list(index.classes), "train": 0, "test": 0,
+              "unreadable": [], "per_class": {c: {"train": 0, "test": 0} for c in index.classes},
+              "frames": {"min": None, "max": None}}
+    jobs = [("train", it) for it in index.train] + [("test", it) for it in index.test]
+    bar = progress(jobs, desc="decoding", unit="video") if progress else jobs
+    lo, hi = None, None
+    for subset, item in bar:
+        try:
+            n = len(load_frames(item, ClipSpec(frames=spec.frames, size=8, resize=8)))
+        except VideoError as e:
+            report["unreadable"].append({"path": item.path, "reason": str(e).replace(item.path + ": ", "", 1)})
+            continue
+        report[subset] += 1
+        report["per_class"][index.classes[item.label]][subset] += 1
+        lo, hi = (n if lo is None else min(lo, n)), (n if hi is None else max(hi, n))
+    report["frames"] = {"min": lo, "max": hi}
+    return report

@@ -1,0 +1,40 @@
+"""Typed errors. Library code raises these; only the CLI turns them into a message and an exit code.
+
+Each message is one line that says what is wrong and, where there is one, what to do about it.
+"""
+
+
+class FtsError(Exception):
+    """Base class: an error a user can act on. The CLI prints `error: <message>` and exits 1."""
+
+    exit_code = 1
+
+
+class VideoError(FtsError):
+    """A video that cannot be decoded: missing, empty, not a video, truncated."""
+
+
+class DatasetError(FtsError):
+    """A dataset layout that is missing or malformed (split files, class folders)."""
+
+
+class CheckpointError(FtsError):
+    """A checkpoint or bundle that is missing, corrupt, or for another architecture."""
+
+
+class ExportError(FtsError):
+    """ONNX export, simplification, parity or quantization failed its check."""
+
+
+class EngineError(FtsError):
+    """A TensorRT engine that cannot be built or used here (another TensorRT, another GPU)."""
+
+
+class TensorRTUnavailable(FtsError):
+    """The engine step needs TensorRT on the target device; everything before it was done."""
+
+    exit_code = 3
+
+
+class SourceError(FtsError):
+    """A frame source that cannot be opened or has stopped answering."""

@@ -1,0 +1,210 @@
+"""3D networks: R3D-18 and ResNeXt3D-18, and the two roles of FTSnet (FlowTeacher, Student).
+
+One flat file in dependency order: convolutions, blocks, stem, the network, the builders, the
+roles. Every network answers ``forward_features(x) -> (N, D)`` and ``forward_head(f) -> logits``;
+distillation reads both networks through that interface.
+"""
+from __future__ import annotations
+
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn as nn
+
+
+# -- convolutions ---------------------------------------------------------------------------
+class Conv3DSimple(nn.Conv3d):
+    """A full 3x3x3 convolution; its shortcut downsamples time and space alike."""
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int = 1, groups: int = 1):
+        super().__init__(in_planes, out_planes, kernel_size=3, stride=stride, padding=1,
+                         groups=groups, bias=False)
+
+    @staticmethod
+    def get_downsample_stride(stride: int):
+        return (stride, stride, stride)
+
+
+def _bn(c: int) -> nn.BatchNorm3d:
+    return nn.BatchNorm3d(c)
+
+
+# -- blocks ---------------------------------------------------------------------------------
+class BasicBlock(nn.Module):
+    """Two 3x3x3 convolutions with a residual connection (ResNet-18/34)."""
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: Optional[nn.Module] = None, cardinality: int = 1):
+        super().__init__()
+        self.conv1 = nn.Sequential(Conv3DSimple(inplanes, planes, stride), _bn(planes), nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(Conv3DSimple(planes, planes), _bn(planes))
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.conv2(self.conv1(x)) + identity)
+
+
+class ResNeXtBlock(nn.Module):
+    """1x1x1 -> grouped 3x3x3 -> 1x1x1 with a residual: the "3D ResNeXt-18" block.
+
+    The inner width is twice the block's width, split into ``cardinality`` groups (32x4d at the
+    first stage of a full-width network, as in ResNeXt-50 32x4d).
+    """
+
+    expansion = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: Optional[nn.Module] = None, cardinality: int = 32):
+        super().__init__()
+        inner = planes * 2
+        groups = _fit_groups(inner, cardinality)
+        self.conv1 = nn.Sequential(nn.Conv3d(inplanes, inner, 1, bias=False), _bn(inner), nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(Conv3DSimple(inner, inner, stride, groups=groups), _bn(inner), nn.ReLU(inplace=True))
+        self.conv3 = nn.Sequential(nn.Conv3d(inner, planes, 1, bias=False), _bn(planes))
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+
+    def forward(self, x):
+        identity = x if self.downsample is None else self.downsample(x)
+        return self.relu(self.conv3(self.conv2(self.conv1(x))) + identity)
+
+
+def _fit_groups(channels: int, wanted: int) -> int:
+    """The largest group count <= wanted that divides channels (keeps narrow widths valid)."""
+    g = max(1, min(wanted, channels))
+    while channels % g:
+        g -= 1
+    return g
+
+
+# -- stem -----------------------------------------------------------------------------------
+class BasicStem(nn.Sequential):
+    """3x7x7 convolution, stride (1, 2, 2): keeps time, halves space. in_channels 3 (RGB) or 2 (flow)."""
+
+    def __init__(self, in_channels: int = 3, width: int = 64):
+        super().__init__(
+            nn.Conv3d(in_channels, width, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+            _bn(width), nn.ReLU(inplace=True))
+
+
+# -- the network ----------------------------------------------------------------------------
+class ResNet3D(nn.Module):
+    def __init__(self, block, layers: Sequence[int], num_classes: int, in_channels: int = 3,
+                 width: float = 1.0, cardinality: int = 32, dropout: float = 0.0):
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {num_classes}")
+        if width <= 0:
+            raise ValueError(f"width must be > 0, got {width}")
+        planes = [max(4, int(round(c * width))) for c in (64, 128, 256, 512)]
+        self.in_channels = in_channels
+        self.stem = BasicStem(in_channels, planes[0])
+        self.inplanes = planes[0]
+        self.layer1 = self._make_layer(block, planes[0], layers[0], 1, cardinality)
+        self.layer2 = self._make_layer(block, planes[1], layers[1], 2, cardinality)
+        self.layer3 = self._make_layer(block, planes[2], layers[2], 2, cardinality)
+        self.layer4 = self._make_layer(block, planes[3], layers[3], 2, cardinality)
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.num_features = planes[3] * block.expansion
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.fc = nn.Linear(self.num_features, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def _make_layer(self, block, planes: int, blocks: int, stride: int, cardinality: int):
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            ds_stride = Conv3DSimple.get_downsample_stride(stride)
+            downsample = nn.Sequential(
+                nn.Conv3d(self.inplanes, planes * block.expansion, kernel_size=1, stride=ds_stride, bias=False),
+                _bn(planes * block.expansion))
+        layers = [block(self.inplanes, planes, stride, downsample, cardinality=cardinality)]
+        self.inplanes = planes * block.expansion
+        layers += [block(self.inplanes, planes, cardinality=cardinality) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) -> pooled features (N, D), the F of the distillation loss."""
+        if x.dim() != 5 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected a clip (N, {self.in_channels}, T, H, W), got {tuple(x.shape)}")
+        x = self.stem(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return torch.flatten(self.avgpool(x), 1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+# -- builders -------------------------------------------------------------------------------
+def r3d_18(num_classes: int, in_channels: int = 3, width: float = 1.0, **kw) -> ResNet3D:
+    """The standard 3D ResNet-18 (torchvision's layout: 33,192,435 parameters with 51 classes)."""
+    return ResNet3D(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width, **kw)
+
+
+def resnext3d_18(num_classes: int, in_channels: int = 3, width: float = 1.0, cardinality: int = 32, **kw) -> ResNet3D:
+    """3D ResNeXt-18: the 18-layer layout with grouped 3x3x3 convolutions."""
+    return ResNet3D(ResNeXtBlock, [2, 2, 2, 2], num_classes, in_channels, width, cardinality=cardinality, **kw)
+
+
+MODELS: Dict[str, Callable[..., ResNet3D]] = {"r3d_18": r3d_18, "resnext3d_18": resnext3d_18}
+
+
+def create_model(name: str, num_classes: int, in_channels: int = 3, width: float = 1.0, **kwargs) -> ResNet3D:
+    """Build a network by name. ``None`` keyword values are dropped, so CLI defaults never override
+    a model's own defaults."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    return MODELS[name](num_classes, in_channels=in_channels, width=width, **kwargs)
+
+
+# -- counting -------------------------------------------------------------------------------
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@torch.no_grad()
+def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
+    """Multiply-accumulates of convolutions and linear layers for one input of ``input_shape``
+    (batch included), the figure papers quote as GMACs/GFLOPs for 3D ResNets."""
+    total = [0]
+
+    def conv_hook(m, inp, out):
+        k = 1
+        for s in m.kernel_size:
+            k *= s
+        total[0] += out.numel() * (m.in_channels // m.groups) * k
+
+    def linear_hook(m, inp, out):
+        total[0] += out.numel() * m.in_features
+
+    hooks: List = []
+    for m in model.modules():
+        if isinstance(m, (nn.Conv3d, nn.Conv2d)):
+            hooks.append(m.register_forward_hook(conv_hook))
+        elif isinstance(m, nn.Linear):
+            hooks.append(m.register_forward_hook(linear_hook))
+    was_training = model.training
+    model.eval()
+    try:
+        p = next(model.parameters())
+        model(torch.zeros(*input_shape, dtype=p.dtype, device=p.device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return total[0]

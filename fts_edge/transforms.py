@@ -1,0 +1,99 @@
+"""The one preprocessing path shared by training, calibration, export checks and the camera app.
+
+Evaluation preprocessing of a clip is *defined* as the per-frame function applied to each frame,
+so the camera app (which preprocesses each frame once, as it arrives) and offline evaluation
+produce identical tensors, frame for frame.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import numpy as np
+
+from .clipspec import ClipSpec
+from .video import resize_short_side
+
+
+def sample_indices(num_frames: int, spec: ClipSpec, mode: str = "center",
+                   rng: Optional[np.random.Generator] = None, num_clips: int = 1) -> List[np.ndarray]:
+    """Frame indices of clips of ``spec.frames`` frames, ``spec.stride`` apart.
+
+    mode: "random" (one clip at a random start: training), "center" (one centred clip),
+    "multi" (``num_clips`` starts spread evenly over the video: testing).
+    Videos shorter than a clip are looped, so every clip has exactly ``spec.frames`` indices.
+    """
+    if num_frames < 1:
+        raise ValueError("a video with no frames has no clips")
+    span = spec.span
+    room = max(0, num_frames - span)
+    if mode == "random":
+        rng = rng or np.random.default_rng()
+        starts = [int(rng.integers(0, room + 1))]
+    elif mode == "center":
+        starts = [room // 2]
+    elif mode == "multi":
+        starts = [room // 2] if num_clips == 1 else [round(i * room / (num_clips - 1)) for i in range(num_clips)]
+    else:
+        raise ValueError(f"unknown sampling mode {mode!r} (random, center, multi)")
+    base = np.arange(spec.frames) * spec.stride
+    return [(s + base) % num_frames for s in starts]
+
+
+def _crop_box(h: int, w: int, size: int, rng: Optional[np.random.Generator]):
+    if h < size or w < size:
+        raise ValueError(f"frame {h}x{w} is smaller than the crop {size}")
+    if rng is None:
+        return (h - size) // 2, (w - size) // 2
+    return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+
+
+def _normalise(crop: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    mean = np.asarray(spec.mean, np.float32) * 255.0
+    inv_std = 1.0 / (np.asarray(spec.std, np.float32) * 255.0)
+    return ((crop.astype(np.float32) - mean) * inv_std).transpose(2, 0, 1)
+
+
+def preprocess_frame(frame: np.ndarray, spec: ClipSpec) -> np.ndarray:
+    """One uint8 RGB frame (H, W, 3) -> float32 (3, size, size): resize short side, centre crop, normalise."""
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected an RGB frame (H, W, 3), got shape {frame.shape}")
+    f = resize_short_side(frame, spec.resize)
+    y, x = _crop_box(f.shape[0], f.shape[1], spec.size, None)
+    return _normalise(f[y:y + spec.size, x:x + spec.size], spec)
+
+
+def preprocess_clip(frames: np.ndarray, spec: ClipSpec, train: bool = False,
+                    rng: Optional[np.random.Generator] = None, flip: bool = True) -> np.ndarray:
+    """uint8 RGB frames (T, H, W, 3) -> float32 (3, T, size, size).
+
+    Evaluation: each frame through ``preprocess_frame``. Training: one random crop position and
+    (if ``flip``) one random horizontal flip for the whole clip, so motion stays coherent. Turn
+    ``flip`` off where direction is the class (the motion dataset's left/right).
+    """
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise ValueError(f"expected frames (T, H, W, 3), got shape {frames.shape}")
+    if not train:
+        return np.stack([preprocess_frame(f, spec) for f in frames], axis=1)
+    rng = rng or np.random.default_rng()
+    resized = [resize_short_side(f, spec.resize) for f in frames]
+    y, x = _crop_box(resized[0].shape[0], resized[0].shape[1], spec.size, rng)
+    flip = flip and bool(rng.integers(0, 2))
+    out = []
+    for f in resized:
+        c = f[y:y + spec.size, x:x + spec.size]
+        out.append(_normalise(c[:, ::-1] if flip else c, spec))
+    return np.stack(out, axis=1)
+
+
+def denormalise(clip, spec: ClipSpec):
+    """Inverse of the normalisation, for pictures and for the flow teacher: back to [0, 255] RGB.
+
+    Works on numpy arrays or torch tensors shaped (..., 3, T, H, W).
+    """
+    shape = (3, 1, 1, 1)
+    mean = np.asarray(spec.mean, np.float32).reshape(shape) * 255.0
+    std = np.asarray(spec.std, np.float32).reshape(shape) * 255.0
+    if hasattr(clip, "new_tensor"):
+        return clip * clip.new_tensor(std) + clip.new_tensor(mean)
+    return clip * std + mean

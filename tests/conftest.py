@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny datasets in the official HMDB51 and UCF101 layouts, built from real
+(rendered) videos, each with a corrupt file among them."""
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("FTS_EDGE_PROGRESS", "0")
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    if not (SHARED / "vtest.avi").exists():
+        pytest.skip(f"shared sample data not found at {SHARED}")
+    return SHARED
+
+
+def _tiny_video(path, label, index, frames=10, size=40):
+    from fts_edge.synthetic import render_clip
+    from fts_edge.video import write_video
+
+    write_video(path, render_clip(label % 10, seed=7, index=index, frames=frames, height=size, width=size + 8))
+
+
+@pytest.fixture(scope="session")
+def hmdb_fixture(tmp_path_factory):
+    """HMDB51 layout: root/<class>/<video>.avi and splits/<class>_test_split{1,2,3}.txt.
+    3 classes x 5 videos; split 1 marks 3 train (1), 1 test (2), 1 unused (0) per class.
+    One test video of 'jump' is random bytes."""
+    base = tmp_path_factory.mktemp("hmdb")
+    root, splits = base / "videos", base / "splits"
+    splits.mkdir()
+    classes = ["brush_hair", "jump", "wave"]
+    for ci, c in enumerate(classes):
+        names = [f"{c}_video_{i}_f_nm_np1_fr_med_{i}.avi" for i in range(5)]
+        for i, n in enumerate(names):
+            _tiny_video(root / c / n, ci, i)
+        for k in (1, 2, 3):
+            marks = np.roll([1, 1, 1, 2, 0], k - 1)
+            (splits / f"{c}_test_split{k}.txt").write_text("".join(f"{n} {m} \n" for n, m in zip(names, marks)))
+    bad = root / "jump" / "jump_video_3_f_nm_np1_fr_med_3.avi"  # split 1: a test video
+    bad.write_bytes(np.random.default_rng(0).bytes(5000))
+    return {"root": root, "splits": splits, "classes": classes, "bad": bad}
+
+
+@pytest.fixture(scope="session")
+def ucf_fixture(tmp_path_factory):
+    """UCF101 layout: root/<Class>/v_<Class>_gXX_cYY.avi, splits/classInd.txt, trainlist0k.txt,
+    testlist0k.txt. 2 classes; groups 1-2 train, group 3 test; one train video is truncated."""
+    base = tmp_path_factory.mktemp("ucf")
+    root, splits = base / "UCF-101", base / "ucfTrainTestlist"
+    splits.mkdir(parents=True)
+    classes = ["ApplyEyeMakeup", "HandstandPushups"]
+    (splits / "classInd.txt").write_text("".join(f"{i + 1} {c}\n" for i, c in enumerate(classes)))
+    train, test = [], []
+    for ci, c in enumerate(classes):
+        for g in (1, 2, 3):
+            for clip in (1, 2):
+                # The official lists spell one class "HandStandPushups" inside file names.
+                stem = "HandStandPushups" if c == "HandstandPushups" else c
+                rel = f"{c}/v_{stem}_g{g:02d}_c{clip:02d}.avi"
+                _tiny_video(root / rel, ci + 3, g * 10 + clip, frames=24)
+                (train if g < 3 else test).append((rel, ci + 1))
+    for k in (1, 2, 3):
+        (splits / f"trainlist0{k}.txt").write_text("".join(f"{r} {l}\n" for r, l in train))
+        (splits / f"testlist0{k}.txt").write_text("".join(f"{r}\n" for r, _ in test))
+    victim = root / train[1][0]
+    data = victim.read_bytes()
+    victim.write_bytes(data[: len(data) // 3])
+    return {"root": root, "splits": splits, "classes": classes, "bad": victim}

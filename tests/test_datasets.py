@@ -1,0 +1,139 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fts_edge.cli import main
+from fts_edge.clipspec import ClipSpec
+from fts_edge.datasets import (VideoDataset, check_dataset, dataset_index, folder_index, hmdb51_index,
+                               synthetic_index, ucf101_index)
+from fts_edge.errors import DatasetError
+from fts_edge.synthetic import MOTION_CLASSES, render_clip, write_motion_dataset
+
+SPEC = ClipSpec(frames=4, size=24, resize=32)
+
+
+def test_hmdb51_official_splits(hmdb_fixture):
+    idx = hmdb51_index(hmdb_fixture["root"], hmdb_fixture["splits"], 1)
+    assert idx.classes == hmdb_fixture["classes"]
+    assert (len(idx.train), len(idx.test)) == (9, 3)
+    assert all(it.path.endswith(".avi") for it in idx.train)
+    # The split files differ: split 2 marks other videos for test.
+    idx2 = hmdb51_index(hmdb_fixture["root"], hmdb_fixture["splits"], 2)
+    assert {i.path for i in idx2.test} != {i.path for i in idx.test}
+
+
+def test_ucf101_official_lists(ucf_fixture):
+    idx = ucf101_index(ucf_fixture["root"], ucf_fixture["splits"], 1)
+    assert idx.classes == ucf_fixture["classes"]
+    assert (len(idx.train), len(idx.test)) == (8, 4)
+    assert {it.label for it in idx.test} == {0, 1}
+
+
+def test_malformed_split_file_is_a_clear_error(tmp_path, hmdb_fixture):
+    (tmp_path / "a_test_split1.txt").write_text("video.avi 7\n")
+    with pytest.raises(DatasetError, match="a_test_split1.txt:1"):
+        hmdb51_index(hmdb_fixture["root"], tmp_path, 1)
+
+
+@pytest.mark.parametrize("which", ["hmdb51", "ucf101"])
+def test_data_check_reports_counts_and_corrupt_files(which, hmdb_fixture, ucf_fixture, capsys):
+    fx = hmdb_fixture if which == "hmdb51" else ucf_fixture
+    rc = main(["data", "check", "--dataset", which, "--root", str(fx["root"]), "--splits", str(fx["splits"]), "--json"])
+    assert rc == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["classes"] == len(fx["classes"])
+    expected = {"hmdb51": (9, 2), "ucf101": (7, 4)}[which]
+    assert (rep["train"], rep["test"]) == expected
+    assert [u["path"] for u in rep["unreadable"]] == [str(fx["bad"])]
+    assert rep["unreadable"][0]["reason"]
+
+
+def test_data_check_text_and_missing_root(tmp_path, capsys):
+    assert main(["data", "check", "--dataset", "ucf101", "--root", str(tmp_path / "nope")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+
+
+def test_dataset_skips_unreadable_video_mid_epoch(hmdb_fixture):
+    idx = hmdb51_index(hmdb_fixture["root"], hmdb_fixture["splits"], 1)
+    ds = VideoDataset(idx.test, SPEC, mode="center")
+    labels = [ds[i][1] for i in range(len(ds))]
+    assert len(labels) == 3
+    assert list(ds.unreadable) == [str(hmdb_fixture["bad"])]
+    clip, _ = ds[0]
+    assert clip.shape == (3, 4, 24, 24) and clip.dtype == torch.float32
+
+
+def test_multi_clip_mode(ucf_fixture):
+    idx = ucf101_index(ucf_fixture["root"], ucf_fixture["splits"], 1)
+    ds = VideoDataset(idx.test, SPEC, mode="multi", num_clips=3)
+    assert ds[0][0].shape == (3, 3, 4, 24, 24)
+
+
+def test_folder_layouts(tmp_path):
+    write_motion_dataset(tmp_path / "split", per_class=4, seed=1, num_classes=3, frames=6, height=32, width=32)
+    idx = folder_index(tmp_path / "split")
+    assert (len(idx.classes), len(idx.train), len(idx.test)) == (3, 9, 3)
+    flat = tmp_path / "flat"
+    for p in (tmp_path / "split" / "train").rglob("*.avi"):
+        (flat / p.parent.name).mkdir(parents=True, exist_ok=True)
+        (flat / p.parent.name / p.name).write_bytes(p.read_bytes())
+    a, b = folder_index(flat, val_fraction=0.34, seed=3), folder_index(flat, val_fraction=0.34, seed=3)
+    assert len(a.test) == 3 and len(a.train) == 6 and a.test == b.test
+    assert not {i.path for i in a.train} & {i.path for i in a.test}
+
+
+def test_motion_dataset_is_deterministic_and_written_as_videos(tmp_path):
+    a, b = render_clip(2, seed=5, index=1, frames=6, height=32, width=32), render_clip(2, 5, 1, 6, 32, 32)
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, render_clip(2, 6, 1, 6, 32, 32))
+    assert main(["data", "synth", str(tmp_path / "m"), "--per-class", "4", "--classes", "3", "--frames", "6",
+                 "--size", "32"]) == 0
+    rep = check_dataset(dataset_index("synthetic", tmp_path / "m"))
+    assert (rep["classes"], rep["train"], rep["test"], rep["unreadable"]) == (3, 9, 3, [])
+    assert rep["frames"] == {"min": 6, "max": 6}
+
+
+def test_motion_dataset_on_the_fly_has_no_flip():
+    idx = synthetic_index(per_class=4, seed=0, num_classes=10)
+    assert idx.flip is False and idx.classes == list(MOTION_CLASSES)
+    assert (len(idx.train), len(idx.test)) == (30, 10)
+
+
+def _fit_linear(x_train, y_train, x_test, y_test, classes, steps=300):
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(x_train.shape[1], classes)
+    opt = torch.optim.Adam(lin.parameters(), lr=0.01, weight_decay=1e-3)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(lin(x_train), y_train).backward()
+        opt.step()
+    return (lin(x_test).argmax(1) == y_test).float().mean().item()
+
+
+def test_one_frame_says_nothing_but_motion_says_everything():
+    """A per-frame classifier is near chance; the same classifier on frame differences is not."""
+    classes, per_class, size = 4, 60, 24
+    pick = [0, 1, 2, 3]  # left, right, up, down: the same objects, only the direction differs
+    frames, diffs, labels = [], [], []
+    for c in pick:
+        for i in range(per_class):
+            v = render_clip(c, seed=11, index=i, frames=8, height=size, width=size).astype(np.float32) / 255
+            g = v.mean(-1)
+            frames.append(g[4].ravel())
+            # horizontal and vertical motion energy: where the frame difference meets the gradient
+            gx, gy = np.gradient(g[3], axis=1), np.gradient(g[3], axis=0)
+            dt = g[4] - g[3]
+            diffs.append(np.array([(dt * gx).sum(), (dt * gy).sum()]) * 10)
+            labels.append(pick.index(c))
+    y = torch.tensor(labels)
+    tr = torch.arange(len(y)) % 4 != 0
+    te = ~tr
+    xf = torch.tensor(np.array(frames))
+    xd = torch.tensor(np.array(diffs), dtype=torch.float32)
+    acc_frame = _fit_linear(xf[tr], y[tr], xf[te], y[te], classes)
+    acc_motion = _fit_linear(xd[tr], y[tr], xd[te], y[te], classes)
+    assert acc_frame < 0.25 + 0.15, acc_frame
+    assert acc_motion > 0.8, acc_motion
