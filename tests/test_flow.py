@@ -1,0 +1,116 @@
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from fts_edge.flow import TVL1, endpoint_error, flow_to_color, opencv_tvl1
+from fts_edge.flow_eval import known_pair, known_pairs, photometric_error
+
+
+def _flow(model, f1, f2):
+    a = torch.tensor(f1, dtype=torch.float32)[None, None]
+    b = torch.tensor(f2, dtype=torch.float32)[None, None]
+    with torch.no_grad():
+        return model(a, b)[0].permute(1, 2, 0).numpy()
+
+
+def _shift(dx, dy, size=64, seed=0, fine=False):
+    """A textured frame and its copy shifted by (dx, dy): the true flow is (dx, dy) everywhere."""
+    rng = np.random.default_rng(seed)
+    if fine:  # texture at the scale of a pixel or two: single-scale TV-L1 loses track past ~2 px
+        f1 = cv2.GaussianBlur(rng.uniform(0, 255, (size, size)).astype(np.float32), (0, 0), 1.2)
+        f1 = (f1 - f1.mean()) / f1.std() * 40 + 128
+    else:
+        f1 = cv2.resize(known_pair("translate", rng, size, size, magnitude=1.0)[0], (size * 2, size * 2))
+        f1 = f1[size // 2: size // 2 + size, size // 2: size // 2 + size].astype(np.float32)
+    a = np.float32([[1, 0, dx], [0, 1, dy]])
+    shifted = cv2.warpAffine(f1, a, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    return f1, shifted
+
+
+def test_shapes_for_pairs_and_clips():
+    m = TVL1(warps=1, iterations=2, scales=2)
+    assert m(torch.rand(3, 1, 20, 24) * 255, torch.rand(3, 1, 20, 24) * 255).shape == (3, 2, 20, 24)
+    assert m(torch.rand(2, 3, 5, 20, 24) * 255).shape == (2, 2, 4, 20, 24)
+    with pytest.raises(ValueError, match="T >= 2"):
+        m(torch.rand(1, 3, 1, 20, 24))
+
+
+def test_pure_translation_recovered_within_a_tenth_of_a_pixel():
+    f1, f2 = _shift(1.6, -0.7)
+    f = _flow(TVL1(), f1, f2)
+    inner = f[8:-8, 8:-8]
+    assert abs(np.median(inner[..., 0]) - 1.6) < 0.1 and abs(np.median(inner[..., 1]) + 0.7) < 0.1
+    assert np.abs(inner - [1.6, -0.7]).mean() < 0.1
+
+
+def test_pyramid_follows_a_large_shift_single_scale_cannot():
+    f1, f2 = _shift(6.0, 3.0, size=96, fine=True)
+    err = {s: np.abs(_flow(TVL1(scales=s), f1, f2)[12:-12, 12:-12] - [6.0, 3.0]).mean() for s in (1, 8)}
+    assert err[8] < 0.1 and err[1] > 2.0, err
+    fast = np.abs(_flow(TVL1.fast(), f1, f2)[12:-12, 12:-12] - [6.0, 3.0]).mean()
+    assert fast < 0.1, fast
+
+
+def test_accuracy_on_known_fields_matches_opencv():
+    pairs = list(known_pairs(1, seed=3, h=64, w=64, magnitude=6))
+    ours = [endpoint_error(_flow(TVL1(), f1, f2), gt, m) for _, f1, f2, gt, m in pairs]
+    ref = [endpoint_error(opencv_tvl1(f1, f2), gt, m) for _, f1, f2, gt, m in pairs]
+    assert np.mean(ours) < 0.5 and np.mean(ours) < 1.2 * np.mean(ref), (ours, ref)
+
+
+def test_fast_preset_on_a_real_pair(shared_data):
+    a = cv2.imread(str(shared_data / "rubberwhale1.png"), cv2.IMREAD_GRAYSCALE)[100:228, 200:328]
+    b = cv2.imread(str(shared_data / "rubberwhale2.png"), cv2.IMREAD_GRAYSCALE)[100:228, 200:328]
+    ours = photometric_error(a, b, _flow(TVL1.fast(), a, b))
+    ref = photometric_error(a, b, opencv_tvl1(a, b))
+    assert ours <= 1.1 * ref and ours < 0.5 * photometric_error(a, b, np.zeros((128, 128, 2), np.float32))
+
+
+def test_gradcheck_and_gradient_reaches_the_frames():
+    m = TVL1(warps=1, iterations=2, scales=1, median=0, epsilon=0).double()
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(1, 1, 6, 7, generator=g, dtype=torch.float64) * 255).requires_grad_()
+    b = (torch.rand(1, 1, 6, 7, generator=g, dtype=torch.float64) * 255).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, y: m(x, y), (a, b))
+    clip = (torch.rand(1, 3, 3, 16, 16) * 255).requires_grad_()
+    TVL1.fast()(clip).square().mean().backward()
+    assert clip.grad is not None and clip.grad.abs().sum() > 0
+
+
+def test_learnable_parameters_train():
+    m = TVL1(warps=1, iterations=3, scales=1, learnable=True)
+    names = {n for n, _ in m.named_parameters()}
+    assert {"tau", "lambda_", "theta", "k_fwd", "k_cen"} <= names
+    f1, f2 = _shift(1.0, 0.0, size=32)
+    m(torch.tensor(f1)[None, None], torch.tensor(f2)[None, None]).sum().backward()
+    assert m.theta.grad is not None and torch.isfinite(m.theta.grad)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CPU/CUDA parity needs a CUDA GPU")
+def test_cpu_cuda_parity():
+    f1, f2 = _shift(2.3, 1.1)
+    cpu = _flow(TVL1(), f1, f2)
+    m = TVL1().cuda()
+    with torch.no_grad():
+        gpu = m(torch.tensor(f1).cuda()[None, None], torch.tensor(f2).cuda()[None, None])[0].permute(1, 2, 0).cpu().numpy()
+    assert np.abs(cpu - gpu).mean() < 1e-3
+
+
+def test_opencv_reference_wrapper():
+    f1, f2 = _shift(2.0, 1.0)
+    f = opencv_tvl1(np.dstack([f1] * 3).astype(np.uint8), np.dstack([f2] * 3).astype(np.uint8), warps=3)
+    assert f.shape == (64, 64, 2) and np.abs(f[10:-10, 10:-10] - [2.0, 1.0]).mean() < 0.2
+    with pytest.raises(ValueError, match="unknown DualTVL1 parameter"):
+        opencv_tvl1(f1, f2, alpha=3)
+
+
+def test_flow_to_color_wheel():
+    f = np.zeros((4, 8, 2), np.float32)
+    f[:, :4, 0] = 3.0  # right
+    f[:, 4:, 0] = -3.0  # left
+    pic = flow_to_color(f)
+    assert pic.shape == (4, 8, 3) and pic.dtype == np.uint8
+    right, left = pic[0, 0].astype(int), pic[0, 7].astype(int)
+    assert right[0] > 200 and right[1] < 60 and left[0] < 60  # right is red, left its opposite (cyan)
+    assert (flow_to_color(np.zeros((2, 3, 3))) == 255).all()  # (2, H, W) accepted; no motion is white
