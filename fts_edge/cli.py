@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from . import __version__
 from .errors import FtsError
@@ -59,6 +60,33 @@ def cmd_data_synth(a):
     return 0
 
 
+# -- flow -----------------------------------------------------------------------------------
+def cmd_flow(a):
+    from .flowviz import write_flow_pictures
+
+    rep = write_flow_pictures(a.video, a.out, device=a.device, preset=a.preset, size=a.size,
+                              max_frames=a.max_frames, compare_opencv=a.compare_opencv)
+    print(f"wrote {rep['pairs']} flow pictures of {a.video} to {rep['out']} ({rep['seconds']:.1f} s, {rep['device']})")
+    if a.compare_opencv:
+        print(f"end-point difference to OpenCV DualTVL1: mean {rep['epe_vs_opencv']:.3f} px "
+              f"(flow magnitude mean {rep['mean_magnitude']:.2f} px)")
+    return 0
+
+
+def cmd_bench(a):
+    if a.target == "flow":
+        from . import bench_flow
+
+        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in a.sizes.split(",")]
+        res = bench_flow.run(a.video, sizes=sizes, repeats=a.runs, devices=a.devices.split(",") if a.devices else None)
+        bench_flow.print_table(res)
+        path = bench_flow.save(res, Path(a.out) / "bench_flow.json")
+        print(f"\nsaved {path}")
+        return 0
+    from .bench import cmd_bench_pipeline
+    return cmd_bench_pipeline(a)
+
+
 # -- parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -89,6 +117,32 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--val-fraction", type=float, default=0.25, help="held-out fraction per class (default 0.25)")
     s.set_defaults(func=cmd_data_synth)
     data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
+
+    fl = sub.add_parser("flow", help="write a video's TV-L1 flow pictures beside its frames",
+                        description="Compute TV-L1 flow (the TVL1 layers) on consecutive frames of a video and "
+                                    "write it beside the frames as a video (.mp4/.avi) or PNGs in a folder.")
+    fl.add_argument("video", help="input video file")
+    fl.add_argument("--out", required=True, help="OUT.mp4 / OUT.avi, or a folder for PNG files")
+    fl.add_argument("--compare-opencv", action="store_true",
+                    help="add OpenCV DualTVL1's flow and print the end-point difference")
+    fl.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where TVL1 runs (default cpu)")
+    fl.add_argument("--preset", choices=("default", "fast"), default="default",
+                    help="TVL1 settings: OpenCV's defaults, or the teacher's fast preset")
+    fl.add_argument("--size", type=int, default=240, help="short side frames are scaled to (default 240)")
+    fl.add_argument("--max-frames", type=int, default=50, help="frames to read (default 50)")
+    fl.set_defaults(func=cmd_flow)
+
+    b = sub.add_parser("bench", help="benchmarks: the live pipeline, or the flow stage",
+                       description="Benchmarks that print a table and save JSON. `bench flow` times OpenCV "
+                                   "DualTVL1 and the TVL1 layers side by side on the same pairs.")
+    b.add_argument("target", nargs="?", choices=("pipeline", "flow"), default="pipeline",
+                   help="what to measure (default pipeline)")
+    b.add_argument("--video", default=None, help="real footage for timing (default ../shared/data/vtest.avi if present)")
+    b.add_argument("--sizes", default="112x112,240x320", help="flow: frame sizes HxW, comma-separated")
+    b.add_argument("--devices", default=None, help="flow: cpu,cuda (default: what exists)")
+    b.add_argument("--runs", type=int, default=3, help="timed repeats (median reported; default 3)")
+    b.add_argument("--out", default="runs/bench", help="folder for the JSON (default runs/bench)")
+    b.set_defaults(func=cmd_bench)
     return p
 
 

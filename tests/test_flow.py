@@ -114,3 +114,28 @@ def test_flow_to_color_wheel():
     right, left = pic[0, 0].astype(int), pic[0, 7].astype(int)
     assert right[0] > 200 and right[1] < 60 and left[0] < 60  # right is red, left its opposite (cyan)
     assert (flow_to_color(np.zeros((2, 3, 3))) == 255).all()  # (2, H, W) accepted; no motion is white
+
+
+def test_flow_command_writes_pictures_and_compares(shared_data, tmp_path, capsys):
+    from fts_edge.cli import main
+
+    assert main(["flow", str(shared_data / "Megamind.avi"), "--out", str(tmp_path / "pics"), "--max-frames", "3",
+                 "--size", "48", "--preset", "fast", "--compare-opencv"]) == 0
+    out = capsys.readouterr().out
+    assert "end-point difference to OpenCV" in out
+    pics = sorted((tmp_path / "pics").glob("*.png"))
+    assert len(pics) == 2
+    h, w = cv2.imread(str(pics[0])).shape[:2]
+    assert h == 48 and w == 3 * round(48 * 720 / 528)  # frame | TVL1 flow | OpenCV flow
+    assert main(["flow", str(tmp_path / "missing.avi"), "--out", str(tmp_path / "x.mp4")]) == 1
+
+
+def test_bench_flow_measures_both_on_the_same_pairs(tmp_path):
+    from fts_edge import bench_flow
+
+    res = bench_flow.run(None, sizes=((32, 40),), repeats=1, devices=["cpu"], known_per_kind=1)
+    methods = res["sizes"]["32x40"]["methods"]
+    assert len(methods) == 3 and all(m["pairs_per_s"] > 0 for m in methods.values())
+    assert all(m["epe_known"] < 1.0 for m in methods.values())
+    path = bench_flow.save(res, tmp_path / "b.json")
+    assert path.exists()
