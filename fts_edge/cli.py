@@ -87,6 +87,76 @@ def cmd_bench(a):
     return cmd_bench_pipeline(a)
 
 
+# -- export and engines ----------------------------------------------------------------------
+def cmd_export(a):
+    from .deploy import export
+
+    rep = export(a.checkpoint, a.out, batch=a.batch, dynamic_batch=a.dynamic_batch, video=a.video)
+    p = rep["parity"]
+    print(f"wrote {rep['onnx']} (opset {rep['opset']}, batch {rep['batch']}, {rep['nodes']} nodes, simplified: "
+          f"{rep['simplified']}) and {rep['metadata']}")
+    print(f"parity with PyTorch on {p['clips']} real clips: top-1 agreement {p['top1_agreement']:.0%}, "
+          f"max abs diff {p['max_abs_diff']:.2e}, max rel diff {p['max_rel_diff']:.2e}")
+    return 0
+
+
+def cmd_build_engine(a):
+    from .deploy import build_engine
+    from .progress import progress
+
+    build_engine(a.model, fp16=a.fp16, int8=a.int8, workspace_mb=a.workspace, timing_cache=a.timing_cache,
+                 calib_data=a.calib_data, calib_video=a.calib_video, calib_camera=a.calib_camera,
+                 calib_clips=a.calib_clips, calib_method=a.calib_method, keep_stem_fp=not a.int8_stem,
+                 min_agreement=a.min_agreement, force=a.force, progress=progress)
+    return 0
+
+
+# -- camera -----------------------------------------------------------------------------------
+def add_camera_args(c):
+    c.add_argument("--device", dest="inputs", action="append", metavar="DEV",
+                   help="camera device, e.g. /dev/video0 (same as --input)")
+    c.add_argument("--input", dest="inputs", action="append", metavar="URI",
+                   help="source URI, repeatable: /dev/videoN, v4l2://N, csi://N, rtsp://..., FILE, file://FILE, "
+                        "synthetic://")
+    c.add_argument("--model", help="student artifact: .engine, .onnx or .pt (default: the best found in engines/ "
+                                   "or runs/demo/)")
+    c.add_argument("--stride", type=int, default=5, help="classify every N frames (default 5)")
+    c.add_argument("--smooth", type=int, default=3, help="average scores over the last K windows (default 3)")
+    c.add_argument("--topk", type=int, default=3, help="classes reported per window (default 3)")
+    c.add_argument("--on", type=float, default=0.6, help="event starts above this smoothed score (default 0.6)")
+    c.add_argument("--off", type=float, default=0.4, help="event ends below this smoothed score (default 0.4)")
+    c.add_argument("--realtime", action="store_true", help="play files at their own frame rate, as a camera")
+    c.add_argument("--headless", action="store_true", help="no window: JSON lines only (the default without --display)")
+    c.add_argument("--json-out", help="append the JSON lines to this file instead of stdout")
+    c.add_argument("--display", action="store_true", help="show an annotated window (needs a screen and OpenCV GUI)")
+    c.add_argument("--output", help="write the annotated stream to this video file")
+    c.add_argument("--serve", metavar="HOST:PORT", help="serve a live page (MJPEG + label); host defaults to 127.0.0.1")
+    c.add_argument("--teacher", help="teacher mode: run this flow-teacher checkpoint beside the student")
+    c.add_argument("--flow-dir", help="teacher mode: write the flow pictures to this folder")
+    c.add_argument("--max-windows", type=int, help="stop after this many classifications")
+    c.add_argument("--max-retries", type=int, default=0,
+                   help="give up on a lost camera after N failed reopenings (default 0: keep trying)")
+    c.add_argument("--threads", type=int, default=0, help="inference threads (default: the runtime's choice)")
+    c.add_argument("--cpu", action="store_true", help="run the model on the CPU even if a GPU is there")
+
+
+def cmd_camera(a):
+    from .camera import run
+
+    serve = a.serve
+    if serve and ":" not in serve:
+        serve = f"127.0.0.1:{serve}"
+    summary = run(a.inputs or [], a.model, stride=a.stride, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
+                  realtime=a.realtime, json_out=a.json_out, output=a.output, serve=serve, display=a.display,
+                  teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows, max_retries=a.max_retries,
+                  threads=a.threads, device="cpu" if a.cpu else None)
+    if a.json_out:
+        print(f"{summary['classifications']} classifications in {summary['seconds']:.1f} s "
+              f"({summary['classifications_per_s']:.2f}/s), latency p50 {summary['latency_ms']['p50']:.0f} ms; "
+              f"JSON lines in {a.json_out}")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -131,6 +201,49 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--size", type=int, default=240, help="short side frames are scaled to (default 240)")
     fl.add_argument("--max-frames", type=int, default=50, help="frames to read (default 50)")
     fl.set_defaults(func=cmd_flow)
+
+    cam = sub.add_parser("camera", help="classify a live camera (or file, RTSP, CSI) with the student",
+                         description="Keep a rolling window of the last T frames (T from the model's metadata), "
+                                     "classify every --stride frames, smooth, and report JSON lines, events, an "
+                                     "annotated video, a live page or a window. Lost cameras are reopened.")
+    add_camera_args(cam)
+    cam.set_defaults(func=cmd_camera)
+
+    e = sub.add_parser("export", help="student checkpoint -> ONNX, simplified and parity-checked",
+                       description="Export the RGB student to ONNX (opset 17, input `clip` N x 3 x T x H x W, "
+                                   "output `logits`), simplify it (onnxsim), check it, and compare it with "
+                                   "PyTorch on real clips; writes the bundle metadata beside it.")
+    e.add_argument("checkpoint", help="student checkpoint (best.pt)")
+    e.add_argument("--out", help="ONNX path (default engines/<run>/student.onnx)")
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
+    g.add_argument("--dynamic-batch", action="store_true", help="a dynamic batch axis instead")
+    e.add_argument("--video", help="real footage for the parity check (default ../shared/data/vtest.avi)")
+    e.set_defaults(func=cmd_export)
+
+    be = sub.add_parser("build-engine", help="ONNX/checkpoint -> INT8 Q/DQ ONNX, FP16, TensorRT engine",
+                        description="Everything up to the engine runs anywhere: export (from a checkpoint), INT8 "
+                                    "calibration into a Q/DQ ONNX checked in ONNX Runtime, an fp16 ONNX. The "
+                                    "TensorRT engine is built where TensorRT and a GPU are; elsewhere the command "
+                                    "says so and exits with status 3.")
+    be.add_argument("model", nargs="?", help="ONNX or student checkpoint (default: engines/student.onnx, "
+                                             "then runs/demo/student/best.pt)")
+    be.add_argument("--fp16", action="store_true", help="FP16 engine (default when neither is given)")
+    be.add_argument("--int8", action="store_true", help="INT8 engine from a calibrated Q/DQ ONNX")
+    be.add_argument("--workspace", type=int, default=1024, help="TensorRT workspace in MB (default 1024)")
+    be.add_argument("--timing-cache", help="TensorRT timing cache file, reused across builds")
+    be.add_argument("--calib-data", help="folder of videos to calibrate on (default: the training split)")
+    be.add_argument("--calib-video", help="calibrate on clips of this video")
+    be.add_argument("--calib-camera", help="calibrate on frames from this camera (e.g. /dev/video0)")
+    be.add_argument("--calib-clips", type=int, default=32, help="calibration clips (default 32)")
+    be.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
+                    help="how activation ranges are chosen (default minmax)")
+    be.add_argument("--int8-stem", action="store_true",
+                    help="quantize the stem convolution too (default: keep it in float, measured faster)")
+    be.add_argument("--min-agreement", type=float, default=0.9,
+                    help="fail if INT8 agrees with fp32 on fewer clips than this (default 0.9)")
+    be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
+    be.set_defaults(func=cmd_build_engine)
 
     b = sub.add_parser("bench", help="benchmarks: the live pipeline, or the flow stage",
                        description="Benchmarks that print a table and save JSON. `bench flow` times OpenCV "

@@ -200,15 +200,12 @@ def _need_dir(p: Path, what: str):
 
 
 # -- frames and clips -----------------------------------------------------------------------
-def load_frames(item: VideoItem, spec: ClipSpec, synth_frames: int = 32, synth_size: int = 128) -> np.ndarray:
-    """Decoded frames of an item, short side already scaled to ``spec.resize``."""
+def load_frames(item: VideoItem, spec: ClipSpec) -> np.ndarray:
+    """Decoded frames of an item, short side already scaled to ``spec.resize``. A motion clip
+    rendered on the fly is drawn at that size directly, a few frames longer than one clip."""
     if item.path.startswith("synthetic://"):
         seed, label, index = (int(x) for x in item.path[len("synthetic://"):].split("/"))
-        frames = render_clip(label, seed, index, synth_frames, synth_size, synth_size)
-        if synth_size != spec.resize:
-            from .video import resize_short_side
-            frames = np.stack([resize_short_side(f, spec.resize) for f in frames])
-        return frames
+        return render_clip(label, seed, index, max(16, spec.span + 4), spec.resize, spec.resize)
     return read_frames(item.path, resize_short=spec.resize)
 
 

@@ -136,7 +136,7 @@ class ResNet3D(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> pooled features (N, D), the F of the distillation loss."""
-        if x.dim() != 5 or x.shape[1] != self.in_channels:
+        if not torch.jit.is_tracing() and (x.dim() != 5 or x.shape[1] != self.in_channels):
             raise ValueError(f"expected a clip (N, {self.in_channels}, T, H, W), got {tuple(x.shape)}")
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
@@ -208,3 +208,58 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
             h.remove()
         model.train(was_training)
     return total[0]
+
+
+# -- the two roles of FTSnet ----------------------------------------------------------------
+class FlowTeacher(nn.Module):
+    """M1 + M2: TV-L1 layers turn an RGB clip into flow, a 3D network (in_channels=2) classifies it.
+
+    ``forward(rgb)`` takes the *same normalised clip the student takes* (one preprocessing path):
+    it undoes the normalisation with the ClipSpec's mean/std, computes flow between consecutive
+    frames, scales it by ``1 / flow_scale`` and clamps it. ``forward_flow_features(flow)`` takes
+    flow already computed (a cache), in pixels, (N, 2, T-1, H, W).
+    """
+
+    def __init__(self, backbone: ResNet3D, mean, std, flow_scale: float = 2.0, flow_clip: float = 10.0,
+                 tvl1: Optional[nn.Module] = None):
+        super().__init__()
+        from .flow import TVL1
+
+        if backbone.in_channels != 2:
+            raise ValueError("the flow teacher's network takes 2 channels (x, y flow)")
+        self.tvl1 = tvl1 if tvl1 is not None else TVL1.fast()
+        self.backbone = backbone
+        self.flow_scale, self.flow_clip = float(flow_scale), float(flow_clip)
+        self.register_buffer("mean255", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1) * 255)
+        self.register_buffer("std255", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1, 1) * 255)
+        self.num_features = backbone.num_features
+
+    def flow(self, rgb: torch.Tensor) -> torch.Tensor:
+        """Normalised RGB clip (N, 3, T, H, W) -> flow in pixels (N, 2, T-1, H, W)."""
+        frames = (rgb * self.std255 + self.mean255).clamp(0, 255)
+        return self.tvl1(frames)
+
+    def normalise_flow(self, flow: torch.Tensor) -> torch.Tensor:
+        return (flow / self.flow_scale).clamp(-self.flow_clip, self.flow_clip)
+
+    def forward_flow_features(self, flow: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_features(self.normalise_flow(flow))
+
+    def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.forward_flow_features(self.flow(rgb))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.backbone.forward_head(features)
+
+    def forward(self, rgb: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(rgb))
+
+    def freeze(self) -> "FlowTeacher":
+        """After training: eval mode, no gradients (the student stage reads it only)."""
+        self.eval()
+        for p in self.parameters():
+            p.requires_grad_(False)
+        return self
+
+
+Student = ResNet3D  # the RGB network of FTSnet is a plain 3D ResNet: no flow at test time

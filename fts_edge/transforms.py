@@ -76,14 +76,9 @@ def preprocess_clip(frames: np.ndarray, spec: ClipSpec, train: bool = False,
     if not train:
         return np.stack([preprocess_frame(f, spec) for f in frames], axis=1)
     rng = rng or np.random.default_rng()
-    resized = [resize_short_side(f, spec.resize) for f in frames]
-    y, x = _crop_box(resized[0].shape[0], resized[0].shape[1], spec.size, rng)
-    flip = flip and bool(rng.integers(0, 2))
-    out = []
-    for f in resized:
-        c = f[y:y + spec.size, x:x + spec.size]
-        out.append(_normalise(c[:, ::-1] if flip else c, spec))
-    return np.stack(out, axis=1)
+    resized = np.stack([resize_short_side(f, spec.resize) for f in frames])
+    geometry = clip_geometry(resized.shape[1], resized.shape[2], spec, True, rng, flip)
+    return crop_clip(resized, geometry, spec)
 
 
 def denormalise(clip, spec: ClipSpec):
@@ -97,3 +92,40 @@ def denormalise(clip, spec: ClipSpec):
     if hasattr(clip, "new_tensor"):
         return clip * clip.new_tensor(std) + clip.new_tensor(mean)
     return clip * std + mean
+
+
+def clip_geometry(h: int, w: int, spec: ClipSpec, train: bool, rng: Optional[np.random.Generator],
+                  flip: bool = True):
+    """The crop (y, x) and flip of one clip from frames of h x w (already at spec.resize).
+    Evaluation: the centre, no flip. Shared by RGB frames and their cached flow."""
+    if not train:
+        y, x = _crop_box(h, w, spec.size, None)
+        return y, x, False
+    y, x = _crop_box(h, w, spec.size, rng)
+    return y, x, bool(flip and rng.integers(0, 2))
+
+
+def crop_flow(flow: np.ndarray, indices: np.ndarray, geometry, spec: ClipSpec) -> np.ndarray:
+    """Flow of a clip from a video's cached flow (T_video-1, 2, H, W): the pairs between the
+    clip's consecutive frames (summed over the stride), cropped and flipped like the frames
+    (a mirror negates x). Returns float32 (2, T-1, size, size)."""
+    y, x, flip = geometry
+    n = flow.shape[0]
+    pairs = []
+    for a, b in zip(indices[:-1], indices[1:]):
+        steps = [(a + k) % n for k in range(max(1, int(b - a) if b > a else spec.stride))]
+        pairs.append(sum(flow[s].astype(np.float32) for s in steps))
+    f = np.stack(pairs, axis=1)[:, :, y:y + spec.size, x:x + spec.size]
+    if flip:
+        f = f[:, :, :, ::-1].copy()
+        f[0] = -f[0]
+    return np.ascontiguousarray(f)
+
+
+def crop_clip(frames: np.ndarray, geometry, spec: ClipSpec) -> np.ndarray:
+    """Frames already at spec.resize (T, H, W, 3) -> normalised float32 (3, T, size, size)."""
+    y, x, flip = geometry
+    c = frames[:, y:y + spec.size, x:x + spec.size]
+    if flip:
+        c = c[:, :, ::-1]
+    return np.stack([_normalise(f, spec) for f in c], axis=1)

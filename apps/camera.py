@@ -1,0 +1,13 @@
+#!/usr/bin/env python3
+"""The live camera app, as a script: `python apps/camera.py --device /dev/video0`.
+
+The same code as `fts-edge camera`; the main loop (fts_edge/camera.py, `run`) reads:
+capture in a thread per source (ring buffer, each frame preprocessed once) -> take the newest
+windows -> one batched classification -> smooth -> events -> JSON line / overlay / page.
+"""
+import sys
+
+from fts_edge.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["camera"] + sys.argv[1:]))

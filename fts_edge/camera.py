@@ -1,0 +1,268 @@
+"""The live camera app: sources -> rolling windows -> one batched inference per step -> smoothing,
+events -> JSON lines, an annotated video, a browser page, a window; optionally the flow teacher
+beside the student (teacher mode), to check that the student still sees the motion the teacher sees.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .errors import FtsError, SourceError
+from .stream import Capture, ClipBuffer, EventDetector, Smoother, StreamState, topk
+
+log = logging.getLogger(__name__)
+DEFAULT_MODELS = ("engines/student.int8.engine", "engines/student.fp16.engine", "engines/student.int8.onnx",
+                  "engines/student.onnx", "runs/demo/engines/student.int8.onnx", "runs/demo/student/best.pt")
+
+
+def default_model() -> str:
+    from .engine import tensorrt_or_none
+
+    for p in DEFAULT_MODELS:
+        if Path(p).exists() and (not p.endswith(".engine") or tensorrt_or_none() is not None):
+            return p
+    raise FtsError("no model given and none found (" + ", ".join(DEFAULT_MODELS) + "); pass --model, or run "
+                   "`fts-edge demo` first")
+
+
+class JsonLines:
+    def __init__(self, path: Optional[str]):
+        self.f = open(path, "a", buffering=1) if path else sys.stdout
+
+    def __call__(self, row: dict):
+        self.f.write(json.dumps(row) + "\n")
+        self.f.flush()
+
+    def close(self):
+        if self.f is not sys.stdout:
+            self.f.close()
+
+
+class Teacher:
+    """The flow teacher beside the student: TV-L1 layers on CUDA where there is a GPU, else the CPU."""
+
+    def __init__(self, ckpt: str, spec, flow_dir: Optional[str], say):
+        import torch
+
+        from .checkpoint import build_from_checkpoint, load_checkpoint
+        from .clipspec import ClipSpec
+
+        ck = load_checkpoint(ckpt)
+        if ck.get("role") != "teacher":
+            raise FtsError(f"{ckpt}: --teacher needs a flow-teacher checkpoint (this one is {ck.get('role')!r})")
+        if ClipSpec.from_dict(ck["clip_spec"]) != spec:
+            raise FtsError(f"{ckpt}: the teacher was trained on other clips ({ck['clip_spec']}) than the student's")
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        if self.device == "cpu":
+            say({"type": "warning", "message": "teacher mode on the CPU: TV-L1 flow is slow here (no CUDA GPU)"})
+        self.model = build_from_checkpoint(ck, ckpt).to(self.device).freeze()
+        self.classes = ck["classes"]
+        self.flow_dir = Path(flow_dir) if flow_dir else None
+        self.agree = 0
+        self.n = 0
+
+    def __call__(self, clip: np.ndarray, student_top: int, tag: str):
+        import torch
+
+        from .flow import flow_to_color
+
+        with torch.no_grad():
+            x = torch.from_numpy(clip[None]).to(self.device)
+            flow = self.model.flow(x)
+            probs = torch.softmax(self.model.forward_head(self.model.forward_flow_features(flow)), 1)[0].cpu().numpy()
+        picture = flow_to_color(flow[0, :, -1].cpu().numpy())
+        if self.flow_dir is not None:
+            import cv2
+
+            from .artifacts import atomic_write_bytes
+            ok, buf = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
+            atomic_write_bytes(self.flow_dir / f"flow_{tag}.png", buf.tobytes())
+        agrees = int(np.argmax(probs)) == student_top
+        self.n += 1
+        self.agree += int(agrees)
+        return {"top": topk(probs, self.classes, 3), "agrees": agrees,
+                "agreement_so_far": self.agree / self.n}, picture
+
+
+def overlay(frame_rgb: np.ndarray, label: str, score: float, fps: float, latency_ms: float,
+            flow_picture: Optional[np.ndarray] = None) -> np.ndarray:
+    """Frame with the label, a confidence bar, FPS and latency; the flow picture beside it if given. BGR."""
+    import cv2
+
+    img = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    h, w = img.shape[:2]
+    scale = max(0.4, w / 800)
+    cv2.rectangle(img, (0, 0), (w, int(58 * scale)), (0, 0, 0), -1)
+    cv2.putText(img, f"{label} {score:.0%}", (8, int(24 * scale)), cv2.FONT_HERSHEY_SIMPLEX, 0.8 * scale,
+                (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    cv2.rectangle(img, (8, int(34 * scale)), (8 + int((w // 3) * score), int(46 * scale)), (0, 200, 0), -1)
+    cv2.putText(img, f"{fps:.1f} cls/s  {latency_ms:.0f} ms", (w // 2, int(24 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
+                0.6 * scale, (200, 200, 200), 1, cv2.LINE_AA)
+    if flow_picture is not None:
+        fp = cv2.resize(cv2.cvtColor(flow_picture, cv2.COLOR_RGB2BGR), (h * flow_picture.shape[1] // flow_picture.shape[0], h))
+        img = np.concatenate([img, fp], axis=1)
+    return img
+
+
+class Outputs:
+    """Where annotated frames go: a video file, the browser page, a window."""
+
+    def __init__(self, output: Optional[str], serve: Optional[str], display: bool, fps: float, say):
+        self.writer = None
+        self.output, self.fps = output, fps
+        self.server = None
+        self.display = display
+        if serve:
+            from .serve import LiveServer
+            host, _, port = serve.rpartition(":")
+            self.server = LiveServer(host or "127.0.0.1", int(port))
+            say({"type": "serving", "url": self.server.url})
+        if display:
+            import cv2
+            try:
+                cv2.namedWindow("fts-edge", cv2.WINDOW_NORMAL)
+            except cv2.error:
+                raise FtsError("--display: this OpenCV has no GUI support (opencv-*-headless, or no screen); "
+                               "use --serve HOST:PORT or --output FILE")
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.output or self.server or self.display)
+
+    def __call__(self, img_bgr: np.ndarray, status: dict):
+        import cv2
+
+        if self.output:
+            if self.writer is None:
+                Path(self.output).parent.mkdir(parents=True, exist_ok=True)
+                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.output.endswith(".mp4") else "MJPG"))
+                self.writer = cv2.VideoWriter(self.output, fourcc, self.fps, (img_bgr.shape[1], img_bgr.shape[0]))
+            self.writer.write(img_bgr)
+        if self.server:
+            self.server.update(img_bgr, status)
+        if self.display:
+            cv2.imshow("fts-edge", img_bgr)
+            cv2.waitKey(1)
+
+    def close(self):
+        if self.writer is not None:
+            self.writer.release()
+        if self.server:
+            self.server.close()
+
+
+def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth: int = 3, k: int = 3,
+        on: float = 0.6, off: float = 0.4, realtime: bool = False, json_out: Optional[str] = None,
+        output: Optional[str] = None, serve: Optional[str] = None, display: bool = False,
+        teacher: Optional[str] = None, flow_dir: Optional[str] = None, max_windows: Optional[int] = None,
+        max_retries: int = 0, threads: int = 0, device: Optional[str] = None, sources=None) -> Dict:
+    """Run the app until the sources end (or ``max_windows`` classifications). Returns the summary.
+    ``sources`` (already opened Source objects) may stand in for ``inputs`` (tests, embedding)."""
+    from .runtime import load_classifier
+    from .sources import Resilient, open_source
+
+    say = JsonLines(json_out)
+    clf = load_classifier(model or default_model(), device=device, threads=threads)
+    spec = clf.spec
+    if stride < 1:
+        raise FtsError("--stride must be >= 1")
+    if sources is None:
+        if not inputs:
+            raise FtsError("no input: give --device /dev/video0 or --input URI (a file, rtsp://, csi://0, synthetic://)")
+        sources = []
+        for uri in inputs:
+            first = open_source(uri, realtime)
+            sources.append(Resilient((lambda u=uri: open_source(u, realtime)), uri, max_retries, on_event=say)
+                           if first.live else first)
+            if first.live:
+                first.close()
+    uris = [getattr(s, "uri", f"source{i}") for i, s in enumerate(sources)]
+    tch = Teacher(teacher, spec, flow_dir, say) if teacher else None
+    outs = Outputs(output, serve, display, fps=getattr(sources[0], "fps", 25.0) / stride, say=say)
+    states = [StreamState(u, ClipBuffer(spec), stride) for u in uris]
+    stop = threading.Event()
+    caps = [Capture(i, s, st, drop=bool(getattr(s, "live", False) or realtime), keep_frame=outs.wanted,
+                    stop=stop, on_event=say) for i, (s, st) in enumerate(zip(sources, states))]
+    say({"type": "start", "model": clf.describe(), "inputs": uris, "clip": spec.to_dict(), "stride": stride,
+         "classes": len(clf.classes)})
+    smoothers = [Smoother(smooth) for _ in states]
+    detectors = [EventDetector(clf.classes, on, off) for _ in states]
+    latencies, infer_ms, n_cls = [], [], 0
+    t_start = time.perf_counter()
+    for c in caps:
+        c.start()
+    try:
+        while True:
+            ready = Capture.take(states)
+            if not ready:
+                if all(st.ended for st in states):
+                    break
+                continue
+            t0 = time.perf_counter()
+            probs = clf.classify(np.stack([w.clip for w in ready]))  # one batched inference for all sources
+            t1 = time.perf_counter()
+            infer_ms.append((t1 - t0) * 1000)
+            for w, p in zip(ready, probs):
+                n_cls += 1
+                lat = (t1 - w.captured_at) * 1000
+                latencies.append(lat)
+                sm = smoothers[w.source](p)
+                now = time.time()
+                row = {"type": "prediction", "time": now, "source": uris[w.source], "frame": w.frame,
+                       "top": topk(p, clf.classes, k), "smoothed": topk(sm, clf.classes, k),
+                       "latency_ms": round(lat, 2), "inference_ms": round(infer_ms[-1], 2),
+                       "dropped_windows": states[w.source].dropped}
+                picture = None
+                if tch is not None:
+                    row["teacher"], picture = tch(w.clip, int(np.argmax(p)), f"{w.source}_{w.frame:06d}")
+                say(row)
+                for ev in detectors[w.source](sm, w.frame, now):
+                    ev["source"] = uris[w.source]
+                    say(ev)
+                if outs.wanted and w.frame_rgb is not None:
+                    rate = n_cls / max(time.perf_counter() - t_start, 1e-9)
+                    best = int(np.argmax(sm))
+                    outs(overlay(w.frame_rgb, clf.classes[best], float(sm[best]), rate, lat, picture),
+                         {"label": clf.classes[best], "score": float(sm[best]), "frame": w.frame,
+                          "latency_ms": lat, "classifications_per_s": rate})
+            if max_windows and n_cls >= max_windows:
+                break
+    except KeyboardInterrupt:
+        say({"type": "stopped", "reason": "interrupted"})
+    finally:
+        stop.set()
+        for st in states:
+            with st.cond:
+                st.cond.notify_all()
+        for c in caps:
+            c.join(timeout=2)
+        for s in sources:
+            try:
+                s.close()
+            except Exception:
+                pass
+        outs.close()
+    wall = time.perf_counter() - t_start
+    lat = np.array(latencies) if latencies else np.zeros(1)
+    summary = {"type": "summary", "seconds": round(wall, 3), "classifications": n_cls,
+               "classifications_per_s": round(n_cls / max(wall, 1e-9), 3),
+               "latency_ms": {q: round(float(np.percentile(lat, v)), 2) for q, v in
+                              (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
+               "inference_ms_p50": round(float(np.median(infer_ms)), 2) if infer_ms else None,
+               "sources": [{"uri": st.uri, "frames": st.frames, "windows": st.windows, "dropped_windows": st.dropped,
+                            "error": st.error} for st in states]}
+    if tch is not None:
+        summary["teacher_agreement"] = tch.agree / max(tch.n, 1)
+    say(summary)
+    say.close()
+    errors = [st.error for st in states if st.error]
+    if errors and n_cls == 0:
+        raise SourceError(errors[0])
+    return summary

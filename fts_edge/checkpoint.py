@@ -1,0 +1,100 @@
+"""Checkpoints and bundle metadata. Written atomically; loaded with ``weights_only=True``.
+
+A checkpoint is one dict: model, optimizer, scheduler, epoch (completed), best_metric, config,
+clip_spec, classes, arch (how to rebuild the network), role, flow settings and tool versions.
+Everything but the tensors is plain Python types, so ``torch.load(weights_only=True)`` reads it.
+"""
+from __future__ import annotations
+
+import io
+import json
+import platform
+from pathlib import Path
+from typing import Dict
+
+import torch
+
+from .artifacts import atomic_write_bytes, atomic_write_text, sha256_file
+from .clipspec import ClipSpec
+from .errors import CheckpointError
+
+
+def versions() -> Dict[str, str]:
+    import numpy
+
+    out = {"python": platform.python_version(), "torch": str(torch.__version__), "numpy": str(numpy.__version__)}
+    from . import __version__
+    out["fts_edge"] = __version__
+    for mod in ("onnx", "onnxruntime", "cv2"):
+        try:
+            out[mod] = str(__import__(mod).__version__)
+        except Exception:  # absent or broken: record that, never fail for it
+            pass
+    return out
+
+
+def save_checkpoint(path, ckpt: dict) -> Path:
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such checkpoint")
+    try:
+        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"{p}: not a readable fts-edge checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+    if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
+        raise CheckpointError(f"{p}: not an fts-edge checkpoint (no model/arch entries)")
+    return ckpt
+
+
+def build_from_checkpoint(ckpt: dict, path="checkpoint"):
+    """Rebuild the network a checkpoint describes and load its weights (strictly)."""
+    from .models import FlowTeacher, create_model
+
+    arch = ckpt["arch"]
+    try:
+        net = create_model(arch["model"], arch["num_classes"], in_channels=arch["in_channels"], width=arch["width"])
+        if ckpt.get("role") == "teacher":
+            spec = ClipSpec.from_dict(ckpt["clip_spec"])
+            from .flow import TVL1
+            tv = TVL1.fast() if ckpt.get("flow", {}).get("preset", "fast") == "fast" else TVL1()
+            net = FlowTeacher(net, spec.mean, spec.std, flow_scale=ckpt.get("flow", {}).get("scale", 2.0), tvl1=tv)
+        net.load_state_dict(ckpt["model"], strict=True)
+    except (RuntimeError, KeyError, ValueError) as e:
+        raise CheckpointError(f"{path}: weights do not fit the architecture it names "
+                              f"({arch.get('model')}, width {arch.get('width')}): {str(e).splitlines()[0][:200]}")
+    return net.eval()
+
+
+def bundle_metadata(ckpt: dict, ckpt_path=None) -> dict:
+    """The bundle metadata every later stage reads: classes, ClipSpec, backbone, provenance."""
+    meta = {"classes": ckpt["classes"], "clip_spec": ckpt["clip_spec"], "arch": ckpt["arch"],
+            "role": ckpt.get("role"), "input_names": ["clip"], "output_names": ["logits"],
+            "versions": versions()}
+    cfg = ckpt.get("config") or {}
+    meta["dataset"] = {k: cfg.get(k) for k in ("dataset", "root", "splits", "split", "per_class", "num_classes")}
+    if ckpt_path is not None:
+        meta["checkpoint_sha256"] = sha256_file(ckpt_path)
+    return meta
+
+
+def write_metadata(path, meta: dict) -> Path:
+    return atomic_write_text(path, json.dumps(meta, indent=2))
+
+
+def read_metadata(path) -> dict:
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: bundle metadata missing (it is written beside every checkpoint, ONNX and engine)")
+    try:
+        meta = json.loads(p.read_text())
+        ClipSpec.from_dict(meta["clip_spec"])
+        meta["classes"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"{p}: malformed bundle metadata ({e})")
+    return meta

@@ -1,0 +1,41 @@
+"""The distillation of FTSnet: CE(P_rgb, T) + alpha * MSE(F_rgb, F_flow).
+
+F are the pooled features before each network's classifier. The teacher is frozen (eval mode,
+no gradients) and its features are detached, as in MARS. Where the widths differ, a linear
+projection maps the student's features to the teacher's (trained with the student, not exported).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Chosen by the sweep on the motion dataset (train/sweep_alpha.py); MARS uses 50 on Kinetics.
+DEFAULT_ALPHA = 50.0
+
+
+def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.Tensor, f_flow: torch.Tensor,
+                      alpha: float = DEFAULT_ALPHA, mode: str = "ftsnet"):
+    """Returns (loss, ce, mse). mode "ftsnet": CE + alpha * MSE. mode "mers" (MARS's pure mimic
+    ablation): the backbone learns from MSE alone; the classifier learns CE on detached features
+    (the caller passes logits computed from ``f_rgb.detach()``)."""
+    mse = F.mse_loss(f_rgb, f_flow.detach())
+    ce = F.cross_entropy(logits, target)
+    if mode == "ftsnet":
+        return ce + alpha * mse, ce, mse
+    if mode == "mers":
+        return ce + mse, ce, mse
+    raise ValueError(f"unknown distillation mode {mode!r} (ftsnet, mers)")
+
+
+class FeatureProjection(nn.Module):
+    """Identity when the widths agree, else a linear map from student to teacher width."""
+
+    def __init__(self, d_student: int, d_teacher: int):
+        super().__init__()
+        self.proj: Optional[nn.Linear] = nn.Linear(d_student, d_teacher) if d_student != d_teacher else None
+
+    def forward(self, f: torch.Tensor) -> torch.Tensor:
+        return f if self.proj is None else self.proj(f)

@@ -1,0 +1,169 @@
+"""Live classification of a frame stream: a rolling window of the last T frames, kept as a ring
+(no shifting of T frames per new frame), each frame preprocessed once as it arrives.
+
+* No classification until the window is full (never a zero-padded window at start-up).
+* One classification every ``stride`` frames; scores smoothed over the last ``smooth`` windows.
+* Events with hysteresis: an action starts when its smoothed score passes ``on``, ends when it
+  falls below ``off``.
+* Capture runs in its own thread. For live sources (and files played in real time) a slow model
+  never stalls the camera: only the newest window waits for the model, and every window replaced
+  before the model took it is counted as dropped. Files read as fast as possible classify every
+  window instead (back-pressure), so offline and live results agree window for window.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Deque, Dict, List, Optional
+
+import numpy as np
+
+from .clipspec import ClipSpec
+from .transforms import preprocess_frame
+
+
+class ClipBuffer:
+    """Ring of the last T preprocessed frames, (T, 3, S, S) float32."""
+
+    def __init__(self, spec: ClipSpec):
+        self.spec = spec
+        self.ring = np.zeros((spec.frames, 3, spec.size, spec.size), np.float32)
+        self.count = 0  # frames pushed so far
+
+    def push(self, frame_rgb: np.ndarray) -> None:
+        self.ring[self.count % self.spec.frames] = preprocess_frame(frame_rgb, self.spec)
+        self.count += 1
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.spec.frames
+
+    def window(self) -> np.ndarray:
+        """The last T frames in time order, as a clip (3, T, S, S)."""
+        if not self.full:
+            raise RuntimeError("the window is not full yet")
+        start = self.count % self.spec.frames  # oldest frame's slot
+        ordered = np.concatenate([self.ring[start:], self.ring[:start]]) if start else self.ring
+        return np.ascontiguousarray(ordered.transpose(1, 0, 2, 3))
+
+
+class Smoother:
+    def __init__(self, k: int):
+        self.k = max(1, k)
+        self.hist: Deque[np.ndarray] = deque(maxlen=self.k)
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        self.hist.append(probs)
+        return np.mean(self.hist, axis=0)
+
+
+class EventDetector:
+    """Hysteresis per class: start above ``on``, end below ``off``."""
+
+    def __init__(self, classes: List[str], on: float = 0.6, off: float = 0.4):
+        if not 0 <= off <= on <= 1:
+            raise ValueError("event thresholds need 0 <= off <= on <= 1")
+        self.classes, self.on, self.off = classes, on, off
+        self.active: Dict[int, dict] = {}
+
+    def __call__(self, smoothed: np.ndarray, frame: int, t: float) -> List[dict]:
+        events = []
+        for c, s in enumerate(smoothed):
+            if c not in self.active and s >= self.on:
+                self.active[c] = {"frame": frame, "time": t}
+                events.append({"type": "event", "event": "start", "label": self.classes[c], "score": float(s),
+                               "frame": frame, "time": t})
+            elif c in self.active and s < self.off:
+                began = self.active.pop(c)
+                events.append({"type": "event", "event": "end", "label": self.classes[c], "score": float(s),
+                               "frame": frame, "time": t, "started_frame": began["frame"],
+                               "duration_s": t - began["time"]})
+        return events
+
+
+@dataclass
+class Window:
+    source: int
+    frame: int  # index of the newest frame in the window
+    clip: np.ndarray
+    captured_at: float  # perf_counter when the newest frame arrived
+    frame_rgb: Optional[np.ndarray] = None
+
+
+@dataclass
+class StreamState:
+    """Per-source state: the buffer, counters and the capture thread's hand-off slot."""
+
+    uri: str
+    buffer: ClipBuffer
+    stride: int
+    frames: int = 0
+    windows: int = 0
+    dropped: int = 0
+    ended: bool = False
+    error: Optional[str] = None
+    slot: Optional[Window] = None
+    cond: threading.Condition = field(default_factory=threading.Condition)
+
+
+class Capture(threading.Thread):
+    """Reads one source in its own thread, preprocesses each frame once into the ring, and hands
+    every ``stride``-th full window to the model through a one-window slot."""
+
+    def __init__(self, index: int, source, state: StreamState, drop: bool, keep_frame: bool,
+                 stop: threading.Event, on_event=None):
+        super().__init__(daemon=True, name=f"capture-{index}")
+        self.index, self.source, self.state, self.drop = index, source, state, drop
+        self.keep_frame, self.stop, self.on_event = keep_frame, stop, on_event or (lambda e: None)
+
+    def run(self):
+        st = self.state
+        try:
+            while not self.stop.is_set():
+                frame = self.source.read()
+                if frame is None:
+                    break
+                t = time.perf_counter()
+                st.buffer.push(frame)
+                st.frames += 1
+                if st.buffer.full and (st.buffer.count - st.buffer.spec.frames) % st.stride == 0:
+                    w = Window(self.index, st.buffer.count - 1, st.buffer.window(), t,
+                               frame if self.keep_frame else None)
+                    with st.cond:
+                        if not self.drop:
+                            while st.slot is not None and not self.stop.is_set():
+                                st.cond.wait(0.1)
+                        elif st.slot is not None:
+                            st.dropped += 1
+                        st.slot = w
+                        st.windows += 1
+                        st.cond.notify_all()
+        except Exception as e:  # a source that gave up: reported by the loop, never a traceback
+            st.error = f"{type(e).__name__}: {e}" if not hasattr(e, "exit_code") else str(e)
+        finally:
+            with st.cond:
+                st.ended = True
+                st.cond.notify_all()
+
+    @staticmethod
+    def take(states: List[StreamState], timeout: float = 0.5) -> List[Window]:
+        """The windows ready now (at most one per source), waiting up to ``timeout`` for one."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            ready = []
+            for st in states:
+                with st.cond:
+                    if st.slot is not None:
+                        ready.append(st.slot)
+                        st.slot = None
+                        st.cond.notify_all()
+            if ready or all(st.ended for st in states) or time.perf_counter() > deadline:
+                return ready
+            time.sleep(0.002)
+
+
+def topk(probs: np.ndarray, classes: List[str], k: int = 3) -> List[dict]:
+    idx = np.argsort(-probs)[:k]
+    return [{"label": classes[i], "score": round(float(probs[i]), 6)} for i in idx]

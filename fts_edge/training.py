@@ -1,0 +1,472 @@
+"""Training on a workstation: the flow teacher, the RGB baseline and the distilled student share
+one loop. The loop is deterministic on the CPU for a seed (data order, crops and flips are
+functions of (seed, epoch, index)), writes its checkpoint atomically after every epoch, and
+``resume`` continues from the last finished epoch to the same weights an uninterrupted run ends
+with. Under ``torchrun`` it runs DistributedDataParallel (NCCL on GPUs, gloo on CPUs); only
+rank 0 logs and saves.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, save_checkpoint, versions,
+                         write_metadata)
+from .clipspec import ClipSpec
+from .datasets import DatasetIndex, VideoItem, dataset_index, load_frames
+from .distill import DEFAULT_ALPHA, FeatureProjection, distillation_loss
+from .errors import CheckpointError, DatasetError, FtsError, VideoError
+from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
+
+log = logging.getLogger(__name__)
+ROLES = ("teacher", "rgb", "student")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    role: str = "rgb"  # teacher (flow), rgb (baseline, alpha = 0), student (distilled)
+    out: str = "runs/train"
+    # data
+    dataset: str = "synthetic"
+    root: Optional[str] = None
+    splits: Optional[str] = None
+    split: int = 1
+    per_class: int = 40  # synthetic, rendered on the fly
+    num_classes: int = 10  # synthetic
+    frames: int = 25
+    size: int = 112
+    resize: int = 128
+    stride: int = 1
+    # network
+    model: str = "r3d_18"
+    width: float = 1.0
+    # optimisation (the paper: SGD lr 0.1, momentum 0.9, weight decay 5e-4)
+    epochs: int = 30
+    batch_size: int = 16
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # cosine | step
+    warmup_epochs: int = 1
+    clip_grad: float = 5.0  # max gradient norm (0: off); distillation at alpha 50, lr 0.1 diverged without it
+    # distillation
+    teacher: Optional[str] = None
+    alpha: float = DEFAULT_ALPHA
+    mode: str = "ftsnet"  # ftsnet | mers
+    # flow
+    flow_preset: str = "fast"
+    flow_scale: float = 2.0
+    flow_cache: Optional[str] = None
+    # run
+    seed: int = 0
+    eval_clips: int = 1
+    device: str = "cpu"
+    threads: int = 0
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
+        if self.role == "student" and not self.teacher and self.alpha > 0:
+            raise ValueError("the student needs --teacher CKPT (or --alpha 0 for the RGB baseline)")
+        if self.schedule not in ("cosine", "step"):
+            raise ValueError("schedule must be cosine or step")
+
+    @property
+    def spec(self) -> ClipSpec:
+        return ClipSpec(frames=self.frames, size=self.size, resize=self.resize, stride=self.stride)
+
+    def index(self) -> DatasetIndex:
+        return dataset_index(self.dataset, self.root, self.splits, self.split, self.seed if self.dataset == "folder" else 0,
+                             self.per_class, self.num_classes)
+
+
+# -- data -----------------------------------------------------------------------------------
+class ClipSet(torch.utils.data.Dataset):
+    """Clips for training and evaluation: RGB, cached flow cropped the same way, or both.
+
+    Unreadable videos are reported once and replaced by the next readable one; an epoch never stops.
+    """
+
+    def __init__(self, items: List[VideoItem], spec: ClipSpec, train: bool, flip: bool, rgb: bool = True,
+                 flow_cache=None, seed: int = 0, cache_frames: bool = True):
+        if not items:
+            raise DatasetError("the dataset subset is empty")
+        self.items, self.spec, self.train, self.flip = list(items), spec, train, flip
+        self.rgb, self.flow_cache, self.seed, self.cache_frames = rgb, flow_cache, seed, cache_frames
+        self.epoch = 0
+        self._frames: Dict[int, np.ndarray] = {}
+        self.unreadable: Dict[str, str] = {}
+
+    def __len__(self):
+        return len(self.items)
+
+    def set_epoch(self, epoch: int):
+        self.epoch = epoch
+
+    def _load(self, i):
+        if i not in self._frames:
+            f = load_frames(self.items[i], self.spec)
+            if not self.cache_frames:
+                return f
+            self._frames[i] = f
+        return self._frames[i]
+
+    def __getitem__(self, i):
+        for k in range(len(self.items)):
+            j = (i + k) % len(self.items)
+            if self.items[j].path in self.unreadable:
+                continue
+            try:
+                frames = self._load(j)
+            except VideoError as e:
+                self.unreadable[self.items[j].path] = str(e)
+                log.warning("skipping unreadable video: %s", e)
+                continue
+            return self._sample(frames, j)
+        raise DatasetError("every video in this subset is unreadable")
+
+    def _sample(self, frames, j):
+        rng = np.random.default_rng([self.seed, self.epoch, j])
+        (idx,) = sample_indices(len(frames), self.spec, "random" if self.train else "center", rng)
+        geom = clip_geometry(frames.shape[1], frames.shape[2], self.spec, self.train, rng, self.flip)
+        out = {"label": self.items[j].label, "index": j}
+        if self.rgb:
+            out["rgb"] = torch.from_numpy(crop_clip(frames[idx], geom, self.spec))
+        if self.flow_cache is not None:
+            flow = self.flow_cache.get(self.items[j].path, frames)
+            out["flow"] = torch.from_numpy(crop_flow(flow, idx, geom, self.spec))
+        return out
+
+
+def make_flow_cache(cfg: TrainConfig):
+    from .flow import TVL1
+    from .flowcache import FlowCache
+
+    solver = TVL1.fast() if cfg.flow_preset == "fast" else TVL1()
+    folder = cfg.flow_cache or str(Path(cfg.out).parent / "flow_cache")
+    return FlowCache(solver, folder, device=cfg.device)
+
+
+def warm_flow_cache(ds: ClipSet, progress=None, desc="computing flow (once)"):
+    """Compute every video's flow before training, with a progress bar (it is the slow part)."""
+    if ds.flow_cache is None:
+        return
+    it = range(len(ds))
+    for i in (progress(it, desc=desc, unit="video") if progress else it):
+        try:
+            ds.flow_cache.get(ds.items[i].path, ds._load(i))
+        except VideoError as e:
+            ds.unreadable[ds.items[i].path] = str(e)
+
+
+# -- distributed ----------------------------------------------------------------------------
+def dist_info():
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return world, rank, local
+
+
+def init_distributed(device: str):
+    world, rank, local = dist_info()
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if device.startswith("cuda") else "gloo"
+        if device.startswith("cuda"):
+            torch.cuda.set_device(local)
+        torch.distributed.init_process_group(backend=backend)
+    return world, rank, local
+
+
+# -- the networks of each role --------------------------------------------------------------
+def build_networks(cfg: TrainConfig, num_classes: int):
+    """(trainable model, frozen teacher or None, projection or None)."""
+    from .models import FlowTeacher, create_model
+
+    torch.manual_seed(cfg.seed)
+    in_ch = 2 if cfg.role == "teacher" else 3
+    net = create_model(cfg.model, num_classes, in_channels=in_ch, width=cfg.width)
+    teacher, proj = None, None
+    if cfg.role == "teacher":
+        from .flow import TVL1
+        spec = cfg.spec
+        net = FlowTeacher(net, spec.mean, spec.std, flow_scale=cfg.flow_scale,
+                          tvl1=TVL1.fast() if cfg.flow_preset == "fast" else TVL1())
+    if cfg.role == "student" and cfg.alpha > 0:
+        tck = load_checkpoint(cfg.teacher)
+        if tck.get("role") != "teacher":
+            raise CheckpointError(f"{cfg.teacher}: not a flow-teacher checkpoint (role {tck.get('role')!r})")
+        if tck["arch"]["num_classes"] != num_classes:
+            raise CheckpointError(f"{cfg.teacher}: the teacher knows {tck['arch']['num_classes']} classes, "
+                                  f"this dataset has {num_classes}")
+        teacher = build_from_checkpoint(tck, cfg.teacher).freeze()
+        proj = FeatureProjection(net.num_features, teacher.num_features)
+    return net, teacher, proj
+
+
+class RoleForward(nn.Module):
+    """What one training step runs, as one module (so DistributedDataParallel can wrap it):
+    input -> (logits, features for the mimic loss or None)."""
+
+    def __init__(self, net: nn.Module, role: str, proj: Optional[nn.Module] = None, mode: str = "ftsnet"):
+        super().__init__()
+        self.net, self.role, self.proj, self.mode = net, role, proj, mode
+
+    def forward(self, x):
+        if self.role == "teacher":
+            return self.net.forward_head(self.net.forward_flow_features(x)), None
+        f = self.net.forward_features(x)
+        logits = self.net.forward_head(f.detach() if self.mode == "mers" else f)
+        return logits, (self.proj(f) if self.proj is not None else None)
+
+
+def arch_of(cfg: TrainConfig, num_classes: int) -> dict:
+    return {"model": cfg.model, "width": cfg.width, "num_classes": num_classes,
+            "in_channels": 2 if cfg.role == "teacher" else 3}
+
+
+# -- schedule -------------------------------------------------------------------------------
+def lr_factor(cfg: TrainConfig, epoch: int) -> float:
+    if epoch < cfg.warmup_epochs:
+        return (epoch + 1) / (cfg.warmup_epochs + 1)
+    e = epoch - cfg.warmup_epochs
+    n = max(1, cfg.epochs - cfg.warmup_epochs)
+    if cfg.schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * e / n))
+    return 0.1 ** (e // max(1, n // 3))
+
+
+# -- evaluation -----------------------------------------------------------------------------
+@torch.no_grad()
+def predict(model, ds: ClipSet, key: str, batch_size: int = 16, device="cpu", flow_input=False) -> Dict:
+    """Softmax scores and labels for every clip of ``ds``, with the throughput (clips/s)."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    probs, labels, seconds = [], [], 0.0
+    for batch in loader:
+        x = batch[key].to(device)
+        t = time.perf_counter()
+        if flow_input:
+            logits = model.forward_head(model.forward_flow_features(x))
+        else:
+            logits = model(x)
+        seconds += time.perf_counter() - t
+        probs.append(F.softmax(logits.float(), 1).cpu())
+        labels.append(batch["label"])
+    p, y = torch.cat(probs), torch.cat(labels)
+    return {"probs": p, "labels": y, "clips_per_s": len(y) / max(seconds, 1e-9)}
+
+
+def metrics(probs: torch.Tensor, labels: torch.Tensor) -> Dict:
+    k = min(5, probs.shape[1])
+    topk = probs.topk(k, 1).indices
+    return {"top1": float((topk[:, 0] == labels).float().mean() * 100),
+            "top5": float((topk == labels[:, None]).any(1).float().mean() * 100), "n": int(len(labels))}
+
+
+def confusion(probs: torch.Tensor, labels: torch.Tensor, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), np.int64)
+    for t, p in zip(labels.tolist(), probs.argmax(1).tolist()):
+        cm[t, p] += 1
+    return cm
+
+
+# -- the loop -------------------------------------------------------------------------------
+def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: Optional[int] = None) -> Dict:
+    """Train one role. Returns the final summary (best/last metrics and paths).
+
+    ``stop_after_steps`` (for tests of resuming) returns early after that many optimiser steps,
+    as a kill would, without saving anything beyond the last finished epoch.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    world, rank, _ = init_distributed(cfg.device)
+    master = rank == 0
+    out = Path(cfg.out)
+    index = cfg.index()
+    spec = cfg.spec
+    num_classes = len(index.classes)
+    need_flow = cfg.role == "teacher" or (cfg.role == "student" and cfg.alpha > 0)
+    cache = make_flow_cache(cfg) if need_flow else None
+    train_ds = ClipSet(index.train, spec, True, index.flip, rgb=cfg.role != "teacher", flow_cache=cache, seed=cfg.seed)
+    val_ds = ClipSet(index.test, spec, False, index.flip, rgb=cfg.role != "teacher",
+                     flow_cache=cache if cfg.role == "teacher" else None, seed=cfg.seed)
+    if cache is not None and master:
+        warm_flow_cache(train_ds, progress)
+        if cfg.role == "teacher":
+            warm_flow_cache(val_ds, progress, desc="computing flow (validation)")
+
+    net, teacher, proj = build_networks(cfg, num_classes)
+    dev = torch.device(cfg.device)
+    net.to(dev)
+    if teacher is not None:
+        teacher.to(dev)
+    params = list(net.parameters()) + (list(proj.parameters()) if proj is not None else [])
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
+    start, best = 0, -1.0
+    last_path = out / "last.pt"
+    if resume and last_path.exists():
+        ck = load_checkpoint(last_path)
+        if ck.get("config", {}).get("role") != cfg.role or ck["arch"] != arch_of(cfg, num_classes):
+            raise CheckpointError(f"{last_path}: a different run (role/architecture) is in {out}; "
+                                  "use another --out or remove it")
+        net.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        if proj is not None and ck.get("projection"):
+            proj.load_state_dict(ck["projection"])
+        start, best = ck["epoch"], ck["best_metric"]
+        if master:
+            log.info("resuming %s from epoch %d (best top-1 %.1f)", out, start, best)
+    step_module = RoleForward(net, cfg.role, proj, cfg.mode)
+    if world > 1:
+        if dev.type == "cuda":  # batch statistics over the global batch, as one process would see it
+            step_module = nn.SyncBatchNorm.convert_sync_batchnorm(step_module)
+        model = nn.parallel.DistributedDataParallel(step_module)
+    else:
+        model = step_module
+    per_rank = cfg.batch_size // world
+    if per_rank * world != cfg.batch_size:
+        raise ValueError(f"batch size {cfg.batch_size} does not split over {world} processes")
+
+    steps = 0
+    summary = {}
+    for epoch in range(start, cfg.epochs):
+        train_ds.set_epoch(epoch)
+        order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch)).tolist()
+        nb = len(order) // cfg.batch_size  # full global batches only: every rank sees the same count
+        net.train()
+        if proj is not None:
+            proj.train()
+        tot = {"loss": 0.0, "ce": 0.0, "mse": 0.0, "correct": 0, "n": 0}
+        bar = progress(range(nb), desc=f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}", unit="batch") \
+            if (progress and master) else range(nb)
+        t0 = time.perf_counter()
+        for b in bar:
+            ids = order[b * cfg.batch_size + rank * per_rank: b * cfg.batch_size + (rank + 1) * per_rank]
+            batch = torch.utils.data.default_collate([train_ds[i] for i in ids])
+            y = batch["label"].to(dev)
+            x = batch["flow" if cfg.role == "teacher" else "rgb"].to(dev)
+            logits, f_rgb = model(x)
+            if teacher is not None:
+                with torch.no_grad():
+                    f_flow = teacher.forward_flow_features(batch["flow"].to(dev))
+                loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode)
+            else:
+                loss = ce = F.cross_entropy(logits, y)
+                mse = torch.zeros(())
+            if not torch.isfinite(loss):
+                raise FtsError(f"{cfg.role}: the loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}; "
+                               f"lower --lr (now {cfg.lr}) or --alpha (now {cfg.alpha}); the last good epoch is in {last_path}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()  # under DDP, gradients are averaged over processes here
+            if cfg.clip_grad:
+                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
+            opt.step()
+            steps += 1
+            n = len(y)
+            tot["loss"] += loss.item() * n
+            tot["ce"] += ce.item() * n
+            tot["mse"] += mse.item() * n
+            tot["correct"] += int((logits.argmax(1) == y).sum())
+            tot["n"] += n
+            if hasattr(bar, "set_postfix"):
+                bar.set_postfix(loss=f"{tot['loss'] / tot['n']:.3f}", acc=f"{100 * tot['correct'] / tot['n']:.1f}")
+            if stop_after_steps is not None and steps >= stop_after_steps:
+                return {"stopped_at_step": steps, "epoch": epoch}
+        sched.step()
+        train_s = time.perf_counter() - t0
+        if not master:
+            continue
+        if cfg.role == "teacher":
+            pv = predict(net, val_ds, "flow", device=dev, flow_input=True)
+        else:
+            pv = predict(net, val_ds, "rgb", device=dev)
+        m = metrics(pv["probs"], pv["labels"])
+        is_best = m["top1"] > best
+        best = max(best, m["top1"])
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": tot["loss"] / max(tot["n"], 1),
+               "train_ce": tot["ce"] / max(tot["n"], 1), "train_mse": tot["mse"] / max(tot["n"], 1),
+               "train_top1": 100 * tot["correct"] / max(tot["n"], 1), "val_top1": m["top1"], "val_top5": m["top5"],
+               "train_seconds": train_s, "skipped_videos": sorted(train_ds.unreadable)}
+        ck = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+              "epoch": epoch + 1, "best_metric": best, "config": dataclasses.asdict(cfg),
+              "clip_spec": spec.to_dict(), "classes": list(index.classes), "arch": arch_of(cfg, num_classes),
+              "role": cfg.role, "flow": {"preset": cfg.flow_preset, "scale": cfg.flow_scale},
+              "projection": proj.state_dict() if proj is not None else {}, "versions": versions()}
+        save_checkpoint(last_path, ck)
+        if is_best:
+            save_checkpoint(out / "best.pt", ck)
+            write_metadata(out / "best.json", bundle_metadata(ck, out / "best.pt"))
+        _append_jsonl(out / "metrics.jsonl", row)
+        plot_curves(out / "metrics.jsonl", out / "curves.png")
+        msg = (f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} "
+               f"train {row['train_top1']:.1f}% val top-1 {m['top1']:.1f}% (best {best:.1f}%) {train_s:.0f}s")
+        log.info(msg)
+        summary = {"best_top1": best, "last_top1": m["top1"], "epochs": epoch + 1, "out": str(out)}
+    if master and not summary and last_path.exists():
+        ck = load_checkpoint(last_path)
+        summary = {"best_top1": ck["best_metric"], "epochs": ck["epoch"], "out": str(out)}
+    return summary
+
+
+def _append_jsonl(path: Path, row: dict):
+    """Append one line; the log survives a crash (flushed and fsynced line by line)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def read_jsonl(path) -> List[dict]:
+    rows = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except ValueError:
+            pass  # a line cut by a crash
+    return rows
+
+
+def plot_curves(jsonl, png):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .artifacts import atomic_write_bytes
+
+    rows = read_jsonl(jsonl)
+    # after a resume the log holds the re-run epochs again: keep the last line of each epoch
+    by_epoch = {r["epoch"]: r for r in rows}
+    rows = [by_epoch[e] for e in sorted(by_epoch)]
+    if not rows:
+        return
+    ep = [r["epoch"] for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(ep, [r["train_loss"] for r in rows], label="train loss")
+    ax[0].set_xlabel("epoch")
+    ax[0].legend()
+    ax[1].plot(ep, [r["train_top1"] for r in rows], label="train top-1")
+    ax[1].plot(ep, [r["val_top1"] for r in rows], label="val top-1")
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylim(0, 100)
+    ax[1].legend()
+    fig.tight_layout()
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(png, buf.getvalue())
