@@ -179,11 +179,14 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
         sources = []
         for uri in inputs:
             first = open_source(uri, realtime)
-            sources.append(Resilient((lambda u=uri: open_source(u, realtime)), uri, max_retries, on_event=say)
+            sources.append(Resilient((lambda u=uri: open_source(u, realtime)), uri, max_retries)
                            if first.live else first)
             if first.live:
                 first.close()
     uris = [getattr(s, "uri", f"source{i}") for i, s in enumerate(sources)]
+    for s in sources:  # reconnects are reported in the same stream of JSON lines
+        if hasattr(s, "listeners"):
+            s.listeners.append(say)
     tch = Teacher(teacher, spec, flow_dir, say) if teacher else None
     outs = Outputs(output, serve, display, fps=getattr(sources[0], "fps", 25.0) / stride, say=say)
     states = [StreamState(u, ClipBuffer(spec), stride) for u in uris]

@@ -167,7 +167,8 @@ class Resilient(Source):
     def __init__(self, opener, uri: str, max_retries: int = 0, backoff: float = 0.5, max_backoff: float = 10.0,
                  on_event=None):
         self.opener, self.uri, self.max_retries = opener, uri, max_retries
-        self.backoff, self.max_backoff, self.on_event = backoff, max_backoff, on_event or (lambda e: None)
+        self.backoff, self.max_backoff = backoff, max_backoff
+        self.listeners = [on_event] if on_event else []
         self.src = opener()
         self.live, self.fps = self.src.live, self.src.fps
         self.reconnects = 0
@@ -179,6 +180,10 @@ class Resilient(Source):
             if not self.live:
                 raise SourceError(f"{self.uri}: {e}") if not isinstance(e, SourceError) else e
             return self._reopen(e)
+
+    def on_event(self, event: dict):
+        for listener in self.listeners:
+            listener(event)
 
     def _reopen(self, error):
         self.on_event({"type": "source_lost", "source": self.uri, "reason": str(error)})

@@ -1,0 +1,215 @@
+import json
+import threading
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+
+from fts_edge import stream as stream_mod
+from fts_edge.camera import run
+from fts_edge.cli import main
+from fts_edge.clipspec import ClipSpec
+from fts_edge.errors import SourceError
+from fts_edge.runtime import load_classifier
+from fts_edge.sources import Resilient, Source, SyntheticSource, open_source
+from fts_edge.stream import ClipBuffer, EventDetector, Smoother
+from fts_edge.transforms import preprocess_clip
+from fts_edge.video import read_frames
+
+SPEC = ClipSpec(frames=4, size=8, resize=8)
+
+
+def _frames(n, h=8, w=8):
+    return [np.full((h, w, 3), 10 * i, np.uint8) for i in range(n)]
+
+
+def test_ring_window_is_in_time_order_and_never_partial():
+    buf = ClipBuffer(SPEC)
+    fr = _frames(7)
+    for f in fr[:3]:
+        buf.push(f)
+    assert not buf.full
+    with pytest.raises(RuntimeError):
+        buf.window()
+    for f in fr[3:]:
+        buf.push(f)
+    np.testing.assert_array_equal(buf.window(), preprocess_clip(np.stack(fr[3:7]), SPEC))
+
+
+def test_each_frame_is_preprocessed_once(monkeypatch):
+    calls = []
+    real = stream_mod.preprocess_frame
+    monkeypatch.setattr(stream_mod, "preprocess_frame", lambda f, s: calls.append(1) or real(f, s))
+    buf = ClipBuffer(SPEC)
+    for f in _frames(20):
+        buf.push(f)
+        if buf.full:
+            buf.window()
+    assert len(calls) == 20
+
+
+def test_smoothing_and_hysteresis_events():
+    sm = Smoother(2)
+    np.testing.assert_allclose(sm(np.array([1.0, 0.0])), [1.0, 0.0])
+    np.testing.assert_allclose(sm(np.array([0.0, 1.0])), [0.5, 0.5])
+    ev = EventDetector(["walk", "run"], on=0.6, off=0.4)
+    seq = [0.5, 0.7, 0.55, 0.45, 0.3, 0.65]
+    out = [ev(np.array([s, 1 - s]), i, float(i)) for i, s in enumerate(seq)]
+    starts = [(i, e["label"]) for i, es in enumerate(out) for e in es if e["event"] == "start"]
+    ends = [(i, e["label"]) for i, es in enumerate(out) for e in es if e["event"] == "end"]
+    # walk starts at 0.7 and survives 0.55 and 0.45 (above off); ends at 0.3; run is the mirror image
+    assert starts == [(1, "walk"), (4, "run"), (5, "walk")]
+    assert ends == [(4, "walk"), (5, "run")]
+
+
+def test_backends_agree(tiny_run):
+    onnx_clf = load_classifier(tiny_run["onnx"])
+    torch_clf = load_classifier(tiny_run["student"], device="cpu")
+    assert onnx_clf.classes == torch_clf.classes and onnx_clf.spec == torch_clf.spec
+    x = np.random.default_rng(0).standard_normal((3, 3, 4, 24, 24)).astype(np.float32)
+    np.testing.assert_allclose(onnx_clf.classify(x), torch_clf.classify(x), atol=1e-5)
+    with pytest.raises(ValueError, match="takes clips"):
+        onnx_clf.classify(np.zeros((1, 3, 5, 24, 24), np.float32))
+
+
+def _lines(path):
+    return [json.loads(l) for l in open(path)]
+
+
+def test_camera_on_a_file_equals_offline_classification(tiny_run, shared_data, tmp_path):
+    out = tmp_path / "lines.jsonl"
+    assert main(["camera", "--input", str(shared_data / "vtest.avi"), "--model", str(tiny_run["onnx"]),
+                 "--headless", "--stride", "7", "--max-windows", "6", "--json-out", str(out)]) == 0
+    rows = [r for r in _lines(out) if r["type"] == "prediction"]
+    assert [r["frame"] for r in rows] == [3 + 7 * i for i in range(6)]
+    clf = load_classifier(tiny_run["onnx"])
+    frames = read_frames(shared_data / "vtest.avi", max_frames=50)
+    for r in rows:
+        clip = preprocess_clip(frames[r["frame"] - 3: r["frame"] + 1], clf.spec)
+        probs = clf.classify(clip)[0]
+        for t in r["top"]:
+            assert abs(probs[clf.classes.index(t["label"])] - t["score"]) < 1e-5
+    summary = _lines(out)[-1]
+    assert summary["type"] == "summary" and summary["sources"][0]["dropped_windows"] == 0
+
+
+class Flaky(Source):
+    """Real frames from a video, then a device that stops answering for a while."""
+
+    live = True
+
+    def __init__(self, frames, fail_at, state):
+        self.frames_, self.i, self.fail_at, self.state, self.uri, self.fps = frames, 0, fail_at, state, "flaky://0", 30.0
+
+    def read(self):
+        if self.state["reads"] >= self.fail_at and self.state["failures"] < 2:
+            self.state["failures"] += 1
+            raise OSError("device stopped answering")
+        self.state["reads"] += 1
+        if self.state["reads"] > 40:
+            return None
+        f = self.frames_[self.i % len(self.frames_)]
+        self.i += 1
+        return f
+
+
+def test_a_source_that_fails_mid_run_is_reopened_and_reported(tiny_run, shared_data, tmp_path):
+    frames = list(read_frames(shared_data / "Megamind.avi", max_frames=10, resize_short=64))
+    state = {"reads": 0, "failures": 0}
+    opens = []
+
+    def opener():
+        opens.append(1)
+        return Flaky(frames, 12, state)
+
+    src = Resilient(opener, "flaky://0", backoff=0.01)
+    out = tmp_path / "l.jsonl"
+    summary = run([], str(tiny_run["onnx"]), stride=4, json_out=str(out), sources=[src])
+    kinds = [r["type"] for r in _lines(out)]
+    assert "source_lost" in kinds and "source_back" in kinds and len(opens) >= 2
+    s = summary["sources"][0]
+    assert s["error"] is None and s["frames"] == 40 and s["windows"] == (40 - 4) // 4 + 1
+    # a live source never waits for the model: every window is classified or counted as dropped
+    assert summary["classifications"] + s["dropped_windows"] == s["windows"] and summary["classifications"] >= 1
+
+
+def test_a_source_that_never_comes_back_is_one_line(tiny_run, capsys, monkeypatch):
+    import fts_edge.camera as cam
+
+    class Dead(Source):
+        live, uri, fps = True, "dead://0", 30.0
+
+        def read(self):
+            raise OSError("gone")
+
+    def dead_opener():
+        raise SourceError("dead://0: cannot open it")
+
+    src = Resilient(lambda: Dead(), "dead://0", max_retries=2, backoff=0.01)
+    src.opener = dead_opener
+    with pytest.raises(SourceError, match="reopening attempts failed"):
+        run([], str(tiny_run["onnx"]), sources=[src], json_out=None)
+
+
+def test_several_inputs_in_one_batched_inference(tiny_run, tmp_path):
+    out = tmp_path / "m.jsonl"
+    srcs = [SyntheticSource(f"synthetic://{i}", seed=i, size=32, max_frames=12) for i in range(2)]
+    summary = run([], str(tiny_run["onnx"]), stride=4, json_out=str(out), sources=srcs)
+    rows = [r for r in _lines(out) if r["type"] == "prediction"]
+    assert {r["source"] for r in rows} == {"synthetic://0", "synthetic://1"}
+    assert [s["windows"] for s in summary["sources"]] == [3, 3]
+
+
+def test_realtime_30fps_capture_drops_no_frames(tiny_run, tmp_path):
+    src = SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=45)
+    out = tmp_path / "rt.jsonl"
+    t = time.perf_counter()
+    summary = run([], str(tiny_run["onnx"]), stride=3, json_out=str(out), sources=[src])
+    assert time.perf_counter() - t >= 45 / 30 * 0.9  # it really ran at 30 fps
+    s = summary["sources"][0]
+    assert s["frames"] == 45 and s["windows"] == (45 - 4) // 3 + 1
+    assert summary["latency_ms"]["p50"] > 0 and "p99" in summary["latency_ms"]
+
+
+def test_live_page_serves_stream_and_label(tiny_run, tmp_path):
+    src = SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=150)
+    result = {}
+    th = threading.Thread(target=lambda: result.update(run([], str(tiny_run["onnx"]), stride=2, sources=[src],
+                                                           serve="127.0.0.1:0", json_out=str(tmp_path / "s.jsonl"))))
+    th.start()
+    url = None
+    for _ in range(100):
+        time.sleep(0.05)
+        lines = _lines(tmp_path / "s.jsonl") if (tmp_path / "s.jsonl").exists() else []
+        url = next((l["url"] for l in lines if l["type"] == "serving"), None)
+        if url and any(l["type"] == "prediction" for l in lines):
+            break
+    assert url and url.startswith("http://127.0.0.1:")
+    page = urllib.request.urlopen(url, timeout=5).read().decode()
+    assert "/stream.mjpg" in page
+    status = json.loads(urllib.request.urlopen(url + "status", timeout=5).read())
+    assert status["label"] in load_classifier(tiny_run["onnx"]).classes
+    with urllib.request.urlopen(url + "stream.mjpg", timeout=5) as r:
+        chunk = r.read(4096)
+    assert b"Content-Type: image/jpeg" in chunk and b"\xff\xd8" in chunk
+    th.join(timeout=20)
+
+
+def test_teacher_mode_on_the_cpu_writes_flow_pictures(tiny_run, tmp_path):
+    out = tmp_path / "t.jsonl"
+    src = SyntheticSource("synthetic://", size=32, max_frames=12)
+    summary = run([], str(tiny_run["onnx"]), stride=4, json_out=str(out), sources=[src],
+                  teacher=str(tiny_run["teacher"]), flow_dir=str(tmp_path / "flow"))
+    rows = _lines(out)
+    assert any(r["type"] == "warning" and "CPU" in r["message"] for r in rows)
+    preds = [r for r in rows if r["type"] == "prediction"]
+    assert preds and all("agrees" in r["teacher"] for r in preds)
+    assert len(list((tmp_path / "flow").glob("*.png"))) == len(preds)
+    assert 0 <= summary["teacher_agreement"] <= 1
+
+
+def test_missing_camera_is_one_line(capsys, tiny_run):
+    assert main(["camera", "--device", "/dev/video99", "--model", str(tiny_run["onnx"])]) == 1
+    err = capsys.readouterr().err
+    assert "no such camera device" in err and err.count("\n") == 1
