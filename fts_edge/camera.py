@@ -18,8 +18,9 @@ from .errors import FtsError, SourceError
 from .stream import Capture, ClipBuffer, EventDetector, Smoother, StreamState, topk
 
 log = logging.getLogger(__name__)
-DEFAULT_MODELS = ("engines/student.int8.engine", "engines/student.fp16.engine", "engines/student.int8.onnx",
-                  "engines/student.onnx", "runs/demo/engines/student.int8.onnx", "runs/demo/student/best.pt")
+DEFAULT_MODELS = ("engines/student.int8.engine", "engines/student.fp16.engine", "engines/student.int8.cpu.onnx",
+                  "engines/student.onnx", "runs/demo/engines/student.int8.cpu.onnx", "runs/demo/engines/student.onnx",
+                  "runs/demo/student/best.pt")
 
 
 def default_model() -> str:

@@ -160,19 +160,23 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
     engine_inputs = {}
     if "int8" in precisions:
         clips = calibration_clips(spec, meta, calib_data, calib_video, calib_camera, calib_clips)
-        q = quantize_int8(onnx_path, clips, method=calib_method, keep_stem_fp=keep_stem_fp, progress=progress)
         vx, vy = validation_set(spec, meta)
         if vx is None:
             from .export import real_clips
             vx = real_clips(spec, None, str(SHARED_VIDEO) if SHARED_VIDEO.exists() else None)
-        q["check"] = check_int8(onnx_path, q["int8_onnx"], vx, vy, min_agreement=min_agreement)
-        write_int8_metadata(meta, q["int8_onnx"], q)
-        report["int8"] = q
-        c = q["check"]
-        acc = (f", accuracy fp32 {c['fp32_top1']:.1f}% vs int8 {c['int8_top1']:.1f}%" if "int8_top1" in c else "")
-        say(f"wrote {q['int8_onnx']} (Q/DQ, {q['method']} calibration on {q['calibration_clips']} clips; "
-            f"top-1 agreement with fp32 {c['top1_agreement']:.1%} on {c['clips']} clips{acc})")
-        engine_inputs["int8"] = q["int8_onnx"]
+        report["int8"] = {}
+        for flavor in ("tensorrt", "cpu"):
+            q = quantize_int8(onnx_path, clips, method=calib_method, keep_stem_fp=keep_stem_fp, progress=progress,
+                              flavor=flavor)
+            q["check"] = check_int8(onnx_path, q["int8_onnx"], vx, vy, min_agreement=min_agreement)
+            write_int8_metadata(meta, q["int8_onnx"], q)
+            report["int8"][flavor] = q
+            c = q["check"]
+            acc = (f", accuracy fp32 {c['fp32_top1']:.1f}% vs int8 {c['int8_top1']:.1f}%" if "int8_top1" in c else "")
+            use = "for TensorRT" if flavor == "tensorrt" else "for ONNX Runtime on x86 CPUs"
+            say(f"wrote {q['int8_onnx']} ({use}: Q/DQ, {q['method']} calibration on {q['calibration_clips']} clips; "
+                f"top-1 agreement with fp32 {c['top1_agreement']:.1%} on {c['clips']} clips{acc})")
+        engine_inputs["int8"] = report["int8"]["tensorrt"]["int8_onnx"]
     if "fp16" in precisions:
         f = fp16_onnx(onnx_path)
         report["fp16"] = f

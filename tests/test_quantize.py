@@ -37,6 +37,15 @@ def test_qdq_model_is_symmetric_per_channel_int8(int8, tiny_run):
     assert inits[stem_node.input[1]].dtype == np.float32
 
 
+def test_cpu_flavour_is_uint8_activations(tiny_run, tmp_path):
+    clips = np.random.default_rng(0).standard_normal((4, 3, 4, 24, 24)).astype(np.float32)
+    rep = quantize_int8(tiny_run["onnx"], clips, tmp_path / "s.int8.cpu.onnx", flavor="cpu")
+    m = onnx.load(rep["int8_onnx"])
+    inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    q = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
+    assert q and inits[q[0].input[2]].dtype == np.uint8
+
+
 def test_int8_checked_against_fp32_in_onnxruntime(int8, tiny_run):
     rep, clips = int8
     chk = check_int8(tiny_run["onnx"], rep["int8_onnx"], clips, labels=np.zeros(len(clips), int))
@@ -55,7 +64,8 @@ def test_build_engine_without_tensorrt_does_everything_else(tiny_run, tmp_path, 
     rc = main(["build-engine", str(onnx_path), "--int8", "--calib-clips", "4", "--min-agreement", "0"])
     out, err = capsys.readouterr()
     assert rc == 3
-    assert "student.int8.onnx" in out and "top-1 agreement with fp32" in out
+    assert "student.int8.onnx (for TensorRT" in out and "student.int8.cpu.onnx (for ONNX Runtime" in out
+    assert "top-1 agreement with fp32" in out
     assert err.strip().count("\n") == 0 and "needs TensorRT on the target device" in err
     meta = json.loads(metadata_path(tmp_path / "student.int8.onnx").read_text())
     assert meta["precision"] == "int8" and meta["quantization"]["check"]["clips"] > 0
