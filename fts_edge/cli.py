@@ -165,6 +165,20 @@ def cmd_camera(a):
     return 0
 
 
+def cmd_demo(a):
+    from .demo import QUICK, Demo, DemoConfig, summary_text
+    from .progress import progress
+
+    cfg = QUICK if a.quick else DemoConfig()
+    out = a.out or ("runs/demo-quick" if a.quick else "runs/demo")
+    print(f"fts-edge demo: the whole pipeline on the embedded motion dataset, in {out} "
+          f"({'quick settings' if a.quick else 'about 10 minutes on a 2-core CPU'}; Ctrl-C and run again to resume)")
+    res = Demo(out, cfg, progress=progress, video=a.input).run()
+    print(summary_text(Path(out), res))
+    print(f"\nfinished in {res['seconds']:.0f} s (this run); report: {Path(out) / 'report.md'}")
+    return 0
+
+
 def cmd_doctor(a):
     from .doctor import diagnose, print_report
 
@@ -264,6 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
     be.set_defaults(func=cmd_build_engine)
 
+    dm = sub.add_parser("demo", help="the whole pipeline on the embedded motion dataset, in minutes on a CPU",
+                        description="Write the motion dataset, train the flow teacher, distil the student and train "
+                                    "the RGB baseline, print the table, export to ONNX and INT8, run the camera "
+                                    "pipeline headless, compare two-stream and student speed, and write report.md. "
+                                    "Interrupted, it resumes from the finished stages.")
+    dm.add_argument("--out", help="output folder (default runs/demo, or runs/demo-quick with --quick)")
+    dm.add_argument("--quick", action="store_true", help="tiny settings: the whole pipeline in a few minutes")
+    dm.add_argument("--input", help="also run the camera pipeline on this video (e.g. ../shared/data/vtest.avi)")
+    dm.set_defaults(func=cmd_demo)
+
     d = sub.add_parser("doctor", help="what this machine has for the toolkit, and how to fix what is missing",
                        description="Report Python, torch (CUDA), ONNX Runtime providers, TensorRT, cuda-python/pycuda, "
                                    "OpenCV (GStreamer, contrib), cameras, Jetson model and JetPack, each missing piece "
@@ -297,7 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     a = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.INFO, format="%(levelname)s: %(message)s")
+    # Our own messages at INFO; other libraries (ONNX Runtime's quantizer is chatty) only when they warn.
+    logging.basicConfig(level=logging.DEBUG if a.verbose else logging.ERROR, format="%(levelname)s: %(message)s")
+    logging.getLogger("fts_edge").setLevel(logging.DEBUG if a.verbose else logging.INFO)
     if not getattr(a, "func", None):
         parser.print_help()
         return 2

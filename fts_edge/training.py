@@ -189,6 +189,44 @@ def init_distributed(device: str):
     return world, rank, local
 
 
+class DistBatchNorm3d(nn.BatchNorm3d):
+    """BatchNorm over the global batch of all processes, on any device (torch's SyncBatchNorm
+    wants a GPU). Per-channel sums and sums of squares are all-reduced with the autograd-aware
+    all_reduce, so gradients flow through the shared statistics as in SyncBatchNorm; a two-process
+    run then matches a one-process run of the same global batch."""
+
+    def forward(self, x):
+        if not (self.training and torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        dims = [0, 2, 3, 4]
+        n = torch.tensor([x.numel() / c], dtype=x.dtype, device=x.device)
+        stats = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), n]))
+        count = stats[-1]
+        mean = stats[:c] / count
+        var = stats[c:2 * c] / count - mean * mean
+        with torch.no_grad():
+            m = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked + 1)
+            self.running_mean.mul_(1 - m).add_(m * mean.detach())
+            self.running_var.mul_(1 - m).add_(m * var.detach() * count / max(float(count) - 1, 1.0))
+            self.num_batches_tracked += 1
+        shape = (1, c, 1, 1, 1)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        return y * self.weight.view(shape) + self.bias.view(shape) if self.affine else y
+
+
+def sync_batchnorm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Batch statistics over the global batch: SyncBatchNorm on GPUs, DistBatchNorm3d elsewhere."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for m in module.modules():
+        if type(m) is nn.BatchNorm3d:
+            m.__class__ = DistBatchNorm3d  # same parameters and buffers, global statistics
+    return module
+
+
 # -- the networks of each role --------------------------------------------------------------
 def build_networks(cfg: TrainConfig, num_classes: int):
     """(trainable model, frozen teacher or None, projection or None)."""
@@ -331,9 +369,8 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
         if master:
             log.info("resuming %s from epoch %d (best top-1 %.1f)", out, start, best)
     step_module = RoleForward(net, cfg.role, proj, cfg.mode)
-    if world > 1:
-        if dev.type == "cuda":  # batch statistics over the global batch, as one process would see it
-            step_module = nn.SyncBatchNorm.convert_sync_batchnorm(step_module)
+    if world > 1:  # batch statistics over the global batch, as one process would see it
+        step_module = sync_batchnorm(step_module, dev)
         model = nn.parallel.DistributedDataParallel(step_module)
     else:
         model = step_module

@@ -1,0 +1,120 @@
+"""The paper-style table: RGB, flow (the teacher), two-stream (average of the two softmax scores)
+and the distilled student; top-1, top-5 and clips/s, in Markdown and JSON, with a confusion-matrix
+picture for each row. The teacher is evaluated as deployed: TV-L1 layers on the RGB clip, then its
+network (no cached flow)."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from .artifacts import atomic_write_text
+from .checkpoint import build_from_checkpoint, load_checkpoint
+from .clipspec import ClipSpec
+from .training import ClipSet, confusion, metrics
+
+
+@torch.no_grad()
+def _scores(model, loader) -> Dict:
+    probs, labels, seconds = [], [], 0.0
+    for batch in loader:
+        t = time.perf_counter()
+        p = torch.softmax(model(batch["rgb"]), 1)
+        seconds += time.perf_counter() - t
+        probs.append(p)
+        labels.append(batch["label"])
+    y = torch.cat(labels)
+    return {"probs": torch.cat(probs), "labels": y, "clips_per_s": len(y) / max(seconds, 1e-9)}
+
+
+def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str], index=None, out=None,
+             batch_size: int = 16, threads: int = 0) -> Dict:
+    """Rows for each checkpoint given (two-stream when both RGB and teacher are). Writes
+    table.md, table.json and confusion_<row>.png to ``out`` if given."""
+    if threads:
+        torch.set_num_threads(threads)
+    cks = {k: load_checkpoint(p) for k, p in (("RGB", rgb), ("flow (teacher)", teacher), ("distilled student", student)) if p}
+    if not cks:
+        raise ValueError("give at least one checkpoint")
+    first = next(iter(cks.values()))
+    spec = ClipSpec.from_dict(first["clip_spec"])
+    classes = first["classes"]
+    for name, ck in cks.items():
+        if ClipSpec.from_dict(ck["clip_spec"]) != spec or ck["classes"] != classes:
+            from .errors import CheckpointError
+            raise CheckpointError(f"{name}: trained on other clips or classes than the others; the table compares like with like")
+    if index is None:
+        from .training import TrainConfig
+        cfg = {k: v for k, v in first["config"].items() if k in TrainConfig.__dataclass_fields__}
+        index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None}).index()
+    ds = ClipSet(index.test, spec, False, index.flip)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
+    scores = {name: _scores(build_from_checkpoint(ck).eval(), loader) for name, ck in cks.items()}
+    if "RGB" in scores and "flow (teacher)" in scores:
+        a, b = scores["RGB"], scores["flow (teacher)"]
+        scores["two-stream"] = {"probs": (a["probs"] + b["probs"]) / 2, "labels": a["labels"],
+                                "clips_per_s": 1.0 / (1.0 / a["clips_per_s"] + 1.0 / b["clips_per_s"])}
+    order = [k for k in ("RGB", "flow (teacher)", "two-stream", "distilled student") if k in scores]
+    rows = []
+    for name in order:
+        s = scores[name]
+        m = metrics(s["probs"], s["labels"])
+        rows.append({"method": name, "top1": m["top1"], "top5": m["top5"], "clips_per_s": s["clips_per_s"], "n": m["n"],
+                     "confusion": confusion(s["probs"], s["labels"], len(classes)).tolist()})
+    result = {"rows": rows, "classes": classes, "clip_spec": spec.to_dict(), "test_videos": len(index.test)}
+    if out:
+        write_table(result, Path(out))
+    return result
+
+
+def markdown(result: Dict) -> str:
+    lines = ["| method | top-1 | top-5 | clips/s |", "| --- | ---: | ---: | ---: |"]
+    for r in result["rows"]:
+        lines.append(f"| {r['method']} | {r['top1']:.1f} | {r['top5']:.1f} | {r['clips_per_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def write_table(result: Dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "table.md", markdown(result) + "\n")
+    atomic_write_text(out / "table.json", json.dumps(result, indent=2))
+    for r in result["rows"]:
+        confusion_png(np.array(r["confusion"]), result["classes"], f"{r['method']}: top-1 {r['top1']:.1f}%",
+                      out / f"confusion_{slug(r['method'])}.png")
+
+
+def slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in s).strip("_").replace("__", "_")
+
+
+def confusion_png(cm: np.ndarray, classes: List[str], title: str, path: Path) -> None:
+    import io
+
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .artifacts import atomic_write_bytes
+
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * n, 0.8 + 0.45 * n))
+    ax.imshow(cm, cmap="Blues")
+    ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(n), classes, fontsize=7)
+    for i in range(n):
+        for j in range(n):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
+                        color="white" if cm[i, j] > cm.max() / 2 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,133 @@
+"""Command lines of the training scripts in train/ (kept in the library so they are tested)."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from .distill import DEFAULT_ALPHA
+from .errors import FtsError
+
+
+def add_data_args(p):
+    p.add_argument("--dataset", choices=("hmdb51", "ucf101", "folder", "synthetic"), default="synthetic",
+                   help="dataset layout, as in `fts-edge data check` (default synthetic)")
+    p.add_argument("--root", help="video root (synthetic: a folder from `fts-edge data synth`, or omit to render on the fly)")
+    p.add_argument("--splits", help="official split files (default --root)")
+    p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default 1)")
+
+
+def add_train_args(p, role: str):
+    add_data_args(p)
+    p.add_argument("--out", default=f"runs/{role}", help=f"run folder (default runs/{role})")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    g = p.add_argument_group("clips (the paper: 25 frames, 112 crops)")
+    g.add_argument("--frames", type=int, default=25)
+    g.add_argument("--size", type=int, default=112)
+    g.add_argument("--resize", type=int, default=128, help="short side before cropping (default 128)")
+    g.add_argument("--stride", type=int, default=1, help="temporal sampling stride (default 1)")
+    g = p.add_argument_group("network")
+    g.add_argument("--model", choices=("r3d_18", "resnext3d_18"), default="r3d_18")
+    g.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default 1.0)")
+    g = p.add_argument_group("optimisation (the paper: SGD lr 0.1, momentum 0.9, weight decay 5e-4)")
+    g.add_argument("--epochs", type=int, default=30)
+    g.add_argument("--batch-size", type=int, default=16, help="global batch, split over torchrun processes")
+    g.add_argument("--lr", type=float, default=0.1)
+    g.add_argument("--momentum", type=float, default=0.9)
+    g.add_argument("--weight-decay", type=float, default=5e-4)
+    g.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
+    g.add_argument("--warmup-epochs", type=int, default=1)
+    g.add_argument("--clip-grad", type=float, default=5.0, help="max gradient norm, 0 for none (default 5)")
+    g = p.add_argument_group("flow")
+    g.add_argument("--flow-preset", choices=("fast", "default"), default="fast",
+                   help="TVL1 settings: the measured fast preset, or OpenCV's defaults")
+    g.add_argument("--flow-cache", help="folder for flow computed once per video (default <out>/../flow_cache)")
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda (default: cuda if present)")
+    g.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
+    if role == "student":
+        g = p.add_argument_group("distillation")
+        g.add_argument("--teacher", help="flow-teacher checkpoint (required unless --alpha 0)")
+        g.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                       help=f"weight of ||F_rgb - F_flow||^2 (default {DEFAULT_ALPHA:g}; 0 = the RGB-only baseline)")
+        g.add_argument("--mode", choices=("ftsnet", "mers"), default="ftsnet",
+                       help="ftsnet: CE + alpha*MSE; mers: the pure-mimic ablation (MSE trains the network, CE only the classifier)")
+
+
+def _cuda() -> bool:
+    try:
+        import torch
+        return torch.cuda.is_available()
+    except Exception:
+        return False
+
+
+def config_from_args(a, role: str):
+    from .training import TrainConfig
+
+    kw = dict(out=a.out, dataset=a.dataset, root=a.root, splits=a.splits, split=a.split, frames=a.frames,
+              size=a.size, resize=a.resize, stride=a.stride, model=a.model, width=a.width, epochs=a.epochs,
+              batch_size=a.batch_size, lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay,
+              schedule=a.schedule, warmup_epochs=a.warmup_epochs, clip_grad=a.clip_grad,
+              flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads)
+    if role == "student":
+        r = "student" if a.alpha > 0 else "rgb"
+        return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, **kw)
+    return TrainConfig(role=role, **kw)
+
+
+def train_main(role: str, argv=None, doc: str = "") -> int:
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_train_args(p, role)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.ERROR, format="%(message)s")
+    logging.getLogger("fts_edge").setLevel(logging.INFO)
+    try:
+        from .progress import progress
+        from .training import dist_info, fit
+
+        cfg = config_from_args(a, role)
+        if (Path(cfg.out) / "last.pt").exists() and not a.resume:
+            raise FtsError(f"{cfg.out} already holds a run: pass --resume to continue it, or choose another --out")
+        res = fit(cfg, resume=a.resume, progress=progress)
+        if dist_info()[1] == 0:
+            print(json.dumps(res))
+        return 0
+    except FtsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; finished epochs are saved, run again with --resume", file=sys.stderr)
+        return 130
+
+
+def evaluate_main(argv=None, doc: str = "") -> int:
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--rgb", help="RGB-only baseline checkpoint (train_student.py --alpha 0)")
+    p.add_argument("--teacher", help="flow-teacher checkpoint")
+    p.add_argument("--student", help="distilled student checkpoint")
+    add_data_args(p)
+    p.add_argument("--out", default="runs/table", help="folder for table.md, table.json, confusion_*.png")
+    p.add_argument("--threads", type=int, default=0)
+    a = p.parse_args(argv)
+    try:
+        from .datasets import dataset_index
+        from .evaluate import evaluate, markdown
+
+        index = dataset_index(a.dataset, a.root, a.splits, a.split) if a.root or a.dataset != "synthetic" else None
+        res = evaluate(a.rgb, a.teacher, a.student, index=index, out=a.out, threads=a.threads)
+        print(markdown(res))
+        print(f"\nsaved {a.out}/table.md, table.json and confusion_*.png")
+        return 0
+    except FtsError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
