@@ -1,0 +1,59 @@
+"""The demo's stages at quick size, an interrupted demo resuming, and its report."""
+import json
+
+import pytest
+
+from fts_edge.demo import QUICK, Demo, summary_text
+from dataclasses import replace
+
+TINY = replace(QUICK, per_class=6, classes=4, video_frames=8, video_size=32, frames=4, size=24, resize=28, epochs=2,
+               batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    said = []
+    res = Demo(str(out), TINY, say=said.append).run()
+    return out, res, said
+
+
+def test_every_stage_ran_and_left_its_artifacts(demo_run):
+    out, res, said = demo_run
+    state = json.loads((out / "state.json").read_text())
+    assert list(state["stages"]) == ["data", "teacher", "student", "table", "export", "camera", "speed", "report"]
+    for f in ("teacher/best.pt", "student/best.pt", "rgb/best.pt", "table/table.md", "engines/student.onnx",
+              "engines/student.onnx.json", "engines/student.int8.onnx", "engines/student.int8.cpu.onnx",
+              "camera.jsonl", "report.md", "teacher/curves.png"):
+        assert (out / f).exists(), f
+    methods = [r["method"] for r in res["table"]["rows"]]
+    assert methods == ["RGB", "flow (teacher)", "two-stream", "distilled student"]
+    assert res["deploy"]["parity"]["top1_agreement"] == 1.0
+    assert res["camera"]["classifications"] > 0 and list((out / "flow").glob("*.png"))
+    assert res["speed"]["best_student_speedup"] > 1.0
+    report = (out / "report.md").read_text()
+    assert "| distilled student |" in report and "confusion_" in report and "curves.png" in report
+    text = summary_text(out, res)
+    assert "fts-edge build-engine" in text and "fts-edge camera --device /dev/video0" in text
+
+
+def test_an_interrupted_demo_resumes_from_finished_stages(demo_run, tmp_path):
+    out, res, _ = demo_run
+    state = json.loads((out / "state.json").read_text())
+    # simulate an interruption after the table: forget the later stages
+    for later in ("export", "camera", "speed", "report"):
+        state["stages"].pop(later)
+    (out / "state.json").write_text(json.dumps(state))
+    said = []
+    Demo(str(out), TINY, say=said.append).run()
+    resumed = [s for s in said if "already done (resumed)" in s]
+    assert len(resumed) == 4 and any("[4/8] table" in s for s in resumed)
+    assert any(s.startswith("[5/8] export ...") for s in said)
+
+
+def test_other_settings_in_the_same_folder_are_refused(demo_run):
+    from fts_edge.errors import FtsError
+
+    out, _, _ = demo_run
+    with pytest.raises(FtsError, match="other settings"):
+        Demo(str(out), replace(TINY, epochs=3))
