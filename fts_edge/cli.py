@@ -303,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--video", default=None, help="real footage for timing (default ../shared/data/vtest.avi if present)")
     b.add_argument("--sizes", default="112x112,240x320", help="flow: frame sizes HxW, comma-separated")
     b.add_argument("--devices", default=None, help="flow: cpu,cuda (default: what exists)")
-    b.add_argument("--runs", type=int, default=5, help="timed repeats (median reported; default 5)")
+    b.add_argument("--runs", type=int, default=7, help="timed rounds (median reported; default 7)")
     b.add_argument("--out", default="runs/bench", help="folder for the JSON and PNG (default runs/bench)")
     b.add_argument("--widths", default="1.0,0.5", help="pipeline: r3d_18 width multipliers (default 1.0,0.5)")
     b.add_argument("--backends", default="torch,onnxruntime,tensorrt", help="pipeline: backends to try")

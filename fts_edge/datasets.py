@@ -250,15 +250,34 @@ class VideoDataset(torch.utils.data.Dataset):
                 self.unreadable[self.items[j].path] = str(e)
                 log.warning("skipping unreadable video: %s", e)
                 continue
-            return self._clip(frames, j), self.items[j].label
+            return self._sample(frames, j)
         raise DatasetError("every video in this subset is unreadable")
 
-    def _clip(self, frames: np.ndarray, i: int) -> torch.Tensor:
+    def _sample(self, frames: np.ndarray, i: int):
         train = self.mode == "random"
         rng = np.random.default_rng([self.seed, self.epoch, i])
         idx = sample_indices(len(frames), self.spec, self.mode, rng, self.num_clips)
         clips = [preprocess_clip(frames[ix], self.spec, train=train, rng=rng, flip=self.flip) for ix in idx]
-        return torch.from_numpy(np.stack(clips) if self.mode == "multi" else clips[0])
+        return torch.from_numpy(np.stack(clips) if self.mode == "multi" else clips[0]), self.items[i].label
+
+
+def centre_clips(items: List[VideoItem], spec: ClipSpec, limit: Optional[int] = None):
+    """The centre clip of each readable item (unreadable ones skipped), preprocessed for
+    evaluation: (clips float32 (N, 3, T, S, S) or None, labels (N,))."""
+    clips, labels = [], []
+    for item in items:
+        if limit is not None and len(clips) >= limit:
+            break
+        try:
+            frames = load_frames(item, spec)
+        except VideoError:
+            continue
+        (ix,) = sample_indices(len(frames), spec, "center")
+        clips.append(preprocess_clip(frames[ix], spec))
+        labels.append(item.label)
+    if not clips:
+        return None, np.zeros(0, np.int64)
+    return np.stack(clips).astype(np.float32), np.array(labels)
 
 
 def check_dataset(index: DatasetIndex, spec: Optional[ClipSpec] = None, progress=None) -> dict:

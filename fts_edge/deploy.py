@@ -59,8 +59,7 @@ def calibration_clips(spec: ClipSpec, meta: Dict, calib_data: Optional[str], cal
                       calib_camera: Optional[str], n: int, seed: int = 0) -> np.ndarray:
     """Preprocessed clips for INT8 calibration: the training split (default), a video, or frames
     from the deployment camera itself. The same preprocessing the camera app applies."""
-    from .datasets import load_frames
-    from .errors import VideoError
+    from .datasets import centre_clips
     from .transforms import preprocess_clip, preprocess_frame, sample_indices
     from .video import read_frames
 
@@ -94,43 +93,21 @@ def calibration_clips(spec: ClipSpec, meta: Dict, calib_data: Optional[str], cal
                 return calibration_clips(spec, meta, None, str(SHARED_VIDEO), None, n)
             raise ExportError("no calibration data: pass --calib-data DIR, --calib-video PATH or --calib-camera DEV")
     rng = np.random.default_rng(seed)
-    items = [index.train[i] for i in rng.permutation(len(index.train))]
-    clips = []
-    for item in items:
-        try:
-            frames = load_frames(item, spec)
-        except VideoError:
-            continue
-        (ix,) = sample_indices(len(frames), spec, "center")
-        clips.append(preprocess_clip(frames[ix], spec))
-        if len(clips) >= n:
-            break
-    if not clips:
+    clips, _ = centre_clips([index.train[i] for i in rng.permutation(len(index.train))], spec, limit=n)
+    if clips is None:
         raise ExportError("no readable calibration clips in the training split")
-    return np.stack(clips).astype(np.float32)
+    return clips
 
 
 def validation_set(spec: ClipSpec, meta: Dict, limit: int = 200):
     """(clips, labels) of the validation split for accuracy checks, or (None, None)."""
-    from .datasets import load_frames
-    from .errors import VideoError
-    from .transforms import preprocess_clip, sample_indices
+    from .datasets import centre_clips
 
     index = dataset_index_from_meta(meta)
     if index is None:
         return None, None
-    clips, labels = [], []
-    for item in index.test[:limit]:
-        try:
-            frames = load_frames(item, spec)
-        except VideoError:
-            continue
-        (ix,) = sample_indices(len(frames), spec, "center")
-        clips.append(preprocess_clip(frames[ix], spec))
-        labels.append(item.label)
-    if not clips:
-        return None, None
-    return np.stack(clips).astype(np.float32), np.array(labels)
+    clips, labels = centre_clips(index.test, spec, limit)
+    return (clips, labels) if clips is not None else (None, None)
 
 
 def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = False, workspace_mb: int = 1024,

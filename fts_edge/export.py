@@ -102,11 +102,16 @@ def _random_clips(spec: ClipSpec, n: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((n, *spec.input_shape)).astype(np.float32)
 
 
-def ort_session(path, providers: Optional[List[str]] = None, threads: int = 0):
+def ort_session(path, providers: Optional[List[str]] = None, threads: int = 0, spinning: bool = False):
+    """An ONNX Runtime session. Worker threads do not spin-wait after a run by default: on a small
+    CPU their spinning starved the camera's capture thread and anything run next (measured: a
+    torch model run right after an ONNX Runtime one took 14x longer)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3
+    if not spinning:
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if threads:
         opts.intra_op_num_threads = threads
     avail = ort.get_available_providers()
@@ -160,20 +165,14 @@ def compare_logits(ref: np.ndarray, got: np.ndarray, rel_tol: Optional[float], m
 def real_clips(spec: ClipSpec, index=None, video=None, max_dataset: int = 16, max_video: int = 4) -> np.ndarray:
     """Preprocessed clips for checks: centre clips of the validation split, and evenly spaced
     clips of a real video (``../shared/data/vtest.avi`` by default when it is there)."""
-    from .datasets import load_frames
-    from .errors import VideoError
+    from .datasets import centre_clips
     from .transforms import preprocess_clip, sample_indices
     from .video import read_frames
 
     clips = []
     if index is not None:
-        for item in index.test[:max_dataset]:
-            try:
-                frames = load_frames(item, spec)
-            except VideoError:
-                continue
-            (ix,) = sample_indices(len(frames), spec, "center")
-            clips.append(preprocess_clip(frames[ix], spec))
+        found, _ = centre_clips(index.test, spec, max_dataset)
+        clips.extend(found if found is not None else [])
     if video and Path(video).exists():
         frames = read_frames(video, max_frames=max(spec.span * max_video, spec.span), resize_short=spec.resize)
         for ix in sample_indices(len(frames), spec, "multi", num_clips=max_video):

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, save_checkpoint, versions,
                          write_metadata)
 from .clipspec import ClipSpec
-from .datasets import DatasetIndex, VideoItem, dataset_index, load_frames
+from .datasets import DatasetIndex, VideoDataset, VideoItem, dataset_index
 from .distill import DEFAULT_ALPHA, FeatureProjection, distillation_loss
 from .errors import CheckpointError, DatasetError, FtsError, VideoError
 from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
@@ -93,49 +93,14 @@ class TrainConfig:
 
 
 # -- data -----------------------------------------------------------------------------------
-class ClipSet(torch.utils.data.Dataset):
-    """Clips for training and evaluation: RGB, cached flow cropped the same way, or both.
-
-    Unreadable videos are reported once and replaced by the next readable one; an epoch never stops.
-    """
+class ClipSet(VideoDataset):
+    """Clips for training and evaluation as dicts: RGB, cached flow cropped the same way, or both.
+    Loading, caching and skipping unreadable videos are VideoDataset's."""
 
     def __init__(self, items: List[VideoItem], spec: ClipSpec, train: bool, flip: bool, rgb: bool = True,
                  flow_cache=None, seed: int = 0, cache_frames: bool = True):
-        if not items:
-            raise DatasetError("the dataset subset is empty")
-        self.items, self.spec, self.train, self.flip = list(items), spec, train, flip
-        self.rgb, self.flow_cache, self.seed, self.cache_frames = rgb, flow_cache, seed, cache_frames
-        self.epoch = 0
-        self._frames: Dict[int, np.ndarray] = {}
-        self.unreadable: Dict[str, str] = {}
-
-    def __len__(self):
-        return len(self.items)
-
-    def set_epoch(self, epoch: int):
-        self.epoch = epoch
-
-    def _load(self, i):
-        if i not in self._frames:
-            f = load_frames(self.items[i], self.spec)
-            if not self.cache_frames:
-                return f
-            self._frames[i] = f
-        return self._frames[i]
-
-    def __getitem__(self, i):
-        for k in range(len(self.items)):
-            j = (i + k) % len(self.items)
-            if self.items[j].path in self.unreadable:
-                continue
-            try:
-                frames = self._load(j)
-            except VideoError as e:
-                self.unreadable[self.items[j].path] = str(e)
-                log.warning("skipping unreadable video: %s", e)
-                continue
-            return self._sample(frames, j)
-        raise DatasetError("every video in this subset is unreadable")
+        super().__init__(items, spec, mode="random" if train else "center", flip=flip, cache=cache_frames, seed=seed)
+        self.train, self.rgb, self.flow_cache = train, rgb, flow_cache
 
     def _sample(self, frames, j):
         rng = np.random.default_rng([self.seed, self.epoch, j])
@@ -166,7 +131,7 @@ def warm_flow_cache(ds: ClipSet, progress=None, desc="computing flow (once)"):
     it = range(len(ds))
     for i in (progress(it, desc=desc, unit="video") if progress else it):
         try:
-            ds.flow_cache.get(ds.items[i].path, ds._load(i))
+            ds.flow_cache.get(ds.items[i].path, ds.frames(i))
         except VideoError as e:
             ds.unreadable[ds.items[i].path] = str(e)
 
