@@ -14,6 +14,7 @@ setup(
         # The contrib build carries cv2.optflow.DualTVL1OpticalFlow, the reference TV-L1.
         # On a Jetson the system OpenCV (with GStreamer) is used instead: see jetson/install.sh.
         "opencv-contrib-python-headless>=4.5",
+        "onnxconverter-common",  # the fp16 ONNX for CUDA runtimes
         "tqdm",
         "matplotlib",
     ],

@@ -231,7 +231,9 @@ def opencv_tvl1(frame1: np.ndarray, frame2: np.ndarray, **params) -> np.ndarray:
     import cv2
 
     if not hasattr(cv2, "optflow"):
-        raise RuntimeError("OpenCV's TV-L1 reference needs the contrib build: pip install opencv-contrib-python-headless")
+        from .errors import FtsError
+        raise FtsError("OpenCV's TV-L1 reference needs the contrib build: pip install opencv-contrib-python-headless "
+                       "(the TVL1 layers themselves work without it)")
     tv = cv2.optflow.DualTVL1OpticalFlow_create()
     setters = {"tau": tv.setTau, "lambda_": tv.setLambda, "theta": tv.setTheta, "epsilon": tv.setEpsilon,
                "warps": tv.setWarpingsNumber, "iterations": tv.setInnerIterations,

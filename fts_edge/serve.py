@@ -10,7 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>fts-edge live</title>
-<style>body{font-family:sans-serif;background:#111;color:#eee;margin:1em}img{max-width:100%}
+<style>body{font-family:sans-serif;background:#111;color:#eee;margin:1em}img{width:100%;max-width:960px}
 #label{font-size:2em;margin:.3em 0}</style></head><body>
 <div id="label">waiting for the first window...</div><div id="meta"></div>
 <img id="stream" src="/stream.mjpg" alt="live stream">

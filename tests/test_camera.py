@@ -213,3 +213,39 @@ def test_missing_camera_is_one_line(capsys, tiny_run):
     assert main(["camera", "--device", "/dev/video99", "--model", str(tiny_run["onnx"])]) == 1
     err = capsys.readouterr().err
     assert "no such camera device" in err and err.count("\n") == 1
+
+
+def _chromium():
+    import shutil
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(not _chromium(), reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_live_page_in_a_real_headless_browser(tiny_run, tmp_path):
+    import subprocess
+
+    src = SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=600)
+    lines = tmp_path / "b.jsonl"
+    th = threading.Thread(target=lambda: run([], str(tiny_run["onnx"]), stride=2, sources=[src], serve="127.0.0.1:0",
+                                             json_out=str(lines), max_windows=250))
+    th.start()
+    url = None
+    for _ in range(200):
+        time.sleep(0.05)
+        rows = _lines(lines) if lines.exists() else []
+        url = next((r["url"] for r in rows if r["type"] == "serving"), None)
+        if url and any(r["type"] == "prediction" for r in rows):
+            break
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=4000"]
+    dom = subprocess.run([_chromium(), *flags, "--dump-dom", url], capture_output=True, text=True, timeout=60).stdout
+    shot = tmp_path / "page.png"
+    subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=640,480", url],
+                   capture_output=True, text=True, timeout=60)
+    th.join(timeout=30)
+    classes = load_classifier(tiny_run["onnx"]).classes
+    # the page's script fetched /status and wrote the current label into the page
+    assert any(c in dom for c in classes), dom[:500]
+    assert "waiting for the first window" not in dom
+    assert shot.exists() and shot.stat().st_size > 5000

@@ -112,3 +112,18 @@ def test_tensorrt_builds_and_reports_layer_precisions(tiny_run):
         pytest.skip("TensorRT is installed but no GPU is visible")
     rep = build_engine(tiny_run["onnx"], "fp16")
     assert rep["layers"]["by_precision"]
+
+
+def test_fp16_onnx_keeps_float32_io(tiny_run, tmp_path):
+    import shutil
+    from fts_edge.quantize import fp16_onnx
+
+    src = tmp_path / "student.onnx"
+    shutil.copy(tiny_run["onnx"], src)
+    rep = fp16_onnx(src)
+    m = onnx.load(rep["fp16_onnx"])
+    onnx.checker.check_model(m)
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    conv_w = [i for i in m.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
+    assert conv_w, "weights should be fp16"
