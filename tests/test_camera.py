@@ -249,3 +249,12 @@ def test_live_page_in_a_real_headless_browser(tiny_run, tmp_path):
     assert any(c in dom for c in classes), dom[:500]
     assert "waiting for the first window" not in dom
     assert shot.exists() and shot.stat().st_size > 5000
+
+
+def test_annotated_video_output(tiny_run, shared_data, tmp_path):
+    out = tmp_path / "annotated.mp4"
+    assert main(["camera", "--input", str(shared_data / "Megamind.avi"), "--model", str(tiny_run["onnx"]),
+                 "--stride", "5", "--max-windows", "6", "--output", str(out), "--json-out", str(tmp_path / "l.jsonl")]) == 0
+    frames = read_frames(out)
+    assert len(frames) == 6 and frames.shape[1:3] == (528, 720)
+    assert frames[0][:10].mean() < 60  # the dark label band drawn over the top of the frame

@@ -25,7 +25,7 @@ def test_export_writes_checked_onnx_with_metadata(tiny_run):
     assert len(meta["onnx_sha256"]) == 64 and len(meta["checkpoint_sha256"]) == 64
 
 
-def test_parity_on_real_clips_is_tight(tiny_run):
+def test_parity_on_real_clips_is_tight(tiny_run, shared_data):  # vtest.avi clips
     p = tiny_run["export"]["parity"]
     assert p["clips"] >= 3 and p["top1_agreement"] == 1.0 and p["max_rel_diff"] < 1e-4
 
