@@ -23,7 +23,6 @@ import torch
 from .clipspec import ClipSpec
 
 log = logging.getLogger(__name__)
-SHARED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "vtest.avi"
 
 
 def stats(times_s: List[float]) -> Dict:
@@ -377,7 +376,8 @@ def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precis
         frames: int = 25, size: int = 112, batch: int = 1, warmup: int = 2, runs: int = 7, out: str = "runs/bench",
         video: Optional[str] = None, classes: int = 51, two_stream: bool = True, progress=None) -> Dict:
     spec = ClipSpec(frames=frames, size=size, resize=max(size, round(size * 128 / 112)))
-    video = video or (str(SHARED_VIDEO) if SHARED_VIDEO.exists() else None)
+    from .video import sample_video
+    video = video or sample_video()
     workdir = Path(out) / "models"
     workdir.mkdir(parents=True, exist_ok=True)
     result = {"environment": environment(), "input": [batch, *spec.input_shape], "warmup": warmup, "runs": runs}

@@ -118,7 +118,8 @@ class Demo:
         from .deploy import build_engine
         from .errors import TensorRTUnavailable
         from .export import export_onnx, real_clips
-        from .deploy import dataset_index_from_meta, SHARED_VIDEO
+        from .deploy import dataset_index_from_meta
+        from .video import sample_video
         from .checkpoint import load_checkpoint, bundle_metadata
         from .clipspec import ClipSpec
 
@@ -126,7 +127,7 @@ class Demo:
         ck = load_checkpoint(ckpt)
         spec = ClipSpec.from_dict(ck["clip_spec"])
         index = dataset_index_from_meta(bundle_metadata(ck))
-        clips = real_clips(spec, index, str(SHARED_VIDEO) if SHARED_VIDEO.exists() else None)
+        clips = real_clips(spec, index, sample_video())
         exp = export_onnx(ckpt, self.out / "engines" / "student.onnx", parity_clips=clips)
         p = exp["parity"]
         self.say(f"      ONNX {exp['onnx']}: parity with PyTorch on {p['clips']} real clips: top-1 "
@@ -180,19 +181,19 @@ class Demo:
         from .bench import two_stream_vs_student
         from .clipspec import ClipSpec
         from .export import ort_session
-        from .deploy import SHARED_VIDEO
+        from .video import sample_video
 
         c = self.cfg
         spec = ClipSpec(frames=c.frames, size=c.size, resize=c.resize)
         from .export import real_clips
-        x = real_clips(spec, None, str(SHARED_VIDEO) if SHARED_VIDEO.exists() else None, max_video=1)[:1]
+        x = real_clips(spec, None, sample_video(), max_video=1)[:1]
         fns = {}
         for label, f in (("fp32", "student.onnx"), ("int8", "student.int8.cpu.onnx")):
             p = self.out / "engines" / f
             if p.exists():
                 s = ort_session(p, ["CPUExecutionProvider"])
                 fns[f"onnxruntime {label}"] = (lambda s=s: s.run(None, {"clip": x}))
-        r = two_stream_vs_student(spec, c.classes, str(SHARED_VIDEO) if SHARED_VIDEO.exists() else None, c.width, 5, fns)
+        r = two_stream_vs_student(spec, c.classes, sample_video(), c.width, 5, fns)
         best = max(v for k, v in r["speedup_vs_opencv_two_stream"].items() if k.startswith("student"))
         for k, v in r.items():
             if isinstance(v, dict) and "median_ms" in v:

@@ -15,10 +15,10 @@ import numpy as np
 from .checkpoint import read_metadata
 from .clipspec import ClipSpec
 from .errors import ExportError, FtsError
+from .video import sample_video
 
 log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("engines/student.onnx", "runs/demo/student/best.pt")
-SHARED_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "vtest.avi"
 
 
 def find_default_model() -> str:
@@ -51,7 +51,7 @@ def export(ckpt, out=None, batch: int = 1, dynamic_batch: bool = False, video: O
     spec = ClipSpec.from_dict(ck["clip_spec"])
     index = dataset_index_from_meta({"dataset": {k: ck.get("config", {}).get(k) for k in
                                                  ("dataset", "root", "splits", "split", "per_class", "num_classes")}})
-    clips = real_clips(spec, index, video or (SHARED_VIDEO if SHARED_VIDEO.exists() else None))
+    clips = real_clips(spec, index, video or sample_video())
     return export_onnx(ckpt, out, batch=batch, dynamic_batch=dynamic_batch, parity_clips=clips)
 
 
@@ -88,9 +88,9 @@ def calibration_clips(spec: ClipSpec, meta: Dict, calib_data: Optional[str], cal
     else:
         index = dataset_index_from_meta(meta)
         if index is None:
-            if SHARED_VIDEO.exists():
-                log.warning("no training data reachable: calibrating on %s", SHARED_VIDEO)
-                return calibration_clips(spec, meta, None, str(SHARED_VIDEO), None, n)
+            if sample_video():
+                log.warning("no training data reachable: calibrating on %s", sample_video())
+                return calibration_clips(spec, meta, None, sample_video(), None, n)
             raise ExportError("no calibration data: pass --calib-data DIR, --calib-video PATH or --calib-camera DEV")
     rng = np.random.default_rng(seed)
     clips, _ = centre_clips([index.train[i] for i in rng.permutation(len(index.train))], spec, limit=n)
@@ -140,7 +140,7 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
         vx, vy = validation_set(spec, meta)
         if vx is None:
             from .export import real_clips
-            vx = real_clips(spec, None, str(SHARED_VIDEO) if SHARED_VIDEO.exists() else None)
+            vx = real_clips(spec, None, sample_video())
         report["int8"] = {}
         for flavor in ("tensorrt", "cpu"):
             q = quantize_int8(onnx_path, clips, method=calib_method, keep_stem_fp=keep_stem_fp, progress=progress,
