@@ -115,20 +115,10 @@ class Demo:
         return {"markdown": markdown(r), "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]]}
 
     def _export(self):
-        from .deploy import build_engine
+        from .deploy import build_engine, export
         from .errors import TensorRTUnavailable
-        from .export import export_onnx, real_clips
-        from .deploy import dataset_index_from_meta
-        from .video import sample_video
-        from .checkpoint import load_checkpoint, bundle_metadata
-        from .clipspec import ClipSpec
 
-        ckpt = self.out / "student" / "best.pt"
-        ck = load_checkpoint(ckpt)
-        spec = ClipSpec.from_dict(ck["clip_spec"])
-        index = dataset_index_from_meta(bundle_metadata(ck))
-        clips = real_clips(spec, index, sample_video())
-        exp = export_onnx(ckpt, self.out / "engines" / "student.onnx", parity_clips=clips)
+        exp = export(self.out / "student" / "best.pt", self.out / "engines" / "student.onnx")
         p = exp["parity"]
         self.say(f"      ONNX {exp['onnx']}: parity with PyTorch on {p['clips']} real clips: top-1 "
                  f"{p['top1_agreement']:.0%}, max rel diff {p['max_rel_diff']:.1e}")

@@ -44,13 +44,12 @@ def dataset_index_from_meta(meta: Dict):
 
 
 def export(ckpt, out=None, batch: int = 1, dynamic_batch: bool = False, video: Optional[str] = None) -> Dict:
-    from .checkpoint import load_checkpoint
+    from .checkpoint import bundle_metadata, load_checkpoint
     from .export import export_onnx, real_clips
 
     ck = load_checkpoint(ckpt)
     spec = ClipSpec.from_dict(ck["clip_spec"])
-    index = dataset_index_from_meta({"dataset": {k: ck.get("config", {}).get(k) for k in
-                                                 ("dataset", "root", "splits", "split", "per_class", "num_classes")}})
+    index = dataset_index_from_meta(bundle_metadata(ck))  # parity on the validation split it was trained for
     clips = real_clips(spec, index, video or sample_video())
     return export_onnx(ckpt, out, batch=batch, dynamic_batch=dynamic_batch, parity_clips=clips)
 

@@ -5,7 +5,6 @@ network (no cached flow)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -15,20 +14,7 @@ import torch
 from .artifacts import atomic_write_text
 from .checkpoint import build_from_checkpoint, load_checkpoint
 from .clipspec import ClipSpec
-from .training import ClipSet, confusion, metrics
-
-
-@torch.no_grad()
-def _scores(model, loader) -> Dict:
-    probs, labels, seconds = [], [], 0.0
-    for batch in loader:
-        t = time.perf_counter()
-        p = torch.softmax(model(batch["rgb"]), 1)
-        seconds += time.perf_counter() - t
-        probs.append(p)
-        labels.append(batch["label"])
-    y = torch.cat(labels)
-    return {"probs": torch.cat(probs), "labels": y, "clips_per_s": len(y) / max(seconds, 1e-9)}
+from .training import ClipSet, confusion, metrics, predict
 
 
 def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str], index=None, out=None,
@@ -52,8 +38,8 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
         cfg = {k: v for k, v in first["config"].items() if k in TrainConfig.__dataclass_fields__}
         index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None}).index()
     ds = ClipSet(index.test, spec, False, index.flip)
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False)
-    scores = {name: _scores(build_from_checkpoint(ck).eval(), loader) for name, ck in cks.items()}
+    # every model takes the RGB clip: the teacher computes its flow with the TV-L1 layers, as deployed
+    scores = {name: predict(build_from_checkpoint(ck), ds, "rgb", batch_size) for name, ck in cks.items()}
     if "RGB" in scores and "flow (teacher)" in scores:
         a, b = scores["RGB"], scores["flow (teacher)"]
         scores["two-stream"] = {"probs": (a["probs"] + b["probs"]) / 2, "labels": a["labels"],

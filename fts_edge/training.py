@@ -100,12 +100,12 @@ class ClipSet(VideoDataset):
     def __init__(self, items: List[VideoItem], spec: ClipSpec, train: bool, flip: bool, rgb: bool = True,
                  flow_cache=None, seed: int = 0, cache_frames: bool = True):
         super().__init__(items, spec, mode="random" if train else "center", flip=flip, cache=cache_frames, seed=seed)
-        self.train, self.rgb, self.flow_cache = train, rgb, flow_cache
+        self.rgb, self.flow_cache = rgb, flow_cache
 
     def _sample(self, frames, j):
         rng = np.random.default_rng([self.seed, self.epoch, j])
-        (idx,) = sample_indices(len(frames), self.spec, "random" if self.train else "center", rng)
-        geom = clip_geometry(frames.shape[1], frames.shape[2], self.spec, self.train, rng, self.flip)
+        (idx,) = sample_indices(len(frames), self.spec, self.mode, rng)
+        geom = clip_geometry(frames.shape[1], frames.shape[2], self.spec, self.mode == "random", rng, self.flip)
         out = {"label": self.items[j].label, "index": j}
         if self.rgb:
             out["rgb"] = torch.from_numpy(crop_clip(frames[idx], geom, self.spec))
