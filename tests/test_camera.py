@@ -1,3 +1,4 @@
+import contextlib
 import json
 import threading
 import time
@@ -172,28 +173,40 @@ def test_realtime_30fps_capture_drops_no_frames(tiny_run, tmp_path):
     assert summary["latency_ms"]["p50"] > 0 and "p99" in summary["latency_ms"]
 
 
-def test_live_page_serves_stream_and_label(tiny_run, tmp_path):
-    src = SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=150)
-    result = {}
-    th = threading.Thread(target=lambda: result.update(run([], str(tiny_run["onnx"]), stride=2, sources=[src],
-                                                           serve="127.0.0.1:0", json_out=str(tmp_path / "s.jsonl"))))
+@contextlib.contextmanager
+def _live_page(model, tmp_path):
+    """Run the app with --serve on a realtime synthetic source until the page shows a label.
+    Yields (url, status); the source is ended by the test (max 60 s of frames), never by a timer."""
+    src = SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=1800)
+    result, lines = {}, tmp_path / "serve.jsonl"
+    th = threading.Thread(target=lambda: result.update(run([], str(model), stride=2, sources=[src],
+                                                           serve="127.0.0.1:0", json_out=str(lines))))
     th.start()
-    url = None
-    for _ in range(100):
-        time.sleep(0.05)
-        lines = _lines(tmp_path / "s.jsonl") if (tmp_path / "s.jsonl").exists() else []
-        url = next((l["url"] for l in lines if l["type"] == "serving"), None)
-        if url and any(l["type"] == "prediction" for l in lines):
-            break
-    assert url and url.startswith("http://127.0.0.1:")
-    page = urllib.request.urlopen(url, timeout=5).read().decode()
-    assert "/stream.mjpg" in page
-    status = json.loads(urllib.request.urlopen(url + "status", timeout=5).read())
-    assert status["label"] in load_classifier(tiny_run["onnx"]).classes
-    with urllib.request.urlopen(url + "stream.mjpg", timeout=5) as r:
-        chunk = r.read(4096)
-    assert b"Content-Type: image/jpeg" in chunk and b"\xff\xd8" in chunk
-    th.join(timeout=20)
+    try:
+        url, status, deadline = None, {}, time.monotonic() + 45
+        while time.monotonic() < deadline and not (url and "label" in status):
+            time.sleep(0.1)
+            if url is None and lines.exists():
+                url = next((r["url"] for r in _lines(lines) if r["type"] == "serving"), None)
+            if url:  # the page's state is set after the prediction line is written: poll the page itself
+                status = json.loads(urllib.request.urlopen(url + "status", timeout=5).read())
+        assert url and url.startswith("http://127.0.0.1:"), "the app never announced its page"
+        assert "label" in status, "no classification reached the page within 45 s"
+        yield url, status
+    finally:
+        src.max_frames = 0  # the source ends; the app drains and stops
+        th.join(timeout=30)
+    assert not th.is_alive() and result["classifications"] >= 1
+
+
+def test_live_page_serves_stream_and_label(tiny_run, tmp_path):
+    with _live_page(tiny_run["onnx"], tmp_path) as (url, status):
+        page = urllib.request.urlopen(url, timeout=5).read().decode()
+        assert "/stream.mjpg" in page
+        assert status["label"] in load_classifier(tiny_run["onnx"]).classes
+        with urllib.request.urlopen(url + "stream.mjpg", timeout=5) as r:
+            chunk = r.read(4096)
+        assert b"Content-Type: image/jpeg" in chunk and b"\xff\xd8" in chunk
 
 
 def test_teacher_mode_on_the_cpu_writes_flow_pictures(tiny_run, tmp_path):
@@ -224,26 +237,15 @@ def _chromium():
 def test_live_page_in_a_real_headless_browser(tiny_run, tmp_path):
     import subprocess
 
-    src = SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=600)
-    lines = tmp_path / "b.jsonl"
-    th = threading.Thread(target=lambda: run([], str(tiny_run["onnx"]), stride=2, sources=[src], serve="127.0.0.1:0",
-                                             json_out=str(lines), max_windows=250))
-    th.start()
-    url = None
-    for _ in range(200):
-        time.sleep(0.05)
-        rows = _lines(lines) if lines.exists() else []
-        url = next((r["url"] for r in rows if r["type"] == "serving"), None)
-        if url and any(r["type"] == "prediction" for r in rows):
-            break
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=4000"]
-    dom = subprocess.run([_chromium(), *flags, "--dump-dom", url], capture_output=True, text=True, timeout=60).stdout
     shot = tmp_path / "page.png"
-    subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=640,480", url],
-                   capture_output=True, text=True, timeout=60)
-    th.join(timeout=30)
+    with _live_page(tiny_run["onnx"], tmp_path) as (url, _):
+        dom = subprocess.run([_chromium(), *flags, "--dump-dom", url], capture_output=True, text=True,
+                             timeout=60).stdout
+        subprocess.run([_chromium(), *flags, f"--screenshot={shot}", "--window-size=640,480", url],
+                       capture_output=True, text=True, timeout=60)
     classes = load_classifier(tiny_run["onnx"]).classes
     # the page's script fetched /status and wrote the current label into the page
     assert any(c in dom for c in classes), dom[:500]
