@@ -57,3 +57,24 @@ def test_other_settings_in_the_same_folder_are_refused(demo_run):
     out, _, _ = demo_run
     with pytest.raises(FtsError, match="other settings"):
         Demo(str(out), replace(TINY, epochs=3))
+
+
+@pytest.mark.parametrize("hint", ["flow", "layer1"])
+def test_distill_probe_trains_on_a_finished_demo(demo_run, capsys, hint):
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    out, _, _ = demo_run
+    path = Path(__file__).resolve().parents[1] / "train" / "distill_probe.py"
+    spec = importlib.util.spec_from_file_location("distill_probe", path)
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert probe.main(["--demo", str(out), "--epochs", "2", "--alpha", "1", "--standardise", "--beta", "1",
+                       "--hint", hint]) == 0
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    # both extra losses were really computed (non-zero, finite) and a val accuracy came out
+    assert all(r["mimic_mse"] > 0 and r["hint_mse"] > 0 and math.isfinite(r["train_ce"]) for r in rows)
+    assert all(0 <= r["val_top1"] <= 100 for r in rows)
+    assert probe.main(["--demo", str(out / "nowhere")]) == 1
