@@ -6,7 +6,9 @@ capture in a thread per source (ring buffer, each frame preprocessed once) -> ta
 windows -> one batched classification -> smooth -> events -> JSON line / overlay / page.
 """
 import sys
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
 from fts_edge.cli import main
 
 if __name__ == "__main__":
