@@ -54,7 +54,8 @@ def cmd_data_synth(a):
     from .synthetic import write_motion_dataset
 
     counts = write_motion_dataset(a.out, a.per_class, a.seed, a.classes, a.frames, a.size, a.size,
-                                  a.val_fraction, progress=progress)
+                                  a.val_fraction, progress=progress,
+                                  background=a.background)
     print(f"wrote the motion dataset to {a.out}: {counts['train']} train and {counts['val']} val videos, "
           f"{a.classes} classes, {a.frames} frames of {a.size}x{a.size}")
     return 0
@@ -218,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
     s.add_argument("--size", type=int, default=128, help="frame side in pixels (default 128)")
     s.add_argument("--val-fraction", type=float, default=0.25, help="held-out fraction per class (default 0.25)")
+    s.add_argument("--background", type=float, default=1.0,
+                   help="background texture contrast, 0 (flat) to 1 (as textured as the object: default)")
     s.set_defaults(func=cmd_data_synth)
     data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
 

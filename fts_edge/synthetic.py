@@ -94,17 +94,24 @@ def _trajectory(label: int, rng: np.random.Generator, frames: int, h: int, w: in
 
 
 def render_clip(label: int, seed: int, index: int = 0, frames: int = 32, height: int = 128,
-                width: int = 128) -> np.ndarray:
-    """One video of class ``label``: uint8 RGB (frames, height, width, 3), deterministic in its arguments."""
+                width: int = 128, background: float = 1.0) -> np.ndarray:
+    """One video of class ``label``: uint8 RGB (frames, height, width, 3), deterministic in its arguments.
+
+    ``background`` scales the background texture's contrast: 1 (default) is as textured as the
+    object, so the object is camouflaged and only its motion gives it away; 0 is a flat colour.
+    The random draws do not depend on it, so the same video differs only in its background.
+    """
     if not 0 <= label < len(MOTION_CLASSES):
         raise ValueError(f"label must be in [0, {len(MOTION_CLASSES)}), got {label}")
+    if not 0.0 <= background <= 1.0:
+        raise ValueError(f"background must be in [0, 1], got {background}")
     rng = np.random.default_rng([int(seed), int(label), int(index)])
-    background = _texture(rng, height, width, contrast=rng.uniform(25, 45))
+    backdrop = _texture(rng, height, width, contrast=rng.uniform(25, 45) * background)
     side = int(min(height, width) * rng.uniform(0.36, 0.5))
     obj = _texture(rng, side, side, contrast=rng.uniform(50, 80)).astype(np.float32)
     mask = _shape_mask(rng, side)
     cx, cy, ang, scale = _trajectory(label, rng, frames, height, width)
-    bg = background.astype(np.float32)
+    bg = backdrop.astype(np.float32)
     out = np.empty((frames, height, width, 3), np.uint8)
     for i in range(frames):
         m = cv2.getRotationMatrix2D((side / 2.0, side / 2.0), float(ang[i]), float(scale[i]))
@@ -134,7 +141,7 @@ def iter_motion_dataset(per_class: int, seed: int = 0, num_classes: int = len(MO
 
 def write_motion_dataset(out, per_class: int, seed: int = 0, num_classes: int = len(MOTION_CLASSES),
                          frames: int = 32, height: int = 128, width: int = 128, val_fraction: float = 0.25,
-                         fps: float = 25.0, progress: Optional[Callable] = None) -> dict:
+                         fps: float = 25.0, progress: Optional[Callable] = None, background: float = 1.0) -> dict:
     """Write the motion dataset as real MJPG videos in the folder layout ``OUT/{train,val}/<class>/*.avi``.
 
     Files already present are kept (each is written atomically), so an interrupted run resumes.
@@ -149,6 +156,6 @@ def write_motion_dataset(out, per_class: int, seed: int = 0, num_classes: int = 
     for split, name, label, i in it:
         path = out / split / name / f"{name}_s{seed}_{i:04d}.avi"
         if not path.exists():
-            write_video(path, render_clip(label, seed, i, frames, height, width), fps=fps)
+            write_video(path, render_clip(label, seed, i, frames, height, width, background), fps=fps)
         counts[split] += 1
     return counts

@@ -96,6 +96,25 @@ def test_motion_dataset_is_deterministic_and_written_as_videos(tmp_path):
     assert rep["frames"] == {"min": 6, "max": 6}
 
 
+def test_background_contrast_only_changes_the_backdrop(tmp_path, capsys):
+    textured = render_clip(0, seed=3, index=2, frames=6, height=48, width=48)
+    flat = render_clip(0, seed=3, index=2, frames=6, height=48, width=48, background=0.0)
+    np.testing.assert_array_equal(textured, render_clip(0, 3, 2, 6, 48, 48, background=1.0))  # default unchanged
+    # Flat backdrop: the pixels that never change over the clip are one colour; textured: many colours.
+    static = (flat == flat[:1]).all(axis=(0, 3))
+    assert static.mean() > 0.3
+    assert np.ptp(flat[0][static], axis=0).max() <= 1 and np.ptp(textured[0][static], axis=0).max() > 40
+    # Same draws and trajectory: where the object covers the backdrop, the two videos are identical.
+    same = (flat == textured).all(axis=-1).mean()
+    assert 0.03 < same < 0.6
+    with pytest.raises(ValueError, match="background"):
+        render_clip(0, 3, 2, 6, 48, 48, background=1.5)
+    assert main(["data", "synth", str(tmp_path / "m"), "--per-class", "2", "--classes", "2", "--frames", "4",
+                 "--size", "32", "--background", "2"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "background" in err[0]
+
+
 def test_motion_dataset_on_the_fly_has_no_flip():
     idx = synthetic_index(per_class=4, seed=0, num_classes=10)
     assert idx.flip is False and idx.classes == list(MOTION_CLASSES)
