@@ -34,6 +34,7 @@ class DemoConfig:
     batch_size: int = 16
     seed: int = 0
     alpha: float = 50.0
+    background: float = 1.0
 
 
 QUICK = DemoConfig(per_class=12, classes=6, video_frames=10, video_size=40, frames=6, size=32, resize=36,
@@ -87,7 +88,7 @@ class Demo:
         self.stage(1, "data", lambda: self._data())
         self.stage(2, "teacher", lambda: fit(self.train_cfg("teacher"), progress=self.progress))
         self.stage(3, "student", lambda: {
-            "student": fit(self.train_cfg("student", teacher=str(self.out / "teacher" / "best.pt")), progress=self.progress),
+            "student": fit(self.train_cfg("student", teacher=str(self.out / "teacher" / "last.pt")), progress=self.progress),
             "rgb": fit(self.train_cfg("rgb", alpha=0.0), progress=self.progress)})
         table = self.stage(4, "table", self._table)
         deploy = self.stage(5, "export", self._export)
@@ -102,15 +103,16 @@ class Demo:
 
         c = self.cfg
         counts = write_motion_dataset(self.out / "data", c.per_class, c.seed, c.classes, c.video_frames,
-                                      c.video_size, c.video_size, progress=self.progress)
+                                      c.video_size, c.video_size, progress=self.progress,
+                                      background=c.background)
         self.say(f"      {counts['train']} training and {counts['val']} validation videos in {self.out / 'data'}")
         return counts
 
     def _table(self):
         from .evaluate import evaluate, markdown
 
-        r = evaluate(str(self.out / "rgb" / "best.pt"), str(self.out / "teacher" / "best.pt"),
-                     str(self.out / "student" / "best.pt"), out=self.out / "table")
+        r = evaluate(str(self.out / "rgb" / "last.pt"), str(self.out / "teacher" / "last.pt"),
+                     str(self.out / "student" / "last.pt"), out=self.out / "table")
         self.say("\n" + markdown(r) + "\n")
         return {"markdown": markdown(r), "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]]}
 
@@ -118,7 +120,7 @@ class Demo:
         from .deploy import build_engine, export
         from .errors import TensorRTUnavailable
 
-        exp = export(self.out / "student" / "best.pt", self.out / "engines" / "student.onnx")
+        exp = export(self.out / "student" / "last.pt", self.out / "engines" / "student.onnx")
         p = exp["parity"]
         self.say(f"      ONNX {exp['onnx']}: parity with PyTorch on {p['clips']} real clips: top-1 "
                  f"{p['top1_agreement']:.0%}, max rel diff {p['max_rel_diff']:.1e}")
@@ -150,7 +152,7 @@ class Demo:
         lines = self.out / "camera.jsonl"
         src = SyntheticSource("synthetic://", seed=99, size=self.cfg.video_size, max_frames=40 * 3, clip_frames=40)
         summary = run([], str(model), stride=self.cfg.frames, json_out=str(lines), sources=[src],
-                      teacher=str(self.out / "teacher" / "best.pt"), flow_dir=str(self.out / "flow"))
+                      teacher=str(self.out / "teacher" / "last.pt"), flow_dir=str(self.out / "flow"))
         preds = [json.loads(l) for l in lines.read_text().splitlines()]
         preds = [p for p in preds if p["type"] == "prediction"]
         for p in preds[:: max(1, len(preds) // 5)][:5]:
