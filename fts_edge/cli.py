@@ -271,7 +271,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--calib-data", help="folder of videos to calibrate on (default: the training split)")
     be.add_argument("--calib-video", help="calibrate on clips of this video")
     be.add_argument("--calib-camera", help="calibrate on frames from this camera (e.g. /dev/video0)")
-    be.add_argument("--calib-clips", type=int, default=32, help="calibration clips (default 32)")
+    be.add_argument("--calib-clips", type=int, default=128,
+                    help="calibration clips (default 128: with 32, INT8 agreed with fp32 on only 93-97%% of clips)")
     be.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
                     help="how activation ranges are chosen (default minmax)")
     be.add_argument("--int8-stem", action="store_true",

@@ -126,7 +126,7 @@ class Demo:
                  f"{p['top1_agreement']:.0%}, max rel diff {p['max_rel_diff']:.1e}")
         info = {"onnx": exp["onnx"], "parity": p}
         try:
-            rep = build_engine(exp["onnx"], int8=True, calib_clips=min(32, self.cfg.per_class * self.cfg.classes // 2),
+            rep = build_engine(exp["onnx"], int8=True, calib_clips=min(128, self.cfg.per_class * self.cfg.classes // 2),
                                min_agreement=0.0, say=lambda m: self.say("      " + m), progress=self.progress)
         except TensorRTUnavailable as e:
             rep = getattr(e, "report", None)

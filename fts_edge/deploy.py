@@ -111,7 +111,7 @@ def validation_set(spec: ClipSpec, meta: Dict, limit: int = 200):
 
 def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = False, workspace_mb: int = 1024,
                  timing_cache: Optional[str] = None, calib_data=None, calib_video=None, calib_camera=None,
-                 calib_clips: int = 32, calib_method: str = "minmax", keep_stem_fp: bool = True,
+                 calib_clips: int = 128, calib_method: str = "minmax", keep_stem_fp: bool = True,
                  min_agreement: float = 0.9, force: bool = False, progress=None, say=print) -> Dict:
     from . import engine as trt_engine
     from .export import metadata_path
