@@ -226,6 +226,22 @@ class Demo:
         return {"report": str(self.out / "report.md")}
 
 
+def noise_points(a: Dict, b: Dict) -> float:
+    """Two standard errors of the difference of two top-1 figures (in points), each measured on
+    its row's ``n`` clips: differences smaller than this are not evidence of anything."""
+    var = sum(r["top1"] / 100 * (1 - r["top1"] / 100) / max(int(r.get("n") or 1), 1) for r in (a, b))
+    return 200 * float(np.sqrt(max(var, 0.0)))
+
+
+def lead_caveat(student: Dict, rgb: Dict) -> str:
+    noise = noise_points(student, rgb)
+    lead = student["top1"] - rgb["top1"]
+    if abs(lead) >= noise:
+        return ""
+    return (f" (within the noise of {student.get('n')} val clips, +-{noise:.0f} points: no evidence either way; "
+            "see the README on why distillation does not yet help here)")
+
+
 def summary_text(out: Path, res: Dict) -> str:
     t = res["table"]
     rows = {r["method"]: r for r in t["rows"]}
@@ -233,7 +249,8 @@ def summary_text(out: Path, res: Dict) -> str:
     return "\n".join([
         "", "Summary", "-------",
         t["markdown"], "",
-        f"distilled student vs RGB-only baseline (same budget and seed): {lead:+.1f} points top-1",
+        f"distilled student vs RGB-only baseline (same budget and seed): {lead:+.1f} points top-1"
+        f"{lead_caveat(rows['distilled student'], rows['RGB'])}",
         f"student speed-up over the two-stream pipeline (OpenCV TV-L1 + two networks): "
         f"{res['speed']['best_student_speedup']:.1f}x on one clip", "",
         f"artifacts in {out}: data/, teacher/, student/, rgb/ (checkpoints, metrics.jsonl, curves.png), "

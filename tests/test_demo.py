@@ -78,3 +78,13 @@ def test_distill_probe_trains_on_a_finished_demo(demo_run, capsys, hint):
     assert all(r["mimic_mse"] > 0 and r["hint_mse"] > 0 and math.isfinite(r["train_ce"]) for r in rows)
     assert all(0 <= r["val_top1"] <= 100 for r in rows)
     assert probe.main(["--demo", str(out / "nowhere")]) == 1
+
+
+def test_summary_flags_a_lead_inside_the_noise():
+    from fts_edge.demo import lead_caveat, noise_points
+
+    near_chance = ({"top1": 13.0, "n": 100}, {"top1": 8.0, "n": 100})
+    assert 8 < noise_points(*near_chance) < 9.5  # 2 standard errors of a difference of two 100-clip figures
+    assert "within the noise" in lead_caveat(*near_chance)
+    assert lead_caveat({"top1": 60.0, "n": 100}, {"top1": 20.0, "n": 100}) == ""
+    assert "within the noise" in lead_caveat({"top1": 60.0, "n": 10}, {"top1": 40.0, "n": 10})  # few clips: wide band
