@@ -49,18 +49,17 @@ def main(argv=None) -> int:
     from fts_edge.clipspec import ClipSpec
     from fts_edge.models import create_model
     from fts_edge.synthetic import render_clip
+    from fts_edge.transforms import clip_geometry, crop_clip, sample_indices
 
     spec = ClipSpec(frames=a.frames, size=a.size, resize=a.video_size)
-    mean = torch.tensor(spec.mean).view(3, 1, 1, 1)
-    std = torch.tensor(spec.std).view(3, 1, 1, 1)
     rng = np.random.default_rng(a.seed)
 
     def clip(label, seed, index, train):
+        """The training loop's own sampling, crop and normalisation (no flips: they swap classes)."""
         v = render_clip(label, seed, index, a.video_frames, a.video_size, a.video_size, a.background)
-        t0 = int(rng.integers(0, a.video_frames - a.frames + 1)) if train else (a.video_frames - a.frames) // 2
-        y0, x0 = (rng.integers(0, a.video_size - a.size + 1, 2) if train else [(a.video_size - a.size) // 2] * 2)
-        c = v[t0:t0 + a.frames, y0:y0 + a.size, x0:x0 + a.size]
-        return (torch.from_numpy(c).permute(3, 0, 1, 2).float() / 255.0 - mean) / std
+        (idx,) = sample_indices(len(v), spec, "random" if train else "center", rng)
+        geometry = clip_geometry(a.video_size, a.video_size, spec, train, rng, flip=False)
+        return torch.from_numpy(crop_clip(v[idx], geometry, spec))
 
     vx = torch.stack([clip(k, 0, i, False) for k in range(a.classes) for i in range(30, 40)])
     vy = torch.arange(a.classes).repeat_interleave(10)
