@@ -25,28 +25,32 @@ from .transforms import preprocess_frame
 
 
 class ClipBuffer:
-    """Ring of the last T preprocessed frames, (T, 3, S, S) float32."""
+    """Ring of the last ``spec.span`` preprocessed frames, (span, 3, S, S) float32.
+
+    A clip is ``spec.frames`` frames ``spec.stride`` apart, ending at the newest frame: the same
+    temporal sampling the network was trained with (a stride-2 model sees every other frame here too).
+    """
 
     def __init__(self, spec: ClipSpec):
         self.spec = spec
-        self.ring = np.zeros((spec.frames, 3, spec.size, spec.size), np.float32)
+        self.span = spec.span
+        self.ring = np.zeros((self.span, 3, spec.size, spec.size), np.float32)
         self.count = 0  # frames pushed so far
 
     def push(self, frame_rgb: np.ndarray) -> None:
-        self.ring[self.count % self.spec.frames] = preprocess_frame(frame_rgb, self.spec)
+        self.ring[self.count % self.span] = preprocess_frame(frame_rgb, self.spec)
         self.count += 1
 
     @property
     def full(self) -> bool:
-        return self.count >= self.spec.frames
+        return self.count >= self.span
 
     def window(self) -> np.ndarray:
-        """The last T frames in time order, as a clip (3, T, S, S)."""
+        """The clip ending at the newest frame, in time order, (3, T, S, S)."""
         if not self.full:
             raise RuntimeError("the window is not full yet")
-        start = self.count % self.spec.frames  # oldest frame's slot
-        ordered = np.concatenate([self.ring[start:], self.ring[:start]]) if start else self.ring
-        return np.ascontiguousarray(ordered.transpose(1, 0, 2, 3))
+        slots = (self.count - self.span + np.arange(self.spec.frames) * self.spec.stride) % self.span
+        return np.ascontiguousarray(self.ring[slots].transpose(1, 0, 2, 3))
 
 
 class Smoother:
@@ -128,7 +132,7 @@ class Capture(threading.Thread):
                 t = time.perf_counter()
                 st.buffer.push(frame)
                 st.frames += 1
-                if st.buffer.full and (st.buffer.count - st.buffer.spec.frames) % st.stride == 0:
+                if st.buffer.full and (st.buffer.count - st.buffer.span) % st.stride == 0:
                     w = Window(self.index, st.buffer.count - 1, st.buffer.window(), t,
                                frame if self.keep_frame else None)
                     with st.cond:

@@ -38,6 +38,20 @@ def test_ring_window_is_in_time_order_and_never_partial():
     np.testing.assert_array_equal(buf.window(), preprocess_clip(np.stack(fr[3:7]), SPEC))
 
 
+def test_strided_spec_sees_every_stride_th_frame_like_training():
+    """A model trained on frames 2 apart must get frames 2 apart live, ending at the newest frame."""
+    spec = SPEC.replace(stride=2)  # span 7
+    buf = ClipBuffer(spec)
+    fr = _frames(12)
+    for i, f in enumerate(fr):
+        buf.push(f)
+        assert buf.full == (i + 1 >= spec.span)
+        if buf.full:
+            picked = fr[i + 1 - spec.span:i + 1:spec.stride]
+            assert len(picked) == spec.frames
+            np.testing.assert_array_equal(buf.window(), preprocess_clip(np.stack(picked), spec))
+
+
 def test_each_frame_is_preprocessed_once(monkeypatch):
     calls = []
     real = stream_mod.preprocess_frame
