@@ -141,3 +141,6 @@ def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
     assert runs[0] == runs[1]  # same seed, same fresh clips, same numbers
     assert probe.main(args + ["--background", "3"]) == 2
     assert "error:" in capsys.readouterr().err
+    assert probe.main(args + ["--stride", "2"]) == 2  # 4 frames 2 apart span 7 > the 6-frame videos
+    assert "error:" in capsys.readouterr().err
+    assert probe.main(args + ["--stride", "2", "--video-frames", "8"]) == 0
