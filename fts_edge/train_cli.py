@@ -34,7 +34,9 @@ def add_train_args(p, role: str):
     g = p.add_argument_group("optimisation (the paper: SGD lr 0.1, momentum 0.9, weight decay 5e-4)")
     g.add_argument("--epochs", type=int, default=30)
     g.add_argument("--batch-size", type=int, default=16, help="global batch, split over torchrun processes")
-    g.add_argument("--lr", type=float, default=0.1)
+    g.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                   help="sgd (the paper's, default) or adamw (trains small networks from scratch faster)")
+    g.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1 for sgd, 1e-3 for adamw)")
     g.add_argument("--momentum", type=float, default=0.9)
     g.add_argument("--weight-decay", type=float, default=5e-4)
     g.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
@@ -70,7 +72,8 @@ def config_from_args(a, role: str):
 
     kw = dict(out=a.out, dataset=a.dataset, root=a.root, splits=a.splits, split=a.split, frames=a.frames,
               size=a.size, resize=a.resize, stride=a.stride, model=a.model, width=a.width, epochs=a.epochs,
-              batch_size=a.batch_size, lr=a.lr, momentum=a.momentum, weight_decay=a.weight_decay,
+              batch_size=a.batch_size, optimizer=a.optimizer,
+              lr=a.lr if a.lr is not None else (1e-3 if a.optimizer == "adamw" else 0.1), momentum=a.momentum, weight_decay=a.weight_decay,
               schedule=a.schedule, warmup_epochs=a.warmup_epochs, clip_grad=a.clip_grad,
               flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads)
     if role == "student":

@@ -32,6 +32,7 @@ from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
 log = logging.getLogger(__name__)
 ROLES = ("teacher", "rgb", "student")
+OPTIMIZERS = ("sgd", "adamw")
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class TrainConfig:
     model: str = "r3d_18"
     width: float = 1.0
     # optimisation (the paper: SGD lr 0.1, momentum 0.9, weight decay 5e-4)
+    optimizer: str = "sgd"  # sgd (the paper) | adamw (lr ~1e-3; momentum unused)
     epochs: int = 30
     batch_size: int = 16
     lr: float = 0.1
@@ -82,6 +84,8 @@ class TrainConfig:
             raise ValueError("the student needs --teacher CKPT (or --alpha 0 for the RGB baseline)")
         if self.schedule not in ("cosine", "step"):
             raise ValueError("schedule must be cosine or step")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
     @property
     def spec(self) -> ClipSpec:
@@ -240,6 +244,13 @@ def arch_of(cfg: TrainConfig, num_classes: int) -> dict:
 
 
 # -- schedule -------------------------------------------------------------------------------
+def make_optimizer(cfg: TrainConfig, params):
+    """SGD with momentum (the paper's), or AdamW with decoupled weight decay."""
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
 def lr_factor(cfg: TrainConfig, epoch: int) -> float:
     if epoch < cfg.warmup_epochs:
         return (epoch + 1) / (cfg.warmup_epochs + 1)
@@ -316,7 +327,7 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
     if teacher is not None:
         teacher.to(dev)
     params = list(net.parameters()) + (list(proj.parameters()) if proj is not None else [])
-    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    opt = make_optimizer(cfg, params)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
     start, best = 0, -1.0
     last_path = out / "last.pt"
@@ -325,6 +336,9 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
         if ck.get("config", {}).get("role") != cfg.role or ck["arch"] != arch_of(cfg, num_classes):
             raise CheckpointError(f"{last_path}: a different run (role/architecture) is in {out}; "
                                   "use another --out or remove it")
+        if ck.get("config", {}).get("optimizer", "sgd") != cfg.optimizer:
+            raise CheckpointError(f"{last_path} was trained with --optimizer "
+                                  f"{ck['config'].get('optimizer', 'sgd')}, not {cfg.optimizer}; resume with the same one")
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])

@@ -109,6 +109,20 @@ def test_student_without_teacher_is_a_clear_error(tmp_path):
     assert r.returncode == 2 and "needs --teacher" in r.stderr and "Traceback" not in r.stderr
 
 
+def test_adamw_trains_resumes_and_refuses_another_optimizer(tmp_path):
+    """--optimizer adamw: its default lr, AdamW state in the checkpoint, and resuming with SGD is
+    a one-line error rather than a traceback from load_state_dict."""
+    out = str(tmp_path / "rgb")
+    args = [*TINY, "--alpha", "0", "--epochs", "1", "--batch-size", "8", "--out", out]
+    r = subprocess.run(_script("train_student.py", *args, "--optimizer", "adamw"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = load_checkpoint(tmp_path / "rgb" / "last.pt")
+    assert ck["config"]["optimizer"] == "adamw" and ck["config"]["lr"] == 1e-3
+    assert all("exp_avg" in st for st in ck["optimizer"]["state"].values())  # AdamW moments, not SGD momentum
+    r = subprocess.run(_script("train_student.py", *args, "--epochs", "2", "--resume"), capture_output=True, text=True)
+    assert r.returncode != 0 and "--optimizer adamw" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_distillation_loss_terms():
     from fts_edge.distill import distillation_loss
 
