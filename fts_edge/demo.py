@@ -29,6 +29,7 @@ class DemoConfig:
     frames: int = 8
     size: int = 56
     resize: int = 64
+    stride: int = 1
     width: float = 0.125
     epochs: int = 16
     batch_size: int = 16
@@ -75,7 +76,7 @@ class Demo:
 
         c = self.cfg
         return TrainConfig(role=role, out=str(self.out / role), dataset="synthetic", root=str(self.out / "data"),
-                           frames=c.frames, size=c.size, resize=c.resize, width=c.width, epochs=c.epochs,
+                           frames=c.frames, size=c.size, resize=c.resize, stride=c.stride, width=c.width, epochs=c.epochs,
                            batch_size=c.batch_size, seed=c.seed, flow_cache=str(self.out / "flow_cache"),
                            alpha=kw.pop("alpha", c.alpha), **kw)
 

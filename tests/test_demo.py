@@ -76,7 +76,10 @@ def test_distill_probe_trains_on_a_finished_demo(demo_run, capsys, hint):
     assert [r["epoch"] for r in rows] == [1, 2]
     # both extra losses were really computed (non-zero, finite) and a val accuracy came out
     assert all(r["mimic_mse"] > 0 and r["hint_mse"] > 0 and math.isfinite(r["train_ce"]) for r in rows)
-    assert all(0 <= r["val_top1"] <= 100 for r in rows)
+    assert all(0 <= r["holdout_top1"] <= 100 for r in rows)
+    # scored on its own seed-99 clips, never on the demo's val split (the table's split)
+    held = sorted((out / "probe" / "holdout").rglob("*.avi"))
+    assert len(held) == 10 * TINY.classes and all("_s99_" in p.name for p in held)
     assert probe.main(["--demo", str(out / "nowhere")]) == 1
 
 
