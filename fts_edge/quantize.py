@@ -19,6 +19,18 @@ from .checkpoint import write_metadata
 from .errors import ExportError
 
 log = logging.getLogger(__name__)
+
+
+class _NoPreprocessAdvice(logging.Filter):
+    """ONNX Runtime's quantizer logs "Please consider pre-processing" on the root logger for every
+    model. Ours is already shape-inferred and simplified by the export step, so the advice is noise
+    in the middle of a progress display; everything else it logs still comes through."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "consider to run pre-processing" not in str(record.msg) and \
+            "consider pre-processing" not in str(record.msg)
+
+
 METHODS = ("minmax", "entropy", "percentile")
 
 
@@ -94,6 +106,8 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
     if method == "percentile":
         extra["CalibPercentile"] = 99.99
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    quiet = _NoPreprocessAdvice()
+    logging.getLogger().addFilter(quiet)
     try:
         quantize_static(str(fp32_onnx), str(tmp), ClipReader(clips, "clip", batch, progress),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=act, reduce_range=reduce_range,
@@ -106,6 +120,7 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
     except Exception as e:
         raise ExportError(f"INT8 quantization failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
     finally:
+        logging.getLogger().removeFilter(quiet)
         if tmp.exists():
             tmp.unlink()
         for junk in Path(out.parent).glob("augmented_model*.onnx"):

@@ -37,9 +37,16 @@ def test_qdq_model_is_symmetric_per_channel_int8(int8, tiny_run):
     assert inits[stem_node.input[1]].dtype == np.float32
 
 
-def test_cpu_flavour_is_uint8_activations(tiny_run, tmp_path):
+def test_cpu_flavour_is_uint8_activations(tiny_run, tmp_path, caplog):
+    import logging
+
     clips = np.random.default_rng(0).standard_normal((4, 3, 4, 24, 24)).astype(np.float32)
-    rep = quantize_int8(tiny_run["onnx"], clips, tmp_path / "s.int8.cpu.onnx", flavor="cpu")
+    with caplog.at_level(logging.INFO):
+        rep = quantize_int8(tiny_run["onnx"], clips, tmp_path / "s.int8.cpu.onnx", flavor="cpu")
+        logging.warning("still heard after quantization")
+    said = [r.getMessage() for r in caplog.records]
+    assert not any("pre-processing" in m for m in said)  # ORT's advice that does not apply is dropped
+    assert "still heard after quantization" in said  # and the filter is gone afterwards
     m = onnx.load(rep["int8_onnx"])
     inits = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
     q = [n for n in m.graph.node if n.op_type == "QuantizeLinear"]
