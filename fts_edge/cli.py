@@ -170,8 +170,10 @@ def cmd_demo(a):
     from .demo import QUICK, Demo, DemoConfig, summary_text
     from .progress import progress
 
-    cfg = QUICK if a.quick else DemoConfig()
-    out = a.out or ("runs/demo-quick" if a.quick else "runs/demo")
+    from dataclasses import replace
+
+    cfg = replace(QUICK if a.quick else DemoConfig(), seed=a.seed)
+    out = a.out or (("runs/demo-quick" if a.quick else "runs/demo") + (f"-seed{a.seed}" if a.seed else ""))
     print(f"fts-edge demo: the whole pipeline on the embedded motion dataset, in {out} "
           f"({'quick settings' if a.quick else 'about 10 minutes on a 2-core CPU'}; Ctrl-C and run again to resume)")
     res = Demo(out, cfg, progress=progress, video=a.input).run()
@@ -290,6 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--out", help="output folder (default runs/demo, or runs/demo-quick with --quick)")
     dm.add_argument("--quick", action="store_true", help="tiny settings: the whole pipeline in a few minutes")
     dm.add_argument("--input", help="also run the camera pipeline on this video (e.g. ../shared/data/vtest.avi)")
+    dm.add_argument("--seed", type=int, default=0,
+                    help="seed of the dataset and of training (default 0; other seeds go to runs/demo-seedN)")
     dm.set_defaults(func=cmd_demo)
 
     d = sub.add_parser("doctor", help="what this machine has for the toolkit, and how to fix what is missing",

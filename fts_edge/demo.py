@@ -31,7 +31,10 @@ class DemoConfig:
     resize: int = 64
     stride: int = 1
     width: float = 0.125
-    epochs: int = 16
+    epochs: int = 16  # the RGB baseline and the student (same budget)
+    teacher_epochs: int = 16
+    optimizer: str = "sgd"  # of the RGB baseline and the student; the teacher keeps the paper's SGD
+    lr: float = 0.1
     batch_size: int = 16
     seed: int = 0
     alpha: float = 50.0
@@ -75,8 +78,11 @@ class Demo:
         from .training import TrainConfig
 
         c = self.cfg
+        teacher = role == "teacher"
         return TrainConfig(role=role, out=str(self.out / role), dataset="synthetic", root=str(self.out / "data"),
-                           frames=c.frames, size=c.size, resize=c.resize, stride=c.stride, width=c.width, epochs=c.epochs,
+                           frames=c.frames, size=c.size, resize=c.resize, stride=c.stride, width=c.width,
+                           epochs=c.teacher_epochs if teacher else c.epochs,
+                           optimizer="sgd" if teacher else c.optimizer, lr=0.1 if teacher else c.lr,
                            batch_size=c.batch_size, seed=c.seed, flow_cache=str(self.out / "flow_cache"),
                            alpha=kw.pop("alpha", c.alpha), **kw)
 

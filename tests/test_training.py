@@ -158,3 +158,25 @@ def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
     assert probe.main(args + ["--stride", "2"]) == 2  # 4 frames 2 apart span 7 > the 6-frame videos
     assert "error:" in capsys.readouterr().err
     assert probe.main(args + ["--stride", "2", "--video-frames", "8"]) == 0
+
+
+def test_seed_table_mean_and_spread(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_table", ROOT / "train" / "seed_table.py")
+    st = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(st)
+    methods = ("RGB", "flow (teacher)", "two-stream", "distilled student")
+    for i, tops in enumerate([(40, 90, 91, 60), (50, 94, 95, 64), (45, 92, 93, 71)]):
+        d = tmp_path / f"s{i}" / "table"
+        d.mkdir(parents=True)
+        (d / "table.json").write_text(json.dumps({"rows": [{"method": m, "top1": t, "n": 100} for m, t in zip(methods, tops)]}))
+    assert st.main([str(tmp_path / f"s{i}") for i in range(3)] + ["--json", str(tmp_path / "s.json")]) == 0
+    s = json.loads((tmp_path / "s.json").read_text())["summary"]
+    assert s["RGB"]["mean"] == 45 and s["RGB"]["sd"] == 5  # sample standard deviation
+    assert s["student - RGB"]["values"] == [20, 14, 26] and s["student - RGB"]["mean"] == 20
+    assert s["student - two-stream"]["mean"] == -28
+    assert "| student - RGB | +20.0 | +14.0 | +26.0 | +20.0 | 6.0 |" in capsys.readouterr().out
+    (tmp_path / "s2" / "table" / "table.json").write_text(json.dumps({"rows": [{"method": "RGB", "top1": 1}]}))
+    assert st.main([str(tmp_path / "s0"), str(tmp_path / "s2")]) == 1
+    assert "missing" in capsys.readouterr().err
