@@ -263,7 +263,13 @@ class VideoDataset(torch.utils.data.Dataset):
 
 def centre_clips(items: List[VideoItem], spec: ClipSpec, limit: Optional[int] = None):
     """The centre clip of each readable item (unreadable ones skipped), preprocessed for
-    evaluation: (clips float32 (N, 3, T, S, S) or None, labels (N,))."""
+    evaluation: (clips float32 (N, 3, T, S, S) or None, labels (N,)). With ``limit`` below the
+    number of items, the items are taken evenly spaced through the list, not the first ones: lists
+    are ordered by class, and the first N would leave the last classes out of every check."""
+    if limit is not None and 0 < limit < len(items):
+        picks = [int(i) for i in np.unique(np.linspace(0, len(items) - 1, limit).round())]
+        chosen = set(picks)  # the rest follow, in case some of the picked ones cannot be read
+        items = [items[i] for i in picks] + [it for i, it in enumerate(items) if i not in chosen]
     clips, labels = [], []
     for item in items:
         if limit is not None and len(clips) >= limit:

@@ -156,3 +156,17 @@ def test_one_frame_says_nothing_but_motion_says_everything():
     acc_motion = _fit_linear(xd[tr], y[tr], xd[te], y[te], classes)
     assert acc_frame < 0.25 + 0.15, acc_frame
     assert acc_motion > 0.8, acc_motion
+
+
+def test_limited_centre_clips_cover_every_class_not_just_the_first():
+    from fts_edge.datasets import centre_clips, synthetic_index
+
+    idx = synthetic_index(5, 0, 4)  # 4 classes, ordered by class in the list
+    spec = ClipSpec(frames=4, size=16, resize=16)
+    items = idx.train + idx.test
+    items.sort(key=lambda it: it.label)
+    clips, labels = centre_clips(items, spec, limit=8)
+    assert clips.shape == (8, 3, 4, 16, 16)
+    assert sorted(set(labels.tolist())) == [0, 1, 2, 3]  # the first 8 would be classes 0 and 1 only
+    _, all_labels = centre_clips(items, spec)
+    assert len(all_labels) == len(items)
