@@ -175,7 +175,7 @@ def cmd_demo(a):
     cfg = replace(QUICK if a.quick else DemoConfig(), seed=a.seed)
     out = a.out or (("runs/demo-quick" if a.quick else "runs/demo") + (f"-seed{a.seed}" if a.seed else ""))
     print(f"fts-edge demo: the whole pipeline on the embedded motion dataset, in {out} "
-          f"({'quick settings' if a.quick else 'about 10 minutes on a 2-core CPU'}; Ctrl-C and run again to resume)")
+          f"({'quick settings' if a.quick else 'about 14 minutes on a 2-core CPU'}; Ctrl-C and run again to resume)")
     res = Demo(out, cfg, progress=progress, video=a.input).run()
     print(summary_text(Path(out), res))
     print(f"\nfinished in {res['seconds']:.0f} s (this run); report: {Path(out) / 'report.md'}")

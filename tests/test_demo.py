@@ -7,7 +7,7 @@ from fts_edge.demo import QUICK, Demo, summary_text
 from dataclasses import replace
 
 TINY = replace(QUICK, per_class=6, classes=4, video_frames=8, video_size=32, frames=4, size=24, resize=28, epochs=2,
-               batch_size=4)
+               teacher_epochs=2, batch_size=4)
 
 
 @pytest.fixture(scope="module")
