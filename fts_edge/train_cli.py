@@ -73,7 +73,8 @@ def config_from_args(a, role: str):
     kw = dict(out=a.out, dataset=a.dataset, root=a.root, splits=a.splits, split=a.split, frames=a.frames,
               size=a.size, resize=a.resize, stride=a.stride, model=a.model, width=a.width, epochs=a.epochs,
               batch_size=a.batch_size, optimizer=a.optimizer,
-              lr=a.lr if a.lr is not None else (1e-3 if a.optimizer == "adamw" else 0.1), momentum=a.momentum, weight_decay=a.weight_decay,
+              lr=a.lr if a.lr is not None else (1e-3 if a.optimizer == "adamw" else 0.1),
+              momentum=a.momentum, weight_decay=a.weight_decay,
               schedule=a.schedule, warmup_epochs=a.warmup_epochs, clip_grad=a.clip_grad,
               flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads)
     if role == "student":
