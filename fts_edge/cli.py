@@ -166,16 +166,31 @@ def cmd_camera(a):
     return 0
 
 
-def cmd_demo(a):
-    from .demo import QUICK, Demo, DemoConfig, summary_text
-    from .progress import progress
-
+def demo_settings(a):
+    """(DemoConfig, output folder) from the demo's flags."""
     from dataclasses import replace
 
-    cfg = replace(QUICK if a.quick else DemoConfig(), seed=a.seed)
-    out = a.out or (("runs/demo-quick" if a.quick else "runs/demo") + (f"-seed{a.seed}" if a.seed else ""))
+    from .demo import QUICK, DemoConfig
+
+    base = QUICK if a.quick else DemoConfig()
+    for flag, v in (("--epochs", a.epochs), ("--teacher-epochs", a.teacher_epochs)):
+        if v is not None and v < 1:
+            raise FtsError(f"{flag} must be at least 1, got {v}")
+    cfg = replace(base, seed=a.seed, epochs=a.epochs or base.epochs,
+                  teacher_epochs=a.teacher_epochs or base.teacher_epochs)
+    longer = (cfg.epochs, cfg.teacher_epochs) != (base.epochs, base.teacher_epochs)
+    name = ("runs/demo-quick" if a.quick else "runs/demo") + (f"-e{cfg.epochs}-t{cfg.teacher_epochs}" if longer else "")
+    return cfg, a.out or (name + (f"-seed{a.seed}" if a.seed else ""))
+
+
+def cmd_demo(a):
+    from .demo import Demo, demo_minutes, summary_text
+    from .progress import progress
+
+    cfg, out = demo_settings(a)
+    when = "quick settings" if a.quick else f"about {demo_minutes(cfg):.0f} minutes on a 2-core CPU"
     print(f"fts-edge demo: the whole pipeline on the embedded motion dataset, in {out} "
-          f"({'quick settings' if a.quick else 'about 14 minutes on a 2-core CPU'}; Ctrl-C and run again to resume)")
+          f"({when}; Ctrl-C and run again to resume)")
     res = Demo(out, cfg, progress=progress, video=a.input).run()
     print(summary_text(Path(out), res))
     print(f"\nfinished in {res['seconds']:.0f} s (this run); report: {Path(out) / 'report.md'}")
@@ -284,6 +299,8 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
     be.set_defaults(func=cmd_build_engine)
 
+    from .demo import DemoConfig
+
     dm = sub.add_parser("demo", help="the whole pipeline on the embedded motion dataset, in minutes on a CPU",
                         description="Write the motion dataset, train the flow teacher, distil the student and train "
                                     "the RGB baseline, print the table, export to ONNX and INT8, run the camera "
@@ -294,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--input", help="also run the camera pipeline on this video (e.g. ../shared/data/vtest.avi)")
     dm.add_argument("--seed", type=int, default=0,
                     help="seed of the dataset and of training (default 0; other seeds go to runs/demo-seedN)")
+    dm.add_argument("--epochs", type=int, metavar="N",
+                    help=f"epochs of the RGB baseline and of the student (same budget; default {DemoConfig.epochs}, "
+                         "which keeps the demo near 14 minutes; each epoch of the two adds about 40 s on a 2-core CPU)")
+    dm.add_argument("--teacher-epochs", type=int, metavar="N",
+                    help=f"epochs of the flow teacher (default {DemoConfig.teacher_epochs})")
     dm.set_defaults(func=cmd_demo)
 
     d = sub.add_parser("doctor", help="what this machine has for the toolkit, and how to fix what is missing",

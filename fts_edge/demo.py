@@ -46,6 +46,14 @@ class DemoConfig:
     background: float = 1.0
 
 
+def demo_minutes(cfg: DemoConfig) -> float:
+    """Rough wall time on a 2-core CPU, from the stages' measured seconds at the defaults (1,000
+    videos: flow cache 178 s, a teacher epoch 14 s, an epoch of the RGB baseline and the student
+    together 38 s, the rest 48 s), scaled by the number of videos."""
+    scale = cfg.per_class * cfg.classes / 1000.0
+    return (48 + scale * (178 + 14 * cfg.teacher_epochs + 38 * cfg.epochs)) / 60.0
+
+
 QUICK = DemoConfig(per_class=12, classes=6, video_frames=12, video_size=40, frames=6, size=32, resize=36,
                    epochs=4, teacher_epochs=4, batch_size=8)
 

@@ -29,3 +29,24 @@ def test_console_script_runs_without_a_gpu_stack():
     r = subprocess.run([sys.executable, "-c", "import fts_edge, sys; "
                         "assert 'tensorrt' not in sys.modules and 'pycuda' not in sys.modules"])
     assert r.returncode == 0
+
+
+def test_demo_epoch_flags_reach_the_config_and_name_their_folder():
+    from fts_edge.cli import demo_settings
+    from fts_edge.demo import DemoConfig
+
+    p = build_parser()
+    cfg, out = demo_settings(p.parse_args(["demo"]))
+    assert cfg == DemoConfig() and out == "runs/demo"
+    cfg, out = demo_settings(p.parse_args(["demo", "--epochs", "30", "--teacher-epochs", "8", "--seed", "2"]))
+    assert (cfg.epochs, cfg.teacher_epochs, cfg.seed) == (30, 8, 2)
+    assert out == "runs/demo-e30-t8-seed2"  # never the default run's folder, whose settings differ
+    cfg, _ = demo_settings(p.parse_args(["demo", "--quick", "--epochs", "3"]))
+    assert cfg.epochs == 3 and cfg.per_class < DemoConfig.per_class
+
+
+def test_demo_refuses_zero_epochs_in_one_line(tmp_path, capsys):
+    assert main(["demo", "--epochs", "0", "--out", str(tmp_path / "d")]) == 1
+    err = capsys.readouterr().err
+    assert "--epochs must be at least 1" in err and "Traceback" not in err
+    assert not (tmp_path / "d").exists()
