@@ -176,7 +176,22 @@ def test_seed_table_mean_and_spread(tmp_path, capsys):
     assert s["RGB"]["mean"] == 45 and s["RGB"]["sd"] == 5  # sample standard deviation
     assert s["student - RGB"]["values"] == [20, 14, 26] and s["student - RGB"]["mean"] == 20
     assert s["student - two-stream"]["mean"] == -28
-    assert "| student - RGB | +20.0 | +14.0 | +26.0 | +20.0 | 6.0 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| student - RGB | +20.0 | +14.0 | +26.0 | +20.0 | 6.0 |" in out
+    assert "student at least 10 points above RGB: run 1, run 2, run 3 (3 of 3)" in out
+    assert "student no more than 2 points below two-stream: none (0 of 3)" in out
+    assert st.main([str(tmp_path / f"s{i}") for i in range(3)] + ["--lead", "15", "--gap", "30"]) == 0
+    out = capsys.readouterr().out
+    assert "above RGB: run 1, run 3 (2 of 3)" in out and "two-stream: run 3 (1 of 3)" in out  # gaps -31, -31, -22
+    # demo folders: named by their seed, and runs with other settings are not averaged silently
+    for i, epochs in enumerate((14, 14, 30)):
+        (tmp_path / f"s{i}" / "state.json").write_text(json.dumps({"config": {"seed": i, "epochs": epochs}}))
+    assert st.main([str(tmp_path / "s0"), str(tmp_path / "s1")]) == 0
+    assert "| top-1 | seed 0 | seed 1 | mean | sd |" in capsys.readouterr().out
+    assert st.main([str(tmp_path / f"s{i}") for i in range(3)]) == 1
+    assert "differ in more than the seed (epochs: 14, 14, 30)" in capsys.readouterr().err
+    assert st.main([str(tmp_path / f"s{i}") for i in range(3)] + ["--mixed"]) == 0
+    capsys.readouterr()
     (tmp_path / "s2" / "table" / "table.json").write_text(json.dumps({"rows": [{"method": "RGB", "top1": 1}]}))
     assert st.main([str(tmp_path / "s0"), str(tmp_path / "s2")]) == 1
     assert "missing" in capsys.readouterr().err

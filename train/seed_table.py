@@ -4,7 +4,9 @@
 Reads the ``table.json`` that `train/evaluate.py --out DIR` (or `fts-edge demo`, in
 DEMO/table/) writes for each seed and prints one Markdown table: top-1 per seed, the mean and
 the sample standard deviation, and the distilled student's lead over the RGB baseline and its gap
-to two-stream. Saves the same as JSON with --json.
+to two-stream; then which seeds meet the paper's claim (the student at least --lead points above
+RGB, no more than --gap points below two-stream). Saves the same as JSON with --json. Runs of
+`fts-edge demo` whose settings differ in more than the seed are refused unless --mixed.
 
     fts-edge demo --seed 0 && fts-edge demo --seed 1 --out runs/demo-seed1 && fts-edge demo --seed 2 --out runs/demo-seed2
     python train/seed_table.py runs/demo runs/demo-seed1 runs/demo-seed2 --json runs/seeds.json
@@ -27,7 +29,19 @@ def _table_file(p: Path) -> Path:
     raise FileNotFoundError(f"{p}: no table.json there (nor in {p / 'table'})")
 
 
-def load(paths):
+def _demo_config(f: Path):
+    """The settings of the `fts-edge demo` folder a table.json belongs to, if it is one."""
+    for d in (f.parent, f.parent.parent):
+        st = d / "state.json"
+        if st.is_file():
+            try:
+                return json.loads(st.read_text()).get("config")
+            except (OSError, json.JSONDecodeError):
+                return None
+    return None
+
+
+def load(paths, mixed: bool = False):
     runs = []
     for p in paths:
         f = _table_file(Path(p))
@@ -35,9 +49,33 @@ def load(paths):
         missing = [m for m in ORDER if m not in rows]
         if missing:
             raise ValueError(f"{f}: rows {missing} are missing")
+        cfg = _demo_config(f)
         runs.append({"path": str(f), "top1": {m: float(rows[m]["top1"]) for m in ORDER},
-                     "n": int(rows["RGB"].get("n", 0))})
+                     "n": int(rows["RGB"].get("n", 0)), "seed": cfg.get("seed") if cfg else None,
+                     "config": cfg})
+    cfgs = [r["config"] for r in runs if r["config"]]
+    differ = sorted({k for c in cfgs for k in c if k != "seed" and len({json.dumps(x.get(k)) for x in cfgs}) > 1})
+    if differ and not mixed:
+        raise ValueError("the runs differ in more than the seed (" + ", ".join(
+            f"{k}: {', '.join(str(c.get(k)) for c in cfgs)}" for k in differ) + "); pass --mixed to average them anyway")
     return runs
+
+
+def criteria(runs, lead: float, gap: float):
+    """Which runs meet the two checks of the paper's claim: the student at least ``lead`` points
+    above RGB, and no more than ``gap`` points below two-stream."""
+    def which(ok):
+        names = [_name(r, i) for i, r in enumerate(runs) if ok(r["top1"])]
+        return f"{', '.join(names) or 'none'} ({len(names)} of {len(runs)})"
+
+    return [f"student at least {lead:g} points above RGB: "
+            + which(lambda t: t["distilled student"] - t["RGB"] >= lead),
+            f"student no more than {gap:g} points below two-stream: "
+            + which(lambda t: t["distilled student"] - t["two-stream"] >= -gap)]
+
+
+def _name(run, i):
+    return f"seed {run['seed']}" if run.get("seed") is not None else f"run {i + 1}"
 
 
 def summarise(runs):
@@ -51,7 +89,7 @@ def summarise(runs):
 
 
 def markdown(summary, runs) -> str:
-    head = "| top-1 | " + " | ".join(f"run {i + 1}" for i in range(len(runs))) + " | mean | sd |"
+    head = "| top-1 | " + " | ".join(_name(r, i) for i, r in enumerate(runs)) + " | mean | sd |"
     lines = [head, "| --- |" + " ---: |" * (len(runs) + 2)]
     for k, s in summary.items():
         vals = " | ".join(f"{v:+.1f}" if " - " in k else f"{v:.1f}" for v in s["values"])
@@ -64,19 +102,24 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("runs", nargs="+", help="folders (or table.json files) of finished evaluations, one per seed")
     ap.add_argument("--json", help="also write the summary here")
+    ap.add_argument("--lead", type=float, default=10.0, help="the student's lead over RGB to check for (default 10)")
+    ap.add_argument("--gap", type=float, default=2.0, help="the largest gap below two-stream to accept (default 2)")
+    ap.add_argument("--mixed", action="store_true", help="average runs whose settings differ in more than the seed")
     a = ap.parse_args(argv)
     try:
-        runs = load(a.runs)
+        runs = load(a.runs, a.mixed)
     except (OSError, ValueError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     s = summarise(runs)
     print(markdown(s, runs))
     print(f"\n{len(runs)} runs; val clips per run: {', '.join(str(r['n']) for r in runs)}")
+    checks = criteria(runs, a.lead, a.gap)
+    print("\n".join(checks))
     if a.json:
         from fts_edge.artifacts import atomic_write_text
 
-        atomic_write_text(a.json, json.dumps({"runs": runs, "summary": s}, indent=2))
+        atomic_write_text(a.json, json.dumps({"runs": runs, "summary": s, "checks": checks}, indent=2))
     return 0
 
 
