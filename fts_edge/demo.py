@@ -129,12 +129,13 @@ class Demo:
         return counts
 
     def _table(self):
-        from .evaluate import evaluate, markdown
+        from .evaluate import diagnostics_text, evaluate, markdown
 
         r = evaluate(str(self.out / "rgb" / "last.pt"), str(self.out / "teacher" / "last.pt"),
                      str(self.out / "student" / "last.pt"), out=self.out / "table")
-        self.say("\n" + markdown(r) + "\n")
-        return {"markdown": markdown(r), "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]]}
+        self.say("\n" + markdown(r) + "\n\n" + diagnostics_text(r) + "\n")
+        return {"markdown": markdown(r), "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]],
+                "diagnostics": r["diagnostics"]}
 
     def _export(self):
         from .deploy import build_engine, export

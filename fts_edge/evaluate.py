@@ -51,10 +51,47 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
         m = metrics(s["probs"], s["labels"])
         rows.append({"method": name, "top1": m["top1"], "top5": m["top5"], "clips_per_s": s["clips_per_s"], "n": m["n"],
                      "confusion": confusion(s["probs"], s["labels"], len(classes)).tolist()})
-    result = {"rows": rows, "classes": classes, "clip_spec": spec.to_dict(), "test_videos": len(index.test)}
+    result = {"rows": rows, "classes": classes, "clip_spec": spec.to_dict(), "test_videos": len(index.test),
+              "diagnostics": diagnostics(scores)}
     if out:
         write_table(result, Path(out))
     return result
+
+
+def diagnostics(scores: Dict) -> Dict:
+    """How the rows' errors relate, clip by clip (percentages of the val clips): how often two
+    methods predict the same class; of the clips the teacher gets wrong, how many each RGB-side
+    network also gets wrong (does the student inherit the teacher's errors?); and how many clips
+    at least one of RGB and the teacher gets right (what a perfect combination of the two streams
+    would reach)."""
+    names = [k for k in ("RGB", "flow (teacher)", "distilled student") if k in scores]
+    if not names:
+        return {}
+    y = scores[names[0]]["labels"]
+    pred = {k: scores[k]["probs"].argmax(1) for k in names}
+    pct = lambda m: round(float(m.float().mean()) * 100, 1)  # noqa: E731
+    out: Dict = {"agreement": {f"{a} / {b}": pct(pred[a] == pred[b])
+                               for i, a in enumerate(names) for b in names[i + 1:]}}
+    if "flow (teacher)" in pred:
+        wrong = pred["flow (teacher)"] != y
+        out["teacher_wrong"] = pct(wrong)
+        if int(wrong.sum()):
+            out["also_wrong_where_teacher_is"] = {k: pct((pred[k] != y)[wrong]) for k in names
+                                                  if k != "flow (teacher)"}
+        if "RGB" in pred:
+            out["rgb_or_teacher_right"] = pct((pred["RGB"] == y) | ~wrong)
+    return out
+
+
+def diagnostics_text(result: Dict) -> str:
+    d = result.get("diagnostics") or {}
+    lines = [f"agreement {k}: {v:.1f}%" for k, v in d.get("agreement", {}).items()]
+    if "also_wrong_where_teacher_is" in d:
+        lines.append(f"the teacher is wrong on {d['teacher_wrong']:.1f}% of clips; of those, wrong too: " +
+                     ", ".join(f"{k} {v:.0f}%" for k, v in d["also_wrong_where_teacher_is"].items()))
+    if "rgb_or_teacher_right" in d:
+        lines.append(f"RGB or the teacher right: {d['rgb_or_teacher_right']:.1f}% (a perfect two-stream combination)")
+    return "\n".join(lines)
 
 
 def markdown(result: Dict) -> str:
@@ -66,7 +103,8 @@ def markdown(result: Dict) -> str:
 
 def write_table(result: Dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "table.md", markdown(result) + "\n")
+    extra = diagnostics_text(result)
+    atomic_write_text(out / "table.md", markdown(result) + "\n" + ("\n" + extra.replace("\n", "  \n") + "\n" if extra else ""))
     atomic_write_text(out / "table.json", json.dumps(result, indent=2))
     for r in result["rows"]:
         confusion_png(np.array(r["confusion"]), result["classes"], f"{r['method']}: top-1 {r['top1']:.1f}%",

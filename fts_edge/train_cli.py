@@ -122,11 +122,13 @@ def evaluate_main(argv=None, doc: str = "") -> int:
     a = p.parse_args(argv)
     try:
         from .datasets import dataset_index
-        from .evaluate import evaluate, markdown
+        from .evaluate import diagnostics_text, evaluate, markdown
 
         index = dataset_index(a.dataset, a.root, a.splits, a.split) if a.root or a.dataset != "synthetic" else None
         res = evaluate(a.rgb, a.teacher, a.student, index=index, out=a.out, threads=a.threads)
         print(markdown(res))
+        if diagnostics_text(res):
+            print("\n" + diagnostics_text(res))
         print(f"\nsaved {a.out}/table.md, table.json and confusion_*.png")
         return 0
     except FtsError as e:

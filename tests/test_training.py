@@ -99,6 +99,9 @@ def test_scripts_run_unchanged_on_official_layouts(layout, hmdb_fixture, ucf_fix
     assert [r["method"] for r in table["rows"]] == ["RGB", "flow (teacher)", "two-stream", "distilled student"]
     assert all(0 <= r["top1"] <= 100 for r in table["rows"])
     assert len(list((tmp_path / "table").glob("confusion_*.png"))) == 4
+    assert set(table["diagnostics"]["agreement"]) == {"RGB / flow (teacher)", "RGB / distilled student",
+                                                      "flow (teacher) / distilled student"}
+    assert "agreement RGB / flow (teacher)" in e.stdout
     ck = load_checkpoint(tmp_path / "student" / "best.pt")
     assert ck["classes"] == fx["classes"] and ck["clip_spec"]["frames"] == 4
     assert {"model", "optimizer", "scheduler", "epoch", "best_metric", "config", "clip_spec", "classes"} <= set(ck)
@@ -195,3 +198,23 @@ def test_seed_table_mean_and_spread(tmp_path, capsys):
     (tmp_path / "s2" / "table" / "table.json").write_text(json.dumps({"rows": [{"method": "RGB", "top1": 1}]}))
     assert st.main([str(tmp_path / "s0"), str(tmp_path / "s2")]) == 1
     assert "missing" in capsys.readouterr().err
+
+
+def test_table_diagnostics_count_shared_errors_clip_by_clip():
+    import torch
+
+    from fts_edge.evaluate import diagnostics, diagnostics_text
+
+    y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
+    def scores(pred):
+        return {"probs": torch.nn.functional.one_hot(torch.tensor(pred), 4).float(), "labels": y}
+    teacher = [0, 1, 2, 3, 0, 1, 2, 3, 1, 0]  # wrong on the last two clips
+    rgb = [0, 1, 2, 3, 1, 0, 2, 3, 0, 0]      # wrong on clips 4, 5 and 9; right on clip 8
+    student = [0, 1, 2, 3, 0, 1, 2, 3, 1, 1]  # wrong on clip 8 only, as the teacher is
+    d = diagnostics({"RGB": scores(rgb), "flow (teacher)": scores(teacher), "distilled student": scores(student)})
+    assert d["agreement"] == {"RGB / flow (teacher)": 70.0, "RGB / distilled student": 60.0,
+                              "flow (teacher) / distilled student": 90.0}
+    assert d["teacher_wrong"] == 20.0
+    assert d["also_wrong_where_teacher_is"] == {"RGB": 50.0, "distilled student": 50.0}
+    assert d["rgb_or_teacher_right"] == 90.0  # clip 9 is wrong for both
+    assert "the teacher is wrong on 20.0% of clips" in diagnostics_text({"diagnostics": d})
