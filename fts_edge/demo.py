@@ -272,12 +272,15 @@ def summary_text(out: Path, res: Dict) -> str:
         t["markdown"], "",
         f"distilled student vs RGB-only baseline (same budget and seed): {lead:+.1f} points top-1"
         f"{lead_caveat(rows['distilled student'], rows['RGB'])}",
+        f"distilled student vs two-stream (which needs flow at test time): "
+        f"{rows['distilled student']['top1'] - rows['two-stream']['top1']:+.1f} points top-1",
         f"student speed-up over the two-stream pipeline (OpenCV TV-L1 + two networks): "
         f"{res['speed']['best_student_speedup']:.1f}x on one clip", "",
         f"artifacts in {out}: data/, teacher/, student/, rgb/ (checkpoints, metrics.jsonl, curves.png), "
         f"table/, engines/ (student.onnx, student.int8.onnx for TensorRT, student.int8.cpu.onnx), "
         f"camera.jsonl, flow/, report.md", "",
         "next:",
+        "  train longer:      fts-edge demo --epochs 30   (about 24 minutes; both RGB-side networks converge)",
         "  train on HMDB51:   python train/train_teacher.py --dataset hmdb51 --root hmdb51/videos --splits hmdb51/splits",
         "                     python train/train_student.py --dataset hmdb51 --root ... --teacher runs/teacher/best.pt",
         "  your own videos:   fts-edge data check --dataset folder --root my_videos   (then the same scripts)",
