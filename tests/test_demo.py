@@ -92,3 +92,27 @@ def test_summary_flags_a_lead_inside_the_noise():
     assert "within the noise" in lead_caveat(*near_chance)
     assert lead_caveat({"top1": 60.0, "n": 100}, {"top1": 20.0, "n": 100}) == ""
     assert "within the noise" in lead_caveat({"top1": 60.0, "n": 10}, {"top1": 40.0, "n": 10})  # few clips: wide band
+
+
+def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "train" / "sweep_alpha.py"
+    spec = importlib.util.spec_from_file_location("sweep_alpha", path)
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    out = tmp_path / "sweep"
+    assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0
+    res = json.loads((out / "sweep.json").read_text())
+    assert [r["alpha"] for r in res["rows"]] == [0.0, 5.0] and res["data_seed"] == 7
+    assert res["rows"][0]["train_mse"] == 0 and res["rows"][1]["train_mse"] > 0  # alpha 0 is the RGB baseline
+    assert json.loads((out / "state.json").read_text())["config"]["seed"] == 7  # its own data, not the table's
+    assert "| 5 |" in (out / "sweep.md").read_text()
+    # run again: everything is kept, nothing retrained
+    before = (out / "alpha-5" / "last.pt").stat().st_mtime_ns
+    assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0
+    assert (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
+    capsys.readouterr()
+    assert sweep.main(["--out", str(out), "--alphas", "x"], cfg=TINY) == 1
+    assert "--alphas takes numbers" in capsys.readouterr().err

@@ -42,7 +42,8 @@ def stages(net, x):
     return maps, torch.flatten(net.avgpool(x), 1)
 
 
-def main(argv=None) -> int:
+def main(argv=None, on_epoch=None) -> int:
+    """Train one variant; each epoch's figures go to ``on_epoch`` (default: printed as a JSON line)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--demo", required=True, help="a finished `fts-edge demo --out` folder")
     ap.add_argument("--alpha", type=float, default=0.0, help="weight of the pooled-feature mimic MSE")
@@ -156,10 +157,11 @@ def main(argv=None) -> int:
         sched.step()
         pv = predict(net, val, "rgb")
         m = metrics(pv["probs"], pv["labels"])
-        print(json.dumps({"epoch": epoch + 1, "train_ce": round(tot["ce"] / tot["n"], 4),
+        (on_epoch or (lambda r: print(json.dumps(r), flush=True)))({
+                          "epoch": epoch + 1, "train_ce": round(tot["ce"] / tot["n"], 4),
                           "mimic_mse": round(tot["mse"] / tot["n"], 4), "hint_mse": round(tot["hint"] / tot["n"], 4),
                           "train_top1": round(100 * tot["correct"] / tot["n"], 1), "holdout_top1": round(m["top1"], 1),
-                          "seconds": round(time.perf_counter() - t0, 1)}), flush=True)
+                          "seconds": round(time.perf_counter() - t0, 1)})
     return 0
 
 
