@@ -22,8 +22,12 @@ class FlowCache:
         self._mem: Dict[str, np.ndarray] = {}
         self.tag = hashlib.sha1(repr(solver).encode()).hexdigest()[:10]  # settings change -> new cache
 
-    def _key(self, path: str, shape) -> str:
-        return hashlib.sha1(f"{path}|{shape}|{self.tag}".encode()).hexdigest()
+    def _key(self, frames: np.ndarray) -> str:
+        """Keyed by the decoded frames themselves, not the file's path: a dataset that is moved or
+        copied keeps its cache, and a video replaced in place never gets the old video's flow."""
+        h = hashlib.sha1(f"{frames.shape}|{frames.dtype}|{self.tag}".encode())
+        h.update(np.ascontiguousarray(frames).data)
+        return h.hexdigest()
 
     @torch.no_grad()
     def compute(self, frames: np.ndarray) -> np.ndarray:
@@ -39,7 +43,9 @@ class FlowCache:
         return torch.cat(out).numpy().astype(np.float16)
 
     def get(self, path: str, frames: np.ndarray) -> np.ndarray:
-        key = self._key(path, frames.shape)
+        """The flow of ``frames`` (decoded from ``path``, named only for messages), from memory,
+        from disk, or computed and stored."""
+        key = self._key(frames)
         if key in self._mem:
             return self._mem[key]
         f = None

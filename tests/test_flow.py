@@ -139,3 +139,24 @@ def test_bench_flow_measures_both_on_the_same_pairs(tmp_path):
     assert all(m["epe_known"] < 1.0 for m in methods.values())
     path = bench_flow.save(res, tmp_path / "b.json")
     assert path.exists()
+
+
+def test_flow_cache_follows_the_frames_not_the_path(tmp_path):
+    import numpy as np
+
+    from fts_edge.flow import TVL1
+    from fts_edge.flowcache import FlowCache
+    from fts_edge.synthetic import render_clip
+
+    a = render_clip(0, seed=1, frames=4, height=24, width=24)
+    b = render_clip(1, seed=1, frames=4, height=24, width=24)
+    cache = FlowCache(TVL1.fast(), str(tmp_path / "c"))
+    fa = cache.get("videos/a.avi", a)
+    assert fa.shape == (3, 2, 24, 24) and len(list((tmp_path / "c").glob("*.npy"))) == 1
+    # the same video under another path (a moved dataset): served from disk, nothing recomputed
+    fresh = FlowCache(TVL1.fast(), str(tmp_path / "c"))
+    fresh.compute = None  # any computation would fail here
+    assert np.array_equal(fresh.get("elsewhere/a.avi", a), fa)
+    # another video under the old path (a file replaced in place): its own flow, not the stale one
+    fb = FlowCache(TVL1.fast(), str(tmp_path / "c")).get("videos/a.avi", b)
+    assert not np.array_equal(fb, fa) and len(list((tmp_path / "c").glob("*.npy"))) == 2
