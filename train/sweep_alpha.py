@@ -85,6 +85,10 @@ def main(argv=None, cfg=None) -> int:
     except (FtsError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted; finished students and epochs are kept: run the same command again to resume",
+              file=sys.stderr)
+        return 130
     table = markdown(rows)
     n_val = json.loads((out / "state.json").read_text())["stages"]["data"]["val"]
     print("\n" + table + f"\n\nval clips of the development dataset (seed {a.data_seed}): {n_val}")
