@@ -280,7 +280,7 @@ def summary_text(out: Path, res: Dict) -> str:
         f"table/, engines/ (student.onnx, student.int8.onnx for TensorRT, student.int8.cpu.onnx), "
         f"camera.jsonl, flow/, report.md", "",
         "next:",
-        "  train longer:      fts-edge demo --epochs 30   (about 24 minutes; both RGB-side networks converge)",
+        "  train longer:      fts-edge demo --epochs 30   (under 25 minutes; the README has its table over five seeds)",
         "  train on HMDB51:   python train/train_teacher.py --dataset hmdb51 --root hmdb51/videos --splits hmdb51/splits",
         "                     python train/train_student.py --dataset hmdb51 --root ... --teacher runs/teacher/best.pt",
         "  your own videos:   fts-edge data check --dataset folder --root my_videos   (then the same scripts)",
