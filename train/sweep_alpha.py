@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Sweep the distillation weight alpha on a development copy of the motion dataset.
 
-The default --alpha of train/train_student.py comes from this sweep. It renders its own motion
+The default --alpha of train/train_student.py is meant to come from it. It renders its own motion
 dataset with another seed (default 99), trains a flow teacher on it, then one student per alpha
 with the training scripts' own code (alpha 0 is the RGB baseline), and scores each on that
 dataset's val split. No split that a reported table uses is seen, so the choice is not tuned on
