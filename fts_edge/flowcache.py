@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import weakref
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -20,6 +21,7 @@ class FlowCache:
         self.solver, self.batch, self.device = solver.to(device).eval(), batch, device
         self.folder = Path(folder) if folder else None
         self._mem: Dict[str, np.ndarray] = {}
+        self._seen: Dict[str, tuple] = {}  # path -> (weak ref to the frames last hashed, their key)
         self.tag = hashlib.sha1(repr(solver).encode()).hexdigest()[:10]  # settings change -> new cache
 
     def _key(self, frames: np.ndarray) -> str:
@@ -45,7 +47,12 @@ class FlowCache:
     def get(self, path: str, frames: np.ndarray) -> np.ndarray:
         """The flow of ``frames`` (decoded from ``path``, named only for messages), from memory,
         from disk, or computed and stored."""
-        key = self._key(frames)
+        seen = self._seen.get(path)
+        if seen is not None and seen[0]() is frames:  # the same array again (the dataset's frame cache):
+            key = seen[1]                              # no need to hash it every epoch
+        else:
+            key = self._key(frames)
+            self._seen[path] = (weakref.ref(frames), key)
         if key in self._mem:
             return self._mem[key]
         f = None

@@ -160,3 +160,20 @@ def test_flow_cache_follows_the_frames_not_the_path(tmp_path):
     # another video under the old path (a file replaced in place): its own flow, not the stale one
     fb = FlowCache(TVL1.fast(), str(tmp_path / "c")).get("videos/a.avi", b)
     assert not np.array_equal(fb, fa) and len(list((tmp_path / "c").glob("*.npy"))) == 2
+
+
+def test_flow_cache_hashes_an_array_once_and_new_content_again():
+    from fts_edge.flow import TVL1
+    from fts_edge.flowcache import FlowCache
+    from fts_edge.synthetic import render_clip
+
+    a = render_clip(0, seed=1, frames=4, height=24, width=24)
+    cache = FlowCache(TVL1.fast(), None)
+    fa = cache.get("v.avi", a)
+    hashed = []
+    key = cache._key
+    cache._key = lambda frames: hashed.append(1) or key(frames)
+    assert cache.get("v.avi", a) is fa and hashed == []  # the dataset's cached frames, epoch after epoch
+    b = a.copy()
+    b[0, 0, 0, 0] ^= 1  # same path, other content
+    assert cache.get("v.avi", b) is not fa and hashed == [1]
