@@ -127,8 +127,9 @@ def evaluate_main(argv=None, doc: str = "") -> int:
         index = dataset_index(a.dataset, a.root, a.splits, a.split) if a.root or a.dataset != "synthetic" else None
         res = evaluate(a.rgb, a.teacher, a.student, index=index, out=a.out, threads=a.threads)
         print(markdown(res))
-        if diagnostics_text(res):
-            print("\n" + diagnostics_text(res))
+        diag = diagnostics_text(res)
+        if diag:
+            print("\n" + diag)
         print(f"\nsaved {a.out}/table.md, table.json and confusion_*.png")
         return 0
     except FtsError as e:

@@ -65,7 +65,7 @@ def main(argv=None, cfg=None) -> int:
         dcfg = replace(base, seed=a.data_seed, epochs=a.epochs or base.epochs)
         out = Path(a.out)
         demo = Demo(str(out), dcfg, progress=progress)
-        demo.stage(1, "data", demo._data)
+        n_val = demo.stage(1, "data", demo._data)["val"]
         demo.stage(2, "teacher", lambda: fit(demo.train_cfg("teacher"), progress=progress))
         rows = []
         for alpha in alphas:
@@ -90,7 +90,6 @@ def main(argv=None, cfg=None) -> int:
               file=sys.stderr)
         return 130
     table = markdown(rows)
-    n_val = json.loads((out / "state.json").read_text())["stages"]["data"]["val"]
     print("\n" + table + f"\n\nval clips of the development dataset (seed {a.data_seed}): {n_val}")
     atomic_write_text(out / "sweep.md", table + "\n")
     atomic_write_text(out / "sweep.json", json.dumps({"data_seed": a.data_seed, "val_clips": n_val,
