@@ -6,7 +6,7 @@ projection maps the student's features to the teacher's (trained with the studen
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -42,3 +42,22 @@ class FeatureProjection(nn.Module):
 
     def forward(self, f: torch.Tensor) -> torch.Tensor:
         return f if self.proj is None else self.proj(f)
+
+
+def mimic_fit(f_student: torch.Tensor, f_teacher: torch.Tensor) -> Dict[str, float]:
+    """How much of the teacher's feature variation the student reproduces over a set of clips
+    (N x D features each, the student's already projected to the teacher's width).
+
+    ``mse`` is the mimic loss. ``r2`` is 1 - mse / (the teacher's variance across clips): a student
+    that gives every clip the teacher's mean feature scores 0, though its mse can look small,
+    because that mean carries much of the teacher's feature energy. ``var_ratio`` is the student's
+    variance across clips over the teacher's: near 0 when the student has collapsed onto one
+    feature vector, where its classifier cannot tell clips apart and it sits at chance."""
+    fs, ft = f_student.double(), f_teacher.double()
+    if fs.shape != ft.shape or fs.dim() != 2 or len(fs) < 2:
+        raise ValueError(f"mimic_fit needs two N x D feature sets with N >= 2, got {tuple(fs.shape)} and {tuple(ft.shape)}")
+    var_t = float(ft.var(0, unbiased=False).mean())
+    var_s = float(fs.var(0, unbiased=False).mean())
+    mse = float(((fs - ft) ** 2).mean())
+    return {"mse": mse, "r2": 1.0 - mse / max(var_t, 1e-12), "var_ratio": var_s / max(var_t, 1e-12),
+            "teacher_var": var_t, "clips": int(len(fs))}

@@ -58,6 +58,49 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
     return result
 
 
+def features(model, ds: ClipSet, batch_size: int = 16, projection=None) -> torch.Tensor:
+    """The pooled features before the classifier for every clip of ``ds`` (RGB input; the teacher
+    computes its flow with its TV-L1 layers)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for batch in torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0):
+            f = model.forward_features(batch["rgb"])
+            out.append(projection(f) if projection is not None else f)
+    return torch.cat(out)
+
+
+def student_mimic_fit(student: str, teacher: str, split: str = "val", max_clips: int = 250,
+                      batch_size: int = 16) -> Dict:
+    """``distill.mimic_fit`` of a student checkpoint against its teacher on clips of the student's
+    own dataset (up to ``max_clips`` clips spread evenly over the split): did the student learn
+    the teacher's features, or collapse onto their mean?"""
+    from .distill import FeatureProjection, mimic_fit
+    from .errors import CheckpointError
+    from .training import TrainConfig
+
+    sck, tck = load_checkpoint(student), load_checkpoint(teacher)
+    if tck.get("role") != "teacher":
+        raise CheckpointError(f"{teacher}: not a flow-teacher checkpoint (role {tck.get('role')!r})")
+    spec = ClipSpec.from_dict(sck["clip_spec"])
+    if ClipSpec.from_dict(tck["clip_spec"]) != spec or tck["classes"] != sck["classes"]:
+        raise CheckpointError(f"{student} and {teacher} were trained on other clips or classes")
+    s_net, t_net = build_from_checkpoint(sck, student), build_from_checkpoint(tck, teacher)
+    proj = None
+    if sck.get("projection"):
+        proj = FeatureProjection(s_net.num_features, t_net.num_features)
+        proj.load_state_dict(sck["projection"])
+        proj.eval()
+    cfg = {k: v for k, v in sck["config"].items() if k in TrainConfig.__dataclass_fields__}
+    index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None}).index()
+    items = index.test if split == "val" else index.train
+    items = items[::max(1, len(items) // max_clips)][:max_clips]
+    ds = ClipSet(items, spec, False, index.flip)
+    fit = mimic_fit(features(s_net, ds, batch_size, proj), features(t_net, ds, batch_size))
+    fit["split"] = split
+    return fit
+
+
 def diagnostics(scores: Dict) -> Dict:
     """How the rows' errors relate, clip by clip (percentages of the val clips): how often two
     methods predict the same class; of the clips the teacher gets wrong, how many each RGB-side

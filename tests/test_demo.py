@@ -109,6 +109,9 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     assert res["rows"][0]["train_mse"] == 0 and res["rows"][1]["train_mse"] > 0  # alpha 0 is the RGB baseline
     assert json.loads((out / "state.json").read_text())["config"]["seed"] == 7  # its own data, not the table's
     assert "| 5 |" in (out / "sweep.md").read_text()
+    fit = res["rows"][1]["mimic_fit"]  # the student's fit to the teacher's features, on real clips
+    assert res["rows"][0]["mimic_fit"] is None and fit["clips"] > 1 and fit["split"] == "val"
+    assert fit["var_ratio"] >= 0 and fit["r2"] <= 1 and fit["mse"] > 0
     # run again: everything is kept, nothing retrained
     before = (out / "alpha-5" / "last.pt").stat().st_mtime_ns
     assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0

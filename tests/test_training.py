@@ -138,6 +138,21 @@ def test_distillation_loss_terms():
     assert f_flow.grad is None or not f_flow.grad.any()  # the teacher's features are a detached target
 
 
+def test_mimic_fit_tells_a_collapsed_student_from_one_that_learned_the_teacher():
+    from fts_edge.distill import mimic_fit
+
+    g = torch.Generator().manual_seed(0)
+    ft = torch.rand(64, 16, generator=g) + 0.5  # ReLU-like features: a large mean, some variation
+    learned = mimic_fit(ft + 0.1 * torch.randn(64, 16, generator=g), ft)
+    collapsed = mimic_fit(ft.mean(0, keepdim=True).expand(64, 16), ft)
+    assert learned["r2"] > 0.85 and 0.9 < learned["var_ratio"] < 1.3
+    assert abs(collapsed["r2"]) < 1e-6 and collapsed["var_ratio"] < 1e-6
+    # the collapsed student's mse is small against the features' energy, which is why mse alone hides it
+    assert collapsed["mse"] < 0.2 * float((ft ** 2).mean())
+    with pytest.raises(ValueError, match="N x D"):
+        mimic_fit(ft, ft[:, :8])
+
+
 def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
     import importlib.util
     import math

@@ -10,6 +10,11 @@ a test split. The demo's settings (clip geometry, width, epochs, AdamW) are used
     python train/sweep_alpha.py --out runs/sweep-alpha                      # 0, 1, 10, 50, 200
     python train/sweep_alpha.py --out runs/sweep-alpha --alphas 0,50 --epochs 30
 
+Beside top-1, each student's fit to the teacher's features on 100 val clips: R^2 (the share of
+the teacher's feature variance across clips that the student reproduces) and the ratio of the two
+variances. A student that sits at chance with R^2 near 0 and a ratio near 0 has collapsed onto
+the teacher's mean feature, which the mimic loss rewards before the student can see motion.
+
 Interrupted, it resumes: finished students are kept, the unfinished one continues from its last
 epoch. Prints and saves a Markdown and JSON table (OUT/sweep.md, OUT/sweep.json).
 """
@@ -34,11 +39,13 @@ def parse_alphas(text: str):
 
 
 def markdown(rows) -> str:
-    lines = ["| alpha | val top-1 (last) | val top-1 (best) | train top-1 | mimic MSE | minutes |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| alpha | val top-1 (last) | val top-1 (best) | train top-1 | mimic MSE | val R^2 | val variance ratio | minutes |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
+        fit = r.get("mimic_fit")
+        r2, vr = (f"{fit['r2']:+.2f}", f"{fit['var_ratio']:.2f}") if fit else ("-", "-")
         lines.append(f"| {r['alpha']:g} | {r['last_top1']:.1f} | {r['best_top1']:.1f} | {r['train_top1']:.1f} | "
-                     f"{r['train_mse']:.4f} | {r['seconds'] / 60:.1f} |")
+                     f"{r['train_mse']:.4f} | {r2} | {vr} | {r['seconds'] / 60:.1f} |")
     return "\n".join(lines)
 
 
@@ -54,6 +61,7 @@ def main(argv=None, cfg=None) -> int:
     from fts_edge.artifacts import atomic_write_text
     from fts_edge.demo import Demo, DemoConfig
     from fts_edge.errors import FtsError
+    from fts_edge.evaluate import student_mimic_fit
     from fts_edge.progress import progress
     from fts_edge.training import fit, read_jsonl
 
@@ -81,7 +89,9 @@ def main(argv=None, cfg=None) -> int:
             rows.append({"alpha": alpha, "last_top1": last["val_top1"], "best_top1": max(h["val_top1"] for h in hist),
                          "train_top1": last["train_top1"], "train_mse": last["train_mse"],
                          "epochs": last["epoch"], "seconds": round(time.perf_counter() - t, 1),
-                         "curve": [round(h["val_top1"], 1) for h in hist]})
+                         "curve": [round(h["val_top1"], 1) for h in hist],
+                         "mimic_fit": student_mimic_fit(str(out / name / "last.pt"), str(out / "teacher" / "last.pt"),
+                                                        max_clips=100) if alpha > 0 else None})
     except (FtsError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
