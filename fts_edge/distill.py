@@ -19,17 +19,42 @@ import torch.nn.functional as F
 DEFAULT_ALPHA = 50.0
 
 
+MIMICS = ("mse", "correlation")
+
+
+def standardise(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Each feature dimension z-scored over the batch (N x D)."""
+    return (f - f.mean(0)) / (f.std(0, unbiased=False) + eps)
+
+
+def mimic_term(f_rgb: torch.Tensor, f_flow: torch.Tensor, mimic: str = "mse") -> torch.Tensor:
+    """The mimic loss. "mse": the paper's ||F_rgb - F_flow||^2 (mean over the batch and dims).
+    "correlation": the MSE between the two feature sets each z-scored over the batch, which is
+    2 * (1 - the mean per-dimension correlation across clips). Unlike MSE it cannot be lowered by
+    giving every clip the teacher's mean feature (see ``mimic_fit``): only following the teacher's
+    variation from clip to clip lowers it."""
+    if mimic == "mse":
+        return F.mse_loss(f_rgb, f_flow.detach())
+    if mimic == "correlation":
+        if len(f_rgb) < 2:
+            raise ValueError("the correlation mimic needs batches of at least 2 clips per process")
+        return F.mse_loss(standardise(f_rgb), standardise(f_flow.detach()))
+    raise ValueError(f"unknown mimic {mimic!r} ({', '.join(MIMICS)})")
+
+
 def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.Tensor, f_flow: torch.Tensor,
-                      alpha: float = DEFAULT_ALPHA, mode: str = "ftsnet"):
-    """Returns (loss, ce, mse). mode "ftsnet": CE + alpha * MSE. mode "mers" (MARS's pure mimic
-    ablation): the backbone learns from MSE alone; the classifier learns CE on detached features
-    (the caller passes logits computed from ``f_rgb.detach()``)."""
-    mse = F.mse_loss(f_rgb, f_flow.detach())
+                      alpha: float = DEFAULT_ALPHA, mode: str = "ftsnet", mimic: str = "mse"):
+    """Returns (loss, ce, mse); mse is always the plain feature MSE (what the logs compare), the
+    loss uses ``mimic_term(mimic)``. mode "ftsnet": CE + alpha * mimic. mode "mers" (MARS's pure
+    mimic ablation): the backbone learns from the mimic term alone; the classifier learns CE on
+    detached features (the caller passes logits computed from ``f_rgb.detach()``)."""
+    term = mimic_term(f_rgb, f_flow, mimic)
+    mse = term if mimic == "mse" else F.mse_loss(f_rgb.detach(), f_flow.detach())
     ce = F.cross_entropy(logits, target)
     if mode == "ftsnet":
-        return ce + alpha * mse, ce, mse
+        return ce + alpha * term, ce, mse
     if mode == "mers":
-        return ce + mse, ce, mse
+        return ce + term, ce, mse
     raise ValueError(f"unknown distillation mode {mode!r} (ftsnet, mers)")
 
 

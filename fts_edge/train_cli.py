@@ -57,6 +57,9 @@ def add_train_args(p, role: str):
                        help=f"weight of ||F_rgb - F_flow||^2 (default {DEFAULT_ALPHA:g}; 0 = the RGB-only baseline)")
         g.add_argument("--mode", choices=("ftsnet", "mers"), default="ftsnet",
                        help="ftsnet: CE + alpha*MSE; mers: the pure-mimic ablation (MSE trains the network, CE only the classifier)")
+        g.add_argument("--mimic", choices=("mse", "correlation"), default="mse",
+                       help="mse: the paper's ||F_rgb - F_flow||^2 (default); correlation: the same on features "
+                            "z-scored over the batch, which a student cannot lower by outputting the teacher's mean")
 
 
 def _cuda() -> bool:
@@ -79,7 +82,7 @@ def config_from_args(a, role: str):
               flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads)
     if role == "student":
         r = "student" if a.alpha > 0 else "rgb"
-        return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, **kw)
+        return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, mimic=a.mimic, **kw)
     return TrainConfig(role=role, **kw)
 
 

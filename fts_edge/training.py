@@ -26,7 +26,7 @@ from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint
                          write_metadata)
 from .clipspec import ClipSpec
 from .datasets import DatasetIndex, VideoDataset, VideoItem, dataset_index
-from .distill import DEFAULT_ALPHA, FeatureProjection, distillation_loss
+from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .errors import CheckpointError, DatasetError, FtsError, VideoError
 from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
@@ -67,6 +67,7 @@ class TrainConfig:
     teacher: Optional[str] = None
     alpha: float = DEFAULT_ALPHA
     mode: str = "ftsnet"  # ftsnet | mers
+    mimic: str = "mse"  # mse (the paper's) | correlation (batch z-scored features; see distill.mimic_term)
     # flow
     flow_preset: str = "fast"
     flow_scale: float = 2.0
@@ -84,6 +85,8 @@ class TrainConfig:
             raise ValueError("the student needs --teacher CKPT (or --alpha 0 for the RGB baseline)")
         if self.schedule not in ("cosine", "step"):
             raise ValueError("schedule must be cosine or step")
+        if self.mimic not in MIMICS:
+            raise ValueError(f"mimic must be one of {MIMICS}, got {self.mimic!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
@@ -379,7 +382,7 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
             if teacher is not None:
                 with torch.no_grad():
                     f_flow = teacher.forward_flow_features(batch["flow"].to(dev))
-                loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode)
+                loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode, cfg.mimic)
             else:
                 loss = ce = F.cross_entropy(logits, y)
                 mse = torch.zeros(())

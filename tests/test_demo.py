@@ -116,6 +116,14 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     before = (out / "alpha-5" / "last.pt").stat().st_mtime_ns
     assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0
     assert (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
+    again = json.loads((out / "sweep.json").read_text())["rows"][1]
+    assert again["seconds"] == res["rows"][1]["seconds"] > 0  # training time from the log, not the re-run's
+    # the correlation mimic beside the MSE students, on the same data and teacher
+    assert sweep.main(["--out", str(out), "--alphas", "5", "--epochs", "1", "--data-seed", "7",
+                       "--mimic", "correlation"], cfg=TINY) == 0
+    corr = json.loads((out / "sweep-correlation.json").read_text())
+    assert corr["mimic"] == "correlation" and corr["rows"][0]["mimic"] == "correlation"
+    assert (out / "alpha-5-correlation" / "last.pt").exists() and (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
     capsys.readouterr()
     assert sweep.main(["--out", str(out), "--alphas", "x"], cfg=TINY) == 1
     assert "--alphas takes numbers" in capsys.readouterr().err

@@ -153,6 +153,46 @@ def test_mimic_fit_tells_a_collapsed_student_from_one_that_learned_the_teacher()
         mimic_fit(ft, ft[:, :8])
 
 
+def test_correlation_mimic_gives_no_reward_for_collapsing_onto_the_teachers_mean():
+    from fts_edge.distill import distillation_loss, mimic_term
+
+    g = torch.Generator().manual_seed(1)
+    ft = torch.rand(32, 8, generator=g) + 0.5
+    noise = torch.rand(32, 8, generator=g) + 0.5  # a student that has not learned the teacher yet
+    shrunk = noise.mean(0) + 0.05 * (noise - noise.mean(0))  # the same, squeezed toward one feature vector
+    # MSE rewards squeezing an unrelated student onto a constant: the path into collapse
+    assert mimic_term(shrunk, ft, "mse") < 0.6 * mimic_term(noise, ft, "mse")
+    # the correlation mimic does not: it is the same for any positive scale of the student
+    assert torch.isclose(mimic_term(shrunk, ft, "correlation"), mimic_term(noise, ft, "correlation"), atol=1e-2)
+    # and it is 0 for a student that follows the teacher up to scale and offset, 4 for one that opposes it
+    assert mimic_term(3 * ft + 1, ft, "correlation") < 1e-6 < mimic_term(3 * ft + 1, ft, "mse")
+    assert torch.isclose(mimic_term(-ft, ft, "correlation"), torch.tensor(4.0), atol=1e-3)
+    f = noise.clone().requires_grad_(True)
+    loss, ce, mse = distillation_loss(torch.zeros(32, 3), torch.zeros(32, dtype=torch.long), f, ft, 10.0, mimic="correlation")
+    assert torch.isclose(mse, mimic_term(noise, ft, "mse"))  # the log keeps the plain MSE for comparison
+    assert torch.isclose(loss, ce + 10 * mimic_term(noise, ft, "correlation"))
+    loss.backward()
+    assert f.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown mimic"):
+        mimic_term(noise, ft, "cosine")
+
+
+def test_student_trains_with_the_correlation_mimic(tmp_path):
+    r = subprocess.run(_script("train_teacher.py", *TINY, "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "t")),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = tmp_path / "corr"
+    args = [*TINY, "--teacher", str(tmp_path / "t" / "last.pt"), "--epochs", "1", "--batch-size", "8", "--out", str(out)]
+    r = subprocess.run(_script("train_student.py", *args, "--mimic", "correlation"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["config"]["mimic"] == "correlation" and ck["config"]["role"] == "student"
+    log = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["train_mse"] > 0
+    r = subprocess.run(_script("train_student.py", *args, "--mimic", "cos"), capture_output=True, text=True)
+    assert r.returncode == 2 and "--mimic" in r.stderr and "Traceback" not in r.stderr
+
+
 def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
     import importlib.util
     import math

@@ -16,7 +16,8 @@ variances. A student that sits at chance with R^2 near 0 and a ratio near 0 has 
 the teacher's mean feature, which the mimic loss rewards before the student can see motion.
 
 Interrupted, it resumes: finished students are kept, the unfinished one continues from its last
-epoch. Prints and saves a Markdown and JSON table (OUT/sweep.md, OUT/sweep.json).
+epoch. Prints and saves a Markdown and JSON table (OUT/sweep.md, OUT/sweep.json; with --mimic correlation,
+OUT/sweep-correlation.*, beside the MSE students of the same data and teacher).
 """
 import argparse
 import json
@@ -56,6 +57,8 @@ def main(argv=None, cfg=None) -> int:
     ap.add_argument("--epochs", type=int, default=None, help="epochs of each student (default: the demo's)")
     ap.add_argument("--data-seed", type=int, default=99,
                     help="seed of the development dataset and of training (default 99; the demo's tables use 0-4)")
+    ap.add_argument("--mimic", choices=("mse", "correlation"), default="mse",
+                    help="the students' mimic loss (default mse, the paper's; see train_student.py --mimic)")
     a = ap.parse_args(argv)
 
     from fts_edge.artifacts import atomic_write_text
@@ -77,18 +80,20 @@ def main(argv=None, cfg=None) -> int:
         demo.stage(2, "teacher", lambda: fit(demo.train_cfg("teacher"), progress=progress))
         rows = []
         for alpha in alphas:
-            name = f"alpha-{alpha:g}"
+            name = f"alpha-{alpha:g}" + ("" if a.mimic == "mse" or alpha == 0 else f"-{a.mimic}")
             role = "student" if alpha > 0 else "rgb"
-            tc = demo.train_cfg(role, alpha=alpha, **({"teacher": str(out / "teacher" / "last.pt")} if alpha > 0 else {}))
+            tc = demo.train_cfg(role, alpha=alpha, **({"teacher": str(out / "teacher" / "last.pt"), "mimic": a.mimic}
+                                                      if alpha > 0 else {}))
             tc = replace(tc, out=str(out / name))
-            t = time.perf_counter()
-            print(f"alpha {alpha:g}: {role} for {tc.epochs} epochs in {tc.out}", flush=True)
+            print(f"alpha {alpha:g}: {role}{' (' + a.mimic + ' mimic)' if alpha > 0 else ''} for {tc.epochs} epochs "
+                  f"in {tc.out}", flush=True)
             fit(tc, progress=progress)
             hist = read_jsonl(out / name / "metrics.jsonl")
             last = hist[-1]
-            rows.append({"alpha": alpha, "last_top1": last["val_top1"], "best_top1": max(h["val_top1"] for h in hist),
+            rows.append({"alpha": alpha, "mimic": a.mimic if alpha > 0 else None, "last_top1": last["val_top1"],
+                         "best_top1": max(h["val_top1"] for h in hist),
                          "train_top1": last["train_top1"], "train_mse": last["train_mse"],
-                         "epochs": last["epoch"], "seconds": round(time.perf_counter() - t, 1),
+                         "epochs": last["epoch"], "seconds": round(sum(h.get("train_seconds", 0) for h in hist), 1),
                          "curve": [round(h["val_top1"], 1) for h in hist],
                          "mimic_fit": student_mimic_fit(str(out / name / "last.pt"), str(out / "teacher" / "last.pt"),
                                                         max_clips=100) if alpha > 0 else None})
@@ -101,8 +106,9 @@ def main(argv=None, cfg=None) -> int:
         return 130
     table = markdown(rows)
     print("\n" + table + f"\n\nval clips of the development dataset (seed {a.data_seed}): {n_val}")
-    atomic_write_text(out / "sweep.md", table + "\n")
-    atomic_write_text(out / "sweep.json", json.dumps({"data_seed": a.data_seed, "val_clips": n_val,
+    stem = "sweep" if a.mimic == "mse" else f"sweep-{a.mimic}"
+    atomic_write_text(out / f"{stem}.md", table + "\n")
+    atomic_write_text(out / f"{stem}.json", json.dumps({"data_seed": a.data_seed, "val_clips": n_val, "mimic": a.mimic,
                                                       "config": dcfg.__dict__, "rows": rows}, indent=2))
     return 0
 
