@@ -44,6 +44,19 @@ class DemoConfig:
     seed: int = 0
     alpha: float = 50.0
     background: float = 1.0
+    mimic: str = "mse"  # the student's mimic loss (distill.mimic_term)
+
+
+# Settings added after demos were first saved, with the value those older demos ran with: a
+# state.json without the key is read as having it, so an old folder resumes under the settings
+# it was trained with or is refused, never continued under new ones.
+LEGACY_SETTINGS = {"mimic": "mse"}
+
+
+def saved_config(state: Dict) -> Optional[Dict]:
+    """A demo folder's settings as saved in its state.json, keys added since filled in as they ran."""
+    cfg = state.get("config")
+    return None if cfg is None else {**LEGACY_SETTINGS, **cfg}
 
 
 def demo_minutes(cfg: DemoConfig) -> float:
@@ -65,7 +78,7 @@ class Demo:
         self.out.mkdir(parents=True, exist_ok=True)
         self.state_path = self.out / "state.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
-        if self.state.get("config") not in (None, cfg.__dict__):
+        if saved_config(self.state) not in (None, cfg.__dict__):
             from .errors import FtsError
             raise FtsError(f"{self.out} holds a demo with other settings; use another --out or delete it")
         self.state["config"] = cfg.__dict__
@@ -97,7 +110,8 @@ class Demo:
                            epochs=c.teacher_epochs if teacher else c.epochs,
                            optimizer="sgd" if teacher else c.optimizer, lr=0.1 if teacher else c.lr,
                            batch_size=c.batch_size, seed=c.seed, flow_cache=str(self.out / "flow_cache"),
-                           alpha=kw.pop("alpha", c.alpha), **kw)
+                           alpha=kw.pop("alpha", c.alpha), mimic=kw.pop("mimic", c.mimic if role == "student" else "mse"),
+                           **kw)
 
     # -- the stages ---------------------------------------------------------------------------
     def run(self) -> Dict:

@@ -60,6 +60,17 @@ def test_other_settings_in_the_same_folder_are_refused(demo_run):
         Demo(str(out), replace(TINY, epochs=3))
 
 
+def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_ran_with(tmp_path):
+    from fts_edge.demo import LEGACY_SETTINGS
+    from fts_edge.errors import FtsError
+
+    old = {k: v for k, v in TINY.__dict__.items() if k not in LEGACY_SETTINGS}
+    (tmp_path / "state.json").write_text(json.dumps({"config": old, "stages": {}}))
+    Demo(str(tmp_path), replace(TINY, mimic="mse"))  # what it ran with: resumes
+    with pytest.raises(FtsError, match="other settings"):
+        Demo(str(tmp_path), replace(TINY, mimic="correlation"))
+
+
 @pytest.mark.parametrize("hint", ["flow", "layer1"])
 def test_distill_probe_trains_on_a_finished_demo(demo_run, capsys, hint):
     import importlib.util

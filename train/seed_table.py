@@ -35,7 +35,8 @@ def _demo_config(f: Path):
         st = d / "state.json"
         if st.is_file():
             try:
-                return json.loads(st.read_text()).get("config")
+                from fts_edge.demo import saved_config
+                return saved_config(json.loads(st.read_text()))
             except (OSError, json.JSONDecodeError):
                 return None
     return None
