@@ -147,6 +147,7 @@ def test_mimic_fit_tells_a_collapsed_student_from_one_that_learned_the_teacher()
     collapsed = mimic_fit(ft.mean(0, keepdim=True).expand(64, 16), ft)
     assert learned["r2"] > 0.85 and 0.9 < learned["var_ratio"] < 1.3
     assert abs(collapsed["r2"]) < 1e-6 and collapsed["var_ratio"] < 1e-6
+    assert learned["corr"] > 0.9 and mimic_fit(3 * ft + 1, ft)["corr"] > 0.999 > mimic_fit(-ft, ft)["corr"] + 1.9
     # the collapsed student's mse is small against the features' energy, which is why mse alone hides it
     assert collapsed["mse"] < 0.2 * float((ft ** 2).mean())
     with pytest.raises(ValueError, match="N x D"):

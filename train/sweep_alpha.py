@@ -12,7 +12,8 @@ a test split. The demo's settings (clip geometry, width, epochs, AdamW) are used
 
 Beside top-1, each student's fit to the teacher's features on 100 val clips: R^2 (the share of
 the teacher's feature variance across clips that the student reproduces) and the ratio of the two
-variances. A student that sits at chance with R^2 near 0 and a ratio near 0 has collapsed onto
+variances, and the mean per-dimension correlation (the measure for --mimic correlation, whose
+students' feature scale is free). A student that sits at chance with R^2 near 0 and a ratio near 0 has collapsed onto
 the teacher's mean feature, which the mimic loss rewards before the student can see motion.
 
 Interrupted, it resumes: finished students are kept, the unfinished one continues from its last
@@ -40,13 +41,13 @@ def parse_alphas(text: str):
 
 
 def markdown(rows) -> str:
-    lines = ["| alpha | val top-1 (last) | val top-1 (best) | train top-1 | mimic MSE | val R^2 | val variance ratio | minutes |",
-             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| alpha | val top-1 (last) | val top-1 (best) | train top-1 | mimic MSE | val R^2 | val variance ratio "
+             "| val correlation | minutes |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         fit = r.get("mimic_fit")
-        r2, vr = (f"{fit['r2']:+.2f}", f"{fit['var_ratio']:.2f}") if fit else ("-", "-")
+        r2, vr, co = (f"{fit['r2']:+.2f}", f"{fit['var_ratio']:.2f}", f"{fit['corr']:+.2f}") if fit else ("-", "-", "-")
         lines.append(f"| {r['alpha']:g} | {r['last_top1']:.1f} | {r['best_top1']:.1f} | {r['train_top1']:.1f} | "
-                     f"{r['train_mse']:.4f} | {r2} | {vr} | {r['seconds'] / 60:.1f} |")
+                     f"{r['train_mse']:.4f} | {r2} | {vr} | {co} | {r['seconds'] / 60:.1f} |")
     return "\n".join(lines)
 
 
