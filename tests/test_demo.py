@@ -138,3 +138,42 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     capsys.readouterr()
     assert sweep.main(["--out", str(out), "--alphas", "x"], cfg=TINY) == 1
     assert "--alphas takes numbers" in capsys.readouterr().err
+
+
+def test_the_readmes_script_recipe_trains_exactly_what_the_demo_trains():
+    """The README's "demo's table with the scripts" block, parsed with the scripts' own argument
+    parser, gives the same training settings as the demo's stages: when a default changes
+    (alpha, mimic, epochs), this fails until the README says the same."""
+    import argparse
+    import dataclasses
+    import re
+    import shlex
+    from pathlib import Path
+
+    from fts_edge.demo import DemoConfig
+    from fts_edge.train_cli import add_train_args, config_from_args
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text().replace("\\\n", " ")
+    m = re.search(r'^M="([^"]+)"$', text, re.M)
+    assert m, "the README's recipe (M=...) is missing"
+    lines = [ln.replace("$M", m.group(1)) for ln in text.splitlines() if ln.startswith("python train/train_") and "$M" in ln]
+    demo = Demo.__new__(Demo)  # only its settings: nothing written
+    demo.cfg, demo.out = DemoConfig(), Path("runs/m")
+    synth = re.search(r"^fts-edge data synth \S+ --per-class (\d+) --frames (\d+) --size (\d+)$", text, re.M)
+    assert synth and tuple(map(int, synth.groups())) == (demo.cfg.per_class, demo.cfg.video_frames, demo.cfg.video_size)
+    ignore = {"out", "root", "flow_cache", "teacher", "device", "threads"}
+    seen = set()
+    for line in lines:
+        argv = shlex.split(line)
+        script = argv[1].split("/")[-1]
+        role = "teacher" if script == "train_teacher.py" else "student"
+        p = argparse.ArgumentParser()
+        add_train_args(p, role)
+        got = config_from_args(p.parse_args(argv[2:]), role)
+        want = demo.train_cfg(got.role, **({"alpha": 0.0} if got.role == "rgb" else
+                                           {"teacher": "t.pt"} if got.role == "student" else {}))
+        diff = {f.name: (getattr(got, f.name), getattr(want, f.name)) for f in dataclasses.fields(got)
+                if f.name not in ignore and getattr(got, f.name) != getattr(want, f.name)}
+        assert not diff, f"README line `{line[:60]}...` differs from the demo (README, demo): {diff}"
+        seen.add(got.role)
+    assert seen == {"teacher", "student", "rgb"}
