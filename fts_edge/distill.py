@@ -35,7 +35,8 @@ def mimic_term(f_rgb: torch.Tensor, f_flow: torch.Tensor, mimic: str = "mse") ->
     "correlation": the MSE between the two feature sets each z-scored over the batch, which is
     2 * (1 - the mean per-dimension correlation across clips). Unlike MSE it cannot be lowered by
     giving every clip the teacher's mean feature (see ``mimic_fit``): only following the teacher's
-    variation from clip to clip lowers it."""
+    variation from clip to clip lowers it. Under DistributedDataParallel the statistics are each
+    process's own batch (global batch / processes clips), so it is not bit-equal to one process."""
     if mimic == "mse":
         return F.mse_loss(f_rgb, f_flow.detach())
     if mimic == "correlation":
