@@ -127,6 +127,10 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     before = (out / "alpha-5" / "last.pt").stat().st_mtime_ns
     assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0
     assert (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
+    # a sweep folder made under other demo-level alpha/mimic defaults still resumes: the students set their own
+    assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"],
+                      cfg=replace(TINY, alpha=TINY.alpha + 1, mimic="mse" if TINY.mimic != "mse" else "correlation")) == 0
+    assert (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
     again = json.loads((out / "sweep.json").read_text())["rows"][1]
     assert again["seconds"] == res["rows"][1]["seconds"] > 0  # training time from the log, not the re-run's
     # the correlation mimic beside the MSE students, on the same data and teacher

@@ -63,7 +63,7 @@ def main(argv=None, cfg=None) -> int:
     a = ap.parse_args(argv)
 
     from fts_edge.artifacts import atomic_write_text
-    from fts_edge.demo import Demo, DemoConfig
+    from fts_edge.demo import Demo, DemoConfig, saved_config
     from fts_edge.errors import FtsError
     from fts_edge.evaluate import student_mimic_fit
     from fts_edge.progress import progress
@@ -76,6 +76,11 @@ def main(argv=None, cfg=None) -> int:
             raise ValueError(f"--epochs must be at least 1, got {a.epochs}")
         dcfg = replace(base, seed=a.data_seed, epochs=a.epochs or base.epochs)
         out = Path(a.out)
+        # each student sets its own alpha and mimic, so the demo-level ones play no part here: keep a
+        # folder's saved values, so that a sweep made before those defaults changed still resumes
+        saved = saved_config(json.loads((out / "state.json").read_text())) if (out / "state.json").exists() else None
+        if saved:
+            dcfg = replace(dcfg, alpha=saved.get("alpha", dcfg.alpha), mimic=saved.get("mimic", dcfg.mimic))
         demo = Demo(str(out), dcfg, progress=progress)
         n_val = demo.stage(1, "data", demo._data)["val"]
         demo.stage(2, "teacher", lambda: fit(demo.train_cfg("teacher"), progress=progress))
