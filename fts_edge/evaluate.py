@@ -71,10 +71,11 @@ def features(model, ds: ClipSet, batch_size: int = 16, projection=None) -> torch
 
 
 def student_mimic_fit(student: str, teacher: str, split: str = "val", max_clips: int = 250,
-                      batch_size: int = 16) -> Dict:
+                      batch_size: int = 16, cache: Optional[Dict] = None) -> Dict:
     """``distill.mimic_fit`` of a student checkpoint against its teacher on clips of the student's
     own dataset (up to ``max_clips`` clips spread evenly over the split): did the student learn
-    the teacher's features, or collapse onto their mean?"""
+    the teacher's features, or collapse onto their mean? Pass the same ``cache`` dict for several
+    students of one teacher and its features (TV-L1 and all) are computed once."""
     from .distill import FeatureProjection, mimic_fit
     from .errors import CheckpointError
     from .training import TrainConfig
@@ -96,7 +97,13 @@ def student_mimic_fit(student: str, teacher: str, split: str = "val", max_clips:
     items = index.test if split == "val" else index.train
     items = items[::max(1, len(items) // max_clips)][:max_clips]
     ds = ClipSet(items, spec, False, index.flip)
-    fit = mimic_fit(features(s_net, ds, batch_size, proj), features(t_net, ds, batch_size))
+    key = (str(Path(teacher).resolve()), Path(teacher).stat().st_mtime_ns, split, tuple(str(i.path) for i in items))
+    f_t = cache.get(key) if cache is not None else None
+    if f_t is None:
+        f_t = features(t_net, ds, batch_size)
+        if cache is not None:
+            cache[key] = f_t
+    fit = mimic_fit(features(s_net, ds, batch_size, proj), f_t)
     fit["split"] = split
     return fit
 

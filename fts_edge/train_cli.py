@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from .distill import DEFAULT_ALPHA
+from .distill import DEFAULT_ALPHA, MIMICS
 from .errors import FtsError
 
 
@@ -57,7 +57,7 @@ def add_train_args(p, role: str):
                        help=f"weight of ||F_rgb - F_flow||^2 (default {DEFAULT_ALPHA:g}; 0 = the RGB-only baseline)")
         g.add_argument("--mode", choices=("ftsnet", "mers"), default="ftsnet",
                        help="ftsnet: CE + alpha*MSE; mers: the pure-mimic ablation (MSE trains the network, CE only the classifier)")
-        g.add_argument("--mimic", choices=("mse", "correlation"), default="mse",
+        g.add_argument("--mimic", choices=MIMICS, default="mse",
                        help="mse: the paper's ||F_rgb - F_flow||^2 (default); correlation: the same on features "
                             "z-scored over the batch, which a student cannot lower by outputting the teacher's mean "
                             "(the demo's: it beat mse on the motion dataset's development seeds)")

@@ -123,6 +123,11 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     fit = res["rows"][1]["mimic_fit"]  # the student's fit to the teacher's features, on real clips
     assert res["rows"][0]["mimic_fit"] is None and fit["clips"] > 1 and fit["split"] == "val"
     assert fit["var_ratio"] >= 0 and fit["r2"] <= 1 and fit["mse"] > 0
+    from fts_edge.evaluate import student_mimic_fit
+    cache = {}
+    fits = [student_mimic_fit(str(out / "alpha-5" / "last.pt"), str(out / "teacher" / "last.pt"), max_clips=8,
+                              cache=cache) for _ in range(2)]
+    assert len(cache) == 1 and fits[0] == fits[1]  # the teacher's features computed once, the same answer
     # run again: everything is kept, nothing retrained
     before = (out / "alpha-5" / "last.pt").stat().st_mtime_ns
     assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0

@@ -11,10 +11,10 @@ a test split. The demo's settings (clip geometry, width, epochs, AdamW) are used
     python train/sweep_alpha.py --out runs/sweep-alpha --alphas 0,50 --epochs 30
 
 Beside top-1, each student's fit to the teacher's features on 100 val clips: R^2 (the share of
-the teacher's feature variance across clips that the student reproduces) and the ratio of the two
+the teacher's feature variance across clips that the student reproduces), the ratio of the two
 variances, and the mean per-dimension correlation (the measure for --mimic correlation, whose
-students' feature scale is free). A student that sits at chance with R^2 near 0 and a ratio near 0 has collapsed onto
-the teacher's mean feature, which the mimic loss rewards before the student can see motion.
+students' feature scale is free). A student at chance with R^2 and a ratio near 0 has collapsed
+onto the teacher's mean feature, which the MSE mimic rewards before the student can see motion.
 
 Interrupted, it resumes: finished students are kept, the unfinished one continues from its last
 epoch. Prints and saves a Markdown and JSON table (OUT/sweep.md, OUT/sweep.json; with --mimic correlation,
@@ -23,7 +23,6 @@ OUT/sweep-correlation.*, beside the MSE students of the same data and teacher).
 import argparse
 import json
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -52,13 +51,15 @@ def markdown(rows) -> str:
 
 
 def main(argv=None, cfg=None) -> int:
+    from fts_edge.distill import MIMICS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/sweep-alpha", help="folder for the data, the teacher and the students")
     ap.add_argument("--alphas", default="0,1,10,50,200", help="comma-separated values (default 0,1,10,50,200)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs of each student (default: the demo's)")
     ap.add_argument("--data-seed", type=int, default=99,
                     help="seed of the development dataset and of training (default 99; the demo's tables use 0-4)")
-    ap.add_argument("--mimic", choices=("mse", "correlation"), default="mse",
+    ap.add_argument("--mimic", choices=MIMICS, default="mse",
                     help="the students' mimic loss (default mse, the paper's; see train_student.py --mimic)")
     a = ap.parse_args(argv)
 
@@ -84,7 +85,7 @@ def main(argv=None, cfg=None) -> int:
         demo = Demo(str(out), dcfg, progress=progress)
         n_val = demo.stage(1, "data", demo._data)["val"]
         demo.stage(2, "teacher", lambda: fit(demo.train_cfg("teacher"), progress=progress))
-        rows = []
+        rows, teacher_features = [], {}
         for alpha in alphas:
             name = f"alpha-{alpha:g}" + ("" if a.mimic == "mse" or alpha == 0 else f"-{a.mimic}")
             role = "student" if alpha > 0 else "rgb"
@@ -102,7 +103,7 @@ def main(argv=None, cfg=None) -> int:
                          "epochs": last["epoch"], "seconds": round(sum(h.get("train_seconds", 0) for h in hist), 1),
                          "curve": [round(h["val_top1"], 1) for h in hist],
                          "mimic_fit": student_mimic_fit(str(out / name / "last.pt"), str(out / "teacher" / "last.pt"),
-                                                        max_clips=100) if alpha > 0 else None})
+                                                        max_clips=100, cache=teacher_features) if alpha > 0 else None})
     except (FtsError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
