@@ -144,6 +144,12 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     corr = json.loads((out / "sweep-correlation.json").read_text())
     assert corr["mimic"] == "correlation" and corr["rows"][0]["mimic"] == "correlation"
     assert (out / "alpha-5-correlation" / "last.pt").exists() and (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
+    # extending the sweep with another alpha adds its row to the saved table and keeps the earlier ones
+    assert sweep.main(["--out", str(out), "--alphas", "2", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0
+    extended = json.loads((out / "sweep.json").read_text())["rows"]
+    assert [r["alpha"] for r in extended] == [0.0, 2.0, 5.0] and extended[2] == again
+    assert "| 2 |" in (out / "sweep.md").read_text() and "| 5 |" in (out / "sweep.md").read_text()
+    assert "kept from earlier runs in this folder: alpha 0, 5" in capsys.readouterr().out
     capsys.readouterr()
     assert sweep.main(["--out", str(out), "--alphas", "x"], cfg=TINY) == 1
     assert "--alphas takes numbers" in capsys.readouterr().err

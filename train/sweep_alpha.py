@@ -18,7 +18,8 @@ onto the teacher's mean feature, which the MSE mimic rewards before the student 
 
 Interrupted, it resumes: finished students are kept, the unfinished one continues from its last
 epoch. Prints and saves a Markdown and JSON table (OUT/sweep.md, OUT/sweep.json; with --mimic correlation,
-OUT/sweep-correlation.*, beside the MSE students of the same data and teacher).
+OUT/sweep-correlation.*, beside the MSE students of the same data and teacher). A later run with
+other alphas adds its rows to the same table; a re-run alpha replaces its row.
 """
 import argparse
 import json
@@ -48,6 +49,18 @@ def markdown(rows) -> str:
         lines.append(f"| {r['alpha']:g} | {r['last_top1']:.1f} | {r['best_top1']:.1f} | {r['train_top1']:.1f} | "
                      f"{r['train_mse']:.4f} | {r2} | {vr} | {co} | {r['seconds'] / 60:.1f} |")
     return "\n".join(lines)
+
+
+def merged_rows(saved: Path, rows):
+    """This run's rows plus the rows of other alphas that an earlier run saved in the same table, so
+    that extending a sweep (--alphas 30,100 after 1,10) adds to its table instead of replacing it."""
+    try:
+        earlier = json.loads(saved.read_text())["rows"] if saved.exists() else []
+    except (ValueError, KeyError, TypeError, OSError):
+        earlier = []  # an unreadable old table is replaced, as before
+    done = {r["alpha"] for r in rows}
+    kept = [r for r in earlier if isinstance(r, dict) and r.get("alpha") not in done]
+    return sorted(rows + kept, key=lambda r: r["alpha"]), sorted(r["alpha"] for r in kept)
 
 
 def main(argv=None, cfg=None) -> int:
@@ -111,9 +124,11 @@ def main(argv=None, cfg=None) -> int:
         print("\ninterrupted; finished students and epochs are kept: run the same command again to resume",
               file=sys.stderr)
         return 130
-    table = markdown(rows)
-    print("\n" + table + f"\n\nval clips of the development dataset (seed {a.data_seed}): {n_val}")
     stem = "sweep" if a.mimic == "mse" else f"sweep-{a.mimic}"
+    rows, kept = merged_rows(out / f"{stem}.json", rows)
+    table = markdown(rows)
+    print("\n" + table + f"\n\nval clips of the development dataset (seed {a.data_seed}): {n_val}"
+          + (f"\nkept from earlier runs in this folder: alpha {', '.join(f'{x:g}' for x in kept)}" if kept else ""))
     atomic_write_text(out / f"{stem}.md", table + "\n")
     atomic_write_text(out / f"{stem}.json", json.dumps({"data_seed": a.data_seed, "val_clips": n_val, "mimic": a.mimic,
                                                       "config": dcfg.__dict__, "rows": rows}, indent=2))
