@@ -25,9 +25,32 @@ DEFAULT_ALPHA = 10.0
 MIMICS = ("mse", "correlation")
 
 
-def standardise(f: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Each feature dimension z-scored over the batch (N x D)."""
-    return (f - f.mean(0)) / (f.std(0, unbiased=False) + eps)
+def _sum_over_processes(t: torch.Tensor) -> torch.Tensor:
+    """``t`` summed over the processes of a DistributedDataParallel run, with gradients (each
+    process's backward gets the gradient of every process's loss with respect to its own
+    clips, as SyncBatchNorm does); ``t`` itself in one process."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return t
+    from torch.distributed.nn.functional import all_reduce
+
+    return all_reduce(t)
+
+
+def standardise(f: torch.Tensor, eps: float = 1e-5, across_processes: bool = True) -> torch.Tensor:
+    """Each feature dimension z-scored over the batch (N x D). Under DistributedDataParallel (and
+    ``across_processes``) the batch is the global one: the mean and the (biased) variance are taken
+    over every process's clips, two-pass as in one process, so N processes of B clips equal one
+    process of N * B. Every process must call it then; ``across_processes=False`` keeps it local."""
+    total = _sum_over_processes if across_processes else (lambda t: t)
+    n = total(torch.tensor(float(len(f)), dtype=f.dtype, device=f.device))
+    if n < 2:
+        raise ValueError("the correlation mimic needs batches of at least 2 clips")
+    mean = total(f.sum(0)) / n
+    centred = f - mean
+    var = total((centred * centred).sum(0)) / n
+    return centred / (var.sqrt() + eps)
 
 
 def mimic_term(f_rgb: torch.Tensor, f_flow: torch.Tensor, mimic: str = "mse") -> torch.Tensor:
@@ -35,13 +58,11 @@ def mimic_term(f_rgb: torch.Tensor, f_flow: torch.Tensor, mimic: str = "mse") ->
     "correlation": the MSE between the two feature sets each z-scored over the batch, which is
     2 * (1 - the mean per-dimension correlation across clips). Unlike MSE it cannot be lowered by
     giving every clip the teacher's mean feature (see ``mimic_fit``): only following the teacher's
-    variation from clip to clip lowers it. Under DistributedDataParallel the statistics are each
-    process's own batch (global batch / processes clips), so it is not bit-equal to one process."""
+    variation from clip to clip lowers it. Under DistributedDataParallel its statistics are those of
+    the global batch (``standardise``), so a torchrun run equals one process of the same batch."""
     if mimic == "mse":
         return F.mse_loss(f_rgb, f_flow.detach())
     if mimic == "correlation":
-        if len(f_rgb) < 2:
-            raise ValueError("the correlation mimic needs batches of at least 2 clips per process")
         return F.mse_loss(standardise(f_rgb), standardise(f_flow.detach()))
     raise ValueError(f"unknown mimic {mimic!r} ({', '.join(MIMICS)})")
 
@@ -91,6 +112,7 @@ def mimic_fit(f_student: torch.Tensor, f_teacher: torch.Tensor) -> Dict[str, flo
     var_t = float(ft.var(0, unbiased=False).mean())
     var_s = float(fs.var(0, unbiased=False).mean())
     mse = float(((fs - ft) ** 2).mean())
-    corr = float((standardise(fs, 1e-12) * standardise(ft, 1e-12)).mean())
+    zs, zt = (standardise(f, 1e-12, across_processes=False) for f in (fs, ft))
+    corr = float((zs * zt).mean())
     return {"mse": mse, "r2": 1.0 - mse / max(var_t, 1e-12), "var_ratio": var_s / max(var_t, 1e-12),
             "corr": corr, "teacher_var": var_t, "clips": int(len(fs))}
