@@ -117,7 +117,7 @@ class ClipSet(VideoDataset):
         if self.rgb:
             out["rgb"] = torch.from_numpy(crop_clip(frames[idx], geom, self.spec))
         if self.flow_cache is not None:
-            flow = self.flow_cache.get(self.items[j].path, frames)
+            flow = self.flow_cache.get(self.items[j].path, frames, self.spec.stride)
             out["flow"] = torch.from_numpy(crop_flow(flow, idx, geom, self.spec))
         return out
 
@@ -138,7 +138,7 @@ def warm_flow_cache(ds: ClipSet, progress=None, desc="computing flow (once)"):
     it = range(len(ds))
     for i in (progress(it, desc=desc, unit="video") if progress else it):
         try:
-            ds.flow_cache.get(ds.items[i].path, ds.frames(i))
+            ds.flow_cache.get(ds.items[i].path, ds.frames(i), ds.spec.stride)
         except VideoError as e:
             ds.unreadable[ds.items[i].path] = str(e)
 

@@ -106,16 +106,17 @@ def clip_geometry(h: int, w: int, spec: ClipSpec, train: bool, rng: Optional[np.
 
 
 def crop_flow(flow: np.ndarray, indices: np.ndarray, geometry, spec: ClipSpec) -> np.ndarray:
-    """Flow of a clip from a video's cached flow (T_video-1, 2, H, W): the pairs between the
-    clip's consecutive frames (summed over the stride), cropped and flipped like the frames
-    (a mirror negates x). Returns float32 (2, T-1, size, size)."""
+    """Flow of a clip from a video's cached flow (T_video, 2, H, W), entry t being the flow from
+    frame t to frame (t + spec.stride) % T_video (``FlowCache.get(..., stride=spec.stride)``):
+    the entries of the clip's frames but its last, which are exactly its consecutive pairs,
+    cropped and flipped like the frames (a mirror negates x). Returns float32 (2, T-1, size, size)."""
     y, x, flip = geometry
     n = flow.shape[0]
-    pairs = []
-    for a, b in zip(indices[:-1], indices[1:]):
-        steps = [(a + k) % n for k in range(max(1, int(b - a) if b > a else spec.stride))]
-        pairs.append(sum(flow[s].astype(np.float32) for s in steps))
-    f = np.stack(pairs, axis=1)[:, :, y:y + spec.size, x:x + spec.size]
+    indices = np.asarray(indices)
+    if not np.array_equal(indices[1:], (indices[:-1] + spec.stride) % n):
+        raise ValueError(f"the clip's frames {indices.tolist()} are not {spec.stride} apart in a video of "
+                         f"{n} frames: cached flow of another video")
+    f = flow[indices[:-1]].astype(np.float32).transpose(1, 0, 2, 3)[:, :, y:y + spec.size, x:x + spec.size]
     if flip:
         f = f[:, :, :, ::-1].copy()
         f[0] = -f[0]

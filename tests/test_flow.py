@@ -152,7 +152,7 @@ def test_flow_cache_follows_the_frames_not_the_path(tmp_path):
     b = render_clip(1, seed=1, frames=4, height=24, width=24)
     cache = FlowCache(TVL1.fast(), str(tmp_path / "c"))
     fa = cache.get("videos/a.avi", a)
-    assert fa.shape == (3, 2, 24, 24) and len(list((tmp_path / "c").glob("*.npy"))) == 1
+    assert fa.shape == (4, 2, 24, 24) and len(list((tmp_path / "c").glob("*.npy"))) == 1
     # the same video under another path (a moved dataset): served from disk, nothing recomputed
     fresh = FlowCache(TVL1.fast(), str(tmp_path / "c"))
     fresh.compute = None  # any computation would fail here
@@ -172,8 +172,52 @@ def test_flow_cache_hashes_an_array_once_and_new_content_again():
     fa = cache.get("v.avi", a)
     hashed = []
     key = cache._key
-    cache._key = lambda frames: hashed.append(1) or key(frames)
+    cache._key = lambda frames, stride: hashed.append(1) or key(frames, stride)
     assert cache.get("v.avi", a) is fa and hashed == []  # the dataset's cached frames, epoch after epoch
     b = a.copy()
     b[0, 0, 0, 0] ^= 1  # same path, other content
     assert cache.get("v.avi", b) is not fa and hashed == [1]
+
+
+def test_cached_flow_is_the_flow_the_teacher_computes_from_the_clip():
+    """Training feeds the teacher cached flow; the table, the two-stream row and the camera feed it
+    the flow its own TV-L1 layers compute from the clip. The two must be the same flow: frames
+    ``stride`` apart, not consecutive flows summed over the stride (which cost the demo's teacher
+    2.4 points between its training val and the table)."""
+    import numpy as np
+    import pytest
+    import torch
+
+    from fts_edge.clipspec import ClipSpec
+    from fts_edge.flow import TVL1, to_grey
+    from fts_edge.flowcache import FlowCache
+    from fts_edge.models import FlowTeacher, r3d_18
+    from fts_edge.synthetic import render_clip
+    from fts_edge.transforms import clip_geometry, crop_clip, crop_flow, sample_indices
+
+    spec = ClipSpec(frames=4, size=40, resize=48, stride=3)
+    frames = render_clip(2, seed=3, frames=12, height=48, width=48)
+    teacher = FlowTeacher(r3d_18(4, in_channels=2, width=0.0625), spec.mean, spec.std).eval()
+    cache = FlowCache(TVL1.fast(), None)
+    flow = cache.get("v.avi", frames, spec.stride)
+    assert flow.shape == (12, 2, 48, 48)
+    # entry t is frame t -> frame t + stride, wrapping as sample_indices loops a short video
+    grey = to_grey(torch.from_numpy(frames).permute(0, 3, 1, 2).float())
+    with torch.no_grad():
+        ref = TVL1.fast()(grey[[5, 10]], grey[[8, 1]]).numpy()
+    np.testing.assert_allclose(flow[[5, 10]].astype(np.float32), ref, atol=2e-2)
+
+    (idx,) = sample_indices(len(frames), spec, "center")
+    geom = clip_geometry(48, 48, spec, False, None, False)
+    cached = crop_flow(flow, idx, geom, spec)
+    with torch.no_grad():
+        layers = teacher.flow(torch.from_numpy(crop_clip(frames[idx], geom, spec))[None])[0].numpy()
+    summed = crop_flow(np.stack([sum(cache.get("v.avi", frames, 1)[(t + k) % 12].astype(np.float32)
+                                     for k in range(spec.stride)) for t in range(12)]), idx, geom, spec)
+    inner = (slice(None), slice(None), slice(6, -6), slice(6, -6))  # the crop's border sees other pixels
+    err, err_summed = (np.abs(f - layers)[inner].mean() for f in (cached, summed))
+    size = np.abs(layers)[inner].mean()
+    assert err < 0.25 * size and err < 0.5 * err_summed, (err, err_summed, size)
+    assert cache.get("v.avi", frames, 1) is not flow  # each stride has its own entry
+    with pytest.raises(ValueError, match="not 3 apart"):  # flow of another video's length is refused
+        crop_flow(flow[:10], idx, geom, spec)
