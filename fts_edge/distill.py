@@ -18,7 +18,8 @@ import torch.nn.functional as F
 # 68.8 / 68.0 / 28.0. 10 has the best mean (53.1 against 34.0 for 50). A student far below its
 # teacher had collapsed onto the teacher's mean feature (mimic_fit); the correlation mimic, which
 # cannot collapse that way, did better at every alpha tried (alpha 10: 80.0 / 85.6 / 90.0, mean 85.2;
-# 1: 81.1; 30: 79.2; 100: 85.9, within the noise of 10), and the demo uses it at 10. The paper's MSE stays the scripts' default mimic: that is the method as published.
+# 1: 81.1; 30: 79.2; 100: 85.9, within the noise of 10), and the demo uses it at 10. The paper's
+# MSE stays the scripts' default mimic: that is the method as published.
 DEFAULT_ALPHA = 10.0
 
 

@@ -26,7 +26,7 @@ class FlowCache:
         self.solver, self.batch, self.device = solver.to(device).eval(), batch, device
         self.folder = Path(folder) if folder else None
         self._mem: Dict[str, np.ndarray] = {}
-        self._seen: Dict[str, tuple] = {}  # path -> (weak ref to the frames last hashed, their key)
+        self._seen: Dict[tuple, tuple] = {}  # (path, stride) -> (weak ref to the frames last hashed, their key)
         self.tag = hashlib.sha1(repr(solver).encode()).hexdigest()[:10]  # settings change -> new cache
 
     def _key(self, frames: np.ndarray, stride: int) -> str:

@@ -116,7 +116,8 @@ def crop_flow(flow: np.ndarray, indices: np.ndarray, geometry, spec: ClipSpec) -
     if not np.array_equal(indices[1:], (indices[:-1] + spec.stride) % n):
         raise ValueError(f"the clip's frames {indices.tolist()} are not {spec.stride} apart in a video of "
                          f"{n} frames: cached flow of another video")
-    f = flow[indices[:-1]].astype(np.float32).transpose(1, 0, 2, 3)[:, :, y:y + spec.size, x:x + spec.size]
+    # crop before converting: only the clip's pairs and the crop's pixels become float32
+    f = flow[indices[:-1], :, y:y + spec.size, x:x + spec.size].astype(np.float32).transpose(1, 0, 2, 3)
     if flip:
         f = f[:, :, :, ::-1].copy()
         f[0] = -f[0]

@@ -212,8 +212,9 @@ def test_cached_flow_is_the_flow_the_teacher_computes_from_the_clip():
     cached = crop_flow(flow, idx, geom, spec)
     with torch.no_grad():
         layers = teacher.flow(torch.from_numpy(crop_clip(frames[idx], geom, spec))[None])[0].numpy()
-    summed = crop_flow(np.stack([sum(cache.get("v.avi", frames, 1)[(t + k) % 12].astype(np.float32)
-                                     for k in range(spec.stride)) for t in range(12)]), idx, geom, spec)
+    consecutive = cache.get("v.avi", frames, 1).astype(np.float32)
+    summed = crop_flow(np.stack([sum(consecutive[(t + k) % 12] for k in range(spec.stride)) for t in range(12)]),
+                       idx, geom, spec)
     inner = (slice(None), slice(None), slice(6, -6), slice(6, -6))  # the crop's border sees other pixels
     err, err_summed = (np.abs(f - layers)[inner].mean() for f in (cached, summed))
     size = np.abs(layers)[inner].mean()
