@@ -48,12 +48,13 @@ class DemoConfig:
     alpha: float = 10.0
     background: float = 1.0
     mimic: str = "correlation"  # the student's mimic loss (distill.mimic_term); see distill.DEFAULT_ALPHA
+    hint: Optional[str] = None  # also mimic this block's feature map (distill.hint_term)
 
 
 # Settings added after demos were first saved, with the value those older demos ran with: a
 # state.json without the key is read as having it, so an old folder resumes under the settings
 # it was trained with or is refused, never continued under new ones.
-LEGACY_SETTINGS = {"mimic": "mse"}
+LEGACY_SETTINGS = {"mimic": "mse", "hint": None}
 
 
 def saved_config(state: Dict) -> Optional[Dict]:
@@ -114,7 +115,7 @@ class Demo:
                            optimizer="sgd" if teacher else c.optimizer, lr=0.1 if teacher else c.lr,
                            batch_size=c.batch_size, seed=c.seed, flow_cache=str(self.out / "flow_cache"),
                            alpha=kw.pop("alpha", c.alpha), mimic=kw.pop("mimic", c.mimic if role == "student" else "mse"),
-                           **kw)
+                           hint=kw.pop("hint", c.hint if role == "student" else None), **kw)
 
     # -- the stages ---------------------------------------------------------------------------
     def run(self) -> Dict:

@@ -68,13 +68,34 @@ def mimic_term(f_rgb: torch.Tensor, f_flow: torch.Tensor, mimic: str = "mse") ->
     raise ValueError(f"unknown mimic {mimic!r} ({', '.join(MIMICS)})")
 
 
+def hint_term(map_rgb: torch.Tensor, map_flow: torch.Tensor, mimic: str = "mse") -> torch.Tensor:
+    """The mimic on an intermediate block's feature maps (N, C, T, H, W) (``--hint``): every
+    position of every clip is a sample of C channels, so "correlation" z-scores each channel over
+    the batch and the positions. The teacher sees T-1 flow frames where the student sees T RGB
+    frames; where that leaves the maps' sizes apart the student's is average-pooled to the
+    teacher's."""
+    if map_rgb.dim() != 5 or map_flow.dim() != 5 or map_rgb.shape[:2] != map_flow.shape[:2]:
+        raise ValueError(f"the hint needs two feature maps (N, C, T, H, W) of the same N and C (the student "
+                         f"at the teacher's width), got {tuple(map_rgb.shape)} and {tuple(map_flow.shape)}")
+    if map_rgb.shape[2:] != map_flow.shape[2:]:
+        map_rgb = F.adaptive_avg_pool3d(map_rgb, map_flow.shape[2:])
+
+    def flat(m):
+        return m.movedim(1, -1).reshape(-1, m.shape[1])
+
+    return mimic_term(flat(map_rgb), flat(map_flow), mimic)
+
+
 def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.Tensor, f_flow: torch.Tensor,
-                      alpha: float = DEFAULT_ALPHA, mode: str = "ftsnet", mimic: str = "mse"):
+                      alpha: float = DEFAULT_ALPHA, mode: str = "ftsnet", mimic: str = "mse", maps=None):
     """Returns (loss, ce, mse); mse is always the plain feature MSE (what the logs compare), the
     loss uses ``mimic_term(mimic)``. mode "ftsnet": CE + alpha * mimic. mode "mers" (MARS's pure
     mimic ablation): the backbone learns from the mimic term alone; the classifier learns CE on
-    detached features (the caller passes logits computed from ``f_rgb.detach()``)."""
+    detached features (the caller passes logits computed from ``f_rgb.detach()``). ``maps``, a
+    (student, teacher) pair of feature maps, adds ``hint_term`` to the mimic at the same weight."""
     term = mimic_term(f_rgb, f_flow, mimic)
+    if maps is not None:
+        term = term + hint_term(maps[0], maps[1].detach(), mimic)
     mse = term if mimic == "mse" else F.mse_loss(f_rgb.detach(), f_flow.detach())
     ce = F.cross_entropy(logits, target)
     if mode == "ftsnet":

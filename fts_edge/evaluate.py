@@ -36,7 +36,7 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
     if index is None:
         from .training import TrainConfig
         cfg = {k: v for k, v in first["config"].items() if k in TrainConfig.__dataclass_fields__}
-        index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None}).index()
+        index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None, "hint": None}).index()
     ds = ClipSet(index.test, spec, False, index.flip)
     # every model takes the RGB clip: the teacher computes its flow with the TV-L1 layers, as deployed
     scores = {name: predict(build_from_checkpoint(ck), ds, "rgb", batch_size) for name, ck in cks.items()}
@@ -93,7 +93,7 @@ def student_mimic_fit(student: str, teacher: str, split: str = "val", max_clips:
         proj.load_state_dict(sck["projection"])
         proj.eval()
     cfg = {k: v for k, v in sck["config"].items() if k in TrainConfig.__dataclass_fields__}
-    index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None}).index()
+    index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None, "hint": None}).index()
     items = index.test if split == "val" else index.train
     items = items[::max(1, len(items) // max_clips)][:max_clips]
     ds = ClipSet(items, spec, False, index.flip)

@@ -92,6 +92,10 @@ class BasicStem(nn.Sequential):
 
 
 # -- the network ----------------------------------------------------------------------------
+# The residual blocks whose feature maps the student can be asked to follow (``--hint``).
+HINT_LAYERS = ("layer1", "layer2", "layer3", "layer4")
+
+
 class ResNet3D(nn.Module):
     def __init__(self, block, layers: Sequence[int], num_classes: int, in_channels: int = 3,
                  width: float = 1.0, cardinality: int = 32, dropout: float = 0.0):
@@ -136,11 +140,21 @@ class ResNet3D(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> pooled features (N, D), the F of the distillation loss."""
+        return self.forward_features_and_map(x, None)[0]
+
+    def forward_features_and_map(self, x: torch.Tensor, layer: Optional[str]):
+        """(pooled features, the feature map (N, C, T', H', W') that block ``layer`` of
+        ``HINT_LAYERS`` puts out, or None): for the intermediate mimic (``--hint``)."""
         if not torch.jit.is_tracing() and (x.dim() != 5 or x.shape[1] != self.in_channels):
             raise ValueError(f"expected a clip (N, {self.in_channels}, T, H, W), got {tuple(x.shape)}")
-        x = self.stem(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
+        if layer is not None and layer not in HINT_LAYERS:
+            raise ValueError(f"no block {layer!r} to take a feature map from ({', '.join(HINT_LAYERS)})")
+        x, kept = self.stem(x), None
+        for name in HINT_LAYERS:
+            x = getattr(self, name)(x)
+            if name == layer:
+                kept = x
+        return torch.flatten(self.avgpool(x), 1), kept
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(features))
@@ -244,6 +258,9 @@ class FlowTeacher(nn.Module):
 
     def forward_flow_features(self, flow: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(self.normalise_flow(flow))
+
+    def forward_flow_features_and_map(self, flow: torch.Tensor, layer: Optional[str]):
+        return self.backbone.forward_features_and_map(self.normalise_flow(flow), layer)
 
     def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.forward_flow_features(self.flow(rgb))

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .distill import DEFAULT_ALPHA, MIMICS
+from .models import HINT_LAYERS
 from .errors import FtsError
 
 
@@ -61,6 +62,9 @@ def add_train_args(p, role: str):
                        help="mse: the paper's ||F_rgb - F_flow||^2 (default); correlation: the same on features "
                             "z-scored over the batch, which a student cannot lower by outputting the teacher's mean "
                             "(the demo's: it beat mse on the motion dataset's development seeds)")
+        g.add_argument("--hint", choices=HINT_LAYERS, default=None,
+                       help="also mimic this block's feature map (every position, same --mimic and --alpha); "
+                            "needs the student at the teacher's --model and --width")
 
 
 def _cuda() -> bool:
@@ -83,7 +87,7 @@ def config_from_args(a, role: str):
               flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads)
     if role == "student":
         r = "student" if a.alpha > 0 else "rgb"
-        return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, mimic=a.mimic, **kw)
+        return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, mimic=a.mimic, hint=a.hint, **kw)
     return TrainConfig(role=role, **kw)
 
 

@@ -68,6 +68,7 @@ class TrainConfig:
     alpha: float = DEFAULT_ALPHA
     mode: str = "ftsnet"  # ftsnet | mers
     mimic: str = "mse"  # mse (the paper's) | correlation (batch z-scored features; see distill.mimic_term)
+    hint: Optional[str] = None  # also mimic this block's feature map (layer1..layer4; distill.hint_term)
     # flow
     flow_preset: str = "fast"
     flow_scale: float = 2.0
@@ -87,6 +88,12 @@ class TrainConfig:
             raise ValueError("schedule must be cosine or step")
         if self.mimic not in MIMICS:
             raise ValueError(f"mimic must be one of {MIMICS}, got {self.mimic!r}")
+        if self.hint is not None:
+            from .models import HINT_LAYERS
+            if self.hint not in HINT_LAYERS:
+                raise ValueError(f"hint must be one of {HINT_LAYERS}, got {self.hint!r}")
+            if self.role != "student":
+                raise ValueError("--hint is a distillation setting: it needs a student with a teacher")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
@@ -222,23 +229,28 @@ def build_networks(cfg: TrainConfig, num_classes: int):
                                   f"this dataset has {num_classes}")
         teacher = build_from_checkpoint(tck, cfg.teacher).freeze()
         proj = FeatureProjection(net.num_features, teacher.num_features)
+        if cfg.hint and (tck["arch"]["model"], tck["arch"]["width"]) != (cfg.model, cfg.width):
+            raise CheckpointError(f"{cfg.teacher}: --hint needs the student built as its teacher is "
+                                  f"({tck['arch']['model']} at width {tck['arch']['width']:g}), "
+                                  f"not {cfg.model} at width {cfg.width:g}")
     return net, teacher, proj
 
 
 class RoleForward(nn.Module):
     """What one training step runs, as one module (so DistributedDataParallel can wrap it):
-    input -> (logits, features for the mimic loss or None)."""
+    input -> (logits, features for the mimic loss or None, the ``hint`` block's feature map or None)."""
 
-    def __init__(self, net: nn.Module, role: str, proj: Optional[nn.Module] = None, mode: str = "ftsnet"):
+    def __init__(self, net: nn.Module, role: str, proj: Optional[nn.Module] = None, mode: str = "ftsnet",
+                 hint: Optional[str] = None):
         super().__init__()
-        self.net, self.role, self.proj, self.mode = net, role, proj, mode
+        self.net, self.role, self.proj, self.mode, self.hint = net, role, proj, mode, hint
 
     def forward(self, x):
         if self.role == "teacher":
-            return self.net.forward_head(self.net.forward_flow_features(x)), None
-        f = self.net.forward_features(x)
+            return self.net.forward_head(self.net.forward_flow_features(x)), None, None
+        f, fmap = self.net.forward_features_and_map(x, self.hint)
         logits = self.net.forward_head(f.detach() if self.mode == "mers" else f)
-        return logits, (self.proj(f) if self.proj is not None else None)
+        return logits, (self.proj(f) if self.proj is not None else None), fmap
 
 
 def arch_of(cfg: TrainConfig, num_classes: int) -> dict:
@@ -350,7 +362,7 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
         start, best = ck["epoch"], ck["best_metric"]
         if master:
             log.info("resuming %s from epoch %d (best top-1 %.1f)", out, start, best)
-    step_module = RoleForward(net, cfg.role, proj, cfg.mode)
+    step_module = RoleForward(net, cfg.role, proj, cfg.mode, cfg.hint if teacher is not None else None)
     if world > 1:  # batch statistics over the global batch, as one process would see it
         step_module = sync_batchnorm(step_module, dev)
         model = nn.parallel.DistributedDataParallel(step_module)
@@ -378,11 +390,12 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
             batch = torch.utils.data.default_collate([train_ds[i] for i in ids])
             y = batch["label"].to(dev)
             x = batch["flow" if cfg.role == "teacher" else "rgb"].to(dev)
-            logits, f_rgb = model(x)
+            logits, f_rgb, map_rgb = model(x)
             if teacher is not None:
                 with torch.no_grad():
-                    f_flow = teacher.forward_flow_features(batch["flow"].to(dev))
-                loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode, cfg.mimic)
+                    f_flow, map_flow = teacher.forward_flow_features_and_map(batch["flow"].to(dev), cfg.hint)
+                loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode, cfg.mimic,
+                                                  maps=(map_rgb, map_flow) if cfg.hint else None)
             else:
                 loss = ce = F.cross_entropy(logits, y)
                 mse = torch.zeros(())

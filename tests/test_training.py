@@ -202,6 +202,40 @@ def test_student_trains_with_the_correlation_mimic(tmp_path):
     assert log[-1]["train_mse"] > 0
     r = subprocess.run(_script("train_student.py", *args, "--mimic", "cos"), capture_output=True, text=True)
     assert r.returncode == 2 and "--mimic" in r.stderr and "Traceback" not in r.stderr
+    # the intermediate mimic: trains, and is saved with the student's settings
+    hint_args = [*args[:-1], str(tmp_path / "hint"), "--mimic", "correlation", "--hint", "layer3"]
+    r = subprocess.run(_script("train_student.py", *hint_args), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "hint" / "last.pt")["config"]["hint"] == "layer3"
+    # a student of another width has no feature map to match the teacher's, and is told so
+    wide = [{"0.125": "0.25", str(tmp_path / "hint"): str(tmp_path / "wide")}.get(a, a) for a in hint_args]
+    r = subprocess.run(_script("train_student.py", *wide), capture_output=True, text=True)
+    assert r.returncode == 1 and "--hint needs the student built as its teacher is" in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+def test_hint_term_follows_the_teachers_feature_map_position_by_position():
+    from fts_edge.distill import distillation_loss, hint_term, mimic_term
+
+    g = torch.Generator().manual_seed(2)
+    t_map = torch.rand(4, 6, 2, 5, 5, generator=g)  # the teacher's block output (N, C, T, H, W)
+    # a student map that follows the teacher per channel up to scale and offset: no loss
+    assert hint_term(3 * t_map + 1, t_map, "correlation") < 1e-6
+    # one that follows it only on average over the clip does not get that for free
+    pooled_only = t_map.mean((2, 3, 4), keepdim=True).expand_as(t_map)
+    assert hint_term(pooled_only, t_map, "correlation") > 0.5
+    # T RGB frames against T-1 flow frames: the student's longer map is pooled to the teacher's
+    s_map = torch.rand(4, 6, 3, 5, 5, generator=g, requires_grad=True)
+    assert torch.isfinite(hint_term(s_map, t_map, "correlation"))
+    with pytest.raises(ValueError, match="same N and C"):
+        hint_term(torch.rand(4, 8, 2, 5, 5), t_map, "correlation")
+    # the loss adds it to the pooled mimic at the same weight
+    f, ft = torch.rand(4, 6, generator=g, requires_grad=True), torch.rand(4, 6, generator=g)
+    logits, y = torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)
+    loss, ce, _ = distillation_loss(logits, y, f, ft, 10.0, mimic="correlation", maps=(s_map, t_map))
+    assert torch.isclose(loss, ce + 10 * (mimic_term(f, ft, "correlation") + hint_term(s_map, t_map, "correlation")))
+    loss.backward()
+    assert s_map.grad.abs().sum() > 0 and f.grad.abs().sum() > 0
 
 
 def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
