@@ -48,7 +48,9 @@ class DemoConfig:
     alpha: float = 10.0
     background: float = 1.0
     mimic: str = "correlation"  # the student's mimic loss (distill.mimic_term); see distill.DEFAULT_ALPHA
-    hint: Optional[str] = None  # also mimic this block's feature map (distill.hint_term)
+    # also mimic layer3's feature map (distill.hint_term). Development seeds 97/98/99, 14 epochs:
+    # student 80.4 / 92.4 / 85.2 with it, 69.6 / 85.2 / 84.4 without (README, "What was measured").
+    hint: Optional[str] = "layer3"
 
 
 # Settings added after demos were first saved, with the value those older demos ran with: a
