@@ -17,6 +17,15 @@ from .clipspec import ClipSpec
 from .training import ClipSet, confusion, metrics, predict
 
 
+def dataset_of(ck: Dict):
+    """The dataset index a checkpoint was trained on, from its saved config (its data settings
+    only: the role's own settings, a teacher or a hint, do not matter here)."""
+    from .training import TrainConfig
+
+    cfg = {k: v for k, v in ck["config"].items() if k in TrainConfig.__dataclass_fields__}
+    return TrainConfig(**{**cfg, "role": "rgb", "teacher": None, "hint": None}).index()
+
+
 def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str], index=None, out=None,
              batch_size: int = 16, threads: int = 0) -> Dict:
     """Rows for each checkpoint given (two-stream when both RGB and teacher are). Writes
@@ -34,9 +43,7 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
             from .errors import CheckpointError
             raise CheckpointError(f"{name}: trained on other clips or classes than the others; the table compares like with like")
     if index is None:
-        from .training import TrainConfig
-        cfg = {k: v for k, v in first["config"].items() if k in TrainConfig.__dataclass_fields__}
-        index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None, "hint": None}).index()
+        index = dataset_of(first)
     ds = ClipSet(index.test, spec, False, index.flip)
     # every model takes the RGB clip: the teacher computes its flow with the TV-L1 layers, as deployed
     scores = {name: predict(build_from_checkpoint(ck), ds, "rgb", batch_size) for name, ck in cks.items()}
@@ -78,7 +85,6 @@ def student_mimic_fit(student: str, teacher: str, split: str = "val", max_clips:
     students of one teacher and its features (TV-L1 and all) are computed once."""
     from .distill import FeatureProjection, mimic_fit
     from .errors import CheckpointError
-    from .training import TrainConfig
 
     sck, tck = load_checkpoint(student), load_checkpoint(teacher)
     if tck.get("role") != "teacher":
@@ -92,8 +98,7 @@ def student_mimic_fit(student: str, teacher: str, split: str = "val", max_clips:
         proj = FeatureProjection(s_net.num_features, t_net.num_features)
         proj.load_state_dict(sck["projection"])
         proj.eval()
-    cfg = {k: v for k, v in sck["config"].items() if k in TrainConfig.__dataclass_fields__}
-    index = TrainConfig(**{**cfg, "role": "rgb", "teacher": None, "hint": None}).index()
+    index = dataset_of(sck)
     items = index.test if split == "val" else index.train
     items = items[::max(1, len(items) // max_clips)][:max_clips]
     ds = ClipSet(items, spec, False, index.flip)
