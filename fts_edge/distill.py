@@ -91,11 +91,11 @@ def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.T
     """Returns (loss, ce, mse); mse is always the plain feature MSE (what the logs compare), the
     loss uses ``mimic_term(mimic)``. mode "ftsnet": CE + alpha * mimic. mode "mers" (MARS's pure
     mimic ablation): the backbone learns from the mimic term alone; the classifier learns CE on
-    detached features (the caller passes logits computed from ``f_rgb.detach()``). ``maps``, a
-    (student, teacher) pair of feature maps, adds ``hint_term`` to the mimic at the same weight."""
+    detached features (the caller passes logits computed from ``f_rgb.detach()``). ``maps``, (student,
+    teacher) pairs of feature maps, add a ``hint_term`` each to the mimic at the same weight."""
     term = mimic_term(f_rgb, f_flow, mimic)
-    if maps is not None:
-        term = term + hint_term(maps[0], maps[1].detach(), mimic)
+    for map_rgb, map_flow in maps or ():
+        term = term + hint_term(map_rgb, map_flow.detach(), mimic)
     mse = term if mimic == "mse" else F.mse_loss(f_rgb.detach(), f_flow.detach())
     ce = F.cross_entropy(logits, target)
     if mode == "ftsnet":

@@ -6,7 +6,7 @@ distillation reads both networks through that interface.
 """
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -96,6 +96,18 @@ class BasicStem(nn.Sequential):
 HINT_LAYERS = ("layer1", "layer2", "layer3", "layer4")
 
 
+def hint_layers(hint: Optional[str]) -> Tuple[str, ...]:
+    """``--hint`` as the blocks it names: None -> (), "layer3" -> ("layer3",), "layer2,layer3" ->
+    both, in network order. ValueError (one line) for an unknown or repeated block."""
+    if not hint:
+        return ()
+    names = [n.strip() for n in hint.split(",")]
+    bad = [n for n in names if n not in HINT_LAYERS]
+    if bad or len(set(names)) != len(names):
+        raise ValueError(f"hint must be blocks of {', '.join(HINT_LAYERS)}, comma-separated and each once, got {hint!r}")
+    return tuple(n for n in HINT_LAYERS if n in names)
+
+
 class ResNet3D(nn.Module):
     def __init__(self, block, layers: Sequence[int], num_classes: int, in_channels: int = 3,
                  width: float = 1.0, cardinality: int = 32, dropout: float = 0.0):
@@ -140,21 +152,21 @@ class ResNet3D(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, C, T, H, W) -> pooled features (N, D), the F of the distillation loss."""
-        return self.forward_features_and_map(x, None)[0]
+        return self.forward_features_and_maps(x, ())[0]
 
-    def forward_features_and_map(self, x: torch.Tensor, layer: Optional[str]):
-        """(pooled features, the feature map (N, C, T', H', W') that block ``layer`` of
-        ``HINT_LAYERS`` puts out, or None): for the intermediate mimic (``--hint``)."""
+    def forward_features_and_maps(self, x: torch.Tensor, layers: Sequence[str]):
+        """(pooled features, [the feature map (N, C, T', H', W') each block of ``layers`` puts out, in
+        that order]): for the intermediate mimic (``--hint``); ``layers`` are names of ``HINT_LAYERS``."""
         if not torch.jit.is_tracing() and (x.dim() != 5 or x.shape[1] != self.in_channels):
             raise ValueError(f"expected a clip (N, {self.in_channels}, T, H, W), got {tuple(x.shape)}")
-        if layer is not None and layer not in HINT_LAYERS:
-            raise ValueError(f"no block {layer!r} to take a feature map from ({', '.join(HINT_LAYERS)})")
-        x, kept = self.stem(x), None
+        unknown = [name for name in layers if name not in HINT_LAYERS]
+        if unknown:
+            raise ValueError(f"no block {unknown[0]!r} to take a feature map from ({', '.join(HINT_LAYERS)})")
+        x, kept = self.stem(x), {}
         for name in HINT_LAYERS:
             x = getattr(self, name)(x)
-            if name == layer:
-                kept = x
-        return torch.flatten(self.avgpool(x), 1), kept
+            kept[name] = x
+        return torch.flatten(self.avgpool(x), 1), [kept[name] for name in layers]
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(features))
@@ -259,8 +271,8 @@ class FlowTeacher(nn.Module):
     def forward_flow_features(self, flow: torch.Tensor) -> torch.Tensor:
         return self.backbone.forward_features(self.normalise_flow(flow))
 
-    def forward_flow_features_and_map(self, flow: torch.Tensor, layer: Optional[str]):
-        return self.backbone.forward_features_and_map(self.normalise_flow(flow), layer)
+    def forward_flow_features_and_maps(self, flow: torch.Tensor, layers: Sequence[str]):
+        return self.backbone.forward_features_and_maps(self.normalise_flow(flow), layers)
 
     def forward_features(self, rgb: torch.Tensor) -> torch.Tensor:
         return self.forward_flow_features(self.flow(rgb))

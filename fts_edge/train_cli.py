@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from .distill import DEFAULT_ALPHA, MIMICS
-from .models import HINT_LAYERS
+from .models import HINT_LAYERS, hint_layers
 from .errors import FtsError
 
 
@@ -62,9 +62,16 @@ def add_train_args(p, role: str):
                        help="mse: the paper's ||F_rgb - F_flow||^2 (default); correlation: the same on features "
                             "z-scored over the batch, which a student cannot lower by outputting the teacher's mean "
                             "(the demo's: it beat mse on the motion dataset's development seeds)")
-        g.add_argument("--hint", choices=HINT_LAYERS, default=None,
-                       help="also mimic this block's feature map (every position, same --mimic and --alpha); "
-                            "needs the student at the teacher's --model and --width")
+        g.add_argument("--hint", type=_hint, default=None, metavar="LAYER[,LAYER]",
+                       help=f"also mimic these blocks' feature maps ({', '.join(HINT_LAYERS)}; every position, "
+                            "same --mimic and --alpha); needs the student at the teacher's --model and --width")
+
+
+def _hint(value: str) -> str:
+    try:
+        return ",".join(hint_layers(value))
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _cuda() -> bool:

@@ -28,6 +28,7 @@ from .clipspec import ClipSpec
 from .datasets import DatasetIndex, VideoDataset, VideoItem, dataset_index
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .errors import CheckpointError, DatasetError, FtsError, VideoError
+from .models import hint_layers
 from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class TrainConfig:
     alpha: float = DEFAULT_ALPHA
     mode: str = "ftsnet"  # ftsnet | mers
     mimic: str = "mse"  # mse (the paper's) | correlation (batch z-scored features; see distill.mimic_term)
-    hint: Optional[str] = None  # also mimic this block's feature map (layer1..layer4; distill.hint_term)
+    hint: Optional[str] = None  # also mimic these blocks' feature maps ("layer3", "layer2,layer3"; distill.hint_term)
     # flow
     flow_preset: str = "fast"
     flow_scale: float = 2.0
@@ -89,9 +90,7 @@ class TrainConfig:
         if self.mimic not in MIMICS:
             raise ValueError(f"mimic must be one of {MIMICS}, got {self.mimic!r}")
         if self.hint is not None:
-            from .models import HINT_LAYERS
-            if self.hint not in HINT_LAYERS:
-                raise ValueError(f"hint must be one of {HINT_LAYERS}, got {self.hint!r}")
+            hint_layers(self.hint)
             if self.role != "student":
                 raise ValueError("--hint is a distillation setting: it needs a student with a teacher")
         if self.optimizer not in OPTIMIZERS:
@@ -238,19 +237,20 @@ def build_networks(cfg: TrainConfig, num_classes: int):
 
 class RoleForward(nn.Module):
     """What one training step runs, as one module (so DistributedDataParallel can wrap it):
-    input -> (logits, features for the mimic loss or None, the ``hint`` block's feature map or None)."""
+    input -> (logits, features for the mimic loss or None, the ``hint`` blocks' feature maps, a list)."""
 
     def __init__(self, net: nn.Module, role: str, proj: Optional[nn.Module] = None, mode: str = "ftsnet",
                  hint: Optional[str] = None):
         super().__init__()
-        self.net, self.role, self.proj, self.mode, self.hint = net, role, proj, mode, hint
+        self.net, self.role, self.proj, self.mode = net, role, proj, mode
+        self.hint = hint_layers(hint)
 
     def forward(self, x):
         if self.role == "teacher":
-            return self.net.forward_head(self.net.forward_flow_features(x)), None, None
-        f, fmap = self.net.forward_features_and_map(x, self.hint)
+            return self.net.forward_head(self.net.forward_flow_features(x)), None, []
+        f, maps = self.net.forward_features_and_maps(x, self.hint)
         logits = self.net.forward_head(f.detach() if self.mode == "mers" else f)
-        return logits, (self.proj(f) if self.proj is not None else None), fmap
+        return logits, (self.proj(f) if self.proj is not None else None), maps
 
 
 def arch_of(cfg: TrainConfig, num_classes: int) -> dict:
@@ -390,12 +390,13 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
             batch = torch.utils.data.default_collate([train_ds[i] for i in ids])
             y = batch["label"].to(dev)
             x = batch["flow" if cfg.role == "teacher" else "rgb"].to(dev)
-            logits, f_rgb, map_rgb = model(x)
+            logits, f_rgb, maps_rgb = model(x)
             if teacher is not None:
                 with torch.no_grad():
-                    f_flow, map_flow = teacher.forward_flow_features_and_map(batch["flow"].to(dev), cfg.hint)
+                    f_flow, maps_flow = teacher.forward_flow_features_and_maps(batch["flow"].to(dev),
+                                                                               hint_layers(cfg.hint))
                 loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode, cfg.mimic,
-                                                  maps=(map_rgb, map_flow) if cfg.hint else None)
+                                                  maps=list(zip(maps_rgb, maps_flow)))
             else:
                 loss = ce = F.cross_entropy(logits, y)
                 mse = torch.zeros(())

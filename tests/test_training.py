@@ -203,10 +203,13 @@ def test_student_trains_with_the_correlation_mimic(tmp_path):
     r = subprocess.run(_script("train_student.py", *args, "--mimic", "cos"), capture_output=True, text=True)
     assert r.returncode == 2 and "--mimic" in r.stderr and "Traceback" not in r.stderr
     # the intermediate mimic: trains, and is saved with the student's settings
-    hint_args = [*args[:-1], str(tmp_path / "hint"), "--mimic", "correlation", "--hint", "layer3"]
+    hint_args = [*args[:-1], str(tmp_path / "hint"), "--mimic", "correlation", "--hint", "layer2,layer3"]
     r = subprocess.run(_script("train_student.py", *hint_args), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert load_checkpoint(tmp_path / "hint" / "last.pt")["config"]["hint"] == "layer3"
+    assert load_checkpoint(tmp_path / "hint" / "last.pt")["config"]["hint"] == "layer2,layer3"
+    bad = [{"layer2,layer3": "layer9"}.get(a, a) for a in hint_args]
+    r = subprocess.run(_script("train_student.py", *bad), capture_output=True, text=True)
+    assert r.returncode == 2 and "--hint" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
     # a student of another width has no feature map to match the teacher's, and is told so
     wide = [{"0.125": "0.25", str(tmp_path / "hint"): str(tmp_path / "wide")}.get(a, a) for a in hint_args]
     r = subprocess.run(_script("train_student.py", *wide), capture_output=True, text=True)
@@ -232,10 +235,29 @@ def test_hint_term_follows_the_teachers_feature_map_position_by_position():
     # the loss adds it to the pooled mimic at the same weight
     f, ft = torch.rand(4, 6, generator=g, requires_grad=True), torch.rand(4, 6, generator=g)
     logits, y = torch.zeros(4, 3), torch.zeros(4, dtype=torch.long)
-    loss, ce, _ = distillation_loss(logits, y, f, ft, 10.0, mimic="correlation", maps=(s_map, t_map))
+    loss, ce, _ = distillation_loss(logits, y, f, ft, 10.0, mimic="correlation", maps=[(s_map, t_map)])
     assert torch.isclose(loss, ce + 10 * (mimic_term(f, ft, "correlation") + hint_term(s_map, t_map, "correlation")))
     loss.backward()
     assert s_map.grad.abs().sum() > 0 and f.grad.abs().sum() > 0
+    # several blocks: a term each, at the same weight
+    s2, t2 = torch.rand(4, 3, 4, 9, 9, generator=g), torch.rand(4, 3, 4, 9, 9, generator=g)
+    two, ce, _ = distillation_loss(logits, y, f, ft, 10.0, mimic="correlation", maps=[(s_map, t_map), (s2, t2)])
+    assert torch.isclose(two, loss + 10 * hint_term(s2, t2, "correlation"))
+
+
+def test_hint_names_blocks_of_the_network_in_order():
+    from fts_edge.models import create_model, hint_layers
+
+    assert hint_layers(None) == () and hint_layers("layer3") == ("layer3",)
+    assert hint_layers("layer3, layer2") == ("layer2", "layer3")
+    for bad in ("layer5", "layer2,layer2", "layer2,"):
+        with pytest.raises(ValueError, match="comma-separated and each once"):
+            hint_layers(bad)
+    net = create_model("r3d_18", num_classes=3, width=0.125).eval()
+    x = torch.rand(2, 3, 4, 32, 32)
+    f, maps = net.forward_features_and_maps(x, hint_layers("layer2,layer3"))
+    assert maps[1].shape[1] == 2 * maps[0].shape[1] and maps[1].shape[2:] != maps[0].shape[2:]
+    assert torch.equal(f, net.forward_features(x))
 
 
 def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
