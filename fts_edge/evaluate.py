@@ -19,11 +19,11 @@ from .training import ClipSet, confusion, metrics, predict
 
 def dataset_of(ck: Dict):
     """The dataset index a checkpoint was trained on, from its saved config (its data settings
-    only: the role's own settings, a teacher or a hint, do not matter here)."""
+    only: the role's own settings, its teacher, hint or initialisation, do not matter here)."""
     from .training import TrainConfig
 
     cfg = {k: v for k, v in ck["config"].items() if k in TrainConfig.__dataclass_fields__}
-    return TrainConfig(**{**cfg, "role": "rgb", "teacher": None, "hint": None}).index()
+    return TrainConfig(**{**cfg, "role": "rgb", "teacher": None, "hint": None, "init_from_teacher": False}).index()
 
 
 def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str], index=None, out=None,

@@ -65,6 +65,9 @@ def add_train_args(p, role: str):
         g.add_argument("--hint", type=_hint, default=None, metavar="LAYER[,LAYER]",
                        help=f"also mimic these blocks' feature maps ({', '.join(HINT_LAYERS)}; every position, "
                             "same --mimic and --alpha); needs the student at the teacher's --model and --width")
+        g.add_argument("--init-from-teacher", action="store_true",
+                       help="start the student from the teacher's weights past its stem (the stem reads flow, "
+                            "not colours, and is trained from scratch); needs the teacher's --model and --width")
 
 
 def _hint(value: str) -> str:
@@ -94,7 +97,8 @@ def config_from_args(a, role: str):
               flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads)
     if role == "student":
         r = "student" if a.alpha > 0 else "rgb"
-        return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, mimic=a.mimic, hint=a.hint, **kw)
+        return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, mimic=a.mimic, hint=a.hint,
+                           init_from_teacher=a.init_from_teacher, **kw)
     return TrainConfig(role=role, **kw)
 
 

@@ -70,6 +70,7 @@ class TrainConfig:
     mode: str = "ftsnet"  # ftsnet | mers
     mimic: str = "mse"  # mse (the paper's) | correlation (batch z-scored features; see distill.mimic_term)
     hint: Optional[str] = None  # also mimic these blocks' feature maps ("layer3", "layer2,layer3"; distill.hint_term)
+    init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
     # flow
     flow_preset: str = "fast"
     flow_scale: float = 2.0
@@ -93,6 +94,8 @@ class TrainConfig:
             hint_layers(self.hint)
             if self.role != "student":
                 raise ValueError("--hint is a distillation setting: it needs a student with a teacher")
+        if self.init_from_teacher and self.role != "student":
+            raise ValueError("--init-from-teacher is a distillation setting: it needs a student with a teacher")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
 
@@ -228,11 +231,26 @@ def build_networks(cfg: TrainConfig, num_classes: int):
                                   f"this dataset has {num_classes}")
         teacher = build_from_checkpoint(tck, cfg.teacher).freeze()
         proj = FeatureProjection(net.num_features, teacher.num_features)
-        if cfg.hint and (tck["arch"]["model"], tck["arch"]["width"]) != (cfg.model, cfg.width):
-            raise CheckpointError(f"{cfg.teacher}: --hint needs the student built as its teacher is "
-                                  f"({tck['arch']['model']} at width {tck['arch']['width']:g}), "
-                                  f"not {cfg.model} at width {cfg.width:g}")
+        for flag, on in (("--hint", cfg.hint), ("--init-from-teacher", cfg.init_from_teacher)):
+            if on and (tck["arch"]["model"], tck["arch"]["width"]) != (cfg.model, cfg.width):
+                raise CheckpointError(f"{cfg.teacher}: {flag} needs the student built as its teacher is "
+                                      f"({tck['arch']['model']} at width {tck['arch']['width']:g}), "
+                                      f"not {cfg.model} at width {cfg.width:g}")
+        if cfg.init_from_teacher:
+            init_from_teacher(net, teacher)
     return net, teacher, proj
+
+
+def init_from_teacher(net: nn.Module, teacher: nn.Module) -> List[str]:
+    """Copy the frozen teacher's backbone into the RGB student, all but the stem (whose first
+    convolution reads 2 flow channels, not 3 colours, and which stays as initialised): the student
+    then only has to learn to turn frames into what the teacher's blocks expect, which the hint
+    on an early block (``--hint``) asks for directly. Returns the names of the tensors copied."""
+    own = net.state_dict()
+    copied = {k: v for k, v in teacher.backbone.state_dict().items()
+              if not k.startswith("stem.") and k in own and own[k].shape == v.shape}
+    net.load_state_dict(copied, strict=False)
+    return sorted(copied)
 
 
 class RoleForward(nn.Module):

@@ -207,6 +207,10 @@ def test_student_trains_with_the_correlation_mimic(tmp_path):
     r = subprocess.run(_script("train_student.py", *hint_args), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert load_checkpoint(tmp_path / "hint" / "last.pt")["config"]["hint"] == "layer2,layer3"
+    init_args = [*args[:-1], str(tmp_path / "init"), "--mimic", "correlation", "--init-from-teacher"]
+    r = subprocess.run(_script("train_student.py", *init_args), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "init" / "last.pt")["config"]["init_from_teacher"] is True
     bad = [{"layer2,layer3": "layer9"}.get(a, a) for a in hint_args]
     r = subprocess.run(_script("train_student.py", *bad), capture_output=True, text=True)
     assert r.returncode == 2 and "--hint" in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
@@ -243,6 +247,27 @@ def test_hint_term_follows_the_teachers_feature_map_position_by_position():
     s2, t2 = torch.rand(4, 3, 4, 9, 9, generator=g), torch.rand(4, 3, 4, 9, 9, generator=g)
     two, ce, _ = distillation_loss(logits, y, f, ft, 10.0, mimic="correlation", maps=[(s_map, t_map), (s2, t2)])
     assert torch.isclose(two, loss + 10 * hint_term(s2, t2, "correlation"))
+
+
+def test_init_from_teacher_copies_every_block_but_the_flow_stem():
+    from fts_edge.models import FlowTeacher, create_model
+    from fts_edge.training import init_from_teacher
+
+    torch.manual_seed(0)
+    teacher = FlowTeacher(create_model("r3d_18", 4, in_channels=2, width=0.125), (0.5,) * 3, (0.25,) * 3)
+    student = create_model("r3d_18", 4, in_channels=3, width=0.125)
+    stem_before = {k: v.clone() for k, v in student.state_dict().items() if k.startswith("stem.")}
+    copied = init_from_teacher(student, teacher)
+    t, s = teacher.backbone.state_dict(), student.state_dict()
+    assert "fc.weight" in copied and any(k.startswith("layer1.") for k in copied)
+    assert all(torch.equal(s[k], t[k]) for k in t if not k.startswith("stem."))
+    # the stem reads colours, not flow: kept as it was
+    assert not any(k.startswith("stem.") for k in copied)
+    assert all(torch.equal(s[k], v) for k, v in stem_before.items())
+    # the student's map after layer1 then comes from the same blocks as the teacher's
+    x = torch.rand(2, 8, 4, 3, 3)  # a stem output (N, C, T, H, W) at width 0.125
+    student.eval(), teacher.eval()
+    assert torch.equal(student.layer1(x), teacher.backbone.layer1(x))
 
 
 def test_hint_names_blocks_of_the_network_in_order():
