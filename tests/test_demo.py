@@ -67,7 +67,7 @@ def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_r
     old = {k: v for k, v in TINY.__dict__.items() if k not in LEGACY_SETTINGS}
     (tmp_path / "state.json").write_text(json.dumps({"config": old, "stages": {}}))
     Demo(str(tmp_path), replace(TINY, **LEGACY_SETTINGS))  # what it ran with: resumes
-    for key, now in (("mimic", "correlation"), ("hint", "layer3")):
+    for key, now in (("mimic", "correlation"), ("hint", "layer3"), ("init_from_teacher", True)):
         with pytest.raises(FtsError, match="other settings"):
             Demo(str(tmp_path), replace(TINY, **{**LEGACY_SETTINGS, key: now}))
 
