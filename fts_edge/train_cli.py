@@ -66,8 +66,8 @@ def add_train_args(p, role: str):
                        help=f"also mimic these blocks' feature maps ({', '.join(HINT_LAYERS)}; every position, "
                             "same --mimic and --alpha); needs the student at the teacher's --model and --width")
         g.add_argument("--init-from-teacher", action="store_true",
-                       help="start the student from the teacher's weights past its stem (the stem reads flow, "
-                            "not colours, and is trained from scratch); needs the teacher's --model and --width")
+                       help="start the student from the teacher's weights past the stem (the teacher's stem reads "
+                            "flow, not colours: the student's starts fresh); needs the teacher's --model and --width")
 
 
 def _hint(value: str) -> str:
