@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -258,10 +258,9 @@ class RoleForward(nn.Module):
     input -> (logits, features for the mimic loss or None, the ``hint`` blocks' feature maps, a list)."""
 
     def __init__(self, net: nn.Module, role: str, proj: Optional[nn.Module] = None, mode: str = "ftsnet",
-                 hint: Optional[str] = None):
+                 hint: Sequence[str] = ()):
         super().__init__()
-        self.net, self.role, self.proj, self.mode = net, role, proj, mode
-        self.hint = hint_layers(hint)
+        self.net, self.role, self.proj, self.mode, self.hint = net, role, proj, mode, tuple(hint)
 
     def forward(self, x):
         if self.role == "teacher":
@@ -380,7 +379,8 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
         start, best = ck["epoch"], ck["best_metric"]
         if master:
             log.info("resuming %s from epoch %d (best top-1 %.1f)", out, start, best)
-    step_module = RoleForward(net, cfg.role, proj, cfg.mode, cfg.hint if teacher is not None else None)
+    hints = hint_layers(cfg.hint) if teacher is not None else ()
+    step_module = RoleForward(net, cfg.role, proj, cfg.mode, hints)
     if world > 1:  # batch statistics over the global batch, as one process would see it
         step_module = sync_batchnorm(step_module, dev)
         model = nn.parallel.DistributedDataParallel(step_module)
@@ -411,8 +411,7 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
             logits, f_rgb, maps_rgb = model(x)
             if teacher is not None:
                 with torch.no_grad():
-                    f_flow, maps_flow = teacher.forward_flow_features_and_maps(batch["flow"].to(dev),
-                                                                               hint_layers(cfg.hint))
+                    f_flow, maps_flow = teacher.forward_flow_features_and_maps(batch["flow"].to(dev), hints)
                 loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode, cfg.mimic,
                                                   maps=list(zip(maps_rgb, maps_flow)))
             else:
