@@ -42,7 +42,7 @@ class DemoConfig:
     epochs: int = 14  # the RGB baseline and the student (same budget)
     teacher_epochs: int = 6
     optimizer: str = "adamw"  # of the RGB baseline and the student; the teacher keeps the paper's SGD
-    lr: float = 1e-3
+    lr: float = 1e-3  # the RGB baseline's peak lr (at 3e-3 it stayed at chance on all three development seeds)
     batch_size: int = 16
     seed: int = 0
     alpha: float = 10.0
@@ -54,12 +54,15 @@ class DemoConfig:
     # start the student from the teacher's blocks past its flow stem (training.init_from_teacher).
     # Development seeds 97/98/99, 14 epochs, with the hint: 84.8 / 94.4 / 89.2 with it, 80.4 / 92.4 / 85.2 without.
     init_from_teacher: bool = True
+    # the student's peak lr: each network takes the better of 1e-3 and 3e-3 on the development seeds.
+    # Student 90.0 / 94.8 / 92.8 at 3e-3, 84.8 / 94.4 / 89.2 at 1e-3; RGB 10.4 / 10.4 / 8.0 at 3e-3.
+    student_lr: float = 3e-3
 
 
 # Settings added after demos were first saved, with the value those older demos ran with: a
 # state.json without the key is read as having it, so an old folder resumes under the settings
 # it was trained with or is refused, never continued under new ones.
-LEGACY_SETTINGS = {"mimic": "mse", "hint": None, "init_from_teacher": False}
+LEGACY_SETTINGS = {"mimic": "mse", "hint": None, "init_from_teacher": False, "student_lr": 1e-3}
 
 
 def saved_config(state: Dict) -> Optional[Dict]:
@@ -117,7 +120,8 @@ class Demo:
         return TrainConfig(role=role, out=str(self.out / role), dataset="synthetic", root=str(self.out / "data"),
                            frames=c.frames, size=c.size, resize=c.resize, stride=c.stride, width=c.width,
                            epochs=c.teacher_epochs if teacher else c.epochs,
-                           optimizer="sgd" if teacher else c.optimizer, lr=0.1 if teacher else c.lr,
+                           optimizer="sgd" if teacher else c.optimizer,
+                           lr=0.1 if teacher else c.student_lr if role == "student" else c.lr,
                            batch_size=c.batch_size, seed=c.seed, flow_cache=str(self.out / "flow_cache"),
                            alpha=kw.pop("alpha", c.alpha), mimic=kw.pop("mimic", c.mimic if role == "student" else "mse"),
                            hint=kw.pop("hint", c.hint if role == "student" else None),

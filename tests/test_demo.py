@@ -61,13 +61,15 @@ def test_other_settings_in_the_same_folder_are_refused(demo_run):
 
 
 def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_ran_with(tmp_path):
-    from fts_edge.demo import LEGACY_SETTINGS
+    from fts_edge.demo import LEGACY_SETTINGS, DemoConfig
     from fts_edge.errors import FtsError
 
     old = {k: v for k, v in TINY.__dict__.items() if k not in LEGACY_SETTINGS}
     (tmp_path / "state.json").write_text(json.dumps({"config": old, "stages": {}}))
     Demo(str(tmp_path), replace(TINY, **LEGACY_SETTINGS))  # what it ran with: resumes
-    for key, now in (("mimic", "correlation"), ("hint", "layer3"), ("init_from_teacher", True)):
+    for key, was in LEGACY_SETTINGS.items():
+        now = getattr(DemoConfig, key)
+        assert now != was, f"{key}: the legacy value is the default, so an old folder would resume under it"
         with pytest.raises(FtsError, match="other settings"):
             Demo(str(tmp_path), replace(TINY, **{**LEGACY_SETTINGS, key: now}))
 
