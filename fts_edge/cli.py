@@ -313,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seed of the dataset and of training (default 0; other seeds go to runs/demo-seedN)")
     dm.add_argument("--epochs", type=int, metavar="N",
                     help=f"epochs of the RGB baseline and of the student (same budget; default {DemoConfig.epochs}, "
-                         "which keeps the demo near 14 minutes; each epoch of the two adds about 40 s on a 2-core CPU)")
+                         "which keeps the demo near 9 minutes; each epoch of the two adds about 24 s on a 2-core CPU)")
     dm.add_argument("--teacher-epochs", type=int, metavar="N",
                     help=f"epochs of the flow teacher (default {DemoConfig.teacher_epochs})")
     dm.set_defaults(func=cmd_demo)

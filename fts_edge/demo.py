@@ -73,10 +73,11 @@ def saved_config(state: Dict) -> Optional[Dict]:
 
 def demo_minutes(cfg: DemoConfig) -> float:
     """Rough wall time on a 2-core CPU, from the stages' measured seconds at the defaults (1,000
-    videos: flow cache 178 s, a teacher epoch 14 s, an epoch of the RGB baseline and the student
-    together 38 s, the rest 48 s), scaled by the number of videos."""
+    videos, `fts-edge demo --seed 0`, 509 s in all: flow cache 110 s, a teacher epoch 7.5 s, an
+    epoch of the RGB baseline and the student together 23.5 s, the rest 25 s), scaled by the
+    number of videos."""
     scale = cfg.per_class * cfg.classes / 1000.0
-    return (48 + scale * (178 + 14 * cfg.teacher_epochs + 38 * cfg.epochs)) / 60.0
+    return (25 + scale * (110 + 7.5 * cfg.teacher_epochs + 23.5 * cfg.epochs)) / 60.0
 
 
 QUICK = DemoConfig(per_class=12, classes=6, video_frames=12, video_size=40, frames=6, size=32, resize=36,
@@ -308,7 +309,8 @@ def summary_text(out: Path, res: Dict) -> str:
         f"table/, engines/ (student.onnx, student.int8.onnx for TensorRT, student.int8.cpu.onnx), "
         f"camera.jsonl, flow/, report.md", "",
         "next:",
-        "  train longer:      fts-edge demo --epochs 30   (under 25 minutes; the README has its table over five seeds)",
+        "  other seeds:       fts-edge demo --seed 1   (the README's table is seeds 0-2, with mean and spread)",
+        "  train longer:      fts-edge demo --epochs 30   (RGB alone catches up given time on this data: see the README)",
         "  train on HMDB51:   python train/train_teacher.py --dataset hmdb51 --root hmdb51/videos --splits hmdb51/splits",
         "                     python train/train_student.py --dataset hmdb51 --root ... --teacher runs/teacher/best.pt",
         "  your own videos:   fts-edge data check --dataset folder --root my_videos   (then the same scripts)",
