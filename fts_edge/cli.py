@@ -299,7 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
     be.set_defaults(func=cmd_build_engine)
 
-    from .demo import DemoConfig
+    from dataclasses import replace
+
+    from .demo import DemoConfig, demo_minutes
+    dflt = DemoConfig()
+    epoch_s = 60 * (demo_minutes(replace(dflt, epochs=dflt.epochs + 1)) - demo_minutes(dflt))
 
     dm = sub.add_parser("demo", help="the whole pipeline on the embedded motion dataset, in minutes on a CPU",
                         description="Write the motion dataset, train the flow teacher, distil the student and train "
@@ -313,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seed of the dataset and of training (default 0; other seeds go to runs/demo-seedN)")
     dm.add_argument("--epochs", type=int, metavar="N",
                     help=f"epochs of the RGB baseline and of the student (same budget; default {DemoConfig.epochs}, "
-                         "which keeps the demo near 9 minutes; each epoch of the two adds about 24 s on a 2-core CPU)")
+                         f"which keeps the demo near {demo_minutes(dflt):.0f} minutes; each epoch of the two adds about "
+                         f"{epoch_s:.0f} s on a 2-core CPU)")
     dm.add_argument("--teacher-epochs", type=int, metavar="N",
                     help=f"epochs of the flow teacher (default {DemoConfig.teacher_epochs})")
     dm.set_defaults(func=cmd_demo)
