@@ -7,30 +7,14 @@ Everything but the tensors is plain Python types, so ``torch.load(weights_only=T
 from __future__ import annotations
 
 import io
-import json
-import platform
 from pathlib import Path
-from typing import Dict
 
 import torch
 
-from .artifacts import atomic_write_bytes, atomic_write_text, sha256_file
+from .artifacts import atomic_write_bytes, sha256_file
+from .bundle import read_metadata, versions, write_metadata  # noqa: F401  (the bundle API, re-exported)
 from .clipspec import ClipSpec
 from .errors import CheckpointError
-
-
-def versions() -> Dict[str, str]:
-    import numpy
-
-    out = {"python": platform.python_version(), "torch": str(torch.__version__), "numpy": str(numpy.__version__)}
-    from . import __version__
-    out["fts_edge"] = __version__
-    for mod in ("onnx", "onnxruntime", "cv2"):
-        try:
-            out[mod] = str(__import__(mod).__version__)
-        except Exception:  # absent or broken: record that, never fail for it
-            pass
-    return out
 
 
 def save_checkpoint(path, ckpt: dict) -> Path:
@@ -80,21 +64,4 @@ def bundle_metadata(ckpt: dict, ckpt_path=None) -> dict:
     meta["dataset"] = {k: cfg.get(k) for k in ("dataset", "root", "splits", "split", "per_class", "num_classes")}
     if ckpt_path is not None:
         meta["checkpoint_sha256"] = sha256_file(ckpt_path)
-    return meta
-
-
-def write_metadata(path, meta: dict) -> Path:
-    return atomic_write_text(path, json.dumps(meta, indent=2))
-
-
-def read_metadata(path) -> dict:
-    p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"{p}: bundle metadata missing (it is written beside every checkpoint, ONNX and engine)")
-    try:
-        meta = json.loads(p.read_text())
-        ClipSpec.from_dict(meta["clip_spec"])
-        meta["classes"]
-    except (ValueError, KeyError, TypeError) as e:
-        raise CheckpointError(f"{p}: malformed bundle metadata ({e})")
     return meta

@@ -11,16 +11,18 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
 import numpy as np
-import torch
 
 from .clipspec import ClipSpec
 from .errors import DatasetError, VideoError
 from .synthetic import MOTION_CLASSES, iter_motion_dataset, render_clip
 from .transforms import preprocess_clip, sample_indices
 from .video import VIDEO_EXTENSIONS, read_frames
+
+if TYPE_CHECKING:  # torch is imported only where a clip is made
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -209,8 +211,9 @@ def load_frames(item: VideoItem, spec: ClipSpec) -> np.ndarray:
     return read_frames(item.path, resize_short=spec.resize)
 
 
-class VideoDataset(torch.utils.data.Dataset):
-    """Clips from a list of items. ``mode``: "random" (training), "center" or "multi" (testing,
+class VideoDataset:
+    """A map-style dataset (what torch's DataLoader takes; torch is imported only when a clip is
+    made, so the device half can import this module for its indexes). Clips from a list of items. ``mode``: "random" (training), "center" or "multi" (testing,
     ``num_clips`` clips stacked on a leading axis). ``cache`` keeps decoded frames in memory
     (small datasets, num_workers=0). Returns ``(clip float32 (3, T, S, S), label)``."""
 
@@ -239,7 +242,7 @@ class VideoDataset(torch.utils.data.Dataset):
             self._frames[i] = f
         return f
 
-    def __getitem__(self, i: int) -> Tuple[torch.Tensor, int]:
+    def __getitem__(self, i: int) -> Tuple["torch.Tensor", int]:
         for attempt in range(len(self.items)):
             j = (i + attempt) % len(self.items)
             if self.items[j].path in self.unreadable:
@@ -258,6 +261,8 @@ class VideoDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, self.epoch, i])
         idx = sample_indices(len(frames), self.spec, self.mode, rng, self.num_clips)
         clips = [preprocess_clip(frames[ix], self.spec, train=train, rng=rng, flip=self.flip) for ix in idx]
+        import torch
+
         return torch.from_numpy(np.stack(clips) if self.mode == "multi" else clips[0]), self.items[i].label
 
 

@@ -223,19 +223,18 @@ class Demo:
         from .bench import two_stream_vs_student
         from .clipspec import ClipSpec
         from .export import ort_session
-        from .video import sample_video
 
         c = self.cfg
         spec = ClipSpec(frames=c.frames, size=c.size, resize=c.resize)
-        from .export import real_clips
-        x = real_clips(spec, None, sample_video(), max_video=1)[:1]
+        from .clips import check_clips
+        x = check_clips(spec, None, self.video, n_video=1)[:1]
         fns = {}
         for label, f in (("fp32", "student.onnx"), ("int8", "student.int8.cpu.onnx")):
             p = self.out / "engines" / f
             if p.exists():
                 s = ort_session(p, ["CPUExecutionProvider"])
                 fns[f"onnxruntime {label}"] = (lambda s=s: s.run(None, {"clip": x}))
-        r = two_stream_vs_student(spec, c.classes, sample_video(), c.width, 5, fns)
+        r = two_stream_vs_student(spec, c.classes, self.video, c.width, 5, fns)
         best = max(v for k, v in r["speedup_vs_opencv_two_stream"].items() if k.startswith("student"))
         for k, v in r.items():
             if isinstance(v, dict) and "median_ms" in v:

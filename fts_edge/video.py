@@ -21,15 +21,6 @@ from .errors import VideoError  # noqa: E402,F401  (re-exported: fts_edge.video.
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg", ".mpeg", ".m4v", ".wmv", ".flv")
 
-# Real footage for checks and benchmarks when the user names none: the OpenCV sample beside the repo.
-_SAMPLE_VIDEO = Path(__file__).resolve().parents[2] / "shared" / "data" / "vtest.avi"
-
-
-def sample_video() -> Optional[str]:
-    """Path of the shared real footage (../shared/data/vtest.avi) if it is there, else None."""
-    return str(_SAMPLE_VIDEO) if _SAMPLE_VIDEO.exists() else None
-
-
 # A file that decodes fewer than this fraction of its declared frames is truncated.
 TRUNCATION_TOLERANCE = 0.9
 

@@ -80,7 +80,8 @@ TINY = dict(dataset="synthetic", per_class=6, num_classes=4, frames=4, size=24, 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A tiny teacher and distilled student, trained for real (seconds), and the student's ONNX."""
-    from fts_edge.export import export_onnx, real_clips
+    from fts_edge.clips import check_clips
+    from fts_edge.export import export_onnx
     from fts_edge.training import TrainConfig, fit
 
     base = tmp_path_factory.mktemp("run")
@@ -89,7 +90,7 @@ def tiny_run(tmp_path_factory):
     from fts_edge.clipspec import ClipSpec
     spec = ClipSpec(frames=4, size=24, resize=28)
     video = SHARED / "vtest.avi"
-    clips = real_clips(spec, None, str(video) if video.exists() else None, max_video=3)
+    clips = check_clips(spec, None, str(video) if video.exists() else None, n_video=3)
     rep = export_onnx(base / "student" / "best.pt", base / "engines" / "student.onnx", parity_clips=clips)
     return {"base": base, "teacher": base / "teacher" / "best.pt", "student": base / "student" / "best.pt",
             "onnx": Path(rep["onnx"]), "export": rep, "spec": spec}
