@@ -36,7 +36,22 @@ class Classifier:
     def logits(self, clips: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def classify(self, clip: np.ndarray) -> np.ndarray:
+    def check_io(self, input_dims, classes: Optional[int]) -> None:
+        """The model's input shape must be the metadata's ClipSpec, its output width the class count."""
+        want = self.spec.input_shape
+        if tuple(input_dims) != want:
+            raise CheckpointError(f"{self.path}: the model takes clips {tuple(input_dims)}, its metadata says "
+                                  f"{want} (frames, size); the pair does not belong together")
+        if classes is not None and classes != len(self.classes):
+            raise CheckpointError(f"{self.path}: the model has {classes} outputs, its metadata names "
+                                  f"{len(self.classes)} classes; the pair does not belong together")
+
+    def close(self) -> None:
+        """Free what the backend holds (device memory); the classifier is unusable afterwards."""
+
+    def predict_logits(self, clip: np.ndarray) -> np.ndarray:
+        """Logits for clips (3, T, H, W) or (N, 3, T, H, W): (N, classes). A static-batch model runs
+        in chunks of its batch, the last one padded."""
         clips = np.asarray(clip, dtype=np.float32)
         if clips.ndim == 4:
             clips = clips[None]
@@ -44,7 +59,7 @@ class Classifier:
         if clips.ndim != 5 or tuple(clips.shape[1:]) != want:
             raise ValueError(f"{Path(self.path).name} takes clips (N, {', '.join(map(str, want))}), "
                              f"got {tuple(clips.shape)}")
-        if self.batch and len(clips) != self.batch:  # static batch: run in chunks, padding the last
+        if self.batch and len(clips) != self.batch:
             out = []
             for i in range(0, len(clips), self.batch):
                 chunk = clips[i:i + self.batch]
@@ -52,8 +67,12 @@ class Classifier:
                 if pad:
                     chunk = np.concatenate([chunk, np.zeros((pad, *want), np.float32)])
                 out.append(self.logits(np.ascontiguousarray(chunk))[:self.batch - pad])
-            return softmax(np.concatenate(out))
-        return softmax(self.logits(np.ascontiguousarray(clips)))
+            return np.concatenate(out)
+        return self.logits(np.ascontiguousarray(clips))
+
+    def classify(self, clip: np.ndarray) -> np.ndarray:
+        """Class probabilities (N, classes)."""
+        return softmax(self.predict_logits(clip))
 
     def describe(self) -> str:
         return f"{self.backend} {Path(self.path).name} ({self.meta.get('precision', 'fp32')})"
@@ -65,7 +84,7 @@ class TorchClassifier(Classifier):
     def __init__(self, path, device: Optional[str] = None):
         import torch
 
-        from .checkpoint import bundle_metadata, load_checkpoint
+        from .checkpoint import bundle_metadata
         from .export import load_student
 
         ck, self.model = load_student(path)
@@ -84,14 +103,16 @@ class OnnxClassifier(Classifier):
     backend = "onnxruntime"
 
     def __init__(self, path, providers: Optional[List[str]] = None, threads: int = 0):
-        from .checkpoint import read_metadata
-        from .export import metadata_path, ort_session
+        from .bundle import read_bundle_of
+        from .onnxrt import ort_session, static_batch
 
-        super().__init__(read_metadata(metadata_path(path)), path)
+        super().__init__(read_bundle_of(path), path)
+        check_artifact_hash(self.meta.get("onnx_sha256"), path)
         self.session = ort_session(path, providers, threads)
         self.input = self.session.get_inputs()[0]
-        dim0 = self.input.shape[0]
-        self.batch = dim0 if isinstance(dim0, int) else None
+        self.batch = static_batch(self.session)
+        out = self.session.get_outputs()[0].shape
+        self.check_io(tuple(self.input.shape[1:]), out[-1] if out and isinstance(out[-1], int) else None)
         self.backend = f"onnxruntime-{self.session.get_providers()[0].replace('ExecutionProvider', '').lower()}"
 
     def logits(self, clips):
@@ -99,112 +120,89 @@ class OnnxClassifier(Classifier):
 
 
 class TensorRTClassifier(Classifier):
-    """A TensorRT 10 engine through the tensor-name API (set_tensor_address, execute_async_v3).
-    Buffers through cuda-python (``cuda.bindings.runtime``) or, where that is what the device
-    has, pycuda. Refuses engines built for another TensorRT or GPU."""
+    """A TensorRT 10 engine through the tensor-name API (set_input_shape, set_tensor_address,
+    execute_async_v3), buffers from ``cudamem`` (cuda-python, else pycuda; pinned host memory).
+    Refuses an engine that is not the file its metadata describes or was built for another
+    TensorRT or GPU. ``close()`` frees the buffers (also at interpreter exit)."""
 
     backend = "tensorrt"
 
     def __init__(self, path):
         from . import engine as trt_engine
+        from .cudamem import DeviceBuffers
 
         trt = trt_engine.tensorrt_or_none()
         if trt is None:
             raise EngineError(f"{path}: TensorRT engines need the tensorrt package (on a Jetson: JetPack's, "
                               "through a venv with --system-site-packages); use the .onnx here")
+        trt = trt_engine.require_tensorrt()
         meta = trt_engine.read_engine_metadata(path)
-        here = trt_engine.engine_identity(trt, meta.get("precision"), meta.get("onnx_sha256"))
-        trt_engine.check_engine_metadata(meta, here, path)
+        self.cuda = DeviceBuffers()  # first: without CUDA the engine's GPU cannot even be asked for
+        try:
+            trt_engine.check_engine(meta, trt_engine.device_identity(trt), path)
+        except Exception:
+            self.cuda.close()
+            raise
         super().__init__(meta, path)
         self.trt = trt
-        logger = trt.Logger(trt.Logger.WARNING)
-        self.engine = trt.Runtime(logger).deserialize_cuda_engine(Path(path).read_bytes())
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engine = self.runtime.deserialize_cuda_engine(Path(path).read_bytes())
         if self.engine is None:
-            raise EngineError(f"{path}: TensorRT could not deserialise it; rebuild with fts-edge build-engine")
+            raise EngineError(f"{path}: TensorRT could not deserialise it; rebuild it with fts-edge build-engine")
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
-        self.inp = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT)
-        self.out = next(n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT)
-        self.batch = int(self.engine.get_tensor_shape(self.inp)[0])
-        if self.batch < 1:
-            self.batch = None
-        self.cuda = _CudaBuffers()
+        ins = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        outs = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+        if len(ins) != 1 or len(outs) != 1:
+            raise EngineError(f"{path}: expected one input and one output tensor, found {ins} and {outs}")
+        self.inp, self.out = ins[0], outs[0]
+        for n in (self.inp, self.out):
+            if self.engine.get_tensor_dtype(n) != trt.DataType.FLOAT:
+                raise EngineError(f"{path}: tensor {n} is {self.engine.get_tensor_dtype(n)}, expected FLOAT")
+        in_shape = tuple(self.engine.get_tensor_shape(self.inp))
+        self.batch = in_shape[0] if in_shape[0] > 0 else None
+        if self.batch is None:  # dynamic batch: the profile's largest batch bounds a chunk
+            self.max_batch = int(self.engine.get_tensor_profile_shape(self.inp, 0)[2][0])
+        out_shape = tuple(self.engine.get_tensor_shape(self.out))
+        self.check_io(in_shape[1:], out_shape[-1] if out_shape[-1] > 0 else None)
 
     def logits(self, clips):
-        shape = clips.shape
-        self.context.set_input_shape(self.inp, shape)
+        if self.batch is None and len(clips) > self.max_batch:
+            return np.concatenate([self.logits(clips[i:i + self.max_batch])
+                                   for i in range(0, len(clips), self.max_batch)])
+        if not self.context.set_input_shape(self.inp, tuple(clips.shape)):
+            raise EngineError(f"{self.path}: TensorRT refused input shape {tuple(clips.shape)}")
         out_shape = tuple(self.context.get_tensor_shape(self.out))
-        out = np.empty(out_shape, np.float32)
-        d_in = self.cuda.device_buffer("in", clips.nbytes)
-        d_out = self.cuda.device_buffer("out", out.nbytes)
+        h_in = self.cuda.host("in", clips.shape)
+        h_out = self.cuda.host("out", out_shape)
+        np.copyto(h_in, clips)
+        d_in = self.cuda.device("in", h_in.nbytes)
+        d_out = self.cuda.device("out", h_out.nbytes)
         self.context.set_tensor_address(self.inp, d_in)
         self.context.set_tensor_address(self.out, d_out)
-        self.cuda.htod(d_in, clips)
+        self.cuda.htod(d_in, h_in)
         if not self.context.execute_async_v3(self.cuda.stream_handle):
             raise EngineError(f"{self.path}: TensorRT execution failed")
-        self.cuda.dtoh(out, d_out)
+        self.cuda.dtoh(h_out, d_out)
         self.cuda.sync()
-        return out
+        return h_out.copy()
+
+    def close(self):
+        self.context = None
+        self.engine = None
+        self.cuda.close()
 
 
-class _CudaBuffers:
-    """Device buffers and a stream: cuda-python if present, else pycuda (imported here, never at
-    module import; no pycuda.autoinit)."""
+def check_artifact_hash(expected: Optional[str], path) -> None:
+    """The metadata's sha256 of a model file must be the file's: a JSON beside another model
+    would otherwise name classes and clip geometry the model never learned."""
+    if not expected:
+        raise CheckpointError(f"{path}: its metadata records no sha256 of the model; export it again")
+    from .artifacts import sha256_file
 
-    def __init__(self):
-        self.bufs: Dict[str, tuple] = {}
-        try:
-            from cuda.bindings import runtime as cudart
-            self.rt, self.kind = cudart, "cuda-python"
-            self.stream = self._check(cudart.cudaStreamCreate())
-            self.stream_handle = int(self.stream)
-        except ImportError:
-            try:
-                import pycuda.driver as cuda
-            except ImportError:
-                raise EngineError("TensorRT inference needs cuda-python (pip install cuda-python) or pycuda")
-            cuda.init()
-            self.ctx = cuda.Device(0).retain_primary_context()
-            self.ctx.push()
-            self.rt, self.kind = cuda, "pycuda"
-            self.stream = cuda.Stream()
-            self.stream_handle = self.stream.handle
-
-    def _check(self, result):
-        err, *rest = result if isinstance(result, tuple) else (result,)
-        if int(err) != 0:
-            raise EngineError(f"CUDA error {err}")
-        return rest[0] if len(rest) == 1 else rest
-
-    def device_buffer(self, name, nbytes):
-        if name in self.bufs and self.bufs[name][1] >= nbytes:
-            return int(self.bufs[name][0])
-        if self.kind == "cuda-python":
-            ptr = self._check(self.rt.cudaMalloc(nbytes))
-        else:
-            ptr = self.rt.mem_alloc(nbytes)
-        self.bufs[name] = (ptr, nbytes)
-        return int(ptr)
-
-    def htod(self, dst, host):
-        if self.kind == "cuda-python":
-            self._check(self.rt.cudaMemcpyAsync(dst, host.ctypes.data, host.nbytes,
-                                                self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
-        else:
-            self.rt.memcpy_htod_async(dst, host, self.stream)
-
-    def dtoh(self, host, src):
-        if self.kind == "cuda-python":
-            self._check(self.rt.cudaMemcpyAsync(host.ctypes.data, src, host.nbytes,
-                                                self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
-        else:
-            self.rt.memcpy_dtoh_async(host, src, self.stream)
-
-    def sync(self):
-        if self.kind == "cuda-python":
-            self._check(self.rt.cudaStreamSynchronize(self.stream))
-        else:
-            self.stream.synchronize()
+    if sha256_file(path) != expected:
+        raise CheckpointError(f"{path}: the file is not the model its metadata ({Path(str(path) + '.json').name}) "
+                              "describes (sha256 differs); export or build it again")
 
 
 def load_classifier(path, device: Optional[str] = None, threads: int = 0) -> Classifier:
