@@ -1,173 +1,160 @@
 """From checkpoint to edge artifact: what `fts-edge export` and `fts-edge build-engine` do.
 
-build-engine does everything up to the engine on any machine (export, parity, calibration,
-Q/DQ INT8 ONNX, ONNX Runtime checks); the engine itself is built only where TensorRT and a GPU
-are, and elsewhere it stops with a TensorRTUnavailable (exit status 3) after saying what it made.
+build-engine does everything up to the engine on any machine (export from a checkpoint, parity,
+calibration, the Q/DQ INT8 ONNX and its check in ONNX Runtime); the engine itself is built only
+where TensorRT and a GPU are, and elsewhere it stops with TensorRTUnavailable (exit status 3)
+after saying what it made. From an ONNX it needs no torch.
+
+An INT8 model and its metadata are committed together, and only once the INT8 check has passed:
+a model that fails it is kept as NAME.int8.rejected.onnx (which no command loads by default) and
+the previous good pair is left as it was.
 """
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Dict, Optional
 
-import numpy as np
-
-from .checkpoint import read_metadata
+from .bundle import metadata_path, read_metadata, write_metadata
 from .clipspec import ClipSpec
 from .errors import ExportError, FtsError
-from .video import sample_video
 
 log = logging.getLogger(__name__)
-DEFAULT_MODELS = ("engines/student.onnx", "runs/demo/student/best.pt")
+DEFAULT_MODELS = ("engines/student.onnx", "runs/demo/engines/student.onnx", "runs/demo/student/best.pt")
 
 
 def find_default_model() -> str:
     for p in DEFAULT_MODELS:
         if Path(p).exists():
             return p
-    raise FtsError("no model given and none found at " + " or ".join(DEFAULT_MODELS) +
+    raise FtsError("no model given and none found at " + ", ".join(DEFAULT_MODELS) +
                    "; pass an ONNX or a checkpoint (train one with `fts-edge demo` or train/train_student.py)")
 
 
-def dataset_index_from_meta(meta: Dict):
-    from .datasets import dataset_index
-
-    d = meta.get("dataset") or {}
-    if not d.get("dataset"):
-        return None
-    try:
-        return dataset_index(d["dataset"], d.get("root"), d.get("splits"), d.get("split") or 1,
-                             per_class=d.get("per_class") or 40, num_classes=d.get("num_classes") or 10)
-    except FtsError as e:
-        log.warning("the training dataset is not reachable here (%s): checks use real footage only", e)
-        return None
-
-
 def export(ckpt, out=None, batch: int = 1, dynamic_batch: bool = False, video: Optional[str] = None) -> Dict:
+    """Checkpoint -> ONNX, parity-checked on the validation split it was trained for and on
+    ``video`` (motion clips drawn here where neither is at hand)."""
     from .checkpoint import bundle_metadata, load_checkpoint
-    from .export import export_onnx, real_clips
+    from .clips import check_clips
+    from .export import export_onnx
 
     ck = load_checkpoint(ckpt)
     spec = ClipSpec.from_dict(ck["clip_spec"])
-    index = dataset_index_from_meta(bundle_metadata(ck))  # parity on the validation split it was trained for
-    clips = real_clips(spec, index, video or sample_video())
+    clips = check_clips(spec, bundle_metadata(ck), video)
     return export_onnx(ckpt, out, batch=batch, dynamic_batch=dynamic_batch, parity_clips=clips)
 
 
-def calibration_clips(spec: ClipSpec, meta: Dict, calib_data: Optional[str], calib_video: Optional[str],
-                      calib_camera: Optional[str], n: int, seed: int = 0) -> np.ndarray:
-    """Preprocessed clips for INT8 calibration: the training split (default), a video, or frames
-    from the deployment camera itself. The same preprocessing the camera app applies."""
-    from .datasets import centre_clips
-    from .transforms import preprocess_clip, preprocess_frame, sample_indices
-    from .video import read_frames
+def _commit_int8(fp32_meta: Dict, candidate: Path, final: Path, report: Dict) -> None:
+    """Write the INT8 model's metadata beside the checked candidate, then rename both into place."""
+    from .quantize import write_int8_metadata
 
-    if calib_camera:
-        from .sources import open_source
-        src = open_source(calib_camera)
-        frames = []
+    tmp_meta = metadata_path(candidate)
+    write_int8_metadata(fp32_meta, candidate, {**report, "int8_onnx": str(final)}, path=tmp_meta)
+    os.replace(candidate, final)
+    os.replace(tmp_meta, metadata_path(final))
+
+
+def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor: str, calib_method: str,
+              keep_stem_fp: bool, min_agreement: float, progress=None, memory_mb: Optional[int] = None) -> Dict:
+    """Calibrate, check against fp32 and commit one INT8 flavour; a failed check keeps the model
+    as NAME.int8(.cpu).rejected.onnx and raises, leaving the previous pair untouched."""
+    from .quantize import CALIB_MEMORY_MB, check_int8, int8_path, quantize_int8
+
+    final = int8_path(onnx_path, flavor)
+    candidate = final.with_name(f".{final.name}.{os.getpid()}.candidate.onnx")
+    try:
+        q = quantize_int8(onnx_path, clips, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
+                          progress=progress, flavor=flavor, memory_mb=memory_mb or CALIB_MEMORY_MB)
         try:
-            for frame in src.frames():
-                frames.append(preprocess_frame(frame, spec))
-                if len(frames) >= n * spec.frames:
-                    break
-        finally:
-            src.close()
-        if len(frames) < spec.frames:
-            raise ExportError(f"{calib_camera}: only {len(frames)} frames captured for calibration")
-        k = len(frames) // spec.frames
-        return np.stack([np.stack(frames[i * spec.frames:(i + 1) * spec.frames], 1) for i in range(k)]).astype(np.float32)
-    if calib_video:
-        frames = read_frames(calib_video, resize_short=spec.resize)
-        return np.stack([preprocess_clip(frames[ix], spec)
-                         for ix in sample_indices(len(frames), spec, "multi", num_clips=n)]).astype(np.float32)
-    if calib_data:  # a folder of videos ({train,val}/<class>/ or <class>/): its training part
-        from .datasets import folder_index
-        index = folder_index(calib_data)
-    else:
-        index = dataset_index_from_meta(meta)
-        if index is None:
-            if sample_video():
-                log.warning("no training data reachable: calibrating on %s", sample_video())
-                return calibration_clips(spec, meta, None, sample_video(), None, n)
-            raise ExportError("no calibration data: pass --calib-data DIR, --calib-video PATH or --calib-camera DEV")
-    rng = np.random.default_rng(seed)
-    clips, _ = centre_clips([index.train[i] for i in rng.permutation(len(index.train))], spec, limit=n)
-    if clips is None:
-        raise ExportError("no readable calibration clips in the training split")
-    return clips
-
-
-def validation_set(spec: ClipSpec, meta: Dict, limit: int = 200):
-    """(clips, labels) of the validation split for accuracy checks, or (None, None)."""
-    from .datasets import centre_clips
-
-    index = dataset_index_from_meta(meta)
-    if index is None:
-        return None, None
-    clips, labels = centre_clips(index.test, spec, limit)
-    return (clips, labels) if clips is not None else (None, None)
+            q["check"] = check_int8(onnx_path, candidate, val_clips, val_labels, min_agreement=min_agreement)
+        except ExportError:
+            rejected = final.with_name(final.name.replace(".onnx", ".rejected.onnx"))
+            os.replace(candidate, rejected)
+            raise ExportError(f"{final.name} not written: INT8 agreement with fp32 below {min_agreement:.0%} "
+                              f"(kept for inspection as {rejected}); calibrate on more or other clips "
+                              "(--calib-clips, --calib-input, --calib-method)") from None
+        q["int8_onnx"] = str(final)
+        _commit_int8(meta, candidate, final, q)
+        return q
+    finally:
+        for t in (candidate, metadata_path(candidate)):
+            if t.exists():
+                t.unlink()
 
 
 def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = False, workspace_mb: int = 1024,
-                 timing_cache: Optional[str] = None, calib_data=None, calib_video=None, calib_camera=None,
-                 calib_clips: int = 128, calib_method: str = "minmax", keep_stem_fp: bool = True,
-                 min_agreement: float = 0.9, force: bool = False, progress=None, say=print) -> Dict:
+                 timing_cache: Optional[str] = None, calib_data=None, calib_input=None, calib_clips: int = 128,
+                 calib_method: str = "minmax", keep_stem_fp: bool = True, min_agreement: float = 0.9,
+                 force: bool = False, onnx_only: bool = False, max_batch: int = 8, calib_memory_mb: Optional[int] = None,
+                 progress=None, say=print) -> Dict:
     from . import engine as trt_engine
-    from .export import metadata_path
-    from .quantize import check_int8, fp16_onnx, quantize_int8, write_int8_metadata
+    from .clips import calibration_clips, source_clips, validation_set
+    from .quantize import fp16_onnx
 
     model = model or find_default_model()
-    report: Dict = {"steps": []}
+    report: Dict = {}
     if not Path(model).exists():
         raise FtsError(f"{model}: no such ONNX or checkpoint")
     if str(model).endswith(".onnx"):
         onnx_path = Path(model)
         _check_onnx_file(onnx_path)
     else:
-        exp = export(model)
+        exp = export(model, video=calib_input if calib_input and Path(calib_input).is_file() else None)
         onnx_path = Path(exp["onnx"])
         report["export"] = exp
-        say(f"exported {onnx_path} (parity with PyTorch on {exp['parity']['clips']} real clips: "
+        say(f"exported {onnx_path} (parity with PyTorch on {exp['parity']['clips']} clips: "
             f"top-1 {exp['parity']['top1_agreement']:.0%}, max rel diff {exp['parity']['max_rel_diff']:.1e})")
     meta = read_metadata(metadata_path(onnx_path))
+    if meta.get("precision", "fp32") != "fp32":
+        raise FtsError(f"{onnx_path}: a {meta['precision']} model; build engines from the fp32 ONNX it was made from "
+                       f"({meta.get('parent') or 'NAME.onnx'})")
+    from .runtime import check_artifact_hash
+    check_artifact_hash(meta.get("onnx_sha256"), onnx_path)
     spec = ClipSpec.from_dict(meta["clip_spec"])
     precisions = [p for p, on in (("fp16", fp16), ("int8", int8)) if on] or ["fp16"]
     engine_inputs = {}
     if "int8" in precisions:
-        clips = calibration_clips(spec, meta, calib_data, calib_video, calib_camera, calib_clips)
+        clips = calibration_clips(spec, meta, calib_data, calib_input, calib_clips)
         vx, vy = validation_set(spec, meta)
-        if vx is None:
-            from .export import real_clips
-            vx = real_clips(spec, None, sample_video())
+        if vx is None:  # no validation split here: check on the deployment input itself, never on noise
+            if not calib_input:
+                raise ExportError("no validation data for the INT8 check: pass --calib-input VIDEO or a camera "
+                                  "(e.g. /dev/video0), or run where the training dataset is")
+            vx = source_clips(calib_input, spec, max(8, min(32, calib_clips)))
         report["int8"] = {}
         for flavor in ("tensorrt", "cpu"):
-            q = quantize_int8(onnx_path, clips, method=calib_method, keep_stem_fp=keep_stem_fp, progress=progress,
-                              flavor=flavor)
-            q["check"] = check_int8(onnx_path, q["int8_onnx"], vx, vy, min_agreement=min_agreement)
-            write_int8_metadata(meta, q["int8_onnx"], q)
+            q = make_int8(onnx_path, meta, clips, vx, vy, flavor, calib_method, keep_stem_fp, min_agreement,
+                          progress, calib_memory_mb)
             report["int8"][flavor] = q
             c = q["check"]
             acc = (f", accuracy fp32 {c['fp32_top1']:.1f}% vs int8 {c['int8_top1']:.1f}%" if "int8_top1" in c else "")
             use = "for TensorRT" if flavor == "tensorrt" else "for ONNX Runtime on x86 CPUs"
-            say(f"wrote {q['int8_onnx']} ({use}: Q/DQ, {q['method']} calibration on {q['calibration_clips']} clips; "
-                f"top-1 agreement with fp32 {c['top1_agreement']:.1%} on {c['clips']} clips{acc})")
+            say(f"wrote {q['int8_onnx']} ({use}: {q['qdq']['QuantizeLinear']} Q/DQ pairs, {q['method']} calibration "
+                f"on {q['calibration_clips']} clips; top-1 agreement with fp32 {c['top1_agreement']:.1%} on "
+                f"{c['clips']} clips{acc})")
         engine_inputs["int8"] = report["int8"]["tensorrt"]["int8_onnx"]
     if "fp16" in precisions:
         f = fp16_onnx(onnx_path)
         report["fp16"] = f
         if f.get("fp16_onnx"):
-            from .checkpoint import write_metadata
-            write_metadata(metadata_path(f["fp16_onnx"]), {**meta, "precision": "fp16"})
+            from .artifacts import sha256_file
+            write_metadata(metadata_path(f["fp16_onnx"]), {**meta, "precision": "fp16", "parent_sha256": meta.get(
+                "onnx_sha256"), "onnx_sha256": sha256_file(f["fp16_onnx"])})
             say(f"wrote {f['fp16_onnx']} (fp16 weights, for CUDA runtimes)")
         engine_inputs["fp16"] = str(onnx_path)  # TensorRT builds FP16 from the fp32 graph
     report["engines"] = {}
+    if onnx_only:
+        say("--onnx-only: no TensorRT engine built; on the device run: fts-edge build-engine "
+            f"{onnx_path} {' '.join('--' + p for p in precisions)}")
+        return report
     for prec, src in engine_inputs.items():
-        res = trt_engine.build_engine(src, prec, workspace_mb, timing_cache, force=force)
+        res = trt_engine.build_engine(src, prec, workspace_mb, timing_cache, force=force, max_batch=max_batch,
+                                      out=trt_engine.engine_path(onnx_path, prec), rebuild_from=onnx_path)
         report["engines"][prec] = res
-        by = res["layers"]["convolutions_by_precision"]
-        say(f"{'reused' if res['reused'] else 'built'} {res['engine']} for {res['gpu']} (TensorRT {res['tensorrt']}); "
-            f"convolutions by precision actually chosen: {by}")
+        m = res["metadata"]
+        say(f"{'reused' if res['reused'] else 'built'} {res['engine']} for {m['engine']['gpu']} (TensorRT "
+            f"{m['engine']['tensorrt']}): {trt_engine.summary_line(m['layers'])}")
     return report
 
 

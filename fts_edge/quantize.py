@@ -2,20 +2,29 @@
 
 TensorRT 10.1 deprecated its implicit INT8 calibrators and TensorRT 11 removed them from Python;
 a Q/DQ model is the path that lasts, and the same file runs in ONNX Runtime here, so the INT8
-model is checked on this CPU before it ever reaches the device. Weights are symmetric int8 per
-output channel and activations symmetric int8 (what TensorRT wants); biases stay float.
+model is checked on this CPU before it ever reaches the device.
+
+Two flavours, placed for their runtimes:
+- ``tensorrt`` (NAME.int8.onnx), as TensorRT's Q/DQ placement guidance asks: Q/DQ on the inputs of
+  the weighted layers (Conv, Gemm) only, weights symmetric int8 per output channel, activations
+  symmetric int8; no Q/DQ on the outputs of weighted layers (TensorRT fuses Conv+bias+ReLU+Add and
+  picks the output type itself); the identity shortcut of each residual Add reads the quantized
+  copy of the block input, so TensorRT can fuse the Add into the convolution before it. What is
+  left unquantized runs in FP16 (engine.py builds with the FP16 flag too).
+- ``cpu`` (NAME.int8.cpu.onnx): uint8 activations x int8 weights with reduced range, ONNX
+  Runtime's fast path on x86 without VNNI (docs/results.md has the measured speed-ups).
 """
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
 from .artifacts import sha256_file
-from .checkpoint import write_metadata
+from .bundle import metadata_path, write_metadata
 from .errors import ExportError
 
 log = logging.getLogger(__name__)
@@ -38,12 +47,12 @@ class ClipReader:
     """Feeds calibration clips (N, 3, T, H, W) to ONNX Runtime's calibrator, ``batch`` at a time."""
 
     def __init__(self, clips: np.ndarray, input_name: str, batch: int, progress=None):
-        self.clips, self.name, self.batch, self.i = clips, input_name, batch, 0
+        self.clips, self.name, self.batch, self.i, self.end = clips, input_name, batch, 0, None
         self.bar = progress(total=len(clips) // batch, desc="calibrating", unit="batch") if progress else None
 
     def get_next(self):
-        if self.i + self.batch > len(self.clips):
-            if self.bar is not None:
+        if self.i + self.batch > (self.end if self.end is not None else len(self.clips)):
+            if self.bar is not None and self.i + self.batch > len(self.clips):
                 self.bar.close()
             return None
         chunk = self.clips[self.i:self.i + self.batch]
@@ -54,6 +63,14 @@ class ClipReader:
 
     def rewind(self):
         self.i = 0
+
+    def __len__(self):
+        return len(self.clips) // self.batch
+
+    def set_range(self, start_index: int, end_index: int):
+        """ONNX Runtime's strided calibration: serve batches [start_index, end_index) next."""
+        self.i = start_index * self.batch
+        self.end = end_index * self.batch
 
 
 def conv_nodes(onnx_path) -> List[str]:
@@ -70,17 +87,32 @@ def int8_path(fp32_onnx, flavor: str) -> Path:
     return Path(fp32_onnx).with_name(base + (".int8.onnx" if flavor == "tensorrt" else ".int8.cpu.onnx"))
 
 
-def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax", keep_stem_fp: bool = True,
-                  progress=None, flavor: str = "tensorrt") -> Dict:
-    """Calibrate on ``clips`` and write a Q/DQ INT8 ONNX.
+CALIB_MEMORY_MB = 2048  # histogram calibration keeps every activation of every clip: refused past this
 
-    flavor "tensorrt" (NAME.int8.onnx): symmetric int8 activations and weights, float biases, as
-    TensorRT's explicit quantization wants. flavor "cpu" (NAME.int8.cpu.onnx): uint8 activations x
-    int8 weights with reduced range, ONNX Runtime's fast path on x86 without VNNI. Measured on this
-    project's 2-core AVX2 CPU, full-width r3d_18 at 1x3x25x112x112: the symmetric model ran 1.29x
-    faster than fp32 in ONNX Runtime (most convolutions were left unfused, in fp32), the CPU flavor
-    2.02x. ``keep_stem_fp`` leaves the first convolution (3 input channels) in float: quantizing
-    it too made the CPU flavor slower (1.65x).
+
+def activation_bytes(onnx_path) -> int:
+    """Bytes of every intermediate float tensor of one forward pass (what ONNX Runtime's histogram
+    calibrators keep per batch)."""
+    import onnx
+
+    m = onnx.shape_inference.infer_shapes(onnx.load(str(onnx_path)))
+    total = 0
+    for v in list(m.graph.value_info) + list(m.graph.output):
+        t = v.type.tensor_type
+        if t.elem_type != onnx.TensorProto.FLOAT:
+            continue
+        dims = [d.dim_value if d.HasField("dim_value") else 1 for d in t.shape.dim]
+        total += int(np.prod(dims)) * 4
+    return total
+
+
+def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax", keep_stem_fp: bool = True,
+                  progress=None, flavor: str = "tensorrt", memory_mb: int = CALIB_MEMORY_MB) -> Dict:
+    """Calibrate on ``clips`` and write a Q/DQ INT8 ONNX of ``flavor`` (see the module's text).
+
+    ``keep_stem_fp`` leaves the first convolution (3 input channels) of the CPU flavour in float:
+    quantizing it made that flavour slower. Calibration holds the activations of at most
+    ``memory_mb`` worth of batches at a time (the clips are fed in strides), whatever the method.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -90,19 +122,32 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
         raise ValueError(f"flavor must be one of {FLAVORS}")
     fp32_onnx = Path(fp32_onnx)
     out = Path(out) if out else int8_path(fp32_onnx, flavor)
-    sess_meta = _static_batch(fp32_onnx)
-    batch = sess_meta or 1
+    batch = _static_batch(fp32_onnx) or 1
     if len(clips) < batch:
         raise ExportError(f"calibration needs at least {batch} clips, got {len(clips)}")
-    exclude = conv_nodes(fp32_onnx)[:1] if keep_stem_fp else []
+    per_batch = activation_bytes(fp32_onnx) * batch
+    batches = len(clips) // batch
+    # ONNX Runtime's calibrators keep every activation of every batch they are fed; fed in strides
+    # (CalibStridedMinMax), they fold each stride into the ranges or histograms and drop it.
+    fit = (memory_mb << 20) // max(per_batch, 1)
+    if fit < 1:
+        raise ExportError(f"calibration holds one batch's activations, about {per_batch / 2 ** 20:.0f} MiB, over the "
+                          f"budget of {memory_mb} MiB; raise --calib-memory-mb")
+    stride = max(d for d in range(1, batches + 1) if batches % d == 0 and d <= fit)
+    extra: Dict = {"CalibStridedMinMax": stride} if stride < batches else {}
     calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
     if flavor == "tensorrt":
+        exclude = []
         act, reduce_range = QuantType.QInt8, False
-        extra = {"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False}
+        ops = ["Conv", "Gemm", "MatMul"]
+        extra.update({"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
+                      "OpTypesToExcludeOutputQuantization": ops})
     else:
+        exclude = conv_nodes(fp32_onnx)[:1] if keep_stem_fp else []
         act, reduce_range = QuantType.QUInt8, True
-        extra = {"WeightSymmetric": True}
+        ops = ["Conv", "Gemm", "MatMul", "Add", "GlobalAveragePool", "Relu"]
+        extra["WeightSymmetric"] = True
     if method == "percentile":
         extra["CalibPercentile"] = 99.99
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -112,8 +157,8 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
         quantize_static(str(fp32_onnx), str(tmp), ClipReader(clips, "clip", batch, progress),
                         quant_format=QuantFormat.QDQ, per_channel=True, activation_type=act, reduce_range=reduce_range,
                         weight_type=QuantType.QInt8, calibrate_method=calib, nodes_to_exclude=exclude,
-                        op_types_to_quantize=["Conv", "Gemm", "MatMul", "Add", "GlobalAveragePool", "Relu"],
-                        extra_options=extra)
+                        op_types_to_quantize=ops, extra_options=extra)
+        rewired = residuals_read_quantized(tmp) if flavor == "tensorrt" else 0
         os.replace(tmp, out)
     except ExportError:
         raise
@@ -125,9 +170,58 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
             tmp.unlink()
         for junk in Path(out.parent).glob("augmented_model*.onnx"):
             junk.unlink()
-    return {"int8_onnx": str(out), "flavor": flavor, "method": method,
-            "calibration_clips": int(len(clips) // batch * batch),
-            "stem_in_float": bool(keep_stem_fp), "excluded_nodes": exclude}
+    return {"int8_onnx": str(out), "fp32_onnx": str(fp32_onnx), "flavor": flavor, "method": method,
+            "calibration_clips": int(len(clips) // batch * batch), "calibration_stride_batches": stride,
+            "calibration_peak_mib": round(stride * per_batch / 2 ** 20, 1), "stem_in_float": bool(exclude),
+            "excluded_nodes": exclude, "qdq": qdq_counts(out), "residuals_rewired": rewired}
+
+
+def residuals_read_quantized(onnx_path) -> int:
+    """Point the identity shortcut of each residual Add at the dequantized copy of its tensor.
+
+    After Q/DQ on Conv inputs, a block input X feeds conv1 as DQ(Q(X)) and the Add as plain X.
+    TensorRT fuses an Add into the convolution before it only when the Add's other input is
+    quantized, so the Add is rewired to read DQ(Q(X)): the same values the convolution sees, no new
+    scale. Returns how many Adds were rewired; the file is rewritten in place."""
+    import onnx
+
+    m = onnx.load(str(onnx_path))
+    g = m.graph
+    producer = {o: n for n in g.node for o in n.output}
+    dq_of: Dict[str, str] = {}
+    for n in g.node:  # X -> QuantizeLinear -> DequantizeLinear -> X_dq
+        if n.op_type == "DequantizeLinear" and n.input[0] in producer and producer[n.input[0]].op_type == "QuantizeLinear":
+            dq_of.setdefault(producer[n.input[0]].input[0], n.output[0])
+    rewired = 0
+    for n in g.node:
+        if n.op_type != "Add" or len(n.input) != 2:
+            continue
+        kinds = [producer[i].op_type if i in producer else None for i in n.input]
+        if kinds.count("Conv") != 1:
+            continue
+        k = 1 - kinds.index("Conv")
+        if n.input[k] in dq_of:
+            n.input[k] = dq_of[n.input[k]]
+            rewired += 1
+    if rewired:
+        from .artifacts import atomic_write_bytes
+        atomic_write_bytes(onnx_path, m.SerializeToString())
+    return rewired
+
+
+def qdq_counts(onnx_path) -> Dict:
+    """How many Q/DQ nodes a model has, and which op types read a dequantized tensor."""
+    import onnx
+
+    g = onnx.load(str(onnx_path)).graph
+    dq_out = {n.output[0] for n in g.node if n.op_type == "DequantizeLinear"}
+    reads: Dict[str, int] = {}
+    for n in g.node:
+        if n.op_type not in ("QuantizeLinear", "DequantizeLinear") and any(i in dq_out for i in n.input):
+            reads[n.op_type] = reads.get(n.op_type, 0) + 1
+    return {"QuantizeLinear": sum(n.op_type == "QuantizeLinear" for n in g.node),
+            "DequantizeLinear": sum(n.op_type == "DequantizeLinear" for n in g.node),
+            "ops_reading_quantized": reads}
 
 
 def _static_batch(onnx_path) -> Optional[int]:
@@ -160,7 +254,7 @@ def check_int8(fp32_onnx, int8_onnx, clips: np.ndarray, labels: Optional[np.ndar
                min_agreement: float = 0.0) -> Dict:
     """fp32 vs INT8 ONNX in ONNX Runtime on the same clips: top-1 agreement, and accuracy of each
     where labels are given. Raises ExportError below ``min_agreement``."""
-    from .export import ort_session, run_onnx
+    from .onnxrt import ort_session, run_onnx
 
     b32, b8 = _static_batch(fp32_onnx), _static_batch(int8_onnx)
     ref = run_onnx(ort_session(fp32_onnx, ["CPUExecutionProvider"]), clips, b32)
@@ -177,10 +271,9 @@ def check_int8(fp32_onnx, int8_onnx, clips: np.ndarray, labels: Optional[np.ndar
     return rep
 
 
-def write_int8_metadata(fp32_meta: dict, int8_onnx, report: Dict) -> Path:
-    from .export import metadata_path
-
+def write_int8_metadata(fp32_meta: dict, int8_onnx, report: Dict, path=None) -> Path:
     meta = dict(fp32_meta)
     meta.update(precision="int8", onnx_sha256=sha256_file(int8_onnx), quantization=report,
+                parent_onnx=report.get("fp32_onnx"),
                 parent_sha256=fp32_meta.get("onnx_sha256"))
-    return write_metadata(metadata_path(int8_onnx), meta)
+    return write_metadata(path or metadata_path(int8_onnx), meta)

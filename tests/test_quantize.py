@@ -6,10 +6,9 @@ import pytest
 from onnx import numpy_helper
 
 from fts_edge.cli import main
-from fts_edge.engine import check_engine_metadata, engine_path, summarise_layer_info, tensorrt_or_none
-from fts_edge.errors import EngineError
-from fts_edge.export import metadata_path, real_clips
-from fts_edge.quantize import check_int8, quantize_int8
+from fts_edge.bundle import metadata_path
+from fts_edge.engine import engine_path, tensor_precision, tensorrt_or_none
+from fts_edge.quantize import activation_bytes, check_int8, quantize_int8
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +30,47 @@ def test_qdq_model_is_symmetric_per_channel_int8(int8, tiny_run):
     per_channel = [n for n in m.graph.node if n.op_type == "DequantizeLinear" and inits.get(n.input[0]) is not None
                    and inits[n.input[0]].dtype == np.int8 and inits[n.input[1]].size > 1]
     assert per_channel, "weights should carry one scale per output channel"
-    # the stem convolution stays in float: its weight is not quantized
-    stem = rep["excluded_nodes"][0]
-    stem_node = next(n for n in m.graph.node if n.name == stem)
-    assert inits[stem_node.input[1]].dtype == np.float32
+
+
+def test_tensorrt_placement_quantizes_weighted_inputs_only(int8):
+    """TensorRT's placement: Q/DQ on the inputs of Conv and Gemm, none on their outputs, no
+    quantized Relu/GlobalAveragePool, and the identity shortcut of each residual Add reading the
+    block input's dequantized copy (so TensorRT can fuse the Add into the convolution)."""
+    rep, _ = int8
+    g = onnx.load(rep["int8_onnx"]).graph
+    producer = {o: n for n in g.node for o in n.output}
+    convs = [n for n in g.node if n.op_type in ("Conv", "Gemm")]
+    assert all(producer[n.input[0]].op_type == "DequantizeLinear" for n in convs), "every weighted layer reads int8"
+    quantized_inputs = [producer[n.input[0]].op_type for n in g.node if n.op_type == "QuantizeLinear"
+                        and n.input[0] in producer]
+    assert "Conv" not in quantized_inputs and "Gemm" not in quantized_inputs, "no output of a weighted layer is quantized"
+    assert set(rep["qdq"]["ops_reading_quantized"]) <= {"Conv", "Gemm", "Add"}
+    shortcuts = [n for n in g.node if n.op_type == "Add" and
+                 [producer[i].op_type if i in producer else None for i in n.input].count("Conv") == 1]
+    assert shortcuts and all("DequantizeLinear" in [producer[i].op_type for i in n.input if i in producer]
+                             for n in shortcuts)
+    assert rep["stem_in_float"] is False  # TensorRT runs the 3-channel stem in int8 too
+
+
+def test_residual_rewiring_keeps_the_numbers(int8, tiny_run):
+    """Reading DQ(Q(x)) instead of x changes the Add's input only by x's own rounding."""
+    rep, clips = int8
+    chk = check_int8(tiny_run["onnx"], rep["int8_onnx"], clips)
+    assert chk["max_abs_logit_diff"] < 1.0
+
+
+def test_calibration_memory_is_bounded(tiny_run, tmp_path):
+    per_clip = activation_bytes(tiny_run["onnx"])
+    assert per_clip > 0
+    clips = np.random.default_rng(1).standard_normal((6, 3, 4, 24, 24)).astype(np.float32)
+    budget_mb = max(1, (2 * per_clip) >> 20) if per_clip >= 1 << 20 else 1
+    rep = quantize_int8(tiny_run["onnx"], clips, tmp_path / "b.int8.onnx", method="entropy", memory_mb=budget_mb)
+    assert rep["calibration_clips"] == 6 and rep["calibration_peak_mib"] <= budget_mb
+    # a budget below one batch is refused with the way out in the message
+    from fts_edge.errors import ExportError
+    import fts_edge.quantize as q
+    with pytest.raises(ExportError, match="raise --calib-memory-mb"):
+        q.quantize_int8(tiny_run["onnx"], clips, tmp_path / "c.int8.onnx", memory_mb=0)
 
 
 def test_cpu_flavour_is_uint8_activations(tiny_run, tmp_path, caplog):
@@ -86,30 +122,18 @@ def test_corrupt_onnx_is_one_line(tmp_path, capsys):
     assert "not a valid ONNX model" in err and err.count("\n") == 1
 
 
-def test_engine_metadata_mismatch_refused_with_rebuild_hint():
-    built = {"tensorrt": "10.3.0", "gpu": "Orin", "compute_capability": "8.7", "precision": "int8", "onnx_sha256": "a"}
-    check_engine_metadata(built, dict(built), "x.engine")
-    for key, other in (("tensorrt", "10.7.0"), ("compute_capability", "8.6"), ("onnx_sha256", "b")):
-        with pytest.raises(EngineError, match="rebuild it here") as e:
-            check_engine_metadata(built, dict(built, **{key: other}), "x.engine")
-        assert "\n" not in str(e.value)
-
-
 def test_engine_names():
     assert engine_path("engines/student.onnx", "fp16").name == "student.fp16.engine"
     assert engine_path("engines/student.int8.onnx", "int8").name == "student.int8.engine"
 
 
-def test_layer_precision_report_reads_the_inspector_json():
-    info = {"Layers": [
-        {"Name": "conv1 + relu", "LayerType": "CaskConvolution",
-         "Outputs": [{"Name": "a", "Format/Datatype": "Channel major INT8 format where channel % 32 == 0"}]},
-        {"Name": "conv2", "LayerType": "CaskConvolution",
-         "Outputs": [{"Name": "b", "Format/Datatype": "Channel major FP16 format where channel % 8 == 0"}]},
-        {"Name": "pool", "LayerType": "Reduce", "Outputs": [{"Name": "c", "Format/Datatype": "Row major linear FP32"}]}]}
-    s = summarise_layer_info(info)
-    assert s["by_precision"] == {"int8": 1, "fp16": 1, "fp32": 1}
-    assert s["convolutions_by_precision"] == {"int8": 1, "fp16": 1}
+def test_tensor_precision_reads_long_and_short_formats():
+    assert tensor_precision("Thirty-two wide channel vectorized row major Int8 format") == "int8"
+    assert tensor_precision("Channel major FP16 format where channel % 8 == 0") == "fp16"
+    assert tensor_precision("Row major linear FP32") == "fp32"
+    assert tensor_precision("Half") == "fp16" and tensor_precision("Float") == "fp32" and tensor_precision("Int8") == "int8"
+    assert tensor_precision("Row major linear UInt8 format") == "unknown"  # not int8
+    assert tensor_precision("N/A due to dynamic shapes") == "unknown"
 
 
 @pytest.mark.skipif(tensorrt_or_none() is None, reason="TensorRT is not installed here (it runs on the Jetson/GPU host)")
@@ -118,7 +142,7 @@ def test_tensorrt_builds_and_reports_layer_precisions(tiny_run):
     if gpu_identity() is None:
         pytest.skip("TensorRT is installed but no GPU is visible")
     rep = build_engine(tiny_run["onnx"], "fp16")
-    assert rep["layers"]["by_precision"]
+    assert rep["metadata"]["layers"]["convolutions"] > 0
 
 
 def test_fp16_onnx_keeps_float32_io(tiny_run, tmp_path):
@@ -134,3 +158,25 @@ def test_fp16_onnx_keeps_float32_io(tiny_run, tmp_path):
     assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
     conv_w = [i for i in m.graph.initializer if i.data_type == onnx.TensorProto.FLOAT16]
     assert conv_w, "weights should be fp16"
+
+
+def test_residuals_are_rewired_where_the_quantizer_left_them_float(int8, tmp_path):
+    """ONNX Runtime's quantizer already points consumers at the DQ copy; where a quantizer does not
+    (older versions, other tools), residuals_read_quantized does it."""
+    from fts_edge.quantize import residuals_read_quantized
+
+    rep, _ = int8
+    m = onnx.load(rep["int8_onnx"])
+    producer = {o: n for n in m.graph.node for o in n.output}
+    undone = 0
+    for n in m.graph.node:
+        if n.op_type == "Add":
+            for k, i in enumerate(n.input):
+                if i in producer and producer[i].op_type == "DequantizeLinear":
+                    q = producer[producer[i].input[0]]
+                    n.input[k] = q.input[0]  # back to the float tensor
+                    undone += 1
+    path = tmp_path / "undone.onnx"
+    onnx.save(m, str(path))
+    assert undone >= 1 and residuals_read_quantized(path) == undone
+    assert residuals_read_quantized(path) == 0  # nothing left to do
