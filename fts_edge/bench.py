@@ -10,9 +10,6 @@ import logging
 import os
 import platform
 import resource
-import shutil
-import statistics
-import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
@@ -20,30 +17,10 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
+from .bench_model import stats, timeit  # noqa: F401  (re-exported)
 from .clipspec import ClipSpec
 
 log = logging.getLogger(__name__)
-
-
-def stats(times_s: List[float]) -> Dict:
-    a = np.asarray(times_s) * 1000
-    med = float(np.median(a))
-    return {"median_ms": med, "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
-            "min_ms": float(a.min()), "max_ms": float(a.max()), "runs": int(len(a)),
-            "spread": float((np.percentile(a, 75) - np.percentile(a, 25)) / med) if med else 0.0}
-
-
-def timeit(fn: Callable, warmup: int, runs: int, sync: Optional[Callable] = None) -> Dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        if sync:
-            sync()
-        times.append(time.perf_counter() - t)
-    return stats(times)
 
 
 def round_robin(fns: Dict[str, Callable], warmup: int, runs: int, slow_runs: Optional[Dict[str, int]] = None) -> Dict:
@@ -95,15 +72,9 @@ def environment() -> Dict:
 
 def jetson_state() -> Optional[Dict]:
     """Power mode and clocks on a Jetson: numbers mean nothing without them."""
-    if not Path("/etc/nv_tegra_release").exists() and not shutil.which("nvpmodel"):
-        return None
-    out = {}
-    for key, cmd in (("nvpmodel", ["nvpmodel", "-q"]), ("jetson_clocks", ["jetson_clocks", "--show"])):
-        try:
-            out[key] = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()
-        except (OSError, subprocess.SubprocessError) as e:
-            out[key] = f"unavailable: {e}"
-    return out
+    from .doctor import jetson_info, jetson_power
+
+    return jetson_power() if jetson_info() else None
 
 
 def measured_peak(device: str = "cpu") -> Dict:
@@ -214,12 +185,13 @@ def build_paths(widths: List[float], spec: ClipSpec, classes: int, workdir: Path
     """Every (model, backend, precision) this machine can run, each a callable on one input;
     absent ones come back with the reason they were skipped."""
     from .checkpoint import save_checkpoint
-    from .export import export_onnx, ort_session, real_clips
+    from .clips import check_clips
+    from .export import export_onnx, ort_session
     from .models import count_macs, create_model
     from .quantize import quantize_int8
 
     paths = []
-    clips = real_clips(spec, None, calib_video, max_video=8)
+    clips = check_clips(spec, None, calib_video, n_video=8)
     x = np.ascontiguousarray(np.repeat(clips[:1], batch, 0))
     for width in widths:
         name = f"r3d_18 w{width:g}"
@@ -332,12 +304,12 @@ def two_stream_vs_student(spec: ClipSpec, classes: int, video: Optional[str], wi
                           student_fns: Dict[str, Callable]) -> Dict:
     """The paper's claim, on one clip: OpenCV DualTVL1 on every pair + flow network + RGB network
     (and the same with the TVL1 layers), against the student alone."""
-    from .export import real_clips
+    from .clips import check_clips
     from .flow import TVL1, opencv_tvl1
     from .models import create_model
     from .transforms import denormalise
 
-    clip = real_clips(spec, None, video, max_video=1)[:1]
+    clip = check_clips(spec, None, video, n_video=1)[:1]
     frames = np.clip(denormalise(clip[0], spec), 0, 255).astype(np.uint8).transpose(1, 2, 3, 0)  # (T, H, W, 3)
     torch.manual_seed(0)
     flow_net = create_model("r3d_18", classes, in_channels=2, width=width).eval()
@@ -376,8 +348,6 @@ def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precis
         frames: int = 25, size: int = 112, batch: int = 1, warmup: int = 2, runs: int = 7, out: str = "runs/bench",
         video: Optional[str] = None, classes: int = 51, two_stream: bool = True, progress=None) -> Dict:
     spec = ClipSpec(frames=frames, size=size, resize=max(size, round(size * 128 / 112)))
-    from .video import sample_video
-    video = video or sample_video()
     workdir = Path(out) / "models"
     workdir.mkdir(parents=True, exist_ok=True)
     result = {"environment": environment(), "input": [batch, *spec.input_shape], "warmup": warmup, "runs": runs}

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import FtsError
+from .errors import FtsError, UsageError
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -74,7 +74,27 @@ def cmd_flow(a):
     return 0
 
 
+def _check_range(flag: str, value, lo=None, hi=None):
+    if value is None:
+        return
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
+        raise UsageError(f"{flag} must be {rng}, got {value}")
+
+
 def cmd_bench(a):
+    _check_range("--runs", a.runs, 1)
+    _check_range("--warmup", a.warmup, 0)
+    _check_range("--batch", a.batch, 1)
+    if a.model:
+        from . import bench_model
+        from .progress import progress
+
+        rep = bench_model.bench_model(a.model, a.input or a.video, warmup=a.warmup, runs=a.runs, batch=a.batch,
+                                      device=a.device, threads=a.threads, progress=progress)
+        bench_model.print_report(rep)
+        print(f"\nsaved {bench_model.save(rep, a.out)}")
+        return 0
     if a.target == "flow":
         from . import bench_flow
 
@@ -89,7 +109,7 @@ def cmd_bench(a):
 
     res = bench.run(widths=[float(w) for w in a.widths.split(",")], backends=a.backends.split(","),
                     precisions=a.precisions.split(","), frames=a.frames, size=a.size, batch=a.batch,
-                    warmup=a.warmup, runs=a.runs, out=a.out, video=a.video, classes=a.classes,
+                    warmup=a.warmup, runs=a.runs, out=a.out, video=a.input or a.video, classes=a.classes,
                     two_stream=not a.no_two_stream, progress=progress)
     bench.print_table(res)
     print(f"\nsaved {Path(a.out) / 'bench.json'} and {Path(a.out) / 'bench.png'}")
@@ -113,11 +133,35 @@ def cmd_build_engine(a):
     from .deploy import build_engine
     from .progress import progress
 
+    _check_range("--calib-clips", a.calib_clips, 1)
+    _check_range("--workspace", a.workspace, 16)
+    _check_range("--max-batch", a.max_batch, 1)
+    _check_range("--min-agreement", a.min_agreement, 0.0, 1.0)
+    _check_range("--calib-memory-mb", a.calib_memory_mb, 64)
     build_engine(a.model, fp16=a.fp16, int8=a.int8, workspace_mb=a.workspace, timing_cache=a.timing_cache,
-                 calib_data=a.calib_data, calib_video=a.calib_video, calib_camera=a.calib_camera,
-                 calib_clips=a.calib_clips, calib_method=a.calib_method, keep_stem_fp=not a.int8_stem,
-                 min_agreement=a.min_agreement, force=a.force, progress=progress)
+                 calib_data=a.calib_data, calib_input=a.calib_input, calib_clips=a.calib_clips,
+                 calib_method=a.calib_method, keep_stem_fp=not a.int8_stem, min_agreement=a.min_agreement,
+                 force=a.force, onnx_only=a.onnx_only, max_batch=a.max_batch, calib_memory_mb=a.calib_memory_mb,
+                 progress=progress)
     return 0
+
+
+def cmd_verify(a):
+    from . import verify
+
+    _check_range("--clips", a.clips, 1)
+    _check_range("--runs", a.runs, 1)
+    _check_range("--min-agreement", a.min_agreement, 0.0, 1.0)
+    rep = verify.verify(a.model, a.against, a.input, clips=a.clips, runs=a.runs, min_agreement=a.min_agreement,
+                        max_rel_diff=a.max_rel_diff, device=a.device, threads=a.threads)
+    if a.json:
+        print(json.dumps(rep))
+    else:
+        verify.print_report(rep)
+    if a.json_out:
+        from .artifacts import atomic_write_text
+        atomic_write_text(a.json_out, json.dumps(rep, indent=2))
+    return 0 if rep["passed"] else 1
 
 
 # -- camera -----------------------------------------------------------------------------------
@@ -129,7 +173,8 @@ def add_camera_args(c):
                         "synthetic://")
     c.add_argument("--model", help="student artifact: .engine, .onnx or .pt (default: the best found in engines/ "
                                    "or runs/demo/)")
-    c.add_argument("--stride", type=int, default=5, help="classify every N frames (default 5)")
+    c.add_argument("--every", type=int, default=5, metavar="N", help="classify every N frames (default 5)")
+    c.add_argument("--stride", dest="every_deprecated", type=int, help=argparse.SUPPRESS)
     c.add_argument("--smooth", type=int, default=3, help="average scores over the last K windows (default 3)")
     c.add_argument("--topk", type=int, default=3, help="classes reported per window (default 3)")
     c.add_argument("--on", type=float, default=0.6, help="event starts above this smoothed score (default 0.6)")
@@ -152,10 +197,22 @@ def add_camera_args(c):
 def cmd_camera(a):
     from .camera import run
 
+    if a.every_deprecated is not None:
+        print("warning: camera --stride is now --every (--stride is the clip's temporal sampling elsewhere)",
+              file=sys.stderr)
+        a.every = a.every_deprecated
+    _check_range("--every", a.every, 1)
+    _check_range("--smooth", a.smooth, 1)
+    _check_range("--topk", a.topk, 1)
+    _check_range("--on", a.on, 0.0, 1.0)
+    _check_range("--off", a.off, 0.0, a.on)
+    _check_range("--max-windows", a.max_windows, 1)
+    _check_range("--max-retries", a.max_retries, 0)
+    _check_range("--threads", a.threads, 0, 256)
     serve = a.serve
     if serve and ":" not in serve:
         serve = f"127.0.0.1:{serve}"
-    summary = run(a.inputs or [], a.model, stride=a.stride, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
+    summary = run(a.inputs or [], a.model, stride=a.every, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
                   realtime=a.realtime, json_out=a.json_out, output=a.output, serve=serve, display=a.display,
                   teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows, max_retries=a.max_retries,
                   threads=a.threads, device="cpu" if a.cpu else None)
@@ -271,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = e.add_mutually_exclusive_group()
     g.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
     g.add_argument("--dynamic-batch", action="store_true", help="a dynamic batch axis instead")
-    e.add_argument("--video", help="real footage for the parity check (default ../shared/data/vtest.avi)")
+    e.add_argument("--video", help="real footage for the parity check, besides the validation split")
     e.set_defaults(func=cmd_export)
 
     be = sub.add_parser("build-engine", help="ONNX/checkpoint -> INT8 Q/DQ ONNX, FP16, TensorRT engine",
@@ -286,8 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--workspace", type=int, default=1024, help="TensorRT workspace in MB (default 1024)")
     be.add_argument("--timing-cache", help="TensorRT timing cache file, reused across builds")
     be.add_argument("--calib-data", help="folder of videos to calibrate on (default: the training split)")
-    be.add_argument("--calib-video", help="calibrate on clips of this video")
-    be.add_argument("--calib-camera", help="calibrate on frames from this camera (e.g. /dev/video0)")
+    be.add_argument("--calib-input", "--calib-video", "--calib-camera", dest="calib_input", metavar="URI",
+                    help="calibrate (and, without the training data here, check INT8) on this video or camera "
+                         "(/dev/video0, csi://0, rtsp://...)")
     be.add_argument("--calib-clips", type=int, default=128,
                     help="calibration clips (default 128: with 32, INT8 agreed with fp32 on only 93-97%% of clips)")
     be.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
@@ -297,7 +355,34 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--min-agreement", type=float, default=0.9,
                     help="fail if INT8 agrees with fp32 on fewer clips than this (default 0.9)")
     be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
+    be.add_argument("--onnx-only", action="store_true",
+                    help="make the INT8/fp16 ONNX files and stop before the TensorRT engine (exit 0 without TensorRT)")
+    be.add_argument("--max-batch", type=int, default=8,
+                    help="largest batch of a dynamic-batch ONNX's optimization profile (default 8)")
+    be.add_argument("--calib-memory-mb", type=int, default=None,
+                    help="memory budget of calibration (default 2048): entropy/percentile past it are refused")
     be.set_defaults(func=cmd_build_engine)
+
+    v = sub.add_parser("verify", help="check an engine or INT8/ONNX model against its reference on real clips",
+                       description="Run the artifact (.engine, INT8 ONNX, ONNX) and its reference (the fp32 ONNX it "
+                                   "was built from, or --against) on the same real clips: top-1 agreement, logit "
+                                   "differences, the engine's per-layer precision summary, latency and throughput. "
+                                   "Exit status 1 past the thresholds.",
+                       epilog="example: fts-edge verify engines/student.int8.engine --input /dev/video0")
+    v.add_argument("model", help="the artifact to check (.engine, .onnx)")
+    v.add_argument("--against", help="the reference (default: the fp32 ONNX or checkpoint it was made from)")
+    v.add_argument("--input", help="clips from this video or camera (default: the validation split in its metadata)")
+    v.add_argument("--clips", type=int, default=16, help="clips to compare (default 16)")
+    v.add_argument("--runs", type=int, default=20, help="timed runs for the latency (default 20)")
+    v.add_argument("--min-agreement", type=float, default=None,
+                   help="fail below this top-1 agreement (default by precision: fp32 0.99, fp16 0.95, int8 0.9)")
+    v.add_argument("--max-rel-diff", type=float, default=None,
+                   help="fail above this relative logit difference (default by precision: fp32 1e-3, fp16 5e-2)")
+    v.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
+    v.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
+    v.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    v.add_argument("--json-out", help="also save the report as JSON here")
+    v.set_defaults(func=cmd_verify)
 
     from dataclasses import replace
 
@@ -312,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "Interrupted, it resumes from the finished stages.")
     dm.add_argument("--out", help="output folder (default runs/demo, or runs/demo-quick with --quick)")
     dm.add_argument("--quick", action="store_true", help="tiny settings: the whole pipeline in a few minutes")
-    dm.add_argument("--input", help="also run the camera pipeline on this video (e.g. ../shared/data/vtest.avi)")
+    dm.add_argument("--input", help="also run the camera pipeline on this video (any file of yours)")
     dm.add_argument("--seed", type=int, default=0,
                     help="seed of the dataset and of training (default 0; other seeds go to runs/demo-seedN)")
     dm.add_argument("--epochs", type=int, metavar="N",
@@ -335,7 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "DualTVL1 and the TVL1 layers side by side on the same pairs.")
     b.add_argument("target", nargs="?", choices=("pipeline", "flow"), default="pipeline",
                    help="what to measure (default pipeline)")
-    b.add_argument("--video", default=None, help="real footage for timing (default ../shared/data/vtest.avi if present)")
+    b.add_argument("--model", help="time this model or engine (.engine, .onnx, .pt) per stage, as trtexec does")
+    b.add_argument("--input", help="real footage for timing (a video file)")
+    b.add_argument("--video", default=None, help=argparse.SUPPRESS)
+    b.add_argument("--device", choices=("cpu", "cuda"), default=None, help="--model: ONNX Runtime device")
+    b.add_argument("--threads", type=int, default=0, help="--model: ONNX Runtime threads (default: all cores)")
     b.add_argument("--sizes", default="112x112,240x320", help="flow: frame sizes HxW, comma-separated")
     b.add_argument("--devices", default=None, help="flow: cpu,cuda (default: what exists)")
     b.add_argument("--runs", type=int, default=7, help="timed rounds (median reported; default 7)")

@@ -40,6 +40,36 @@ def jetson_info() -> Optional[Dict]:
     return {"l4t": l4t, "jetpack": JETPACK_BY_L4T.get(l4t or "", "unknown"), "model": model}
 
 
+def jetson_power() -> Dict:
+    """Power mode and clocks on a Jetson: benchmark numbers mean nothing without them."""
+    import shutil
+    import subprocess
+
+    out = {}
+    for key, cmd in (("nvpmodel", ["nvpmodel", "-q"]), ("jetson_clocks", ["jetson_clocks", "--show"])):
+        if not shutil.which(cmd[0]):
+            continue
+        try:
+            out[key] = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout.strip()[:2000]
+        except (OSError, subprocess.SubprocessError) as e:
+            out[key] = f"unavailable: {e}"
+    return out
+
+
+# What a JetPack 6.1/6.2 device should run (L4T R36.4: CUDA 12.6, TensorRT 10.3, Python 3.10).
+PINNED = {"cuda-python": ">=12.2,<12.7", "numpy": "<2", "onnxruntime": "the JetPack 6 wheel (onnxruntime-gpu) from "
+          "NVIDIA's Jetson AI Lab pip index for jp6/cu126, or onnxruntime from PyPI (CPU)"}
+JP6_INDEX_HINT = "NVIDIA's Jetson AI Lab pip index for JetPack 6 (jp6/cu126; see jetson/README.md)"
+
+
+def l4t_at_least(l4t: Optional[str], want=(36, 4)) -> bool:
+    try:
+        major, minor = (int(x) for x in (l4t or "").split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= want
+
+
 def diagnose() -> Dict:
     checks: List[Dict] = []
     py = platform.python_version()
@@ -47,18 +77,17 @@ def diagnose() -> Dict:
     jet = jetson_info()
     on_jetson = jet is not None
 
-    tv = _version("torch")
-    cuda = False
-    if tv:
-        import torch
-        cuda = torch.cuda.is_available()
-        detail = f"{tv}, CUDA {'yes: ' + torch.cuda.get_device_name(0) if cuda else 'no'}"
-        checks.append(_check("torch", True, detail))
-        checks.append(_check("GPU (CUDA)", cuda, "visible to torch" if cuda else "none visible",
-                             "on a Jetson install NVIDIA's torch wheel for your JetPack (jetson/install.sh); on a PC "
-                             "install the CUDA build of torch and the NVIDIA driver", needed=False))
-    else:
-        checks.append(_check("torch", False, "not installed", "pip install torch (see README: torch==2.13.0 on the reference machines)"))
+    from .cudamem import gpu_identity
+    gpu = gpu_identity()
+    checks.append(_check("GPU (CUDA)", gpu is not None,
+                         f"{gpu['name']} (compute capability {gpu['compute_capability']})" if gpu else
+                         "none answers through cuda-python or pycuda",
+                         "on a Jetson: JetPack 6.1+ and cuda-python 12.x (jetson/install.sh); on a PC: the NVIDIA "
+                         "driver and cuda-python", needed=False))
+    tv = _pkg_version("torch")
+    checks.append(_check("torch", tv is not None, tv or "not installed (only training, export and teacher mode need it)",
+                         "pip install 'fts-edge[train]' on a workstation; on a Jetson, NVIDIA's torch wheel for "
+                         "JetPack 6 from " + JP6_INDEX_HINT, needed=False))
 
     ov = _version("onnxruntime")
     if ov:
@@ -67,7 +96,7 @@ def diagnose() -> Dict:
         checks.append(_check("onnxruntime", True, f"{ov}, providers: {', '.join(p.replace('ExecutionProvider', '') for p in prov)}"))
         checks.append(_check("onnxruntime CUDA provider", "CUDAExecutionProvider" in prov,
                              "present" if "CUDAExecutionProvider" in prov else "CPU only",
-                             "pip install onnxruntime-gpu (on a Jetson: the wheel for your JetPack from NVIDIA's Jetson Zoo)",
+                             "pip install onnxruntime-gpu (on a Jetson: the JetPack 6 wheel from " + JP6_INDEX_HINT + ")",
                              needed=False))
     else:
         checks.append(_check("onnxruntime", False, "not installed", "pip install onnxruntime"))
@@ -75,15 +104,27 @@ def diagnose() -> Dict:
     checks.append(_check("onnxsim", _version("onnxsim") is not None, _version("onnxsim") or "not installed",
                          "pip install onnxsim (optional: without it the ONNX is kept unsimplified)", needed=False))
 
-    from .engine import tensorrt_or_none
+    from .engine import tensorrt_or_none, trt_version
     trt = tensorrt_or_none()
-    checks.append(_check("TensorRT", trt is not None, f"{trt.__version__}" if trt else "not installed",
-                         "on a Jetson: JetPack ships it; make the venv with --system-site-packages (jetson/install.sh). "
-                         "On a PC: pip install tensorrt", needed=False))
-    cp, pc = _version("cuda") or _pkg_version("cuda-python"), _pkg_version("pycuda")
-    checks.append(_check("cuda-python / pycuda", bool(cp or pc),
-                         ", ".join(x for x in (f"cuda-python {cp}" if cp else "", f"pycuda {pc}" if pc else "") if x) or "neither",
-                         "pip install cuda-python (or pycuda) for TensorRT engines", needed=False))
+    trt_ok = trt is not None and trt_version(trt)[:1] == (10,)
+    checks.append(_check("TensorRT", trt_ok, f"{trt.__version__}" + ("" if trt_ok else " (fts-edge needs 10.x)")
+                         if trt else "not installed",
+                         "on a Jetson: JetPack 6.1 or later ships TensorRT 10.3; make the venv with "
+                         "--system-site-packages (jetson/install.sh). On a PC: pip install 'tensorrt>=10,<11'",
+                         needed=on_jetson))
+    cp, pc = _pkg_version("cuda-python"), _pkg_version("pycuda")
+    cp_ok = bool(cp) and cp.split(".")[0] == "12"
+    detail = ", ".join(x for x in (f"cuda-python {cp}" if cp else "", f"pycuda {pc}" if pc else "") if x) or "neither"
+    checks.append(_check("cuda-python / pycuda", cp_ok or bool(pc), detail,
+                         f"pip install 'cuda-python{PINNED['cuda-python']}' (JetPack 6's driver runs CUDA 12.x; "
+                         "cuda-python 13 needs a newer driver)", needed=on_jetson))
+    if cp and not cp_ok:
+        checks.append(_check("cuda-python version", False, f"{cp}: built for another CUDA than JetPack 6's 12.x",
+                             f"pip install 'cuda-python{PINNED['cuda-python']}'", needed=False))
+    nv = _pkg_version("numpy")
+    if on_jetson and nv:
+        checks.append(_check("numpy < 2 (JetPack's OpenCV)", nv.split(".")[0] == "1", nv,
+                             "pip install 'numpy<2' (JetPack 6's system OpenCV is built against numpy 1)"))
 
     cv = _version("cv2")
     if cv:
@@ -108,17 +149,19 @@ def diagnose() -> Dict:
     checks.append(_check("cameras", bool(cams), ", ".join(cams) if cams else "none under /dev/video*",
                          "connect a camera (ls /dev/video*), or try `fts-edge camera --input synthetic://`", needed=False))
     if on_jetson:
-        jp_ok = (jet["l4t"] or "").startswith("36")
+        jp_ok = l4t_at_least(jet["l4t"])
         checks.append(_check("Jetson", jp_ok, f"{jet['model']}, L4T {jet['l4t']}, JetPack {jet['jetpack']}",
-                             "fts-edge targets JetPack 6 (L4T R36); JetPack 5 is refused by jetson/install.sh"))
+                             "fts-edge needs JetPack 6.1 or later (L4T R36.4: TensorRT 10.3); JetPack 6.0 ships "
+                             "TensorRT 8.6 and JetPack 5 TensorRT 8.5: upgrade with NVIDIA's SDK Manager or apt"))
     engines = sorted(glob.glob("engines/*.engine")) + sorted(glob.glob("engines/*.onnx"))
     checks.append(_check("models in engines/", bool(engines), ", ".join(engines[:6]) or "none",
                          "run `fts-edge demo`, or `fts-edge build-engine --int8` on the device", needed=False))
     missing = [c for c in checks if not c["ok"] and c["needed"]]
     return {"python": py, "platform": platform.platform(), "jetson": jet, "checks": checks,
+            "recommended": PINNED,
             "ready": {"train": all(c["ok"] for c in checks if c["name"] in ("torch", "onnx", "opencv")),
                       "cpu_inference": all(c["ok"] for c in checks if c["name"] in ("onnxruntime", "opencv")),
-                      "tensorrt_engines": trt is not None and cuda},
+                      "tensorrt_engines": trt_ok and gpu is not None},
             "missing_required": [c["name"] for c in missing]}
 
 

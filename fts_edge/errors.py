@@ -10,6 +10,12 @@ class FtsError(Exception):
     exit_code = 1
 
 
+class UsageError(FtsError):
+    """A flag outside its allowed range (the message names the range): bad usage, exit status 2."""
+
+    exit_code = 2
+
+
 class VideoError(FtsError):
     """A video that cannot be decoded: missing, empty, not a video, truncated."""
 

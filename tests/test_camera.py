@@ -95,7 +95,7 @@ def _lines(path):
 def test_camera_on_a_file_equals_offline_classification(tiny_run, shared_data, tmp_path):
     out = tmp_path / "lines.jsonl"
     assert main(["camera", "--input", str(shared_data / "vtest.avi"), "--model", str(tiny_run["onnx"]),
-                 "--headless", "--stride", "7", "--max-windows", "6", "--json-out", str(out)]) == 0
+                 "--headless", "--every", "7", "--max-windows", "6", "--json-out", str(out)]) == 0
     rows = [r for r in _lines(out) if r["type"] == "prediction"]
     assert [r["frame"] for r in rows] == [3 + 7 * i for i in range(6)]
     clf = load_classifier(tiny_run["onnx"])
@@ -270,7 +270,7 @@ def test_live_page_in_a_real_headless_browser(tiny_run, tmp_path):
 def test_annotated_video_output(tiny_run, shared_data, tmp_path):
     out = tmp_path / "annotated.mp4"
     assert main(["camera", "--input", str(shared_data / "Megamind.avi"), "--model", str(tiny_run["onnx"]),
-                 "--stride", "5", "--max-windows", "6", "--output", str(out), "--json-out", str(tmp_path / "l.jsonl")]) == 0
+                 "--every", "5", "--max-windows", "6", "--output", str(out), "--json-out", str(tmp_path / "l.jsonl")]) == 0
     frames = read_frames(out)
     assert len(frames) == 6 and frames.shape[1:3] == (528, 720)
     assert frames[0][:10].mean() < 60  # the dark label band drawn over the top of the frame

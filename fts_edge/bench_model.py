@@ -1,0 +1,169 @@
+"""`fts-edge bench --model PATH`: time the user's own model or engine on this device, per stage of
+the live path (decode, preprocess, inference, post-processing), with warm-up, p50/p90/p99 and
+throughput, as trtexec reports an engine. Imports no torch: it runs on the device half.
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+
+def stats(times_s: List[float]) -> Dict:
+    """Summary of timings in seconds, reported in milliseconds."""
+    a = np.asarray(times_s) * 1000
+    med = float(np.median(a))
+    return {"median_ms": med, "p50_ms": med, "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
+            "mean_ms": float(a.mean()), "min_ms": float(a.min()), "max_ms": float(a.max()), "runs": int(len(a)),
+            "spread": float((np.percentile(a, 75) - np.percentile(a, 25)) / med) if med else 0.0}
+
+
+def timeit(fn: Callable, warmup: int, runs: int, sync: Optional[Callable] = None) -> Dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        if sync:
+            sync()
+        times.append(time.perf_counter() - t)
+    return stats(times)
+
+
+def device_environment() -> Dict:
+    """What the numbers were measured on: CPU, Python, runtimes, and on a Jetson its power mode."""
+    from .bundle import package_version
+
+    env = {"python": platform.python_version(), "machine": platform.machine(), "platform": platform.platform()}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                env["cpu"] = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    for dist in ("onnxruntime", "onnxruntime-gpu", "tensorrt", "cuda-python", "pycuda", "numpy"):
+        v = package_version(dist)
+        if v:
+            env[dist] = v
+    from .doctor import jetson_info, jetson_power
+    j = jetson_info()
+    if j:
+        env["jetson"] = {**j, **jetson_power()}
+    return env
+
+
+def frames_of(input_uri: Optional[str], n: int) -> (List[np.ndarray], Optional[Dict]):
+    """``n`` RGB frames and the decode timing per frame: from a video file, or (none given) drawn
+    motion frames, for which there is no decode stage."""
+    if input_uri and Path(input_uri).is_file():
+        import cv2
+
+        cap = cv2.VideoCapture(str(input_uri))
+        times, frames = [], []
+        try:
+            while len(frames) < n:
+                t = time.perf_counter()
+                ok, f = cap.read()
+                if not ok:
+                    if not frames:
+                        from .errors import VideoError
+                        raise VideoError(f"{input_uri}: no frame decodes")
+                    cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+                    continue
+                f = cv2.cvtColor(f, cv2.COLOR_BGR2RGB)
+                times.append(time.perf_counter() - t)
+                frames.append(f)
+        finally:
+            cap.release()
+        return frames, stats(times)
+    from .synthetic import render_clip
+
+    return list(render_clip(0, 0, 0, max(n, 2), 240, 320)), None
+
+
+def bench_model(model: str, input_uri: Optional[str] = None, warmup: int = 3, runs: int = 30, batch: int = 1,
+                device: Optional[str] = None, threads: int = 0, progress=None) -> Dict:
+    """Time one model end to end. Returns the report (also what ``save`` writes)."""
+    from .runtime import load_classifier
+    from .stream import EventDetector, Smoother, topk
+    from .transforms import preprocess_frame
+
+    clf = load_classifier(model, device=device, threads=threads)
+    spec = clf.spec
+    frames, decode = frames_of(input_uri, max(spec.frames, 60))
+    i = [0]
+
+    def prep():
+        i[0] += 1
+        return preprocess_frame(frames[i[0] % len(frames)], spec)
+
+    preprocess = timeit(prep, warmup, max(runs, 50))
+    window = np.stack([preprocess_frame(f, spec) for f in frames[:spec.frames]], 1)
+    x = np.repeat(window[None], batch, 0).astype(np.float32)
+    for _ in range(warmup):
+        clf.predict_logits(x)
+    times = []
+    rounds = progress(range(runs), desc="timing", unit="run") if progress else range(runs)
+    for _ in rounds:
+        t = time.perf_counter()
+        clf.predict_logits(x)
+        times.append(time.perf_counter() - t)
+    inference = stats(times)
+    sm, ev = Smoother(3), EventDetector(clf.classes)
+    logits = clf.predict_logits(x)[:1]
+    from .runtime import softmax
+
+    def post():
+        p = softmax(logits)[0]
+        s = sm(p)
+        ev(s, 0, 0.0)
+        return topk(s, clf.classes, 3)
+
+    post_t = timeit(post, warmup, max(runs, 50))
+    per_frame = (decode["median_ms"] if decode else 0.0) + preprocess["median_ms"]
+    rep = {"model": str(model), "backend": clf.describe(), "precision": clf.meta.get("precision", "fp32"),
+           "input": [batch, *spec.input_shape], "source": input_uri or "drawn motion frames (no decode stage)",
+           "warmup": warmup, "runs": runs,
+           "stages": {"decode_per_frame": decode, "preprocess_per_frame": preprocess, "inference_per_window": inference,
+                      "postprocess_per_window": post_t},
+           "throughput": {"windows_per_s": batch / (inference["median_ms"] / 1000),
+                          "clip_frames_per_s": batch * spec.frames / (inference["median_ms"] / 1000)},
+           # frame-to-label: the newest frame decoded and preprocessed, the window classified, the scores post-processed
+           "frame_to_label_ms": per_frame + inference["median_ms"] + post_t["median_ms"],
+           "environment": device_environment()}
+    if clf.meta.get("layers"):
+        rep["layers"] = clf.meta["layers"]
+    clf.close()
+    return rep
+
+
+def save(rep: Dict, out) -> Path:
+    from .artifacts import atomic_write_text
+
+    path = Path(out) / "bench_model.json"
+    atomic_write_text(path, json.dumps(rep, indent=2, default=str))
+    return path
+
+
+def print_report(rep: Dict) -> None:
+    env = rep["environment"]
+    print(f"{rep['backend']} on {env.get('cpu') or env.get('machine')}"
+          + (f", Jetson {env['jetson'].get('model')} ({env['jetson'].get('nvpmodel', 'power mode unknown')})"
+             if env.get("jetson") else ""))
+    print(f"input {rep['input']}; {rep['runs']} timed runs after {rep['warmup']} warm-up; source: {rep['source']}")
+    print(f"  {'stage':24s} {'p50 ms':>9s} {'p90':>9s} {'p99':>9s}")
+    for k, s in rep["stages"].items():
+        if s:
+            print(f"  {k:24s} {s['p50_ms']:9.2f} {s['p90_ms']:9.2f} {s['p99_ms']:9.2f}")
+    t = rep["throughput"]
+    print(f"throughput: {t['windows_per_s']:.2f} windows/s ({t['clip_frames_per_s']:.0f} clip frames/s); "
+          f"frame-to-label {rep['frame_to_label_ms']:.1f} ms")
+    if rep.get("layers"):
+        from .engine import summary_line
+        print(f"engine layers: {summary_line(rep['layers'])}")
