@@ -1,0 +1,1 @@
+"""Stand-in package for cuda-python (see cuda/bindings/runtime.py)."""

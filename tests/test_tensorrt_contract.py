@@ -1,0 +1,266 @@
+"""The TensorRT path against the documented contract, off the device.
+
+tests/standin holds stand-ins for ``tensorrt`` (10.3), ``cuda.bindings.runtime`` (cuda-python 12.6)
+and ``pycuda.driver``; their headers say what they prove and what they do not. Every public name
+they define is checked here against the names read out of the real packages
+(tests/data/*-names.txt, made by tests/tools/api_names.py), so fts-edge cannot call a name that
+TensorRT 10.3 or cuda-python 12.6 lacks and still pass. Through them: build-engine --fp16/--int8 ->
+.engine -> camera / verify / bench --model, refusals, the pycuda fallback, freed buffers.
+"""
+import importlib
+import inspect
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fts_edge.bundle import metadata_path
+from fts_edge.cli import main
+
+STANDIN = Path(__file__).resolve().parent / "standin"
+DATA = Path(__file__).resolve().parent / "data"
+STANDIN_MODULES = ("tensorrt", "cuda", "cuda.bindings", "cuda.bindings.runtime", "pycuda", "pycuda.driver")
+
+
+@pytest.fixture
+def standin(monkeypatch):
+    """Make the stand-ins importable as tensorrt / cuda / pycuda for one test."""
+    for m in STANDIN_MODULES:
+        monkeypatch.delitem(sys.modules, m, raising=False)
+    monkeypatch.syspath_prepend(str(STANDIN))
+    for var in ("FTS_STANDIN_TRT_VERSION", "FTS_STANDIN_CUDA_ERROR", "FTS_STANDIN_GPU", "FTS_STANDIN_CC"):
+        monkeypatch.delenv(var, raising=False)
+    yield importlib.import_module("tensorrt")
+    for m in STANDIN_MODULES:
+        sys.modules.pop(m, None)
+
+
+def _names(path):
+    return {line.strip() for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")}
+
+
+def _public(module):
+    """Public classes and functions a stand-in module defines, with their public members."""
+    out = set()
+    for name, value in vars(module).items():
+        if name.startswith("_") or getattr(value, "__module__", None) != module.__name__:
+            continue
+        out.add(name)
+        if inspect.isclass(value):
+            out |= {f"{name}.{m}" for m in vars(value) if not m.startswith("_")}
+            out |= {f"{name}.{m}" for m in getattr(value, "__members__", {})}  # enum members
+    return out
+
+
+def _known(leaf, real):
+    # the linker stores a string that ends another one only inside it (IRuntime holds Runtime)
+    return leaf in real or any(r.endswith(leaf) for r in real)
+
+
+def test_every_standin_tensorrt_name_exists_in_tensorrt_10_3(standin):
+    real = _names(DATA / "tensorrt-10.3.0-names.txt")
+    stand_in_only = {"Logger.messages"}  # the stand-in's record of log lines, read by no fts-edge code
+    missing = sorted(q for q in _public(standin) - stand_in_only if not _known(q.rsplit(".", 1)[-1], real))
+    assert not missing, f"names TensorRT 10.3 does not have: {missing}"
+
+
+def test_every_standin_cuda_name_exists_in_cuda_python_12_6(standin):
+    real = _names(DATA / "cuda-python-12.6.2-runtime-names.txt")
+    rt = importlib.import_module("cuda.bindings.runtime")
+    api = {n for n in vars(rt) if not n.startswith("_") and n not in ("live_allocations", "annotations")
+           and not inspect.ismodule(vars(rt)[n]) and getattr(vars(rt)[n], "__module__", rt.__name__) == rt.__name__}
+    missing = sorted(n for n in api if n not in real)
+    members = {f"{e}.{m}" for e in ("cudaMemcpyKind", "cudaError_t") for m in getattr(rt, e).__members__}
+    missing += sorted(m for m in members if m not in real)
+    assert not missing, f"names cuda-python 12.6 does not have: {missing}"
+
+
+def test_a_name_tensorrt_lacks_fails_against_the_standin(standin):
+    """The point of the name check: an attribute of another TensorRT (here 8.x's) is an error."""
+    b = standin.Builder(standin.Logger())
+    with pytest.raises(AttributeError):
+        b.build_engine  # noqa: B018 - removed in TensorRT 10
+    assert not any(line.strip() == "build_engine" for line in (DATA / "tensorrt-10.3.0-names.txt").read_text().splitlines())
+
+
+@pytest.fixture
+def onnx_copy(tiny_run, tmp_path):
+    d = tmp_path / "engines"
+    d.mkdir()
+    for f in (tiny_run["onnx"], metadata_path(tiny_run["onnx"])):
+        shutil.copy(f, d / Path(f).name)
+    return d / "student.onnx"
+
+
+def _camera_rows(model, video, tmp_path, tag):
+    out = tmp_path / f"{tag}.jsonl"
+    assert main(["camera", "--input", str(video), "--model", str(model), "--max-windows", "6", "--every", "3",
+                 "--json-out", str(out)]) == 0
+    return [json.loads(l) for l in out.read_text().splitlines() if '"prediction"' in l]
+
+
+def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, onnx_copy, tmp_path, shared_data, capsys):
+    video = shared_data / "vtest.avi"
+    rc = main(["build-engine", str(onnx_copy), "--fp16", "--int8", "--calib-input", str(video), "--calib-clips", "8",
+               "--min-agreement", "0", "--timing-cache", str(tmp_path / "timing.cache")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    d = onnx_copy.parent
+    for prec, src in (("fp16", "student.onnx"), ("int8", "student.int8.onnx")):
+        engine = d / f"student.{prec}.engine"
+        meta = json.loads(metadata_path(engine).read_text())
+        onnx_meta = json.loads(metadata_path(d / src).read_text())
+        # the engine carries the ONNX's bundle and its own identity
+        assert meta["classes"] == onnx_meta["classes"] and meta["clip_spec"] == onnx_meta["clip_spec"]
+        assert meta["input_names"] == ["clip"] and meta["output_names"] == ["logits"]
+        assert meta["precision"] == prec and meta["parent_onnx_sha256"] == onnx_meta["onnx_sha256"]
+        assert meta["engine"]["tensorrt"] == "10.3.0.26" and meta["engine"]["gpu"] == "Orin (stand-in)"
+        assert meta["engine"]["compute_capability"] == "8.7" and len(meta["engine"]["sha256"]) == 64
+        assert meta["layers"]["convolutions"] > 0
+        by = meta["layers"]["convolutions_by_precision"]
+        assert by == ({"int8": meta["layers"]["convolutions"]} if prec == "int8" else {"fp16": meta["layers"]["convolutions"]})
+        assert f"built {engine}" in out
+        # the camera on the engine gives what ONNX Runtime gives on the ONNX it was built from, window by window
+        got = _camera_rows(engine, video, tmp_path, f"engine-{prec}")
+        want = _camera_rows(d / src, video, tmp_path, f"onnx-{prec}")
+        assert len(got) == len(want) == 6
+        for g, w in zip(got, want):
+            assert g["frame"] == w["frame"] and g["top"][0]["label"] == w["top"][0]["label"]
+            np.testing.assert_allclose([t["score"] for t in g["top"]], [t["score"] for t in w["top"]], atol=1e-6)
+    assert (tmp_path / "timing.cache").read_bytes().startswith(b"FTS-TIMING")
+    # verify and bench --model run on the engine
+    assert main(["verify", str(d / "student.int8.engine"), "--input", str(video), "--clips", "4", "--runs", "3",
+                 "--json-out", str(tmp_path / "verify.json")]) == 0
+    rep = json.loads((tmp_path / "verify.json").read_text())
+    assert rep["reference"].endswith("student.onnx") and rep["clips"] == 4 and rep["layers"]["convolutions"] > 0
+    assert set(rep["latency_ms"]) == {"p50", "p90", "p99"} and rep["passed"]
+    assert main(["bench", "--model", str(d / "student.fp16.engine"), "--input", str(video), "--runs", "3",
+                 "--out", str(tmp_path / "bench")]) == 0
+    b = json.loads((tmp_path / "bench" / "bench_model.json").read_text())
+    assert b["stages"]["decode_per_frame"]["p50_ms"] > 0 and b["stages"]["inference_per_window"]["runs"] == 3
+    # a second build reuses the engines: same TensorRT, GPU and ONNX
+    capsys.readouterr()
+    assert main(["build-engine", str(onnx_copy), "--fp16"]) == 0
+    assert "reused" in capsys.readouterr().out
+
+
+def test_engine_refused_elsewhere(standin, onnx_copy, monkeypatch, capsys):
+    from fts_edge.engine import build_engine
+    from fts_edge.errors import EngineError
+    from fts_edge.runtime import load_classifier
+
+    engine = Path(build_engine(onnx_copy, "fp16")["engine"])
+    load_classifier(engine).close()
+    monkeypatch.setenv("FTS_STANDIN_GPU", "NVIDIA GeForce RTX 4090")
+    monkeypatch.setenv("FTS_STANDIN_CC", "8.9")
+    with pytest.raises(EngineError, match="built for GPU compute capability '8.7', this machine has '8.9'"):
+        load_classifier(engine)
+    monkeypatch.delenv("FTS_STANDIN_GPU")
+    monkeypatch.delenv("FTS_STANDIN_CC")
+    monkeypatch.setenv("FTS_STANDIN_TRT_VERSION", "10.7.0.23")
+    assert main(["camera", "--input", "synthetic://", "--model", str(engine), "--max-windows", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "built for TensorRT '10.3.0.26', this machine has '10.7.0.23'" in err and "fts-edge build-engine" in err
+    assert err.count("\n") == 1
+    monkeypatch.setenv("FTS_STANDIN_TRT_VERSION", "8.6.2.3")
+    with pytest.raises(EngineError, match="JetPack 6.1"):
+        load_classifier(engine)
+    monkeypatch.setenv("FTS_STANDIN_TRT_VERSION", "11.0.0.1")
+    with pytest.raises(EngineError, match="tensorrt>=10,<11"):
+        build_engine(onnx_copy, "fp16", force=True)
+    monkeypatch.delenv("FTS_STANDIN_TRT_VERSION")
+    blob = bytearray(engine.read_bytes())
+    blob[-1] ^= 0xFF
+    engine.write_bytes(bytes(blob))
+    with pytest.raises(EngineError, match="sha256 differs"):
+        load_classifier(engine)
+
+
+def test_dynamic_batch_engine_has_an_optimization_profile(standin, tiny_run, tmp_path):
+    from fts_edge.engine import build_engine
+    from fts_edge.export import export_onnx
+    from fts_edge.runtime import load_classifier
+
+    rep = export_onnx(tiny_run["student"], tmp_path / "dyn.onnx", dynamic_batch=True)
+    eng = build_engine(rep["onnx"], "fp16", max_batch=4)
+    assert eng["metadata"]["engine"]["profile"] == {"min_batch": 1, "opt_batch": 1, "max_batch": 4}
+    clips = np.random.default_rng(0).standard_normal((6, 3, 4, 24, 24)).astype(np.float32)
+    trt_clf, ort_clf = load_classifier(eng["engine"]), load_classifier(rep["onnx"], device="cpu")
+    np.testing.assert_allclose(trt_clf.classify(clips), ort_clf.classify(clips), atol=1e-6)  # 6 clips: chunks of 4
+    trt_clf.close()
+
+
+def test_buffers_are_pinned_and_freed(standin, onnx_copy):
+    from fts_edge.engine import build_engine
+    from fts_edge.runtime import load_classifier
+
+    rt = importlib.import_module("cuda.bindings.runtime")
+    before = rt.live_allocations()
+    clf = load_classifier(build_engine(onnx_copy, "fp16")["engine"])
+    clf.classify(np.zeros((2, 3, 4, 24, 24), np.float32))
+    dev, pinned, streams = rt.live_allocations()
+    assert clf.cuda.kind == "cuda-python" and dev > before[0] and pinned > before[1] and streams > before[2]
+    clf.close()
+    assert rt.live_allocations() == before
+
+
+def test_cuda_python_with_a_wrong_driver_falls_back_to_pycuda(standin, onnx_copy, monkeypatch):
+    """cuda-python 13 on JetPack 6 imports, then answers cudaErrorInsufficientDriver: use pycuda,
+    and pop its context when done."""
+    from fts_edge.engine import build_engine
+    from fts_edge.runtime import load_classifier
+
+    path = build_engine(onnx_copy, "fp16")["engine"]
+    monkeypatch.setenv("FTS_STANDIN_CUDA_ERROR", "35")
+    drv = importlib.import_module("pycuda.driver")
+    clf = load_classifier(path)
+    assert clf.cuda.kind == "pycuda" and len(drv.context_stack()) == 1
+    ref = load_classifier(onnx_copy, device="cpu")
+    x = np.random.default_rng(1).standard_normal((1, 3, 4, 24, 24)).astype(np.float32)
+    np.testing.assert_allclose(clf.classify(x), ref.classify(x), atol=1e-6)
+    clf.close()
+    assert drv.context_stack() == []
+
+
+def test_no_cuda_at_all_is_one_clear_error(standin, onnx_copy, monkeypatch):
+    from fts_edge.engine import build_engine
+    from fts_edge.errors import EngineError
+    from fts_edge.runtime import load_classifier
+
+    path = build_engine(onnx_copy, "fp16")["engine"]
+    monkeypatch.setenv("FTS_STANDIN_CUDA_ERROR", "35")
+    monkeypatch.setitem(sys.modules, "pycuda", None)
+    monkeypatch.setitem(sys.modules, "pycuda.driver", None)
+    with pytest.raises(EngineError) as e:
+        load_classifier(path)
+    msg = str(e.value)
+    assert "cuda-python does not work here" in msg and "cudaErrorInsufficientDriver" in msg
+    assert "pycuda is not installed" in msg and "cuda-python>=12.2,<12.7" in msg and "\n" not in msg
+
+
+INSPECTOR_FILES = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "tensorrt").glob("*.json"))
+
+
+@pytest.mark.skipif(not INSPECTOR_FILES, reason="no public TensorRT inspector JSON in ../shared/data/tensorrt/")
+@pytest.mark.parametrize("path", INSPECTOR_FILES, ids=lambda p: p.name)
+def test_layer_report_on_real_inspector_output(path):
+    """Real engines' inspector JSON (public files): every layer is read, convolutions are counted
+    by what their kernels take in, and a LAYER_NAMES_ONLY file says it cannot tell."""
+    from fts_edge.engine import layer_report
+
+    info = json.loads(path.read_text())
+    rep = layer_report(info)
+    s = rep["summary"]
+    assert s["layers"] == len(info["Layers"])
+    if s["detail"] == "detailed":
+        convs = [l for l in info["Layers"] if l.get("ParameterType") == "Convolution"]
+        assert s["convolutions"] == len(convs) > 0
+        int8 = [l for l in convs if "int8" in l["Inputs"][0]["Format/Datatype"].lower()
+                and l.get("Weights", {}).get("Type", "Int8") == "Int8"]
+        assert s["convolutions_by_precision"].get("int8", 0) == len(int8)
+        assert all(r["tactic"] for r in rep["layers"] if r["conv"])
+    else:
+        assert s["convolutions"] == 0 and "names only" in s["detail"]
