@@ -233,9 +233,9 @@ def build_engine(onnx_path, precision: str, workspace_mb: int = 1024, timing_cac
         os.replace(tmp_engine, out)
         os.replace(tmp_meta, metadata_path(out))
     finally:
-        for t in (tmp_engine, tmp_meta):
-            if t.exists():
-                t.unlink()
+        for leftover in (tmp_engine, tmp_meta):
+            if leftover.exists():
+                leftover.unlink()
     b.save_timing_cache(timing_cache)
     return {"engine": str(out), "reused": False, "metadata": meta, "layers": layers}
 

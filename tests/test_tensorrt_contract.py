@@ -264,3 +264,34 @@ def test_layer_report_on_real_inspector_output(path):
         assert all(r["tactic"] for r in rep["layers"] if r["conv"])
     else:
         assert s["convolutions"] == 0 and "names only" in s["detail"]
+
+
+def _attribute_chains(path, roots):
+    """Names reached as ROOT.NAME in a source file, for each root variable name."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(Path(path).read_text())):
+        if isinstance(node, ast.Attribute):
+            base = node.value
+            name = base.attr if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and \
+                base.value.id == "self" else base.id if isinstance(base, ast.Name) else None
+            if name in roots:
+                found.add(node.attr)
+    return found
+
+
+def test_the_code_names_only_what_the_real_modules_have():
+    """Beyond what the tests run: every trt.X in the engine and runtime code, and every rt.X in the
+    CUDA code, is a name of TensorRT 10.3 or cuda-python 12.6."""
+    src = Path(__file__).resolve().parents[1] / "fts_edge"
+    trt_real = _names(DATA / "tensorrt-10.3.0-names.txt")
+    roots = {"trt", "builder", "config", "network", "parser", "profile", "runtime", "engine", "context", "t"}
+    used = _attribute_chains(src / "engine.py", roots) | (_attribute_chains(src / "runtime.py", roots) - {"meta", "spec"})
+    assert {"Builder", "OnnxParser", "Runtime", "BuilderFlag", "TensorIOMode", "create_optimization_profile",
+            "set_tensor_address", "execute_async_v3", "get_timing_cache"} <= used
+    assert not sorted(n for n in used - {"__version__"} if not _known(n, trt_real))
+    cuda_real = _names(DATA / "cuda-python-12.6.2-runtime-names.txt")
+    used = _attribute_chains(src / "cudamem.py", {"rt"})
+    assert {"cudaMalloc", "cudaMallocHost", "cudaMemcpyAsync", "cudaFreeHost"} <= used
+    assert not sorted(n for n in used if n not in cuda_real)
