@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Dict, Optional
 
-from .bundle import metadata_path, read_metadata, write_metadata
+from .bundle import metadata_path, read_bundle_of, write_metadata
 from .clipspec import ClipSpec
 from .errors import ExportError, FtsError
 
@@ -46,13 +46,20 @@ def export(ckpt, out=None, batch: int = 1, dynamic_batch: bool = False, video: O
 
 
 def _commit_int8(fp32_meta: Dict, candidate: Path, final: Path, report: Dict) -> None:
-    """Write the INT8 model's metadata beside the checked candidate, then rename both into place."""
-    from .quantize import write_int8_metadata
+    """The checked candidate with its bundle inside, committed with its JSON (bundle.commit_artifact)."""
+    import hashlib
 
-    tmp_meta = metadata_path(candidate)
-    write_int8_metadata(fp32_meta, candidate, {**report, "int8_onnx": str(final)}, path=tmp_meta)
-    os.replace(candidate, final)
-    os.replace(tmp_meta, metadata_path(final))
+    import onnx
+
+    from .bundle import commit_artifact, embed_bundle
+    from .quantize import int8_metadata
+
+    meta = int8_metadata(fp32_meta, {**report, "int8_onnx": str(final)})
+    proto = onnx.load(str(candidate))
+    embed_bundle(proto, meta)
+    blob = proto.SerializeToString()
+    meta["onnx_sha256"] = hashlib.sha256(blob).hexdigest()
+    commit_artifact(final, blob, meta)
 
 
 def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor: str, calib_method: str,
@@ -105,11 +112,14 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
         report["export"] = exp
         say(f"exported {onnx_path} (parity with PyTorch on {exp['parity']['clips']} clips: "
             f"top-1 {exp['parity']['top1_agreement']:.0%}, max rel diff {exp['parity']['max_rel_diff']:.1e})")
-    meta = read_metadata(metadata_path(onnx_path))
+    meta = read_bundle_of(onnx_path)
     if meta.get("precision", "fp32") != "fp32":
         raise FtsError(f"{onnx_path}: a {meta['precision']} model; build engines from the fp32 ONNX it was made from "
                        f"({meta.get('parent') or 'NAME.onnx'})")
     from .runtime import check_artifact_hash
+    if meta.pop("bundle_source", None) == "embedded":
+        from .artifacts import sha256_file
+        meta["onnx_sha256"] = sha256_file(onnx_path)
     check_artifact_hash(meta.get("onnx_sha256"), onnx_path)
     spec = ClipSpec.from_dict(meta["clip_spec"])
     precisions = [p for p, on in (("fp16", fp16), ("int8", int8)) if on] or ["fp16"]

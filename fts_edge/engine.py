@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .artifacts import atomic_write_bytes, sha256_file
-from .bundle import metadata_path, read_metadata, write_metadata
+from .bundle import metadata_path, read_bundle_of, read_metadata, write_metadata
 from .errors import EngineError, TensorRTUnavailable
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,8 @@ def build_engine(onnx_path, precision: str, workspace_mb: int = 1024, timing_cac
         raise TensorRTUnavailable("TensorRT is installed but no CUDA GPU answers (cuda-python or pycuda); build "
                                   "the engine on the device")
     onnx_path = Path(onnx_path)
-    onnx_meta = read_metadata(metadata_path(onnx_path))
+    onnx_meta = read_bundle_of(onnx_path)
+    onnx_meta.pop("bundle_source", None)
     onnx_sha = sha256_file(onnx_path)
     if onnx_meta.get("onnx_sha256") and onnx_meta["onnx_sha256"] != onnx_sha:
         raise EngineError(f"{onnx_path}: the file is not the model its metadata describes (sha256 differs); "

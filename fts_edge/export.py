@@ -6,6 +6,7 @@ bundle metadata every later stage reads.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import warnings
@@ -15,10 +16,10 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from .artifacts import atomic_write_bytes, sha256_file
-from .checkpoint import build_from_checkpoint, bundle_metadata, load_checkpoint, write_metadata
+from .artifacts import atomic_write_bytes
+from .checkpoint import build_from_checkpoint, bundle_metadata, load_checkpoint
 from .clipspec import ClipSpec
-from .bundle import metadata_path
+from .bundle import commit_artifact, embed_bundle, metadata_path
 from .errors import CheckpointError, ExportError
 from .onnxrt import compare_logits, ort_session, run_onnx  # noqa: F401  (re-exported)
 
@@ -64,16 +65,23 @@ def export_onnx(ckpt_path, out=None, batch: int = 1, dynamic_batch: bool = False
               "nodes_before": len(proto.graph.node)}
     proto, report["simplified"] = _simplify(proto, simplify)
     report["nodes"] = len(proto.graph.node)
-    atomic_write_bytes(out, proto.SerializeToString())
     if parity_clips is None:
         from .clips import rendered_clips
         parity_clips = rendered_clips(spec, 4)
-    clips = parity_clips
-    report["parity"] = parity(model, out, clips, rel_tol=rel_tol, batch=None if dynamic_batch else batch)
+    checked = out.with_name(f".{out.name}.{os.getpid()}.check.onnx")
+    try:  # the parity check runs on a file no command loads; the previous model stays until it passes
+        atomic_write_bytes(checked, proto.SerializeToString())
+        report["parity"] = parity(model, checked, parity_clips, rel_tol=rel_tol, batch=None if dynamic_batch else batch)
+    finally:
+        if checked.exists():
+            checked.unlink()
     meta = bundle_metadata(ck, ckpt_path)
-    meta.update(precision="fp32", onnx_sha256=sha256_file(out), opset=OPSET, batch=report["batch"],
-                parity=report["parity"], simplified=report["simplified"], parent=str(ckpt_path))
-    write_metadata(metadata_path(out), meta)
+    meta.update(precision="fp32", opset=OPSET, batch=report["batch"], parity=report["parity"],
+                simplified=report["simplified"], parent=str(ckpt_path))
+    embed_bundle(proto, meta)
+    blob = proto.SerializeToString()
+    meta["onnx_sha256"] = hashlib.sha256(blob).hexdigest()
+    commit_artifact(out, blob, meta)
     report["metadata"] = str(metadata_path(out))
     return report
 

@@ -271,9 +271,15 @@ def check_int8(fp32_onnx, int8_onnx, clips: np.ndarray, labels: Optional[np.ndar
     return rep
 
 
-def write_int8_metadata(fp32_meta: dict, int8_onnx, report: Dict, path=None) -> Path:
-    meta = dict(fp32_meta)
-    meta.update(precision="int8", onnx_sha256=sha256_file(int8_onnx), quantization=report,
-                parent_onnx=report.get("fp32_onnx"),
+def int8_metadata(fp32_meta: dict, report: Dict) -> dict:
+    """The INT8 model's bundle: the fp32 model's, with its precision, quantization report and parent."""
+    meta = {k: v for k, v in fp32_meta.items() if k not in ("parity", "bundle_source")}
+    meta.update(precision="int8", quantization=report, parent_onnx=report.get("fp32_onnx"),
                 parent_sha256=fp32_meta.get("onnx_sha256"))
-    return write_metadata(path or metadata_path(int8_onnx), meta)
+    return meta
+
+
+def write_int8_metadata(fp32_meta: dict, int8_onnx, report: Dict) -> Path:
+    """The JSON beside an INT8 model written in place (benchmarks; build-engine commits both together)."""
+    return write_metadata(metadata_path(int8_onnx), {**int8_metadata(fp32_meta, report),
+                                                     "onnx_sha256": sha256_file(int8_onnx)})
