@@ -112,6 +112,33 @@ def overlay(frame_rgb: np.ndarray, label: str, score: float, fps: float, latency
     return img
 
 
+VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
+
+
+def check_output(output: str, overwrite: bool) -> None:
+    """Refuse an --output that cannot be written, before the camera starts."""
+    p = Path(output)
+    if p.is_dir():
+        raise FtsError(f"--output {output}: is a folder; name a video file (.mp4, .avi, .mkv, .mov)")
+    if p.suffix.lower() not in VIDEO_SUFFIXES:
+        raise FtsError(f"--output {output}: unknown video type {p.suffix or '(none)'!r}; use "
+                       + ", ".join(VIDEO_SUFFIXES))
+    if p.exists() and not overwrite:
+        raise FtsError(f"--output {output}: exists; pass --overwrite to replace it")
+    parent = p.parent if str(p.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FtsError(f"--output {output}: cannot make its folder ({e.strerror})")
+    import os
+    if not os.access(parent, os.W_OK):
+        raise FtsError(f"--output {output}: its folder is not writable")
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM (what systemd and docker stop send): the camera finishes its outputs and exits 143."""
+
+
 class Outputs:
     """Where annotated frames go: a video file, the browser page, a window."""
 
@@ -143,8 +170,10 @@ class Outputs:
         if self.output:
             if self.writer is None:
                 Path(self.output).parent.mkdir(parents=True, exist_ok=True)
-                fourcc = cv2.VideoWriter_fourcc(*("mp4v" if self.output.endswith(".mp4") else "MJPG"))
+                fourcc = cv2.VideoWriter_fourcc(*VIDEO_SUFFIXES[Path(self.output).suffix.lower()])
                 self.writer = cv2.VideoWriter(self.output, fourcc, self.fps, (img_bgr.shape[1], img_bgr.shape[0]))
+                if not self.writer.isOpened():
+                    raise FtsError(f"--output {self.output}: OpenCV cannot write this video type here")
             self.writer.write(img_bgr)
         if self.server:
             self.server.update(img_bgr, status)
@@ -163,12 +192,15 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
         on: float = 0.6, off: float = 0.4, realtime: bool = False, json_out: Optional[str] = None,
         output: Optional[str] = None, serve: Optional[str] = None, display: bool = False,
         teacher: Optional[str] = None, flow_dir: Optional[str] = None, max_windows: Optional[int] = None,
-        max_retries: int = 0, threads: int = 0, device: Optional[str] = None, sources=None) -> Dict:
+        max_retries: int = 0, threads: int = 0, device: Optional[str] = None, sources=None,
+        overwrite: bool = False) -> Dict:
     """Run the app until the sources end (or ``max_windows`` classifications). Returns the summary.
     ``sources`` (already opened Source objects) may stand in for ``inputs`` (tests, embedding)."""
     from .runtime import load_classifier
     from .sources import Resilient, open_source
 
+    if output:
+        check_output(output, overwrite)
     say = JsonLines(json_out)
     clf = load_classifier(model or default_model(), device=device, threads=threads)
     spec = clf.spec
@@ -196,6 +228,13 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
                     stop=stop, on_event=say) for i, (s, st) in enumerate(zip(sources, states))]
     say({"type": "start", "model": clf.describe(), "inputs": uris, "clip": spec.to_dict(), "stride": stride,
          "classes": len(clf.classes)})
+    stopped_by = None
+    import signal
+
+    def on_sigterm(signum, frame):
+        raise Stopped()
+
+    old_term = signal.signal(signal.SIGTERM, on_sigterm) if threading.current_thread() is threading.main_thread() else None
     smoothers = [Smoother(smooth) for _ in states]
     detectors = [EventDetector(clf.classes, on, off) for _ in states]
     latencies, infer_ms, n_cls = [], [], 0
@@ -238,9 +277,12 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
                           "latency_ms": lat, "classifications_per_s": rate})
             if max_windows and n_cls >= max_windows:
                 break
-    except KeyboardInterrupt:
-        say({"type": "stopped", "reason": "interrupted"})
+    except KeyboardInterrupt as e:
+        stopped_by = "SIGTERM" if isinstance(e, Stopped) else "SIGINT"
+        say({"type": "stopped", "reason": stopped_by})
     finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
         stop.set()
         for st in states:
             with st.cond:
@@ -261,12 +303,17 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
                               (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
                "inference_ms_p50": round(float(np.median(infer_ms)), 2) if infer_ms else None,
                "sources": [{"uri": st.uri, "frames": st.frames, "windows": st.windows, "dropped_windows": st.dropped,
-                            "error": st.error} for st in states]}
+                            "error": st.error} for st in states], "stopped": stopped_by}
+    for st in states:  # a file that ended before it filled one window never gave a label: say so
+        if st.error is None and st.windows == 0 and stopped_by is None and not max_windows:
+            st.error = f"{st.uri}: ended after {st.frames} frames, before one window of {spec.span} frames"
+    for row, st in zip(summary["sources"], states):
+        row["error"] = st.error
     if tch is not None:
         summary["teacher_agreement"] = tch.agree / max(tch.n, 1)
     say(summary)
     say.close()
     errors = [st.error for st in states if st.error]
-    if errors and n_cls == 0:
+    if errors and n_cls == 0 and stopped_by is None:
         raise SourceError(errors[0])
     return summary

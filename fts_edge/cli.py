@@ -183,7 +183,8 @@ def add_camera_args(c):
     c.add_argument("--headless", action="store_true", help="no window: JSON lines only (the default without --display)")
     c.add_argument("--json-out", help="append the JSON lines to this file instead of stdout")
     c.add_argument("--display", action="store_true", help="show an annotated window (needs a screen and OpenCV GUI)")
-    c.add_argument("--output", help="write the annotated stream to this video file")
+    c.add_argument("--output", help="write the annotated stream to this video file (.mp4, .avi, .mkv, .mov)")
+    c.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
     c.add_argument("--serve", metavar="HOST:PORT", help="serve a live page (MJPEG + label); host defaults to 127.0.0.1")
     c.add_argument("--teacher", help="teacher mode: run this flow-teacher checkpoint beside the student")
     c.add_argument("--flow-dir", help="teacher mode: write the flow pictures to this folder")
@@ -212,7 +213,7 @@ def cmd_camera(a):
     serve = a.serve
     if serve and ":" not in serve:
         serve = f"127.0.0.1:{serve}"
-    summary = run(a.inputs or [], a.model, stride=a.every, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
+    summary = run(a.inputs or [], a.model, stride=a.every, overwrite=a.overwrite, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
                   realtime=a.realtime, json_out=a.json_out, output=a.output, serve=serve, display=a.display,
                   teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows, max_retries=a.max_retries,
                   threads=a.threads, device="cpu" if a.cpu else None)
@@ -220,6 +221,13 @@ def cmd_camera(a):
         print(f"{summary['classifications']} classifications in {summary['seconds']:.1f} s "
               f"({summary['classifications_per_s']:.2f}/s), latency p50 {summary['latency_ms']['p50']:.0f} ms; "
               f"JSON lines in {a.json_out}")
+    if summary.get("stopped"):
+        print(f"stopped by {summary['stopped']}; outputs finished", file=sys.stderr)
+        return 143 if summary["stopped"] == "SIGTERM" else 130
+    errors = [s["error"] for s in summary["sources"] if s.get("error")]
+    if errors:
+        print(f"error: {errors[0]} ({summary['classifications']} classifications made before)", file=sys.stderr)
+        return 1
     return 0
 
 

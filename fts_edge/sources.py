@@ -62,6 +62,8 @@ class CaptureSource(Source):
         fps = self.cap.get(cv2.CAP_PROP_FPS)
         self.fps = float(fps) if fps and 1 <= fps <= 240 else 30.0
         self._next_t = None
+        self.read_count = 0
+        self.declared = 0 if live else int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
 
     def read(self):
         import cv2
@@ -77,7 +79,12 @@ class CaptureSource(Source):
         if not ok or frame is None:
             if self.live:
                 raise SourceError(f"{self.uri}: stopped delivering frames")
+            from .video import TRUNCATION_TOLERANCE
+            if self.declared > 0 and self.read_count < TRUNCATION_TOLERANCE * self.declared:
+                raise SourceError(f"{self.uri}: truncated or damaged: {self.read_count} of {self.declared} declared "
+                                  "frames decode")
             return None
+        self.read_count += 1
         return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
     def close(self):

@@ -96,3 +96,66 @@ def test_build_engine_refuses_a_mismatched_pair(pair, tiny_run, tmp_path, capsys
     err = capsys.readouterr().err
     assert "is not the model its metadata" in err and err.count("\n") == 1
     assert not (pair.parent / "student.int8.onnx").exists()
+
+
+# -- the camera's outputs survive a stop ---------------------------------------------------------
+@pytest.mark.parametrize("sig,rc", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_stopped_camera_finishes_its_video_and_summary(pair, tmp_path, sig, rc):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import cv2
+
+    video, lines = tmp_path / "out.avi", tmp_path / "lines.jsonl"
+    env = dict(os.environ, FTS_EDGE_PROGRESS="0", PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    p = subprocess.Popen([sys.executable, "-m", "fts_edge", "camera", "--input", "synthetic://?size=64", "--realtime",
+                          "--model", str(pair), "--every", "2", "--output", str(video), "--json-out", str(lines)],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and (not lines.exists() or lines.read_text().count('"prediction"') < 3):
+        time.sleep(0.2)
+    p.send_signal(getattr(signal, sig))
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == rc, err
+    rows = [json.loads(l) for l in lines.read_text().splitlines()]
+    summary = rows[-1]
+    assert summary["type"] == "summary" and summary["stopped"] == sig and summary["classifications"] >= 3
+    cap = cv2.VideoCapture(str(video))
+    n = 0
+    while cap.read()[0]:
+        n += 1
+    cap.release()
+    assert n >= 3, "the video should play back with its frames"
+
+
+def test_unusable_outputs_fail_at_start(pair, tmp_path, capsys):
+    for output, message in ((tmp_path / "x.xyz", "unknown video type"), (tmp_path, "is a folder")):
+        assert main(["camera", "--input", "synthetic://", "--model", str(pair), "--output", str(output),
+                     "--max-windows", "1"]) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1
+    existing = tmp_path / "old.avi"
+    existing.write_bytes(b"keep me")
+    assert main(["camera", "--input", "synthetic://", "--model", str(pair), "--output", str(existing),
+                 "--max-windows", "1"]) == 1
+    assert "pass --overwrite" in capsys.readouterr().err and existing.read_bytes() == b"keep me"
+
+
+def test_a_source_that_ends_early_is_not_success(pair, tmp_path, capsys):
+    from fts_edge.synthetic import render_clip
+    from fts_edge.video import write_video
+
+    short = tmp_path / "short.avi"
+    write_video(short, render_clip(0, 0, 0, 3, 32, 32))  # 3 frames: the model wants 4
+    assert main(["camera", "--input", str(short), "--model", str(pair)]) == 1
+    assert "before one window of 4 frames" in capsys.readouterr().err
+    full = tmp_path / "full.avi"
+    write_video(full, render_clip(0, 0, 0, 40, 32, 32))
+    data = full.read_bytes()
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(data[: len(data) // 2])  # the container still declares 40 frames
+    rc = main(["camera", "--input", str(cut), "--model", str(pair), "--json-out", str(tmp_path / "l.jsonl")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "truncated or damaged" in err
