@@ -14,7 +14,7 @@ import torch
 from .artifacts import atomic_write_bytes, sha256_file
 from .bundle import read_metadata, versions, write_metadata  # noqa: F401  (the bundle API, re-exported)
 from .clipspec import ClipSpec
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 
 
 def save_checkpoint(path, ckpt: dict) -> Path:
@@ -30,7 +30,7 @@ def load_checkpoint(path) -> dict:
     try:
         ckpt = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{p}: not a readable fts-edge checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        raise CheckpointError(f"{p}: not a readable fts-edge checkpoint ({type(e).__name__}: {first_line(e, 160)})")
     if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
         raise CheckpointError(f"{p}: not an fts-edge checkpoint (no model/arch entries)")
     return ckpt
@@ -51,7 +51,7 @@ def build_from_checkpoint(ckpt: dict, path="checkpoint"):
         net.load_state_dict(ckpt["model"], strict=True)
     except (RuntimeError, KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: weights do not fit the architecture it names "
-                              f"({arch.get('model')}, width {arch.get('width')}): {str(e).splitlines()[0][:200]}")
+                              f"({arch.get('model')}, width {arch.get('width')}): {first_line(e, 200)}")
     return net.eval()
 
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
-from .errors import FtsError, UsageError
+from .errors import FtsError, UsageError, first_line
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -74,18 +74,52 @@ def cmd_flow(a):
     return 0
 
 
-def _check_range(flag: str, value, lo=None, hi=None):
-    if value is None:
-        return
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        rng = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
-        raise UsageError(f"{flag} must be {rng}, got {value}")
+# The allowed range of every numeric flag, by its name (one table for every subcommand), checked
+# after parsing: a value outside it is one line naming the range, exit status 2.
+RANGES = {"per_class": (1, None), "classes": (2, None), "frames": (2, None), "size": (8, 4096),
+          "val_fraction": (0.0, 0.9), "background": (0.0, 1.0), "max_frames": (2, None), "batch": (1, 256),
+          "workspace": (16, None), "calib_clips": (1, None), "min_agreement": (0.0, 1.0), "max_batch": (1, 256),
+          "calib_memory_mb": (64, None), "clips": (1, None), "runs": (1, None), "warmup": (0, None),
+          "threads": (0, 256), "epochs": (1, None), "teacher_epochs": (1, None), "seed": (0, None), "every": (1, None),
+          "every_deprecated": (1, None), "smooth": (1, None), "topk": (1, None), "on": (0.0, 1.0),
+          "max_windows": (1, None), "max_retries": (0, None), "max_rel_diff": (0.0, None)}
+RANGE_OVERRIDES = {("synth", "classes"): (2, 10)}
+
+
+def check_ranges(a) -> None:
+    sub = getattr(a, "data_command", None) or getattr(a, "command", None)
+    for dest, (lo, hi) in RANGES.items():
+        v = getattr(a, dest, None)
+        if v is None or isinstance(v, bool):
+            continue
+        lo, hi = RANGE_OVERRIDES.get((sub, dest), (lo, hi))
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            rng = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
+            flag = "--stride" if dest == "every_deprecated" else "--" + dest.replace("_", "-")
+            raise UsageError(f"{flag} must be {rng}, got {v}")
+    if getattr(a, "off", None) is not None and not 0.0 <= a.off <= a.on:
+        raise UsageError(f"--off must be from 0.0 to --on ({a.on}), got {a.off}")
+
+
+def parse_serve(value: str) -> str:
+    """HOST:PORT, [IPV6]:PORT or PORT (on 127.0.0.1: the page has no authentication) -> "host:port"."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        host, port = "127.0.0.1", value
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--serve {value}: the port must be a number from 0 to 65535 (HOST:PORT, [::1]:PORT or PORT)")
+    return f"{host}:{int(port)}"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line (and the way to see more) instead of the usage block."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def cmd_bench(a):
-    _check_range("--runs", a.runs, 1)
-    _check_range("--warmup", a.warmup, 0)
-    _check_range("--batch", a.batch, 1)
     if a.model:
         from . import bench_model
         from .progress import progress
@@ -98,7 +132,12 @@ def cmd_bench(a):
     if a.target == "flow":
         from . import bench_flow
 
-        sizes = [tuple(int(v) for v in s.lower().split("x")) for s in a.sizes.split(",")]
+        try:
+            sizes = [tuple(int(v) for v in s.lower().split("x")) for s in a.sizes.split(",")]
+        except ValueError:
+            sizes = []
+        if not sizes or any(len(hw) != 2 or min(hw) < 16 for hw in sizes):
+            raise UsageError(f"--sizes {a.sizes}: HxW pairs of at least 16x16, comma-separated (e.g. 112x112,240x320)")
         res = bench_flow.run(a.video, sizes=sizes, repeats=a.runs, devices=a.devices.split(",") if a.devices else None)
         bench_flow.print_table(res)
         path = bench_flow.save(res, Path(a.out) / "bench_flow.json")
@@ -133,11 +172,6 @@ def cmd_build_engine(a):
     from .deploy import build_engine
     from .progress import progress
 
-    _check_range("--calib-clips", a.calib_clips, 1)
-    _check_range("--workspace", a.workspace, 16)
-    _check_range("--max-batch", a.max_batch, 1)
-    _check_range("--min-agreement", a.min_agreement, 0.0, 1.0)
-    _check_range("--calib-memory-mb", a.calib_memory_mb, 64)
     build_engine(a.model, fp16=a.fp16, int8=a.int8, workspace_mb=a.workspace, timing_cache=a.timing_cache,
                  calib_data=a.calib_data, calib_input=a.calib_input, calib_clips=a.calib_clips,
                  calib_method=a.calib_method, keep_stem_fp=not a.int8_stem, min_agreement=a.min_agreement,
@@ -149,9 +183,6 @@ def cmd_build_engine(a):
 def cmd_verify(a):
     from . import verify
 
-    _check_range("--clips", a.clips, 1)
-    _check_range("--runs", a.runs, 1)
-    _check_range("--min-agreement", a.min_agreement, 0.0, 1.0)
     rep = verify.verify(a.model, a.against, a.input, clips=a.clips, runs=a.runs, min_agreement=a.min_agreement,
                         max_rel_diff=a.max_rel_diff, device=a.device, threads=a.threads)
     if a.json:
@@ -202,17 +233,7 @@ def cmd_camera(a):
         print("warning: camera --stride is now --every (--stride is the clip's temporal sampling elsewhere)",
               file=sys.stderr)
         a.every = a.every_deprecated
-    _check_range("--every", a.every, 1)
-    _check_range("--smooth", a.smooth, 1)
-    _check_range("--topk", a.topk, 1)
-    _check_range("--on", a.on, 0.0, 1.0)
-    _check_range("--off", a.off, 0.0, a.on)
-    _check_range("--max-windows", a.max_windows, 1)
-    _check_range("--max-retries", a.max_retries, 0)
-    _check_range("--threads", a.threads, 0, 256)
-    serve = a.serve
-    if serve and ":" not in serve:
-        serve = f"127.0.0.1:{serve}"
+    serve = parse_serve(a.serve) if a.serve else None
     summary = run(a.inputs or [], a.model, stride=a.every, overwrite=a.overwrite, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
                   realtime=a.realtime, json_out=a.json_out, output=a.output, serve=serve, display=a.display,
                   teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows, max_retries=a.max_retries,
@@ -275,16 +296,16 @@ def cmd_doctor(a):
 
 # -- parser ---------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = Parser(
         prog="fts-edge",
         description="FTSnet from workstation training to a live camera on a Jetson: a flow teacher "
                     "(TV-L1 layers + 3D ResNet) distilled into an RGB student, exported to ONNX/TensorRT.")
     p.add_argument("--version", action="version", version=f"fts-edge {__version__}")
     p.add_argument("-v", "--verbose", action="store_true", help="log more (debug level)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     data = sub.add_parser("data", help="check or write datasets", description="Check or write datasets.")
-    dsub = data.add_subparsers(dest="data_command", metavar="ACTION")
+    dsub = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=Parser)
     c = dsub.add_parser("check", help="decode every video once and report counts and unreadable files",
                         description="Decode every video once (with a progress bar) and report the classes, "
                                     "train/test counts and every unreadable file with its reason.")
@@ -460,6 +481,7 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        check_ranges(a)
         return int(a.func(a) or 0)
     except FtsError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -468,12 +490,16 @@ def main(argv=None) -> int:
         print("interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
         return 130
     except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {first_line(e, 300)}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a file where a folder should be, ...
+        print(f"error: {e.filename or ''}: {e.strerror or first_line(e)}", file=sys.stderr)
+        return 1
     except Exception as e:  # the last line of defence: one line, and the way to see more
         if os.environ.get("FTS_EDGE_DEBUG"):
             raise
-        print(f"error: internal {type(e).__name__}: {e} (set FTS_EDGE_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"error: internal {type(e).__name__}: {first_line(e)} (set FTS_EDGE_DEBUG=1 for the traceback)",
+              file=sys.stderr)
         return 2
 
 

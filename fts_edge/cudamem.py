@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from .errors import EngineError
+from .errors import EngineError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def open_cuda():
     except ImportError:
         reasons.append("cuda-python is not installed")
     except (CudaError, RuntimeError, OSError) as e:  # wrong driver, no driver, no GPU
-        reasons.append(f"cuda-python does not work here ({str(e).splitlines()[0][:160]})")
+        reasons.append(f"cuda-python does not work here ({first_line(e, 160)})")
     try:
         be = _PyCuda()
         log.info("CUDA through pycuda (%s)", "; ".join(reasons))
@@ -165,7 +165,7 @@ def open_cuda():
     except ImportError:
         reasons.append("pycuda is not installed")
     except Exception as e:  # pycuda.driver.Error and friends
-        reasons.append(f"pycuda does not work here ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        reasons.append(f"pycuda does not work here ({type(e).__name__}: {first_line(e, 160)})")
     raise EngineError("TensorRT inference needs CUDA from Python: " + "; ".join(reasons) +
                       ". On JetPack 6: pip install 'cuda-python>=12.2,<12.7' (jetson/install.sh does this)")
 

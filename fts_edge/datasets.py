@@ -68,7 +68,7 @@ def hmdb51_index(root, splits, split: int = 1) -> DatasetIndex:
     classes = [_HMDB_SPLIT.match(p.name)["cls"] for p in files]
     train, test = [], []
     for label, f in enumerate(files):
-        for n, line in enumerate(f.read_text().splitlines(), 1):
+        for n, line in enumerate(_split_lines(f), 1):
             if not line.strip():
                 continue
             parts = line.split()
@@ -95,7 +95,7 @@ def ucf101_index(root, splits, split: int = 1) -> DatasetIndex:
     if not ind.is_file():
         raise DatasetError(f"{ind}: missing (UCF101's official classInd.txt)")
     classes: List[str] = []
-    for n, line in enumerate(ind.read_text().splitlines(), 1):
+    for n, line in enumerate(_split_lines(ind), 1):
         if not line.strip():
             continue
         parts = line.split()
@@ -109,7 +109,7 @@ def ucf101_index(root, splits, split: int = 1) -> DatasetIndex:
         if not f.is_file():
             raise DatasetError(f"{f}: missing (UCF101's official split list)")
         items = []
-        for n, line in enumerate(f.read_text().splitlines(), 1):
+        for n, line in enumerate(_split_lines(f), 1):
             if not line.strip():
                 continue
             rel = line.split()[0]
@@ -188,6 +188,15 @@ def dataset_index(dataset: str, root=None, splits=None, split: int = 1, seed: in
             raise DatasetError(f"{root}: {unknown} are not motion-dataset classes; use --dataset folder")
         return idx
     raise DatasetError(f"unknown dataset {dataset!r}; choose from {', '.join(DATASETS)}")
+
+
+def _split_lines(path: Path) -> List[str]:
+    """The lines of a split file; a file that is not text is one clear error naming it."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise DatasetError(f"{path}: not a text split file (byte {e.start} is not UTF-8); use the official "
+                           "split files as distributed")
 
 
 def _need_root(root, dataset):

@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 from .bundle import metadata_path, read_bundle_of, write_metadata
 from .clipspec import ClipSpec
-from .errors import ExportError, FtsError
+from .errors import ExportError, FtsError, first_line
 
 log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("engines/student.onnx", "runs/demo/engines/student.onnx", "runs/demo/student/best.pt")
@@ -174,4 +174,4 @@ def _check_onnx_file(path: Path):
     try:
         onnx.checker.check_model(onnx.load(str(path)))
     except Exception as e:
-        raise ExportError(f"{path}: not a valid ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:160]})")
+        raise ExportError(f"{path}: not a valid ONNX model ({type(e).__name__}: {first_line(e, 160)})")

@@ -4,6 +4,12 @@ Each message is one line that says what is wrong and, where there is one, what t
 """
 
 
+def first_line(e: BaseException, limit: int = 200) -> str:
+    """The first line of an exception's message (its type where the message is empty), for one-line errors."""
+    lines = str(e).strip().splitlines()
+    return (lines[0] if lines else type(e).__name__)[:limit]
+
+
 class FtsError(Exception):
     """Base class: an error a user can act on. The CLI prints `error: <message>` and exits 1."""
 

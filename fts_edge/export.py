@@ -20,7 +20,7 @@ from .artifacts import atomic_write_bytes
 from .checkpoint import build_from_checkpoint, bundle_metadata, load_checkpoint
 from .clipspec import ClipSpec
 from .bundle import commit_artifact, embed_bundle, metadata_path
-from .errors import CheckpointError, ExportError
+from .errors import CheckpointError, ExportError, first_line
 from .onnxrt import compare_logits, ort_session, run_onnx  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def export_onnx(ckpt_path, out=None, batch: int = 1, dynamic_batch: bool = False
         proto = onnx.load(str(tmp))
         onnx.checker.check_model(proto)
     except Exception as e:
-        raise ExportError(f"ONNX export failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        raise ExportError(f"ONNX export failed: {type(e).__name__}: {first_line(e, 200)}")
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -97,7 +97,7 @@ def _simplify(proto, wanted: bool):
     try:
         simple, ok = onnxsim.simplify(proto)
     except Exception as e:  # onnxsim can fail on exotic graphs: say so, keep the plain one
-        log.warning("onnxsim failed (%s): keeping the plain graph", str(e).splitlines()[0][:120])
+        log.warning("onnxsim failed (%s): keeping the plain graph", first_line(e, 120))
         return proto, f"onnxsim failed: plain graph kept ({type(e).__name__})"
     if not ok:
         log.warning("onnxsim could not validate its result: keeping the plain graph")

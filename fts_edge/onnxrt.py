@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .errors import ExportError
+from .errors import ExportError, first_line
 
 
 def ort_session(path, providers: Optional[List[str]] = None, threads: int = 0, spinning: bool = False):
@@ -26,7 +26,7 @@ def ort_session(path, providers: Optional[List[str]] = None, threads: int = 0, s
     try:
         return ort.InferenceSession(str(path), opts, providers=providers)
     except Exception as e:
-        raise ExportError(f"{path}: ONNX Runtime cannot load it ({str(e).splitlines()[0][:200]})")
+        raise ExportError(f"{path}: ONNX Runtime cannot load it ({first_line(e, 200)})")
 
 
 def static_batch(session) -> Optional[int]:

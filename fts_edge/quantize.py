@@ -25,7 +25,7 @@ import numpy as np
 
 from .artifacts import sha256_file
 from .bundle import metadata_path, write_metadata
-from .errors import ExportError
+from .errors import ExportError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
     except ExportError:
         raise
     except Exception as e:
-        raise ExportError(f"INT8 quantization failed: {type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        raise ExportError(f"INT8 quantization failed: {type(e).__name__}: {first_line(e, 200)}")
     finally:
         logging.getLogger().removeFilter(quiet)
         if tmp.exists():

@@ -70,7 +70,17 @@ class LiveServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        import socket
+
+        from .errors import FtsError
+
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        server_class = type("Server", (ThreadingHTTPServer,), {"address_family": family})
+        try:
+            self.httpd = server_class((host, port), Handler)
+        except OSError as e:
+            raise FtsError(f"--serve {host}:{port}: cannot listen there ({e.strerror or e}); "
+                           "pick another port, or 127.0.0.1:0 for any free one")
         self.httpd.daemon_threads = True
         self.url = f"http://{host}:{self.httpd.server_address[1]}/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="live-server")

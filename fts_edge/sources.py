@@ -145,7 +145,10 @@ def open_source(uri: str, realtime: bool = False) -> Source:
     uri = str(uri)
     u = urlparse(uri)
     if uri.startswith("/dev/video") or u.scheme == "v4l2":
-        index = int(uri[len("/dev/video"):]) if uri.startswith("/dev/video") else int(u.netloc or u.path.strip("/") or 0)
+        num = uri[len("/dev/video"):] if uri.startswith("/dev/video") else (u.netloc or u.path.strip("/") or "0")
+        if not num.isdigit():
+            raise SourceError(f"{uri}: not a camera device (use /dev/videoN or v4l2://N)")
+        index = int(num)
         if uri.startswith("/dev/video") and not os.path.exists(uri):
             raise SourceError(f"{uri}: no such camera device (ls /dev/video* lists the ones there are)")
         return CaptureSource(uri, index, cv2.CAP_V4L2, live=True)
@@ -158,9 +161,14 @@ def open_source(uri: str, realtime: bool = False) -> Source:
         return CaptureSource(uri, uri, cv2.CAP_FFMPEG, live=True)
     if u.scheme == "synthetic":
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
-        return SyntheticSource(uri, seed=int(q.get("seed", 0)), size=int(q.get("size", 128)),
-                               fps=float(q.get("fps", 25)), realtime=realtime,
-                               max_frames=int(q["frames"]) if "frames" in q else None)
+        try:
+            seed, size, fps = int(q.get("seed", 0)), int(q.get("size", 128)), float(q.get("fps", 25))
+            frames = int(q["frames"]) if "frames" in q else None
+        except ValueError:
+            raise SourceError(f"{uri}: synthetic:// takes ?seed=N&size=N&fps=X&frames=N (numbers)") from None
+        if not (16 <= size <= 2048 and 1 <= fps <= 240 and seed >= 0 and (frames is None or frames >= 1)):
+            raise SourceError(f"{uri}: size from 16 to 2048, fps from 1 to 240, seed and frames not negative")
+        return SyntheticSource(uri, seed=seed, size=size, fps=fps, realtime=realtime, max_frames=frames)
     path = uri[len("file://"):] if u.scheme == "file" else uri
     if not os.path.exists(path):
         raise SourceError(f"{path}: no such file")

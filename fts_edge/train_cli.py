@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .distill import DEFAULT_ALPHA, MIMICS
 from .models import HINT_LAYERS, hint_layers
-from .errors import FtsError
+from .errors import FtsError, first_line
 
 
 def add_data_args(p):
@@ -102,8 +102,14 @@ def config_from_args(a, role: str):
     return TrainConfig(role=role, **kw)
 
 
+def cfg_out(a) -> str:
+    return str(getattr(a, "out", ""))
+
+
 def train_main(role: str, argv=None, doc: str = "") -> int:
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import Parser
+
+    p = Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_train_args(p, role)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(message)s")
@@ -123,15 +129,20 @@ def train_main(role: str, argv=None, doc: str = "") -> int:
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except (ValueError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {first_line(e, 300)}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk (the last good epoch stays on disk), a file where --out should be
+        print(f"error: {e.filename or cfg_out(a)}: {e.strerror or first_line(e)}; finished epochs are kept", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; finished epochs are saved, run again with --resume", file=sys.stderr)
         return 130
 
 
 def evaluate_main(argv=None, doc: str = "") -> int:
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from .cli import Parser
+
+    p = Parser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rgb", help="RGB-only baseline checkpoint (train_student.py --alpha 0)")
     p.add_argument("--teacher", help="flow-teacher checkpoint")
     p.add_argument("--student", help="distilled student checkpoint")

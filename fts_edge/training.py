@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,13 +28,30 @@ from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint
 from .clipspec import ClipSpec
 from .datasets import DatasetIndex, VideoDataset, VideoItem, dataset_index
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
-from .errors import CheckpointError, DatasetError, FtsError, VideoError
+from .artifacts import atomic_write_text
+from .errors import CheckpointError, FtsError, UsageError, VideoError
 from .models import hint_layers
 from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
 log = logging.getLogger(__name__)
 ROLES = ("teacher", "rgb", "student")
 OPTIMIZERS = ("sgd", "adamw")
+
+
+# What each numeric setting may be (name, min, max); POSITIVE ones must be above 0. A run that would
+# do nothing, or train backwards (a negative --clip-grad or --alpha), is refused at the start.
+RANGES = (("epochs", 1, None), ("batch_size", 1, None), ("lr", None, None), ("momentum", 0.0, 0.999),
+          ("weight_decay", 0.0, None), ("warmup_epochs", 0, None), ("clip_grad", 0.0, None), ("alpha", 0.0, None),
+          ("width", None, None), ("frames", 2, None), ("size", 8, None), ("resize", 8, None), ("stride", 1, None),
+          ("per_class", 1, None), ("num_classes", 2, None), ("split", 1, 3), ("flow_scale", None, None),
+          ("eval_clips", 1, None), ("threads", 0, 256), ("seed", 0, None))
+POSITIVE = {"lr", "width", "flow_scale"}
+# Settings that define a run: --resume refuses a change to any of them (epochs may grow, device and
+# threads may change).
+RUN_DEFINING = ("role", "dataset", "root", "splits", "split", "per_class", "num_classes", "frames", "size", "resize",
+                "stride", "model", "width", "optimizer", "batch_size", "lr", "momentum", "weight_decay", "schedule",
+                "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "init_from_teacher",
+                "flow_preset", "flow_scale", "seed", "eval_clips")
 
 
 @dataclass(frozen=True)
@@ -98,6 +116,13 @@ class TrainConfig:
             raise ValueError("--init-from-teacher is a distillation setting: it needs a student with a teacher")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        for name, lo, hi in RANGES:
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if (lo is not None and v < lo) or (hi is not None and v > hi) or (name in POSITIVE and v <= 0):
+                rng = "above 0" if name in POSITIVE else (f"at least {lo}" if hi is None else f"from {lo} to {hi}")
+                raise UsageError(f"--{name.replace('_', '-')} must be {rng}, got {v}")
 
     @property
     def spec(self) -> ClipSpec:
@@ -338,6 +363,13 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     world, rank, _ = init_distributed(cfg.device)
+    if rank != 0:
+        return _fit(cfg, resume, progress, stop_after_steps, world, rank)
+    with RunLock(Path(cfg.out)):  # only rank 0 writes the folder
+        return _fit(cfg, resume, progress, stop_after_steps, world, rank)
+
+
+def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[int], world: int, rank: int) -> Dict:
     master = rank == 0
     out = Path(cfg.out)
     index = cfg.index()
@@ -363,14 +395,20 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
     start, best = 0, -1.0
     last_path = out / "last.pt"
+    if len(train_ds) < cfg.batch_size:
+        raise UsageError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_ds)} clips): no "
+                         f"step would run; use --batch-size {len(train_ds)} or less")
     if resume and last_path.exists():
         ck = load_checkpoint(last_path)
         if ck.get("config", {}).get("role") != cfg.role or ck["arch"] != arch_of(cfg, num_classes):
             raise CheckpointError(f"{last_path}: a different run (role/architecture) is in {out}; "
                                   "use another --out or remove it")
-        if ck.get("config", {}).get("optimizer", "sgd") != cfg.optimizer:
-            raise CheckpointError(f"{last_path} was trained with --optimizer "
-                                  f"{ck['config'].get('optimizer', 'sgd')}, not {cfg.optimizer}; resume with the same one")
+        changed = changed_settings(ck.get("config", {}), cfg)
+        if changed:
+            raise CheckpointError(f"{last_path} was trained with other settings: " + ", ".join(changed) +
+                                  "; resume with the same ones, or train into another --out")
+        if master:
+            _repair_to(out, ck["epoch"])
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
@@ -379,6 +417,8 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
         start, best = ck["epoch"], ck["best_metric"]
         if master:
             log.info("resuming %s from epoch %d (best top-1 %.1f)", out, start, best)
+    elif master and out.exists() and not last_path.exists():  # a first epoch killed before last.pt: none of it kept
+        _repair_to(out, 0)
     hints = hint_layers(cfg.hint) if teacher is not None else ()
     step_module = RoleForward(net, cfg.role, proj, cfg.mode, hints)
     if world > 1:  # batch statistics over the global batch, as one process would see it
@@ -456,11 +496,13 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
               "clip_spec": spec.to_dict(), "classes": list(index.classes), "arch": arch_of(cfg, num_classes),
               "role": cfg.role, "flow": {"preset": cfg.flow_preset, "scale": cfg.flow_scale},
               "projection": proj.state_dict() if proj is not None else {}, "versions": versions()}
-        save_checkpoint(last_path, ck)
+        # best.pt and the metrics line first, last.pt last: last.pt is the commit point of an epoch. A
+        # kill before it leaves files ahead of last.pt, which a resume rolls back (_repair_to) and redoes.
         if is_best:
             save_checkpoint(out / "best.pt", ck)
             write_metadata(out / "best.json", bundle_metadata(ck, out / "best.pt"))
         _append_jsonl(out / "metrics.jsonl", row)
+        save_checkpoint(last_path, ck)
         plot_curves(out / "metrics.jsonl", out / "curves.png")
         msg = (f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} "
                f"train {row['train_top1']:.1f}% val top-1 {m['top1']:.1f}% (best {best:.1f}%) {train_s:.0f}s")
@@ -470,6 +512,71 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
         ck = load_checkpoint(last_path)
         summary = {"best_top1": ck["best_metric"], "epochs": ck["epoch"], "out": str(out)}
     return summary
+
+
+def changed_settings(saved: dict, cfg: "TrainConfig") -> List[str]:
+    """The run-defining settings in which ``cfg`` differs from a checkpoint's saved config."""
+    now = dataclasses.asdict(cfg)
+    return [f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now[k]!r})" for k in RUN_DEFINING
+            if k in saved and saved.get(k) != now[k]]
+
+
+def _repair_to(out: Path, epoch: int) -> None:
+    """Roll a run folder back to its last committed epoch (last.pt): drop metrics lines of later
+    epochs and temporaries a kill left behind; a best.pt from a later epoch is redone with it."""
+    for tmp in out.glob(".*.tmp"):
+        tmp.unlink()
+    m = out / "metrics.jsonl"
+    if m.exists():
+        rows = read_jsonl(m)
+        keep = [r for r in rows if r.get("epoch", 0) <= epoch]
+        if len(keep) != len(rows) or len(m.read_text().splitlines()) != len(rows):
+            atomic_write_text(m, "".join(json.dumps(r) + "\n" for r in keep))
+    best = out / "best.pt"
+    if best.exists():
+        try:
+            b = load_checkpoint(best)
+        except CheckpointError:
+            b = None
+        if b is None or b.get("epoch", 0) > epoch:  # from an epoch that will be trained again
+            best.unlink()
+            (out / "best.json").unlink(missing_ok=True)
+
+
+class RunLock:
+    """An exclusive lock on a run folder for as long as a training writes to it; a second writer is
+    refused with the name of the first. The operating system releases it when the process dies."""
+
+    def __init__(self, out: Path):
+        self.path = Path(out) / ".lock"
+        self.f = None
+
+    def __enter__(self):
+        import fcntl
+
+        if self.path.parent.exists() and not self.path.parent.is_dir():
+            raise UsageError(f"--out {self.path.parent}: is a file, not a run folder")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.f = open(self.path, "a+")
+        try:
+            fcntl.flock(self.f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self.f.seek(0)
+            holder = self.f.read().strip() or "another process"
+            self.f.close()
+            raise FtsError(f"{self.path.parent} is in use by another training run ({holder}); wait for it or "
+                           "choose another --out")
+        self.f.seek(0)
+        self.f.truncate()
+        self.f.write(f"pid {os.getpid()} on {socket.gethostname()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.f.flush()
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.f, fcntl.LOCK_UN)
+        self.f.close()
 
 
 def _append_jsonl(path: Path, row: dict):

@@ -133,7 +133,7 @@ def test_adamw_trains_resumes_and_refuses_another_optimizer(tmp_path):
     assert ck["config"]["optimizer"] == "adamw" and ck["config"]["lr"] == 1e-3
     assert all("exp_avg" in st for st in ck["optimizer"]["state"].values())  # AdamW moments, not SGD momentum
     r = subprocess.run(_script("train_student.py", *args, "--epochs", "2", "--resume"), capture_output=True, text=True)
-    assert r.returncode != 0 and "--optimizer adamw" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode != 0 and "--optimizer 'adamw' (now 'sgd')" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_distillation_loss_terms():
