@@ -69,7 +69,7 @@ class Teacher:
         self.agree = 0
         self.n = 0
 
-    def __call__(self, clip: np.ndarray, student_top: int, tag: str):
+    def __call__(self, clip: np.ndarray, student_label: str, tag: str):
         import torch
 
         from .flow import flow_to_color
@@ -85,7 +85,7 @@ class Teacher:
             from .artifacts import atomic_write_bytes
             ok, buf = cv2.imencode(".png", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
             atomic_write_bytes(self.flow_dir / f"flow_{tag}.png", buf.tobytes())
-        agrees = int(np.argmax(probs)) == student_top
+        agrees = self.classes[int(np.argmax(probs))] == student_label  # by name: the two lists may differ in order
         self.n += 1
         self.agree += int(agrees)
         return {"top": topk(probs, self.classes, 3), "agrees": agrees,
@@ -264,7 +264,7 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
                        "dropped_windows": states[w.source].dropped}
                 picture = None
                 if tch is not None:
-                    row["teacher"], picture = tch(w.clip, int(np.argmax(p)), f"{w.source}_{w.frame:06d}")
+                    row["teacher"], picture = tch(w.clip, clf.classes[int(np.argmax(p))], f"{w.source}_{w.frame:06d}")
                 say(row)
                 for ev in detectors[w.source](sm, w.frame, now):
                     ev["source"] = uris[w.source]

@@ -36,6 +36,9 @@ def cmd_data_check(a):
     idx = dataset_index(a.dataset, a.root, a.splits, a.split)
     rep = check_dataset(idx, progress=progress)
     rep.update(dataset=a.dataset, root=a.root, split=a.split)
+    rep["anomalies"] = list(idx.anomalies) + [f"class {c!r}: no readable {s} video" for c, n in rep["per_class"].items()
+                                              for s in ("train", "test") if n[s] == 0 and not any(
+                                                  f"class {c!r}:" in x for x in idx.anomalies)]
     if a.json:
         print(json.dumps(rep))
     else:
@@ -44,6 +47,8 @@ def cmd_data_check(a):
               + (f", frames per video {rep['frames']['min']}..{rep['frames']['max']}" if rep["frames"]["min"] else ""))
         for u in rep["unreadable"]:
             print(f"  unreadable: {u['path']}: {u['reason']}")
+        for w in rep["anomalies"]:
+            print(f"  warning: {w}")
         if not rep["unreadable"]:
             print("  every video decodes")
     return 0

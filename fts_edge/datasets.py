@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Dict, List, Optional, Tuple
 
@@ -41,6 +41,7 @@ class DatasetIndex:
     train: List[VideoItem]
     test: List[VideoItem]
     flip: bool = True  # whether horizontal flips keep the class (not for left/right motion)
+    anomalies: List[str] = field(default_factory=list)  # split-file problems (data check reports them)
 
     def subset(self, name: str) -> List[VideoItem]:
         if name in ("train",):
@@ -79,7 +80,21 @@ def hmdb51_index(root, splits, split: int = 1) -> DatasetIndex:
                 train.append(item)
             elif parts[1] == "2":
                 test.append(item)
-    return DatasetIndex(classes, train, test, flip=True)
+    return DatasetIndex(classes, train, test, flip=True, anomalies=split_anomalies(classes, train, test))
+
+
+def split_anomalies(classes: List[str], train: List[VideoItem], test: List[VideoItem]) -> List[str]:
+    """What is wrong with a split, as lines: a video in both subsets (it would be tested on what it
+    trained on), a class with no training or no test video (an empty or missing split file)."""
+    out = []
+    both = sorted({i.path for i in train} & {i.path for i in test})
+    out += [f"{p}: listed for training and for testing" for p in both]
+    for label, c in enumerate(classes):
+        n_train = sum(i.label == label for i in train)
+        n_test = sum(i.label == label for i in test)
+        if n_train == 0 or n_test == 0:
+            out.append(f"class {c!r}: {n_train} training and {n_test} test videos in this split")
+    return out
 
 
 # -- UCF101 ---------------------------------------------------------------------------------
@@ -119,7 +134,8 @@ def ucf101_index(root, splits, split: int = 1) -> DatasetIndex:
             label = by_lower[cls]
             items.append(VideoItem(str(root / classes[label] / rel.split("/")[-1]), label))
         out[subset] = items
-    return DatasetIndex(classes, out["train"], out["test"], flip=True)
+    return DatasetIndex(classes, out["train"], out["test"], flip=True,
+                        anomalies=split_anomalies(classes, out["train"], out["test"]))
 
 
 # -- a folder per class ---------------------------------------------------------------------
@@ -227,11 +243,14 @@ class VideoDataset:
     (small datasets, num_workers=0). Returns ``(clip float32 (3, T, S, S), label)``."""
 
     def __init__(self, items: List[VideoItem], spec: ClipSpec, mode: str = "center", num_clips: int = 1,
-                 flip: bool = True, cache: bool = False, seed: int = 0):
+                 flip: bool = True, cache: bool = False, seed: int = 0, substitute: bool = True):
         if not items:
             raise DatasetError("the dataset subset is empty")
         self.items, self.spec, self.mode, self.num_clips = list(items), spec, mode, num_clips
         self.flip, self.cache, self.seed = flip, cache, seed
+        # training replaces an unreadable video by the next readable one; evaluation must not (a test
+        # set would count duplicates): with substitute=False it gets None, and predict() leaves it out
+        self.substitute = substitute
         self.epoch = 0
         self._frames: Dict[int, np.ndarray] = {}
         self.unreadable: Dict[str, str] = {}
@@ -252,6 +271,12 @@ class VideoDataset:
         return f
 
     def __getitem__(self, i: int) -> Tuple["torch.Tensor", int]:
+        if not self.substitute:
+            try:
+                return self._sample(self.frames(i), i)
+            except VideoError as e:
+                self.unreadable[self.items[i].path] = str(e)
+                return None
         for attempt in range(len(self.items)):
             j = (i + attempt) % len(self.items)
             if self.items[j].path in self.unreadable:

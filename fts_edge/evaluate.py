@@ -38,7 +38,13 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
     first = next(iter(cks.values()))
     spec = ClipSpec.from_dict(first["clip_spec"])
     classes = first["classes"]
+    want_role = {"RGB": ("rgb",), "flow (teacher)": ("teacher",), "distilled student": ("student",)}
+    flag = {"RGB": "--rgb", "flow (teacher)": "--teacher", "distilled student": "--student"}
     for name, ck in cks.items():
+        if ck.get("role") not in want_role[name]:
+            from .errors import CheckpointError
+            raise CheckpointError(f"{flag[name]}: a {ck.get('role')!r} checkpoint, not a {want_role[name][0]!r} one; "
+                                  "the table would name it wrongly")
         if ClipSpec.from_dict(ck["clip_spec"]) != spec or ck["classes"] != classes:
             from .errors import CheckpointError
             raise CheckpointError(f"{name}: trained on other clips or classes than the others; the table compares like with like")
@@ -57,9 +63,11 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
         s = scores[name]
         m = metrics(s["probs"], s["labels"])
         rows.append({"method": name, "top1": m["top1"], "top5": m["top5"], "clips_per_s": s["clips_per_s"], "n": m["n"],
+                     "per_class_n": np.bincount(s["labels"].numpy(), minlength=len(classes)).tolist(),
                      "confusion": confusion(s["probs"], s["labels"], len(classes)).tolist()})
+    unreadable = next(iter(scores.values())).get("unreadable", {})
     result = {"rows": rows, "classes": classes, "clip_spec": spec.to_dict(), "test_videos": len(index.test),
-              "diagnostics": diagnostics(scores)}
+              "excluded_unreadable": unreadable, "diagnostics": diagnostics(scores)}
     if out:
         write_table(result, Path(out))
     return result
@@ -150,9 +158,14 @@ def diagnostics_text(result: Dict) -> str:
 
 
 def markdown(result: Dict) -> str:
-    lines = ["| method | top-1 | top-5 | clips/s |", "| --- | ---: | ---: | ---: |"]
+    lines = ["| method | top-1 | top-5 | clips/s | test clips |", "| --- | ---: | ---: | ---: | ---: |"]
     for r in result["rows"]:
-        lines.append(f"| {r['method']} | {r['top1']:.1f} | {r['top5']:.1f} | {r['clips_per_s']:.1f} |")
+        lines.append(f"| {r['method']} | {r['top1']:.1f} | {r['top5']:.1f} | {r['clips_per_s']:.1f} | {r['n']} |")
+    if result["rows"] and "per_class_n" in result["rows"][0]:
+        counts = ", ".join(f"{c} {n}" for c, n in zip(result["classes"], result["rows"][0]["per_class_n"]))
+        lines.append(f"\ntest clips per class: {counts}")
+    for path, why in sorted(result.get("excluded_unreadable", {}).items()):
+        lines.append(f"excluded (unreadable): {path}: {why}")
     return "\n".join(lines)
 
 

@@ -51,6 +51,9 @@ def add_train_args(p, role: str):
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda (default: cuda if present)")
     g.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
+    g.add_argument("--allow-split-anomalies", action="store_true",
+                   help="train although `fts-edge data check` warns about the split (a video in both subsets, "
+                        "a class without videos)")
     if role == "student":
         g = p.add_argument_group("distillation")
         g.add_argument("--teacher", help="flow-teacher checkpoint (required unless --alpha 0)")
@@ -94,7 +97,8 @@ def config_from_args(a, role: str):
               lr=a.lr if a.lr is not None else (1e-3 if a.optimizer == "adamw" else 0.1),
               momentum=a.momentum, weight_decay=a.weight_decay,
               schedule=a.schedule, warmup_epochs=a.warmup_epochs, clip_grad=a.clip_grad,
-              flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads)
+              flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads,
+              allow_split_anomalies=a.allow_split_anomalies)
     if role == "student":
         r = "student" if a.alpha > 0 else "rgb"
         return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, mimic=a.mimic, hint=a.hint,

@@ -29,7 +29,7 @@ from .clipspec import ClipSpec
 from .datasets import DatasetIndex, VideoDataset, VideoItem, dataset_index
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .artifacts import atomic_write_text
-from .errors import CheckpointError, FtsError, UsageError, VideoError
+from .errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
 from .models import hint_layers
 from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
@@ -89,6 +89,7 @@ class TrainConfig:
     mimic: str = "mse"  # mse (the paper's) | correlation (batch z-scored features; see distill.mimic_term)
     hint: Optional[str] = None  # also mimic these blocks' feature maps ("layer3", "layer2,layer3"; distill.hint_term)
     init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
+    allow_split_anomalies: bool = False  # train on a split that data check warns about
     # flow
     flow_preset: str = "fast"
     flow_scale: float = 2.0
@@ -140,7 +141,8 @@ class ClipSet(VideoDataset):
 
     def __init__(self, items: List[VideoItem], spec: ClipSpec, train: bool, flip: bool, rgb: bool = True,
                  flow_cache=None, seed: int = 0, cache_frames: bool = True):
-        super().__init__(items, spec, mode="random" if train else "center", flip=flip, cache=cache_frames, seed=seed)
+        super().__init__(items, spec, mode="random" if train else "center", flip=flip, cache=cache_frames, seed=seed,
+                         substitute=train)
         self.rgb, self.flow_cache = rgb, flow_cache
 
     def _sample(self, frames, j):
@@ -323,9 +325,12 @@ def lr_factor(cfg: TrainConfig, epoch: int) -> float:
 def predict(model, ds: ClipSet, key: str, batch_size: int = 16, device="cpu", flow_input=False) -> Dict:
     """Softmax scores and labels for every clip of ``ds``, with the throughput (clips/s)."""
     model.eval()
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0)
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
+                                         collate_fn=_readable_only)
     probs, labels, seconds = [], [], 0.0
     for batch in loader:
+        if batch is None:  # every video of this batch was unreadable
+            continue
         x = batch[key].to(device)
         t = time.perf_counter()
         if flow_input:
@@ -335,8 +340,17 @@ def predict(model, ds: ClipSet, key: str, batch_size: int = 16, device="cpu", fl
         seconds += time.perf_counter() - t
         probs.append(F.softmax(logits.float(), 1).cpu())
         labels.append(batch["label"])
+    if not probs:
+        raise DatasetError("no test video of this split can be read")
     p, y = torch.cat(probs), torch.cat(labels)
-    return {"probs": p, "labels": y, "clips_per_s": len(y) / max(seconds, 1e-9)}
+    return {"probs": p, "labels": y, "clips_per_s": len(y) / max(seconds, 1e-9),
+            "unreadable": dict(getattr(ds, "unreadable", {}))}
+
+
+def _readable_only(batch):
+    """Collate the clips that could be read; unreadable ones (None) are left out, never replaced."""
+    batch = [b for b in batch if b is not None]
+    return torch.utils.data.default_collate(batch) if batch else None
 
 
 def metrics(probs: torch.Tensor, labels: torch.Tensor) -> Dict:
@@ -373,6 +387,9 @@ def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[in
     master = rank == 0
     out = Path(cfg.out)
     index = cfg.index()
+    if index.anomalies and not cfg.allow_split_anomalies:
+        raise DatasetError(f"the split has {len(index.anomalies)} problem(s), e.g. {index.anomalies[0]}; "
+                           "`fts-edge data check` lists them; fix the split files or pass --allow-split-anomalies")
     spec = cfg.spec
     num_classes = len(index.classes)
     need_flow = cfg.role == "teacher" or (cfg.role == "student" and cfg.alpha > 0)
