@@ -314,5 +314,5 @@ def summary_text(out: Path, res: Dict) -> str:
         "                     python train/train_student.py --dataset hmdb51 --root ... --teacher runs/teacher/best.pt",
         "  your own videos:   fts-edge data check --dataset folder --root my_videos   (then the same scripts)",
         f"  on the Jetson:     fts-edge build-engine {out}/engines/student.onnx --int8",
-        f"  the camera:        fts-edge camera --device /dev/video0 --model {out}/engines/student.int8.cpu.onnx",
+        f"  the camera:        fts-edge camera --input /dev/video0 --model {out}/engines/student.int8.cpu.onnx",
     ])

@@ -46,7 +46,7 @@ def test_demo_epoch_flags_reach_the_config_and_name_their_folder():
 
 
 def test_demo_refuses_zero_epochs_in_one_line(tmp_path, capsys):
-    assert main(["demo", "--epochs", "0", "--out", str(tmp_path / "d")]) == 1
+    assert main(["demo", "--epochs", "0", "--out", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
     assert "--epochs must be at least 1" in err and "Traceback" not in err
     assert not (tmp_path / "d").exists()
