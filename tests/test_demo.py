@@ -34,7 +34,7 @@ def test_every_stage_ran_and_left_its_artifacts(demo_run):
     report = (out / "report.md").read_text()
     assert "| distilled student |" in report and "confusion_" in report and "curves.png" in report
     text = summary_text(out, res)
-    assert "fts-edge build-engine" in text and "fts-edge camera --device /dev/video0" in text
+    assert "fts-edge build-engine" in text and "fts-edge camera --input /dev/video0" in text
     assert "distilled student vs two-stream" in text and "fts-edge demo --epochs 30" in text
 
 

@@ -10,6 +10,7 @@ TensorRT 10.3 or cuda-python 12.6 lacks and still pass. Through them: build-engi
 import importlib
 import inspect
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -241,10 +242,14 @@ def test_no_cuda_at_all_is_one_clear_error(standin, onnx_copy, monkeypatch):
     assert "pycuda is not installed" in msg and "cuda-python>=12.2,<12.7" in msg and "\n" not in msg
 
 
-INSPECTOR_FILES = sorted((Path(__file__).resolve().parents[2] / "shared" / "data" / "tensorrt").glob("*.json"))
+# Public engines' inspector JSON (e.g. NVIDIA/TensorRT's trt-engine-explorer test inputs, trtexec
+# --exportLayerInfo output): read from ../shared/data/tensorrt/, or the folder FTS_EDGE_INSPECTOR_DIR names.
+INSPECTOR_DIR = Path(os.environ.get("FTS_EDGE_INSPECTOR_DIR") or
+                     Path(__file__).resolve().parents[2] / "shared" / "data" / "tensorrt")
+INSPECTOR_FILES = sorted(INSPECTOR_DIR.glob("*.json"))
 
 
-@pytest.mark.skipif(not INSPECTOR_FILES, reason="no public TensorRT inspector JSON in ../shared/data/tensorrt/")
+@pytest.mark.skipif(not INSPECTOR_FILES, reason=f"no public TensorRT inspector JSON in {INSPECTOR_DIR}")
 @pytest.mark.parametrize("path", INSPECTOR_FILES, ids=lambda p: p.name)
 def test_layer_report_on_real_inspector_output(path):
     """Real engines' inspector JSON (public files): every layer is read, convolutions are counted
