@@ -10,7 +10,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     packages=find_packages(include=["fts_edge", "fts_edge.*"]),
-    python_requires=">=3.8",
+    python_requires=">=3.9",
     # The device half (camera, build-engine from an ONNX, verify, bench --model, doctor) needs only
     # these. Everything that trains or exports needs torch: pip install "fts-edge[train]".
     install_requires=[

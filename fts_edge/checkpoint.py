@@ -61,7 +61,9 @@ def bundle_metadata(ckpt: dict, ckpt_path=None) -> dict:
             "role": ckpt.get("role"), "input_names": ["clip"], "output_names": ["logits"],
             "versions": versions()}
     cfg = ckpt.get("config") or {}
-    meta["dataset"] = {k: cfg.get(k) for k in ("dataset", "root", "splits", "split", "per_class", "num_classes")}
+    from .datasets import DATASET_SETTINGS
+
+    meta["dataset"] = {k: cfg.get(k) for k in DATASET_SETTINGS}  # enough to rebuild the split exactly
     if ckpt_path is not None:
         meta["checkpoint_sha256"] = sha256_file(ckpt_path)
     return meta

@@ -49,6 +49,9 @@ def cmd_data_check(a):
             print(f"  unreadable: {u['path']}: {u['reason']}")
         for w in rep["anomalies"]:
             print(f"  warning: {w}")
+        for d in rep.get("declared_more_than_decode", []):
+            print(f"  warning: {d['path']}: its container declares {d['declared']} frames, {d['frames']} decode "
+                  "(used with the frames that decode)")
         if not rep["unreadable"]:
             print("  every video decodes")
     return 0
@@ -183,6 +186,36 @@ def cmd_build_engine(a):
                  force=a.force, onnx_only=a.onnx_only, max_batch=a.max_batch, calib_memory_mb=a.calib_memory_mb,
                  progress=progress)
     return 0
+
+
+def cmd_predict(a):
+    import csv
+
+    from .predict import predict
+
+    rows = predict(a.inputs, a.model or _default_model(), clips=a.clips, k=a.topk, device=a.device, threads=a.threads)
+    if a.json:
+        print(json.dumps(rows))
+    elif a.csv:
+        w = csv.writer(sys.stdout)
+        w.writerow(["video", "label", "score", "top", "error"])
+        for r in rows:
+            w.writerow([r["video"], r.get("label", ""), r.get("score", ""),
+                        " ".join(f"{t['label']}:{t['score']}" for t in r.get("top", [])), r.get("error", "")])
+    else:
+        for r in rows:
+            if "error" in r:
+                print(f"{r['video']}: unreadable: {r['error']}")
+            else:
+                rest = ", ".join(f"{t['label']} {t['score']:.2f}" for t in r["top"][1:])
+                print(f"{r['video']}: {r['label']} {r['score']:.2f}" + (f"  ({rest})" if rest else ""))
+    return 1 if any("error" in r for r in rows) else 0
+
+
+def _default_model() -> str:
+    from .camera import default_model
+
+    return default_model()
 
 
 def cmd_verify(a):
@@ -358,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "output `logits`), simplify it (onnxsim), check it, and compare it with "
                                    "PyTorch on real clips; writes the bundle metadata beside it.")
     e.add_argument("checkpoint", help="student checkpoint (best.pt)")
-    e.add_argument("--out", help="ONNX path (default engines/<run>/student.onnx)")
+    e.add_argument("--out", help="ONNX path (default engines/student.onnx, where build-engine and camera look)")
     g = e.add_mutually_exclusive_group()
     g.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
     g.add_argument("--dynamic-batch", action="store_true", help="a dynamic batch axis instead")
@@ -396,6 +429,22 @@ def build_parser() -> argparse.ArgumentParser:
     be.add_argument("--calib-memory-mb", type=int, default=None,
                     help="memory budget of calibration (default 2048): entropy/percentile past it are refused")
     be.set_defaults(func=cmd_build_engine)
+
+    pr = sub.add_parser("predict", help="label video files offline with any model (.engine, .onnx, .pt)",
+                        description="One label per video: clips spread over each video are classified and their "
+                                    "scores averaged. Inputs are files, folders (searched recursively) or glob "
+                                    "patterns. Exit status 1 if a video could not be read (its row says why).",
+                        epilog="example: fts-edge predict my_videos/ clip.mp4 --model engines/student.int8.cpu.onnx --csv")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="video file, folder or glob pattern")
+    pr.add_argument("--model", help="the model (default: the one the camera would use, from engines/ or runs/demo/)")
+    pr.add_argument("--clips", type=int, default=5, help="clips per video, averaged (default 5)")
+    pr.add_argument("--topk", type=int, default=3, help="classes reported per video (default 3)")
+    g = pr.add_mutually_exclusive_group()
+    g.add_argument("--json", action="store_true", help="one JSON list")
+    g.add_argument("--csv", action="store_true", help="CSV rows: video,label,score,top,error")
+    pr.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
+    pr.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
+    pr.set_defaults(func=cmd_predict)
 
     v = sub.add_parser("verify", help="check an engine or INT8/ONNX model against its reference on real clips",
                        description="Run the artifact (.engine, INT8 ONNX, ONNX) and its reference (the fp32 ONNX it "

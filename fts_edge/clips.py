@@ -21,14 +21,13 @@ log = logging.getLogger(__name__)
 def dataset_index_from_meta(meta: Dict):
     """The dataset index a bundle was trained on (same layout, split and seed), or None where it
     is not reachable on this machine."""
-    from .datasets import dataset_index
+    from .datasets import index_from_settings
 
     d = meta.get("dataset") or {}
     if not d.get("dataset"):
         return None
     try:
-        return dataset_index(d["dataset"], d.get("root"), d.get("splits"), d.get("split") or 1,
-                             per_class=d.get("per_class") or 40, num_classes=d.get("num_classes") or 10)
+        return index_from_settings(d)
     except FtsError as e:
         log.warning("the training dataset is not reachable here (%s)", e)
         return None

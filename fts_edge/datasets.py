@@ -19,7 +19,7 @@ from .clipspec import ClipSpec
 from .errors import DatasetError, VideoError
 from .synthetic import MOTION_CLASSES, iter_motion_dataset, render_clip
 from .transforms import preprocess_clip, sample_indices
-from .video import VIDEO_EXTENSIONS, read_frames
+from .video import VIDEO_EXTENSIONS, probe, read_frames
 
 if TYPE_CHECKING:  # torch is imported only where a clip is made
     import torch
@@ -159,7 +159,7 @@ def folder_index(root, val_fraction: float = 0.2, seed: int = 0, flip: bool = Tr
         extra = sorted(d.name for d in val.iterdir() if d.is_dir() and d.name not in classes) if val.is_dir() else []
         if extra:
             raise DatasetError(f"{val}: class folders {extra} have no training folder")
-        return DatasetIndex(classes, train, test, flip)
+        return DatasetIndex(classes, train, test, flip, anomalies=split_anomalies(classes, train, test))
     classes = sorted(d.name for d in root.iterdir() if d.is_dir())
     if not classes:
         raise DatasetError(f"{root}: no class folders (expected <class>/<video> or train/<class>/<video>)")
@@ -170,7 +170,8 @@ def folder_index(root, val_fraction: float = 0.2, seed: int = 0, flip: bool = Tr
         n_val = int(round(len(vids) * val_fraction))
         for rank, j in enumerate(order):
             (test if rank < n_val else train).append(VideoItem(str(vids[j]), i))
-    return DatasetIndex(classes, sorted(train, key=lambda x: x.path), sorted(test, key=lambda x: x.path), flip)
+    train, test = sorted(train, key=lambda x: x.path), sorted(test, key=lambda x: x.path)
+    return DatasetIndex(classes, train, test, flip, anomalies=split_anomalies(classes, train, test))
 
 
 # -- the motion dataset ---------------------------------------------------------------------
@@ -183,16 +184,68 @@ def synthetic_index(per_class: int = 40, seed: int = 0, num_classes: int = len(M
     return DatasetIndex(list(MOTION_CLASSES[:num_classes]), train, test, flip=False)
 
 
+# The settings that rebuild a dataset's split exactly: saved in every checkpoint and bundle, read
+# back by export, calibration, the INT8 check and evaluation (index_from_settings).
+DATASET_SETTINGS = ("dataset", "root", "splits", "split", "per_class", "num_classes", "seed", "flip")
+
+
+def index_from_settings(d: dict) -> DatasetIndex:
+    """The index a run was trained on, from its saved settings (a checkpoint's config or a
+    bundle's "dataset"): the same layout, split, seed and flip policy."""
+    dataset = d.get("dataset") or "synthetic"
+    seed = int(d.get("seed") or 0) if dataset == "folder" else 0  # only a folder's split depends on the seed
+    return dataset_index(dataset, d.get("root"), d.get("splits"), d.get("split") or 1, seed,
+                         d.get("per_class") or 40, d.get("num_classes") or len(MOTION_CLASSES), d.get("flip"))
+
+
+_DIRECTION_WORDS = (("left", "right"), ("clockwise", "counterclockwise"), ("clockwise", "anticlockwise"),
+                    ("cw", "ccw"))
+
+
+def direction_pairs(classes: List[str]) -> List[Tuple[str, str]]:
+    """Pairs of classes whose names differ by a horizontal direction (swipe_left / swipe_right,
+    rotate_cw / rotate_ccw): a horizontal flip turns one into the other."""
+    def words(c):
+        return re.split(r"[^a-z]+", c.lower().replace("counter_clockwise", "counterclockwise")
+                        .replace("counter-clockwise", "counterclockwise").replace("anti_clockwise", "anticlockwise"))
+
+    out = []
+    for a in classes:
+        for b in classes:
+            wa, wb = words(a), words(b)
+            if a < b and len(wa) == len(wb):
+                diff = [(x, y) for x, y in zip(wa, wb) if x != y]
+                if len(diff) == 1 and (diff[0] in _DIRECTION_WORDS or diff[0][::-1] in _DIRECTION_WORDS):
+                    out.append((a, b))
+    return out
+
+
+def resolve_flip(classes: List[str], flip: Optional[bool], where: str) -> bool:
+    """Horizontal flips for training: off where class names pair directions (unless forced on,
+    which is warned about), on otherwise."""
+    pairs = direction_pairs(classes)
+    if flip is None:
+        if pairs:
+            log.info("%s: horizontal flips off: %s would turn into each other", where,
+                     ", ".join(f"{a}/{b}" for a, b in pairs[:3]))
+        return not pairs
+    if flip and pairs:
+        log.warning("%s: horizontal flips are on but %s differ only by direction: a flipped clip gets the wrong "
+                    "label (use --no-flip)", where, ", ".join(f"{a}/{b}" for a, b in pairs[:3]))
+    return bool(flip)
+
+
 def dataset_index(dataset: str, root=None, splits=None, split: int = 1, seed: int = 0,
-                  per_class: int = 40, num_classes: int = len(MOTION_CLASSES)) -> DatasetIndex:
+                  per_class: int = 40, num_classes: int = len(MOTION_CLASSES), flip: Optional[bool] = None) -> DatasetIndex:
     """Build the index of any supported dataset. For ``synthetic``: with ``root``, the motion
-    dataset written to disk by ``fts-edge data synth``; without it, rendered on the fly."""
-    if dataset == "hmdb51":
-        return hmdb51_index(_need_root(root, dataset), splits, split)
-    if dataset == "ucf101":
-        return ucf101_index(_need_root(root, dataset), splits, split)
-    if dataset == "folder":
-        return folder_index(_need_root(root, dataset), seed=seed)
+    dataset written to disk by ``fts-edge data synth``; without it, rendered on the fly. ``flip``:
+    None decides from the class names (resolve_flip); True/False force it."""
+    if dataset in ("hmdb51", "ucf101", "folder"):
+        idx = (hmdb51_index(_need_root(root, dataset), splits, split) if dataset == "hmdb51" else
+               ucf101_index(_need_root(root, dataset), splits, split) if dataset == "ucf101" else
+               folder_index(_need_root(root, dataset), seed=seed))
+        idx.flip = resolve_flip(idx.classes, flip, str(root))
+        return idx
     if dataset == "synthetic":
         if root is None:
             return synthetic_index(per_class, seed, num_classes)
@@ -233,7 +286,9 @@ def load_frames(item: VideoItem, spec: ClipSpec) -> np.ndarray:
     if item.path.startswith("synthetic://"):
         seed, label, index = (int(x) for x in item.path[len("synthetic://"):].split("/"))
         return render_clip(label, seed, index, max(16, spec.span + 4), spec.resize, spec.resize)
-    return read_frames(item.path, resize_short=spec.resize)
+    # the frames that decode are the video: a container that declares more (common in public
+    # datasets) is used as it decodes, and `data check` lists it with both counts
+    return read_frames(item.path, resize_short=spec.resize, strict=False)
 
 
 class VideoDataset:
@@ -335,9 +390,17 @@ def check_dataset(index: DatasetIndex, spec: Optional[ClipSpec] = None, progress
     jobs = [("train", it) for it in index.train] + [("test", it) for it in index.test]
     bar = progress(jobs, desc="decoding", unit="video") if progress else jobs
     lo, hi = None, None
+    report["declared_more_than_decode"] = []
     for subset, item in bar:
         try:
-            n = len(load_frames(item, ClipSpec(frames=spec.frames, size=8, resize=8)))
+            if item.path.startswith("synthetic://"):
+                n = len(load_frames(item, ClipSpec(frames=spec.frames, size=8, resize=8)))
+            else:
+                p = probe(item.path)
+                n = p["frames"]
+                if p["declared_frames"] > n:
+                    report["declared_more_than_decode"].append({"path": item.path, "frames": n,
+                                                                "declared": p["declared_frames"]})
         except VideoError as e:
             report["unreadable"].append({"path": item.path, "reason": str(e).replace(item.path + ": ", "", 1)})
             continue

@@ -20,10 +20,9 @@ from .training import ClipSet, confusion, metrics, predict
 def dataset_of(ck: Dict):
     """The dataset index a checkpoint was trained on, from its saved config (its data settings
     only: the role's own settings, its teacher, hint or initialisation, do not matter here)."""
-    from .training import TrainConfig
+    from .datasets import index_from_settings
 
-    cfg = {k: v for k, v in ck["config"].items() if k in TrainConfig.__dataclass_fields__}
-    return TrainConfig(**{**cfg, "role": "rgb", "teacher": None, "hint": None, "init_from_teacher": False}).index()
+    return index_from_settings(ck["config"])
 
 
 def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str], index=None, out=None,

@@ -44,7 +44,7 @@ def export_onnx(ckpt_path, out=None, batch: int = 1, dynamic_batch: bool = False
 
     ck, model = load_student(ckpt_path)
     spec = ClipSpec.from_dict(ck["clip_spec"])
-    out = Path(out) if out else Path("engines") / (Path(ckpt_path).parent.name or "student") / "student.onnx"
+    out = Path(out) if out else Path("engines") / "student.onnx"  # what build-engine, camera and predict look for
     out.parent.mkdir(parents=True, exist_ok=True)
     x = torch.zeros(batch, *spec.input_shape)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

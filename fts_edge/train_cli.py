@@ -18,6 +18,9 @@ def add_data_args(p):
     p.add_argument("--root", help="video root (synthetic: a folder from `fts-edge data synth`, or omit to render on the fly)")
     p.add_argument("--splits", help="official split files (default --root)")
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default 1)")
+    p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                   help="horizontal flips in training (default: off where class names pair directions, such as "
+                        "swipe_left/swipe_right, which a flip would swap; on otherwise)")
 
 
 def add_train_args(p, role: str):
@@ -98,7 +101,7 @@ def config_from_args(a, role: str):
               momentum=a.momentum, weight_decay=a.weight_decay,
               schedule=a.schedule, warmup_epochs=a.warmup_epochs, clip_grad=a.clip_grad,
               flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads,
-              allow_split_anomalies=a.allow_split_anomalies)
+              allow_split_anomalies=a.allow_split_anomalies, flip=a.flip)
     if role == "student":
         r = "student" if a.alpha > 0 else "rgb"
         return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, mimic=a.mimic, hint=a.hint,

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, save_checkpoint, versions,
                          write_metadata)
 from .clipspec import ClipSpec
-from .datasets import DatasetIndex, VideoDataset, VideoItem, dataset_index
+from .datasets import DatasetIndex, VideoDataset, VideoItem, index_from_settings
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .artifacts import atomic_write_text
 from .errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
@@ -51,7 +51,7 @@ POSITIVE = {"lr", "width", "flow_scale"}
 RUN_DEFINING = ("role", "dataset", "root", "splits", "split", "per_class", "num_classes", "frames", "size", "resize",
                 "stride", "model", "width", "optimizer", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                 "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "init_from_teacher",
-                "flow_preset", "flow_scale", "seed", "eval_clips")
+                "flow_preset", "flow_scale", "seed", "eval_clips", "flip")
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,7 @@ class TrainConfig:
     hint: Optional[str] = None  # also mimic these blocks' feature maps ("layer3", "layer2,layer3"; distill.hint_term)
     init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
     allow_split_anomalies: bool = False  # train on a split that data check warns about
+    flip: Optional[bool] = None  # horizontal flips in training: None = off where class names pair directions
     # flow
     flow_preset: str = "fast"
     flow_scale: float = 2.0
@@ -130,8 +131,7 @@ class TrainConfig:
         return ClipSpec(frames=self.frames, size=self.size, resize=self.resize, stride=self.stride)
 
     def index(self) -> DatasetIndex:
-        return dataset_index(self.dataset, self.root, self.splits, self.split, self.seed if self.dataset == "folder" else 0,
-                             self.per_class, self.num_classes)
+        return index_from_settings(dataclasses.asdict(self))
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -387,6 +387,10 @@ def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[in
     master = rank == 0
     out = Path(cfg.out)
     index = cfg.index()
+    where = cfg.root or cfg.dataset
+    if not index.train or not index.test:
+        raise DatasetError(f"{where}: {len(index.train)} training and {len(index.test)} validation videos; both are "
+                           "needed: add videos (a fifth of each class is held out), or give train/ and val/ folders")
     if index.anomalies and not cfg.allow_split_anomalies:
         raise DatasetError(f"the split has {len(index.anomalies)} problem(s), e.g. {index.anomalies[0]}; "
                            "`fts-edge data check` lists them; fix the split files or pass --allow-split-anomalies")

@@ -44,10 +44,15 @@ def test_data_check_reports_counts_and_corrupt_files(which, hmdb_fixture, ucf_fi
     assert rc == 0
     rep = json.loads(capsys.readouterr().out)
     assert rep["classes"] == len(fx["classes"])
-    expected = {"hmdb51": (9, 2), "ucf101": (7, 4)}[which]
+    expected = {"hmdb51": (9, 2), "ucf101": (8, 4)}[which]
     assert (rep["train"], rep["test"]) == expected
-    assert [u["path"] for u in rep["unreadable"]] == [str(fx["bad"])]
-    assert rep["unreadable"][0]["reason"]
+    if which == "hmdb51":  # random bytes: nothing decodes
+        assert [u["path"] for u in rep["unreadable"]] == [str(fx["bad"])]
+        assert rep["unreadable"][0]["reason"]
+    else:  # cut to a third: its container declares 24 frames, fewer decode; used with those, listed with both counts
+        assert rep["unreadable"] == []
+        (d,) = rep["declared_more_than_decode"]
+        assert d["path"] == str(fx["bad"]) and d["declared"] == 24 and 0 < d["frames"] < 24
 
 
 def test_data_check_text_and_missing_root(tmp_path, capsys):

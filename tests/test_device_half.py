@@ -108,6 +108,8 @@ def test_device_session_without_torch(bundle, tiny_run, shared_data, tmp_path):
     device(["bench", "--model", bundle / "student.int8.cpu.onnx", "--input", video, "--runs", "3", "--out",
             tmp_path / "bench"], check_rc=0)
     assert json.loads((tmp_path / "bench" / "bench_model.json").read_text())["stages"]["inference_per_window"]["runs"] == 3
+    r = device(["predict", video, "--model", bundle / "student.int8.cpu.onnx", "--json"], check_rc=0)
+    assert json.loads(r.stdout)[0]["label"]
     device(["doctor"], check_rc=0)
 
 

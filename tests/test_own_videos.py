@@ -1,0 +1,105 @@
+"""Own videos handled correctly: flips off where direction is the class, the split rebuilt from the
+bundle with the run's seed, and a video whose container declares more frames than decode used with
+the frames that do."""
+import logging
+
+import pytest
+
+from fts_edge.clips import dataset_index_from_meta, validation_set
+from fts_edge.clipspec import ClipSpec
+from fts_edge.datasets import VideoDataset, dataset_index, direction_pairs, folder_index
+from fts_edge.synthetic import render_clip
+from fts_edge.video import write_video
+
+
+def _folder(root, classes=("swipe_left", "swipe_right", "wave"), per_class=5, frames=10):
+    for ci, c in enumerate(classes):
+        for i in range(per_class):
+            write_video(root / c / f"{c}_{i}.avi", render_clip(ci % 10, 3, i, frames, 32, 40))
+    return root
+
+
+def test_direction_pairs_are_found():
+    assert direction_pairs(["swipe_left", "swipe_right", "wave"]) == [("swipe_left", "swipe_right")]
+    assert direction_pairs(["rotate_cw", "rotate_ccw"]) == [("rotate_ccw", "rotate_cw")]
+    assert direction_pairs(["turn_clockwise", "turn_counterclockwise"]) == [("turn_clockwise", "turn_counterclockwise")]
+    assert direction_pairs(["walk", "run", "left_hand_wave"]) == []
+
+
+def test_flips_are_off_by_default_where_direction_is_the_class(tmp_path, caplog):
+    root = _folder(tmp_path / "v")
+    assert dataset_index("folder", root).flip is False
+    assert dataset_index("folder", _folder(tmp_path / "w", ("walk", "run"))).flip is True
+    with caplog.at_level(logging.WARNING, logger="fts_edge"):
+        assert dataset_index("folder", root, flip=True).flip is True
+    assert "swipe_left/swipe_right" in caplog.text and "--no-flip" in caplog.text
+
+
+def test_the_split_is_rebuilt_with_the_runs_seed(tmp_path):
+    """A folder dataset trained with seed 3: the INT8 check's clips (the bundle's validation split)
+    hold none of its training videos; rebuilt with seed 0 they would."""
+    from fts_edge.checkpoint import bundle_metadata
+    from fts_edge.training import TrainConfig, fit
+
+    root = _folder(tmp_path / "v", ("walk", "run", "wave"), per_class=10, frames=8)
+    cfg = TrainConfig(role="rgb", dataset="folder", root=str(root), seed=3, frames=4, size=24, resize=28, width=0.125,
+                      epochs=1, batch_size=8, warmup_epochs=0, alpha=0.0, optimizer="adamw", lr=1e-3,
+                      out=str(tmp_path / "run"))
+    fit(cfg)
+    from fts_edge.checkpoint import load_checkpoint
+    meta = bundle_metadata(load_checkpoint(tmp_path / "run" / "last.pt"))
+    assert meta["dataset"]["seed"] == 3
+    trained_on = {i.path for i in folder_index(root, seed=3).train}
+    checked = dataset_index_from_meta(meta).test
+    assert checked and not trained_on & {i.path for i in checked}
+    assert trained_on & {i.path for i in folder_index(root, seed=0).test}, "seed 0 would check on training videos"
+    clips, labels = validation_set(ClipSpec(frames=4, size=24, resize=28), meta)
+    assert len(clips) == len(checked)
+
+
+def test_a_video_that_declares_more_frames_than_decode_is_used(tmp_path, capsys):
+    from fts_edge.cli import main
+
+    root = _folder(tmp_path / "v", ("walk", "run"), per_class=4, frames=40)
+    liar = root / "walk" / "walk_0.avi"
+    data = liar.read_bytes()
+    liar.write_bytes(data[: len(data) // 2])  # the header still declares 40 frames
+    idx = folder_index(root)
+    item = next(i for i in idx.train + idx.test if i.path == str(liar))
+    ds = VideoDataset([item], ClipSpec(frames=4, size=24, resize=28), mode="center")
+    clip, label = ds[0]
+    assert tuple(clip.shape) == (3, 4, 24, 24) and not ds.unreadable
+    assert main(["data", "check", "--dataset", "folder", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert f"{liar}: its container declares 40 frames" in out and "decode (used with the frames that decode)" in out
+
+
+def test_small_folders_say_what_is_missing_and_how_to_fix_it(tmp_path, capsys):
+    from fts_edge.train_cli import train_main
+
+    root = _folder(tmp_path / "v", ("walk", "cartoon"), per_class=1)
+    assert train_main("student", ["--dataset", "folder", "--root", str(root), "--alpha", "0", "--frames", "4",
+                                  "--size", "24", "--resize", "28", "--out", str(tmp_path / "r")]) == 1
+    err = capsys.readouterr().err
+    assert "2 training and 0 validation videos" in err and "add videos" in err and err.count("\n") == 1
+
+
+def test_predict_labels_files_folders_and_patterns(tiny_run, tmp_path, capsys):
+    import json
+
+    from fts_edge.cli import main
+
+    root = _folder(tmp_path / "v", ("walk", "run"), per_class=2, frames=12)
+    (root / "run" / "broken.avi").write_bytes(b"not a video")
+    rc = main(["predict", str(root / "walk"), str(root / "run" / "*.avi"), "--model", str(tiny_run["onnx"]), "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert rc == 1  # one video could not be read, and its row says so
+    assert len(rows) == 5 and sum("error" in r for r in rows) == 1
+    classes = json.loads((tiny_run["onnx"].parent / "student.onnx.json").read_text())["classes"]
+    for r in rows:
+        if "error" not in r:
+            assert r["label"] in classes and r["clips"] >= 1 and len(r["top"]) == 3
+            assert abs(sum(t["score"] for t in r["top"])) <= 1.0001
+    assert main(["predict", str(root / "walk"), "--model", str(tiny_run["onnx"]), "--csv"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "video,label,score,top,error" and len(lines) == 3
