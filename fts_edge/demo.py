@@ -22,14 +22,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """The demo's settings. Measured choices (README, "What was measured"): frames two apart
-    (stride 2) give the RGB network enough motion per step to learn from; AdamW lets the
-    width-0.125 RGB network leave chance where the paper's SGD lr 0.1 does not; and 75 training
-    clips per class keep the student from memorising the teacher's features by appearance
-    (at 30 per class it does, and distillation hurts). The student's mimic is the correlation
-    form at alpha 10, the best of train/sweep_alpha.py on three development seeds: with the
-    paper's MSE the student collapsed onto the teacher's mean feature on some seeds and sat at
-    chance."""
+    """The demo's settings, each chosen on development seeds (docs/experiments.md says how): frames
+    two apart, AdamW for the small RGB network and the student, 75 training clips per class, the
+    correlation mimic at alpha 10 with layer3's map as a hint, the student started from the
+    teacher's blocks at its own peak lr. Changing one refuses older demo folders (LEGACY_SETTINGS)."""
     per_class: int = 100
     classes: int = 10
     video_frames: int = 16
@@ -42,21 +38,15 @@ class DemoConfig:
     epochs: int = 14  # the RGB baseline and the student (same budget)
     teacher_epochs: int = 6
     optimizer: str = "adamw"  # of the RGB baseline and the student; the teacher keeps the paper's SGD
-    lr: float = 1e-3  # the RGB baseline's peak lr (at 3e-3 it stayed at chance on all three development seeds)
+    lr: float = 1e-3  # the RGB baseline's peak lr
     batch_size: int = 16
     seed: int = 0
     alpha: float = 10.0
     background: float = 1.0
     mimic: str = "correlation"  # the student's mimic loss (distill.mimic_term); see distill.DEFAULT_ALPHA
-    # also mimic layer3's feature map (distill.hint_term). Development seeds 97/98/99, 14 epochs:
-    # student 80.4 / 92.4 / 85.2 with it, 69.6 / 85.2 / 84.4 without (README, "What was measured").
-    hint: Optional[str] = "layer3"
-    # start the student from the teacher's blocks past its flow stem (training.init_from_teacher).
-    # Development seeds 97/98/99, 14 epochs, with the hint: 84.8 / 94.4 / 89.2 with it, 80.4 / 92.4 / 85.2 without.
-    init_from_teacher: bool = True
-    # the student's peak lr: each network takes the better of 1e-3 and 3e-3 on the development seeds.
-    # Student 90.0 / 94.8 / 92.8 at 3e-3, 84.8 / 94.4 / 89.2 at 1e-3; RGB 10.4 / 10.4 / 8.0 at 3e-3.
-    student_lr: float = 3e-3
+    hint: Optional[str] = "layer3"  # also mimic layer3's feature map (distill.hint_term)
+    init_from_teacher: bool = True  # start from the teacher's blocks past its flow stem (training.init_from_teacher)
+    student_lr: float = 3e-3  # the student's peak lr (each network takes the better of 1e-3 and 3e-3)
 
 
 # Settings added after demos were first saved, with the value those older demos ran with: a
@@ -308,8 +298,8 @@ def summary_text(out: Path, res: Dict) -> str:
         f"table/, engines/ (student.onnx, student.int8.onnx for TensorRT, student.int8.cpu.onnx), "
         f"camera.jsonl, flow/, report.md", "",
         "next:",
-        "  other seeds:       fts-edge demo --seed 1   (the README's table is seeds 0-2, with mean and spread)",
-        "  train longer:      fts-edge demo --epochs 30   (RGB alone catches up given time on this data: see the README)",
+        "  other seeds:       fts-edge demo --seed 1   (docs/results.md has seeds 0-2, with mean and spread)",
+        "  train longer:      fts-edge demo --epochs 30   (RGB alone catches up given time on this data: docs/experiments.md)",
         "  train on HMDB51:   python train/train_teacher.py --dataset hmdb51 --root hmdb51/videos --splits hmdb51/splits",
         "                     python train/train_student.py --dataset hmdb51 --root ... --teacher runs/teacher/best.pt",
         "  your own videos:   fts-edge data check --dataset folder --root my_videos   (then the same scripts)",

@@ -12,14 +12,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# From train/sweep_alpha.py on three development copies of the motion dataset (seeds 97, 98, 99;
-# no table's split), 14 epochs, val top-1 with the paper's MSE mimic: alpha 3: 34.8 / 59.6 / 55.6,
-# 10: 22.0 / 76.8 / 60.4, 50 (MARS's value): 26.0 / 64.8 / 11.2; the RGB baseline (alpha 0)
-# 68.8 / 68.0 / 28.0. 10 has the best mean (53.1 against 34.0 for 50). A student far below its
-# teacher had collapsed onto the teacher's mean feature (mimic_fit); the correlation mimic, which
-# cannot collapse that way, did better at every alpha tried (alpha 10: 80.0 / 85.6 / 90.0, mean 85.2;
-# 1: 81.1; 30: 79.2; 100: 85.9, within the noise of 10), and the demo uses it at 10. The paper's
-# MSE stays the scripts' default mimic: that is the method as published.
+# The weight of the mimic term: the best mean of research/sweep_alpha.py on three development copies
+# of the motion dataset (docs/experiments.md). The paper's MSE stays the scripts' default mimic: that
+# is the method as published; the demo uses the correlation mimic at the same alpha.
 DEFAULT_ALPHA = 10.0
 
 

@@ -74,6 +74,7 @@ def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_r
             Demo(str(tmp_path), replace(TINY, **{**LEGACY_SETTINGS, key: now}))
 
 
+@pytest.mark.research
 @pytest.mark.parametrize("hint", ["flow", "layer1"])
 def test_distill_probe_trains_on_a_finished_demo(demo_run, capsys, hint):
     import importlib.util
@@ -81,7 +82,7 @@ def test_distill_probe_trains_on_a_finished_demo(demo_run, capsys, hint):
     from pathlib import Path
 
     out, _, _ = demo_run
-    path = Path(__file__).resolve().parents[1] / "train" / "distill_probe.py"
+    path = Path(__file__).resolve().parents[1] / "research" / "distill_probe.py"
     spec = importlib.util.spec_from_file_location("distill_probe", path)
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
@@ -108,11 +109,12 @@ def test_summary_flags_a_lead_inside_the_noise():
     assert "within the noise" in lead_caveat({"top1": 60.0, "n": 10}, {"top1": 40.0, "n": 10})  # few clips: wide band
 
 
+@pytest.mark.research
 def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, capsys):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "train" / "sweep_alpha.py"
+    path = Path(__file__).resolve().parents[1] / "research" / "sweep_alpha.py"
     spec = importlib.util.spec_from_file_location("sweep_alpha", path)
     sweep = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(sweep)
@@ -158,10 +160,10 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     assert "--alphas takes numbers" in capsys.readouterr().err
 
 
-def test_the_readmes_script_recipe_trains_exactly_what_the_demo_trains():
-    """The README's "demo's table with the scripts" block, parsed with the scripts' own argument
-    parser, gives the same training settings as the demo's stages: when a default changes
-    (alpha, mimic, epochs), this fails until the README says the same."""
+def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
+    """The "demo's table with the scripts" block of docs/results.md, parsed with the scripts' own
+    argument parser, gives the same training settings as the demo's stages: when a default changes
+    (alpha, mimic, epochs), this fails until the page says the same."""
     import argparse
     import dataclasses
     import re
@@ -171,7 +173,7 @@ def test_the_readmes_script_recipe_trains_exactly_what_the_demo_trains():
     from fts_edge.demo import DemoConfig
     from fts_edge.train_cli import add_train_args, config_from_args
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text().replace("\\\n", " ")
+    text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text().replace("\\\n", " ")
     m = re.search(r'^M="([^"]+)"$', text, re.M)
     assert m, "the README's recipe (M=...) is missing"
     lines = [ln.replace("$M", m.group(1)) for ln in text.splitlines() if ln.startswith("python train/train_") and "$M" in ln]

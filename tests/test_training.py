@@ -285,11 +285,12 @@ def test_hint_names_blocks_of_the_network_in_order():
     assert torch.equal(f, net.forward_features(x))
 
 
+@pytest.mark.research
 def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
     import importlib.util
     import math
 
-    path = Path(__file__).resolve().parents[1] / "train" / "rgb_probe.py"
+    path = Path(__file__).resolve().parents[1] / "research" / "rgb_probe.py"
     spec = importlib.util.spec_from_file_location("rgb_probe", path)
     probe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(probe)
@@ -310,10 +311,11 @@ def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
     assert probe.main(args + ["--stride", "2", "--video-frames", "8"]) == 0
 
 
+@pytest.mark.research
 def test_seed_table_mean_and_spread(tmp_path, capsys):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("seed_table", ROOT / "train" / "seed_table.py")
+    spec = importlib.util.spec_from_file_location("seed_table", ROOT / "research" / "seed_table.py")
     st = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(st)
     methods = ("RGB", "flow (teacher)", "two-stream", "distilled student")

@@ -9,7 +9,7 @@ RGB, no more than --gap points below two-stream). Saves the same as JSON with --
 `fts-edge demo` whose settings differ in more than the seed are refused unless --mixed.
 
     fts-edge demo --seed 0 && fts-edge demo --seed 1 --out runs/demo-seed1 && fts-edge demo --seed 2 --out runs/demo-seed2
-    python train/seed_table.py runs/demo runs/demo-seed1 runs/demo-seed2 --json runs/seeds.json
+    python research/seed_table.py runs/demo runs/demo-seed1 runs/demo-seed2 --json runs/seeds.json
 """
 import argparse
 import json

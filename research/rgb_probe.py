@@ -7,9 +7,9 @@ class of its own (seed 99), never the validation videos of `fts-edge demo`: noth
 this probe is tuned on the split the demo's table reports. Prints one JSON line per report.
 This separates "the network cannot see the motion in this budget" from "it memorises".
 
-    python train/rgb_probe.py --classes 10 --steps 800                 # the demo's data: textured backdrop
-    python train/rgb_probe.py --classes 4 --steps 300 --background 0   # translations on a flat backdrop
-    python train/rgb_probe.py --classes 4 --steps 400 --stride 2       # frames 2 apart: twice the motion per step
+    python research/rgb_probe.py --classes 10 --steps 800                 # the demo's data: textured backdrop
+    python research/rgb_probe.py --classes 4 --steps 300 --background 0   # translations on a flat backdrop
+    python research/rgb_probe.py --classes 4 --steps 400 --stride 2       # frames 2 apart: twice the motion per step
 
 An experiment tool, not the training path (train/train_student.py is).
 """

@@ -10,13 +10,13 @@ The held-out clips are the probe's own (DIR/probe/holdout: 10 videos per class r
 seed 99), never the demo's val split, so no setting chosen with this probe is tuned on the split
 the demo's table reports.
 
-    python train/distill_probe.py --demo runs/demo --alpha 0                    # RGB baseline
-    python train/distill_probe.py --demo runs/demo --alpha 1 --standardise      # pooled mimicry
-    python train/distill_probe.py --demo runs/demo --beta 1 --hint layer1 --opt adamw --lr 1e-3 --epochs 40
+    python research/distill_probe.py --demo runs/demo --alpha 0                    # RGB baseline
+    python research/distill_probe.py --demo runs/demo --alpha 1 --standardise      # pooled mimicry
+    python research/distill_probe.py --demo runs/demo --beta 1 --hint layer1 --opt adamw --lr 1e-3 --epochs 40
 
 This is an experiment tool, not the training path: train/train_student.py is. One difference to
 keep in mind: here the student's pooled features reach the teacher's through a learned linear map
-even where the widths agree; the training path uses the identity then. train/sweep_alpha.py uses
+even where the widths agree; the training path uses the identity then. research/sweep_alpha.py uses
 the training path itself.
 """
 import argparse

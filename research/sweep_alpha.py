@@ -7,8 +7,8 @@ with the training scripts' own code (alpha 0 is the RGB baseline), and scores ea
 dataset's val split. No split that a reported table uses is seen, so the choice is not tuned on
 a test split. The demo's settings (clip geometry, width, epochs, AdamW) are used throughout.
 
-    python train/sweep_alpha.py --out runs/sweep-alpha                      # 0, 1, 10, 50, 200
-    python train/sweep_alpha.py --out runs/sweep-alpha --alphas 0,50 --epochs 30
+    python research/sweep_alpha.py --out runs/sweep-alpha                      # 0, 1, 10, 50, 200
+    python research/sweep_alpha.py --out runs/sweep-alpha --alphas 0,50 --epochs 30
 
 Beside top-1, each student's fit to the teacher's features on 100 val clips: R^2 (the share of
 the teacher's feature variance across clips that the student reproduces), the ratio of the two
