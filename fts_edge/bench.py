@@ -165,17 +165,17 @@ def live_stages(video: Optional[str], spec: ClipSpec, warmup: int, runs: int) ->
 
 def postprocess_stage(classes: int, warmup: int, runs: int) -> Dict:
     from .runtime import softmax
-    from .stream import EventDetector, Smoother, topk
+    from .stream import LIVE, EventDetector, Smoother, topk
 
     names = [str(i) for i in range(classes)]
-    sm, ev = Smoother(3), EventDetector(names)
+    sm, ev = Smoother(LIVE.smooth), EventDetector(names)
     logits = np.random.default_rng(0).standard_normal((1, classes)).astype(np.float32)
 
     def post():
         p = softmax(logits)[0]
         s = sm(p)
         ev(s, 0, 0.0)
-        return topk(s, names, 3)
+        return topk(s, names, LIVE.topk)
 
     return timeit(post, warmup, runs * 20)
 

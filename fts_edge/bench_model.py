@@ -91,7 +91,7 @@ def bench_model(model: str, input_uri: Optional[str] = None, warmup: int = 3, ru
                 device: Optional[str] = None, threads: int = 0, progress=None) -> Dict:
     """Time one model end to end. Returns the report (also what ``save`` writes)."""
     from .runtime import load_classifier
-    from .stream import EventDetector, Smoother, topk
+    from .stream import LIVE, EventDetector, Smoother, topk
     from .transforms import preprocess_frame
 
     clf = load_classifier(model, device=device, threads=threads)
@@ -115,7 +115,7 @@ def bench_model(model: str, input_uri: Optional[str] = None, warmup: int = 3, ru
         clf.predict_logits(x)
         times.append(time.perf_counter() - t)
     inference = stats(times)
-    sm, ev = Smoother(3), EventDetector(clf.classes)
+    sm, ev = Smoother(LIVE.smooth), EventDetector(clf.classes)
     logits = clf.predict_logits(x)[:1]
     from .runtime import softmax
 
@@ -123,7 +123,7 @@ def bench_model(model: str, input_uri: Optional[str] = None, warmup: int = 3, ru
         p = softmax(logits)[0]
         s = sm(p)
         ev(s, 0, 0.0)
-        return topk(s, clf.classes, 3)
+        return topk(s, clf.classes, LIVE.topk)
 
     post_t = timeit(post, warmup, max(runs, 50))
     per_frame = (decode["median_ms"] if decode else 0.0) + preprocess["median_ms"]

@@ -15,7 +15,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .errors import FtsError, SourceError
-from .stream import Capture, ClipBuffer, EventDetector, Smoother, StreamState, topk
+from .stream import LIVE, Capture, ClipBuffer, EventDetector, Smoother, StreamState, topk
 
 log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("engines/student.int8.engine", "engines/student.fp16.engine", "engines/student.int8.cpu.onnx",
@@ -33,12 +33,18 @@ def default_model() -> str:
                    "`fts-edge demo` first")
 
 
+SCHEMA_VERSION = 1  # of the JSON lines (docs/camera-jsonl.md; docs/camera-jsonl.schema.json)
+NO_ACTION = "no action"  # the label while no smoothed score is above --on
+
+
 class JsonLines:
+    """The camera's JSON lines, one object a line, each with the schema version."""
+
     def __init__(self, path: Optional[str]):
         self.f = open(path, "a", buffering=1) if path else sys.stdout
 
     def __call__(self, row: dict):
-        self.f.write(json.dumps(row) + "\n")
+        self.f.write(json.dumps({"schema": SCHEMA_VERSION, **row}) + "\n")
         self.f.flush()
 
     def close(self):
@@ -188,8 +194,9 @@ class Outputs:
             self.server.close()
 
 
-def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth: int = 3, k: int = 3,
-        on: float = 0.6, off: float = 0.4, realtime: bool = False, json_out: Optional[str] = None,
+def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every, smooth: int = LIVE.smooth,
+        k: int = LIVE.topk, on: float = LIVE.on, off: float = LIVE.off, realtime: bool = False,
+        json_out: Optional[str] = None,
         output: Optional[str] = None, serve: Optional[str] = None, display: bool = False,
         teacher: Optional[str] = None, flow_dir: Optional[str] = None, max_windows: Optional[int] = None,
         max_retries: int = 0, threads: int = 0, device: Optional[str] = None, sources=None,
@@ -226,7 +233,7 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
     stop = threading.Event()
     caps = [Capture(i, s, st, drop=bool(getattr(s, "live", False) or realtime), keep_frame=outs.wanted,
                     stop=stop, on_event=say) for i, (s, st) in enumerate(zip(sources, states))]
-    say({"type": "start", "model": clf.describe(), "inputs": uris, "clip": spec.to_dict(), "stride": stride,
+    say({"type": "start", "model": clf.describe(), "inputs": uris, "clip": spec.to_dict(), "every": stride,
          "classes": len(clf.classes)})
     stopped_by = None
     import signal
@@ -258,7 +265,10 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
                 latencies.append(lat)
                 sm = smoothers[w.source](p)
                 now = time.time()
+                best = int(np.argmax(sm))
+                label = clf.classes[best] if sm[best] >= on else NO_ACTION
                 row = {"type": "prediction", "time": now, "source": uris[w.source], "frame": w.frame,
+                       "source_time": w.source_time, "label": label,
                        "top": topk(p, clf.classes, k), "smoothed": topk(sm, clf.classes, k),
                        "latency_ms": round(lat, 2), "inference_ms": round(infer_ms[-1], 2),
                        "dropped_windows": states[w.source].dropped}
@@ -271,9 +281,8 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = 5, smooth:
                     say(ev)
                 if outs.wanted and w.frame_rgb is not None:
                     rate = n_cls / max(time.perf_counter() - t_start, 1e-9)
-                    best = int(np.argmax(sm))
-                    outs(overlay(w.frame_rgb, clf.classes[best], float(sm[best]), rate, lat, picture),
-                         {"label": clf.classes[best], "score": float(sm[best]), "frame": w.frame,
+                    outs(overlay(w.frame_rgb, label, float(sm[best]), rate, lat, picture),
+                         {"label": label, "score": float(sm[best]), "frame": w.frame,
                           "latency_ms": lat, "classifications_per_s": rate})
             if max_windows and n_cls >= max_windows:
                 break

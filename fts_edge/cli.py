@@ -242,12 +242,18 @@ def add_camera_args(c):
                         "synthetic://")
     c.add_argument("--model", help="student artifact: .engine, .onnx or .pt (default: the best found in engines/ "
                                    "or runs/demo/)")
-    c.add_argument("--every", type=int, default=5, metavar="N", help="classify every N frames (default 5)")
+    from .stream import LIVE
+
+    c.add_argument("--every", type=int, default=LIVE.every, metavar="N",
+                   help=f"classify every N frames (default {LIVE.every})")
     c.add_argument("--stride", dest="every_deprecated", type=int, help=argparse.SUPPRESS)
-    c.add_argument("--smooth", type=int, default=3, help="average scores over the last K windows (default 3)")
-    c.add_argument("--topk", type=int, default=3, help="classes reported per window (default 3)")
-    c.add_argument("--on", type=float, default=0.6, help="event starts above this smoothed score (default 0.6)")
-    c.add_argument("--off", type=float, default=0.4, help="event ends below this smoothed score (default 0.4)")
+    c.add_argument("--smooth", type=int, default=LIVE.smooth,
+                   help=f"average scores over the last K windows (default {LIVE.smooth})")
+    c.add_argument("--topk", type=int, default=LIVE.topk, help=f"classes reported per window (default {LIVE.topk})")
+    c.add_argument("--on", type=float, default=LIVE.on,
+                   help=f"event starts above this smoothed score (default {LIVE.on})")
+    c.add_argument("--off", type=float, default=LIVE.off,
+                   help=f"event ends below this smoothed score (default {LIVE.off})")
     c.add_argument("--realtime", action="store_true", help="play files at their own frame rate, as a camera")
     c.add_argument("--headless", action="store_true", help="no window: JSON lines only (the default without --display)")
     c.add_argument("--json-out", help="append the JSON lines to this file instead of stdout")

@@ -6,7 +6,7 @@ beside every artifact), so preprocessing cannot drift between them.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Tuple
 
 # Kinetics statistics, RGB in [0, 1]: the usual choice for 3D ResNets.

@@ -43,12 +43,6 @@ class DatasetIndex:
     flip: bool = True  # whether horizontal flips keep the class (not for left/right motion)
     anomalies: List[str] = field(default_factory=list)  # split-file problems (data check reports them)
 
-    def subset(self, name: str) -> List[VideoItem]:
-        if name in ("train",):
-            return self.train
-        if name in ("test", "val"):
-            return self.test
-        raise ValueError(f"unknown subset {name!r} (train, test)")
 
 
 # -- HMDB51 ---------------------------------------------------------------------------------

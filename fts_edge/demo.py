@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
@@ -122,7 +122,6 @@ class Demo:
     def run(self) -> Dict:
         from .training import fit
 
-        c = self.cfg
         t0 = time.perf_counter()
         self.stage(1, "data", lambda: self._data())
         self.stage(2, "teacher", lambda: fit(self.train_cfg("teacher"), progress=self.progress))
@@ -166,10 +165,9 @@ class Demo:
                  f"{p['top1_agreement']:.0%}, max rel diff {p['max_rel_diff']:.1e}")
         info = {"onnx": exp["onnx"], "parity": p}
         try:
-            rep = build_engine(exp["onnx"], int8=True, calib_clips=min(128, self.cfg.per_class * self.cfg.classes // 2),
-                               min_agreement=0.0, say=lambda m: self.say("      " + m), progress=self.progress)
+            build_engine(exp["onnx"], int8=True, calib_clips=min(128, self.cfg.per_class * self.cfg.classes // 2),
+                         min_agreement=0.0, say=lambda m: self.say("      " + m), progress=self.progress)
         except TensorRTUnavailable as e:
-            rep = getattr(e, "report", None)
             self.say(f"      engine: {e}")
             info["engine"] = str(e)
         int8 = {}
@@ -233,8 +231,6 @@ class Demo:
                 "best_student_speedup": best}
 
     def _report(self):
-        from .flow import flow_to_color
-        from .training import plot_curves
         import cv2
 
         st = self.state["stages"]

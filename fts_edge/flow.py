@@ -12,7 +12,6 @@ and maps a pixel of the first frame to where it is in the second: I1(x + u(x)) =
 """
 from __future__ import annotations
 
-import math
 from typing import Optional, Tuple
 
 import numpy as np

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from .flow import TVL1, endpoint_error, flow_to_color, opencv_tvl1
-from .video import read_frames, resize_short_side
+from .video import read_frames
 
 
 def _device(name: str) -> torch.device:

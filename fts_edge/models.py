@@ -1,4 +1,4 @@
-"""3D networks: R3D-18 and ResNeXt3D-18, and the two roles of FTSnet (FlowTeacher, Student).
+"""3D networks: R3D-18 and ResNeXt3D-18, and FTSnet's flow teacher (FlowTeacher; the student is a plain ResNet3D on RGB).
 
 One flat file in dependency order: convolutions, blocks, stem, the network, the builders, the
 roles. Every network answers ``forward_features(x) -> (N, D)`` and ``forward_head(f) -> logits``;
@@ -291,4 +291,3 @@ class FlowTeacher(nn.Module):
         return self
 
 
-Student = ResNet3D  # the RGB network of FTSnet is a plain 3D ResNet: no flow at test time

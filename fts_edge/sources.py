@@ -102,10 +102,6 @@ class SyntheticSource(Source):
         self.clip_frames, self.realtime, self.max_frames = clip_frames, realtime, max_frames
         self.i, self._clip, self._label, self._next_t = 0, None, -1, None
 
-    @property
-    def current_label(self) -> int:
-        return self._label
-
     def read(self):
         from .synthetic import MOTION_CLASSES, render_clip
 

@@ -53,6 +53,21 @@ class ClipBuffer:
         return np.ascontiguousarray(self.ring[slots].transpose(1, 0, 2, 3))
 
 
+@dataclass(frozen=True)
+class LiveSettings:
+    """The live path's defaults, declared once: the camera command, the app, the benchmark and the
+    event detector all read them from here."""
+
+    every: int = 5  # classify every N frames
+    smooth: int = 3  # average scores over the last K windows
+    topk: int = 3  # classes reported per window
+    on: float = 0.6  # an event starts when a smoothed score rises above this
+    off: float = 0.4  # and ends when it falls below this
+
+
+LIVE = LiveSettings()
+
+
 class Smoother:
     def __init__(self, k: int):
         self.k = max(1, k)
@@ -66,7 +81,7 @@ class Smoother:
 class EventDetector:
     """Hysteresis per class: start above ``on``, end below ``off``."""
 
-    def __init__(self, classes: List[str], on: float = 0.6, off: float = 0.4):
+    def __init__(self, classes: List[str], on: float = LIVE.on, off: float = LIVE.off):
         if not 0 <= off <= on <= 1:
             raise ValueError("event thresholds need 0 <= off <= on <= 1")
         self.classes, self.on, self.off = classes, on, off
@@ -77,11 +92,11 @@ class EventDetector:
         for c, s in enumerate(smoothed):
             if c not in self.active and s >= self.on:
                 self.active[c] = {"frame": frame, "time": t}
-                events.append({"type": "event", "event": "start", "label": self.classes[c], "score": float(s),
+                events.append({"type": "event", "phase": "begin", "label": self.classes[c], "score": float(s),
                                "frame": frame, "time": t})
             elif c in self.active and s < self.off:
                 began = self.active.pop(c)
-                events.append({"type": "event", "event": "end", "label": self.classes[c], "score": float(s),
+                events.append({"type": "event", "phase": "end", "label": self.classes[c], "score": float(s),
                                "frame": frame, "time": t, "started_frame": began["frame"],
                                "duration_s": t - began["time"]})
         return events
@@ -94,6 +109,7 @@ class Window:
     clip: np.ndarray
     captured_at: float  # perf_counter when the newest frame arrived
     frame_rgb: Optional[np.ndarray] = None
+    source_time: Optional[float] = None  # the newest frame's time in the source: seconds into a file, or epoch time live
 
 
 @dataclass
@@ -133,8 +149,10 @@ class Capture(threading.Thread):
                 st.buffer.push(frame)
                 st.frames += 1
                 if st.buffer.full and (st.buffer.count - st.buffer.span) % st.stride == 0:
+                    live = getattr(self.source, "live", False) and not getattr(self.source, "realtime", False)
+                    src_t = time.time() if live else (st.buffer.count - 1) / float(getattr(self.source, "fps", 30.0) or 30.0)
                     w = Window(self.index, st.buffer.count - 1, st.buffer.window(), t,
-                               frame if self.keep_frame else None)
+                               frame if self.keep_frame else None, round(src_t, 3))
                     with st.cond:
                         if not self.drop:
                             while st.slot is not None and not self.stop.is_set():

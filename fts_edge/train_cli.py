@@ -28,43 +28,43 @@ def add_train_args(p, role: str):
     p.add_argument("--out", default=f"runs/{role}", help=f"run folder (default runs/{role})")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     g = p.add_argument_group("clips (the paper: 25 frames, 112 crops)")
-    g.add_argument("--frames", type=int, default=25)
-    g.add_argument("--size", type=int, default=112)
-    g.add_argument("--resize", type=int, default=128, help="short side before cropping (default 128)")
-    g.add_argument("--stride", type=int, default=1, help="temporal sampling stride (default 1)")
+    g.add_argument("--frames", type=int)
+    g.add_argument("--size", type=int)
+    g.add_argument("--resize", type=int, help="short side before cropping (default %(default)s)")
+    g.add_argument("--stride", type=int, help="temporal sampling stride (default %(default)s)")
     g = p.add_argument_group("network")
-    g.add_argument("--model", choices=("r3d_18", "resnext3d_18"), default="r3d_18")
-    g.add_argument("--width", type=float, default=1.0, help="channel width multiplier (default 1.0)")
+    g.add_argument("--model", choices=("r3d_18", "resnext3d_18"))
+    g.add_argument("--width", type=float, help="channel width multiplier (default %(default)s)")
     g = p.add_argument_group("optimisation (the paper: SGD lr 0.1, momentum 0.9, weight decay 5e-4)")
-    g.add_argument("--epochs", type=int, default=30)
-    g.add_argument("--batch-size", type=int, default=16, help="global batch, split over torchrun processes")
-    g.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+    g.add_argument("--epochs", type=int)
+    g.add_argument("--batch-size", type=int, help="global batch, split over torchrun processes (default %(default)s)")
+    g.add_argument("--optimizer", choices=("sgd", "adamw"),
                    help="sgd (the paper's, default) or adamw (trains small networks from scratch faster)")
     g.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1 for sgd, 1e-3 for adamw)")
-    g.add_argument("--momentum", type=float, default=0.9)
-    g.add_argument("--weight-decay", type=float, default=5e-4)
-    g.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
-    g.add_argument("--warmup-epochs", type=int, default=1)
-    g.add_argument("--clip-grad", type=float, default=5.0, help="max gradient norm, 0 for none (default 5)")
+    g.add_argument("--momentum", type=float)
+    g.add_argument("--weight-decay", type=float)
+    g.add_argument("--schedule", choices=("cosine", "step"))
+    g.add_argument("--warmup-epochs", type=int)
+    g.add_argument("--clip-grad", type=float, help="max gradient norm, 0 for none (default %(default)s)")
     g = p.add_argument_group("flow")
-    g.add_argument("--flow-preset", choices=("fast", "default"), default="fast",
+    g.add_argument("--flow-preset", choices=("fast", "default"),
                    help="TVL1 settings: the measured fast preset, or OpenCV's defaults")
     g.add_argument("--flow-cache", help="folder for flow computed once per video (default <out>/../flow_cache)")
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int)
     g.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda (default: cuda if present)")
-    g.add_argument("--threads", type=int, default=0, help="CPU threads (default: torch's choice)")
+    g.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     g.add_argument("--allow-split-anomalies", action="store_true",
                    help="train although `fts-edge data check` warns about the split (a video in both subsets, "
                         "a class without videos)")
     if role == "student":
         g = p.add_argument_group("distillation")
         g.add_argument("--teacher", help="flow-teacher checkpoint (required unless --alpha 0)")
-        g.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+        g.add_argument("--alpha", type=float,
                        help=f"weight of ||F_rgb - F_flow||^2 (default {DEFAULT_ALPHA:g}; 0 = the RGB-only baseline)")
-        g.add_argument("--mode", choices=("ftsnet", "mers"), default="ftsnet",
+        g.add_argument("--mode", choices=("ftsnet", "mers"),
                        help="ftsnet: CE + alpha*MSE; mers: the pure-mimic ablation (MSE trains the network, CE only the classifier)")
-        g.add_argument("--mimic", choices=MIMICS, default="mse",
+        g.add_argument("--mimic", choices=MIMICS,
                        help="mse: the paper's ||F_rgb - F_flow||^2 (default); correlation: the same on features "
                             "z-scored over the batch, which a student cannot lower by outputting the teacher's mean "
                             "(the demo's: it beat mse on the motion dataset's development seeds)")
@@ -74,6 +74,18 @@ def add_train_args(p, role: str):
         g.add_argument("--init-from-teacher", action="store_true",
                        help="start the student from the teacher's weights past the stem (the teacher's stem reads "
                             "flow, not colours: the student's starts fresh); needs the teacher's --model and --width")
+    p.set_defaults(**train_defaults(p))
+
+
+def train_defaults(p) -> dict:
+    """Every flag's default from TrainConfig's fields: a default changes in one line, there."""
+    import dataclasses
+
+    from .training import TrainConfig
+
+    dests = {a.dest for a in p._actions}
+    return {f.name: f.default for f in dataclasses.fields(TrainConfig)
+            if f.name in dests and f.name not in ("out", "lr", "device", "flip")}
 
 
 def _hint(value: str) -> str:
@@ -92,21 +104,15 @@ def _cuda() -> bool:
 
 
 def config_from_args(a, role: str):
+    """The TrainConfig of the parsed flags: every field the parser has, by name."""
+    import dataclasses
+
     from .training import TrainConfig
 
-    kw = dict(out=a.out, dataset=a.dataset, root=a.root, splits=a.splits, split=a.split, frames=a.frames,
-              size=a.size, resize=a.resize, stride=a.stride, model=a.model, width=a.width, epochs=a.epochs,
-              batch_size=a.batch_size, optimizer=a.optimizer,
-              lr=a.lr if a.lr is not None else (1e-3 if a.optimizer == "adamw" else 0.1),
-              momentum=a.momentum, weight_decay=a.weight_decay,
-              schedule=a.schedule, warmup_epochs=a.warmup_epochs, clip_grad=a.clip_grad,
-              flow_preset=a.flow_preset, flow_cache=a.flow_cache, seed=a.seed, device=a.device, threads=a.threads,
-              allow_split_anomalies=a.allow_split_anomalies, flip=a.flip)
-    if role == "student":
-        r = "student" if a.alpha > 0 else "rgb"
-        return TrainConfig(role=r, teacher=a.teacher, alpha=a.alpha, mode=a.mode, mimic=a.mimic, hint=a.hint,
-                           init_from_teacher=a.init_from_teacher, **kw)
-    return TrainConfig(role=role, **kw)
+    kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(a, f.name)}
+    kw["lr"] = a.lr if a.lr is not None else (1e-3 if a.optimizer == "adamw" else 0.1)
+    kw["role"] = role if role == "teacher" else ("student" if a.alpha > 0 else "rgb")
+    return TrainConfig(**kw)
 
 
 def cfg_out(a) -> str:

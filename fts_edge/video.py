@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -38,23 +38,6 @@ def _open(path) -> "cv2.VideoCapture":
         cap.release()
         raise VideoError(f"{p}: not a readable video (no decoder could open it)")
     return cap
-
-
-def iter_frames(path, max_frames: Optional[int] = None) -> Iterator[np.ndarray]:
-    """Yield frames as uint8 RGB (H, W, 3), decoding lazily. Raises VideoError if none decode."""
-    cap = _open(path)
-    n = 0
-    try:
-        while max_frames is None or n < max_frames:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
-            n += 1
-            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    finally:
-        cap.release()
-    if n == 0:
-        raise VideoError(f"{path}: no frame decodes")
 
 
 def read_frames(path, max_frames: Optional[int] = None, strict: bool = True,

@@ -94,3 +94,17 @@ def tiny_run(tmp_path_factory):
     rep = export_onnx(base / "student" / "best.pt", base / "engines" / "student.onnx", parity_clips=clips)
     return {"base": base, "teacher": base / "teacher" / "best.pt", "student": base / "student" / "best.pt",
             "onnx": Path(rep["onnx"]), "export": rep, "spec": spec}
+
+
+@pytest.fixture
+def pair(tiny_run, tmp_path):
+    """A copy of the tiny student's ONNX and its JSON in tmp_path/engines, free to edit."""
+    import shutil
+
+    from fts_edge.bundle import metadata_path
+
+    d = tmp_path / "engines"
+    d.mkdir()
+    for f in (tiny_run["onnx"], metadata_path(tiny_run["onnx"])):
+        shutil.copy(f, d / Path(f).name)
+    return d / "student.onnx"

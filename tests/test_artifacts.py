@@ -13,15 +13,6 @@ from fts_edge.bundle import EMBED_KEY, metadata_path
 from fts_edge.cli import main
 
 
-@pytest.fixture
-def pair(tiny_run, tmp_path):
-    d = tmp_path / "engines"
-    d.mkdir()
-    for f in (tiny_run["onnx"], metadata_path(tiny_run["onnx"])):
-        shutil.copy(f, d / Path(f).name)
-    return d / "student.onnx"
-
-
 def _camera(model, capsys, tmp_path=None):
     rc = main(["camera", "--input", "synthetic://", "--model", str(model), "--max-windows", "2"])
     return rc, capsys.readouterr()

@@ -1,5 +1,6 @@
 import contextlib
 import json
+from pathlib import Path
 import threading
 import time
 import urllib.request
@@ -71,8 +72,8 @@ def test_smoothing_and_hysteresis_events():
     ev = EventDetector(["walk", "run"], on=0.6, off=0.4)
     seq = [0.5, 0.7, 0.55, 0.45, 0.3, 0.65]
     out = [ev(np.array([s, 1 - s]), i, float(i)) for i, s in enumerate(seq)]
-    starts = [(i, e["label"]) for i, es in enumerate(out) for e in es if e["event"] == "start"]
-    ends = [(i, e["label"]) for i, es in enumerate(out) for e in es if e["event"] == "end"]
+    starts = [(i, e["label"]) for i, es in enumerate(out) for e in es if e["phase"] == "begin"]
+    ends = [(i, e["label"]) for i, es in enumerate(out) for e in es if e["phase"] == "end"]
     # walk starts at 0.7 and survives 0.55 and 0.45 (above off); ends at 0.3; run is the mirror image
     assert starts == [(1, "walk"), (4, "run"), (5, "walk")]
     assert ends == [(4, "walk"), (5, "run")]
@@ -217,7 +218,7 @@ def test_live_page_serves_stream_and_label(tiny_run, tmp_path):
     with _live_page(tiny_run["onnx"], tmp_path) as (url, status):
         page = urllib.request.urlopen(url, timeout=5).read().decode()
         assert "/stream.mjpg" in page
-        assert status["label"] in load_classifier(tiny_run["onnx"]).classes
+        assert status["label"] in load_classifier(tiny_run["onnx"]).classes + ["no action"]
         with urllib.request.urlopen(url + "stream.mjpg", timeout=5) as r:
             chunk = r.read(4096)
         assert b"Content-Type: image/jpeg" in chunk and b"\xff\xd8" in chunk
@@ -262,7 +263,7 @@ def test_live_page_in_a_real_headless_browser(tiny_run, tmp_path):
                        capture_output=True, text=True, timeout=60)
     classes = load_classifier(tiny_run["onnx"]).classes
     # the page's script fetched /status and wrote the current label into the page
-    assert any(c in dom for c in classes), dom[:500]
+    assert any(c in dom for c in classes + ["no action"]), dom[:500]
     assert "waiting for the first window" not in dom
     assert shot.exists() and shot.stat().st_size > 5000
 
@@ -274,3 +275,34 @@ def test_annotated_video_output(tiny_run, shared_data, tmp_path):
     frames = read_frames(out)
     assert len(frames) == 6 and frames.shape[1:3] == (528, 720)
     assert frames[0][:10].mean() < 60  # the dark label band drawn over the top of the frame
+
+
+def test_every_row_the_camera_writes_validates_against_the_documented_schema(tiny_run, tmp_path):
+    """docs/camera-jsonl.schema.json: start, prediction, event and summary rows of a real run, and
+    the stop rows of a stopped one."""
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "camera-jsonl.schema.json").read_text())
+    out = tmp_path / "rows.jsonl"
+    assert main(["camera", "--input", "synthetic://?frames=90", "--model", str(tiny_run["onnx"]), "--every", "2",
+                 "--on", "0.3", "--off", "0.2", "--teacher", str(tiny_run["teacher"]), "--json-out", str(out)]) == 0
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    for r in rows:
+        jsonschema.validate(r, schema)
+    kinds = {r["type"] for r in rows}
+    assert {"start", "prediction", "summary"} <= kinds
+    labels = {r["label"] for r in rows if r["type"] == "prediction"}
+    assert labels, "predictions carry the smoothed label or no action"
+    preds = [r for r in rows if r["type"] == "prediction"]
+    assert all(r["source_time"] is not None for r in preds)
+    bad = dict(preds[0], phase="start")
+    bad.pop("label")
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, schema)
+
+
+def test_below_the_on_threshold_the_label_is_no_action(tiny_run, tmp_path):
+    out = tmp_path / "rows.jsonl"
+    assert main(["camera", "--input", "synthetic://?frames=40", "--model", str(tiny_run["onnx"]), "--on", "1.0",
+                 "--off", "0.5", "--json-out", str(out)]) == 0
+    preds = [json.loads(l) for l in out.read_text().splitlines() if '"prediction"' in l]
+    assert preds and all(p["label"] == "no action" for p in preds)

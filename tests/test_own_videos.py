@@ -3,7 +3,6 @@ bundle with the run's seed, and a video whose container declares more frames tha
 the frames that do."""
 import logging
 
-import pytest
 
 from fts_edge.clips import dataset_index_from_meta, validation_set
 from fts_edge.clipspec import ClipSpec

@@ -11,7 +11,6 @@ import importlib
 import inspect
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -87,15 +86,6 @@ def test_a_name_tensorrt_lacks_fails_against_the_standin(standin):
     assert not any(line.strip() == "build_engine" for line in (DATA / "tensorrt-10.3.0-names.txt").read_text().splitlines())
 
 
-@pytest.fixture
-def onnx_copy(tiny_run, tmp_path):
-    d = tmp_path / "engines"
-    d.mkdir()
-    for f in (tiny_run["onnx"], metadata_path(tiny_run["onnx"])):
-        shutil.copy(f, d / Path(f).name)
-    return d / "student.onnx"
-
-
 def _camera_rows(model, video, tmp_path, tag):
     out = tmp_path / f"{tag}.jsonl"
     assert main(["camera", "--input", str(video), "--model", str(model), "--max-windows", "6", "--every", "3",
@@ -103,13 +93,13 @@ def _camera_rows(model, video, tmp_path, tag):
     return [json.loads(l) for l in out.read_text().splitlines() if '"prediction"' in l]
 
 
-def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, onnx_copy, tmp_path, shared_data, capsys):
+def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, pair, tmp_path, shared_data, capsys):
     video = shared_data / "vtest.avi"
-    rc = main(["build-engine", str(onnx_copy), "--fp16", "--int8", "--calib-input", str(video), "--calib-clips", "8",
+    rc = main(["build-engine", str(pair), "--fp16", "--int8", "--calib-input", str(video), "--calib-clips", "8",
                "--min-agreement", "0", "--timing-cache", str(tmp_path / "timing.cache")])
     out = capsys.readouterr().out
     assert rc == 0, out
-    d = onnx_copy.parent
+    d = pair.parent
     for prec, src in (("fp16", "student.onnx"), ("int8", "student.int8.onnx")):
         engine = d / f"student.{prec}.engine"
         meta = json.loads(metadata_path(engine).read_text())
@@ -144,16 +134,16 @@ def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, onnx_copy
     assert b["stages"]["decode_per_frame"]["p50_ms"] > 0 and b["stages"]["inference_per_window"]["runs"] == 3
     # a second build reuses the engines: same TensorRT, GPU and ONNX
     capsys.readouterr()
-    assert main(["build-engine", str(onnx_copy), "--fp16"]) == 0
+    assert main(["build-engine", str(pair), "--fp16"]) == 0
     assert "reused" in capsys.readouterr().out
 
 
-def test_engine_refused_elsewhere(standin, onnx_copy, monkeypatch, capsys):
+def test_engine_refused_elsewhere(standin, pair, monkeypatch, capsys):
     from fts_edge.engine import build_engine
     from fts_edge.errors import EngineError
     from fts_edge.runtime import load_classifier
 
-    engine = Path(build_engine(onnx_copy, "fp16")["engine"])
+    engine = Path(build_engine(pair, "fp16")["engine"])
     load_classifier(engine).close()
     monkeypatch.setenv("FTS_STANDIN_GPU", "NVIDIA GeForce RTX 4090")
     monkeypatch.setenv("FTS_STANDIN_CC", "8.9")
@@ -171,7 +161,7 @@ def test_engine_refused_elsewhere(standin, onnx_copy, monkeypatch, capsys):
         load_classifier(engine)
     monkeypatch.setenv("FTS_STANDIN_TRT_VERSION", "11.0.0.1")
     with pytest.raises(EngineError, match="tensorrt>=10,<11"):
-        build_engine(onnx_copy, "fp16", force=True)
+        build_engine(pair, "fp16", force=True)
     monkeypatch.delenv("FTS_STANDIN_TRT_VERSION")
     blob = bytearray(engine.read_bytes())
     blob[-1] ^= 0xFF
@@ -194,13 +184,13 @@ def test_dynamic_batch_engine_has_an_optimization_profile(standin, tiny_run, tmp
     trt_clf.close()
 
 
-def test_buffers_are_pinned_and_freed(standin, onnx_copy):
+def test_buffers_are_pinned_and_freed(standin, pair):
     from fts_edge.engine import build_engine
     from fts_edge.runtime import load_classifier
 
     rt = importlib.import_module("cuda.bindings.runtime")
     before = rt.live_allocations()
-    clf = load_classifier(build_engine(onnx_copy, "fp16")["engine"])
+    clf = load_classifier(build_engine(pair, "fp16")["engine"])
     clf.classify(np.zeros((2, 3, 4, 24, 24), np.float32))
     dev, pinned, streams = rt.live_allocations()
     assert clf.cuda.kind == "cuda-python" and dev > before[0] and pinned > before[1] and streams > before[2]
@@ -208,30 +198,30 @@ def test_buffers_are_pinned_and_freed(standin, onnx_copy):
     assert rt.live_allocations() == before
 
 
-def test_cuda_python_with_a_wrong_driver_falls_back_to_pycuda(standin, onnx_copy, monkeypatch):
+def test_cuda_python_with_a_wrong_driver_falls_back_to_pycuda(standin, pair, monkeypatch):
     """cuda-python 13 on JetPack 6 imports, then answers cudaErrorInsufficientDriver: use pycuda,
     and pop its context when done."""
     from fts_edge.engine import build_engine
     from fts_edge.runtime import load_classifier
 
-    path = build_engine(onnx_copy, "fp16")["engine"]
+    path = build_engine(pair, "fp16")["engine"]
     monkeypatch.setenv("FTS_STANDIN_CUDA_ERROR", "35")
     drv = importlib.import_module("pycuda.driver")
     clf = load_classifier(path)
     assert clf.cuda.kind == "pycuda" and len(drv.context_stack()) == 1
-    ref = load_classifier(onnx_copy, device="cpu")
+    ref = load_classifier(pair, device="cpu")
     x = np.random.default_rng(1).standard_normal((1, 3, 4, 24, 24)).astype(np.float32)
     np.testing.assert_allclose(clf.classify(x), ref.classify(x), atol=1e-6)
     clf.close()
     assert drv.context_stack() == []
 
 
-def test_no_cuda_at_all_is_one_clear_error(standin, onnx_copy, monkeypatch):
+def test_no_cuda_at_all_is_one_clear_error(standin, pair, monkeypatch):
     from fts_edge.engine import build_engine
     from fts_edge.errors import EngineError
     from fts_edge.runtime import load_classifier
 
-    path = build_engine(onnx_copy, "fp16")["engine"]
+    path = build_engine(pair, "fp16")["engine"]
     monkeypatch.setenv("FTS_STANDIN_CUDA_ERROR", "35")
     monkeypatch.setitem(sys.modules, "pycuda", None)
     monkeypatch.setitem(sys.modules, "pycuda.driver", None)
