@@ -35,6 +35,9 @@ def add_train_args(p, role: str):
     g = p.add_argument_group("network")
     g.add_argument("--model", choices=("r3d_18", "resnext3d_18"))
     g.add_argument("--width", type=float, help="channel width multiplier (default %(default)s)")
+    g.add_argument("--pretrained", metavar="FILE",
+                   help="start from a torchvision-format r3d_18 state dict you downloaded (Kinetics-400): every tensor "
+                        "but the classifier (and the teacher's 2-channel stem); needs --width 1.0")
     g = p.add_argument_group("optimisation (the paper: SGD lr 0.1, momentum 0.9, weight decay 5e-4)")
     g.add_argument("--epochs", type=int)
     g.add_argument("--batch-size", type=int, help="global batch, split over torchrun processes (default %(default)s)")

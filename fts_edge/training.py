@@ -29,7 +29,7 @@ from .clipspec import ClipSpec
 from .datasets import DatasetIndex, VideoDataset, VideoItem, index_from_settings
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .artifacts import atomic_write_text
-from .errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
+from .errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError, first_line
 from .models import hint_layers
 from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
@@ -51,7 +51,7 @@ POSITIVE = {"lr", "width", "flow_scale"}
 RUN_DEFINING = ("role", "dataset", "root", "splits", "split", "per_class", "num_classes", "frames", "size", "resize",
                 "stride", "model", "width", "optimizer", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                 "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "init_from_teacher",
-                "flow_preset", "flow_scale", "seed", "eval_clips", "flip")
+                "flow_preset", "flow_scale", "seed", "eval_clips", "flip", "pretrained")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,7 @@ class TrainConfig:
     init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
     allow_split_anomalies: bool = False  # train on a split that data check warns about
     flip: Optional[bool] = None  # horizontal flips in training: None = off where class names pair directions
+    pretrained: Optional[str] = None  # a torchvision-format r3d_18 state dict to start from (load_pretrained)
     # flow
     flow_preset: str = "fast"
     flow_scale: float = 2.0
@@ -114,6 +115,8 @@ class TrainConfig:
             hint_layers(self.hint)
             if self.role != "student":
                 raise ValueError("--hint is a distillation setting: it needs a student with a teacher")
+        if self.pretrained and self.init_from_teacher:
+            raise ValueError("--pretrained and --init-from-teacher both set the starting weights: choose one")
         if self.init_from_teacher and self.role != "student":
             raise ValueError("--init-from-teacher is a distillation setting: it needs a student with a teacher")
         if self.optimizer not in OPTIMIZERS:
@@ -243,6 +246,10 @@ def build_networks(cfg: TrainConfig, num_classes: int):
     torch.manual_seed(cfg.seed)
     in_ch = 2 if cfg.role == "teacher" else 3
     net = create_model(cfg.model, num_classes, in_channels=in_ch, width=cfg.width)
+    if cfg.pretrained:
+        rep = load_pretrained(net, cfg.pretrained)
+        log.info("%s: %d tensors from %s, %d left as initialised (%s)", cfg.role, len(rep["loaded"]), cfg.pretrained,
+                 len(rep["skipped"]), ", ".join(rep["skipped"][:4]))
     teacher, proj = None, None
     if cfg.role == "teacher":
         from .flow import TVL1
@@ -266,6 +273,35 @@ def build_networks(cfg: TrainConfig, num_classes: int):
         if cfg.init_from_teacher:
             init_from_teacher(net, teacher)
     return net, teacher, proj
+
+
+def load_pretrained(net: nn.Module, path: str) -> Dict[str, List[str]]:
+    """Start a network from a torchvision-format video ResNet state dict (r3d_18 trained on
+    Kinetics-400, downloaded by the user): every tensor whose name and shape match is loaded; the
+    classifier (400 Kinetics classes) and, for the flow teacher, the stem (2 flow channels, not 3
+    colours) stay as initialised. Loaded with weights_only=True."""
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"--pretrained {p}: no such file")
+    try:
+        sd = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:
+        raise CheckpointError(f"--pretrained {p}: not a readable state dict ({type(e).__name__}: {first_line(e, 160)})")
+    for key in ("state_dict", "model"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+    if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
+        raise CheckpointError(f"--pretrained {p}: not a state dict of tensors (a torchvision r3d_18 .pth)")
+    sd = {k[len("module."):] if k.startswith("module.") else k: v for k, v in sd.items()}
+    own = net.state_dict()
+    loaded = [k for k, v in sd.items() if k in own and own[k].shape == v.shape]
+    skipped = sorted(k for k in own if k not in loaded)
+    body = [k for k in own if not k.startswith(("fc.", "stem.0."))]
+    if sum(k in loaded for k in body) < len(body) // 2:
+        raise CheckpointError(f"--pretrained {p}: only {len(loaded)} of {len(own)} tensors fit this network; it takes a "
+                              f"torchvision r3d_18 state dict at --width 1.0 (and --model r3d_18)")
+    net.load_state_dict({**own, **{k: sd[k] for k in loaded}})
+    return {"loaded": loaded, "skipped": skipped}
 
 
 def init_from_teacher(net: nn.Module, teacher: nn.Module) -> List[str]:

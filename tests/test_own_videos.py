@@ -102,3 +102,58 @@ def test_predict_labels_files_folders_and_patterns(tiny_run, tmp_path, capsys):
     assert main(["predict", str(root / "walk"), "--model", str(tiny_run["onnx"]), "--csv"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "video,label,score,top,error" and len(lines) == 3
+
+
+def torchvision_r3d_18_state_dict(num_classes=400):
+    """A state dict with the parameter names and shapes of torchvision's video r3d_18
+    (torchvision/models/video/resnet.py: BasicStem, BasicBlock with Conv3DSimple in
+    Sequential(conv, bn, relu), downsample Sequential(conv, bn), fc), filled with random numbers."""
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    sd = {}
+
+    def bn(prefix, c):
+        sd.update({f"{prefix}.weight": torch.rand(c, generator=g), f"{prefix}.bias": torch.rand(c, generator=g),
+                   f"{prefix}.running_mean": torch.rand(c, generator=g), f"{prefix}.running_var": torch.rand(c, generator=g),
+                   f"{prefix}.num_batches_tracked": torch.tensor(7)})
+
+    sd["stem.0.weight"] = torch.randn(64, 3, 3, 7, 7, generator=g)
+    bn("stem.1", 64)
+    cin = 64
+    for layer, c in zip((1, 2, 3, 4), (64, 128, 256, 512)):
+        for b in (0, 1):
+            first_in = cin if b == 0 else c
+            sd[f"layer{layer}.{b}.conv1.0.weight"] = torch.randn(c, first_in, 3, 3, 3, generator=g)
+            bn(f"layer{layer}.{b}.conv1.1", c)
+            sd[f"layer{layer}.{b}.conv2.0.weight"] = torch.randn(c, c, 3, 3, 3, generator=g)
+            bn(f"layer{layer}.{b}.conv2.1", c)
+            if b == 0 and layer > 1:
+                sd[f"layer{layer}.0.downsample.0.weight"] = torch.randn(c, cin, 1, 1, 1, generator=g)
+                bn(f"layer{layer}.0.downsample.1", c)
+        cin = c
+    sd["fc.weight"] = torch.randn(num_classes, 512, generator=g)
+    sd["fc.bias"] = torch.randn(num_classes, generator=g)
+    return sd
+
+
+def test_pretrained_torchvision_r3d_18_weights_load_past_the_classifier(tmp_path):
+    import pytest
+    import torch
+
+    from fts_edge.errors import CheckpointError
+    from fts_edge.models import create_model
+    from fts_edge.training import load_pretrained
+
+    sd = torchvision_r3d_18_state_dict()
+    path = tmp_path / "r3d_18_kinetics400.pth"
+    torch.save({"state_dict": {"module." + k: v for k, v in sd.items()}}, path)  # a wrapped, DDP-style save
+    student = create_model("r3d_18", 51)
+    rep = load_pretrained(student, str(path))
+    assert rep["skipped"] == ["fc.bias", "fc.weight"] and len(rep["loaded"]) == len(sd) - 2
+    assert torch.equal(student.state_dict()["layer3.0.downsample.0.weight"], sd["layer3.0.downsample.0.weight"])
+    teacher = create_model("r3d_18", 51, in_channels=2)
+    rep = load_pretrained(teacher, str(path))
+    assert rep["skipped"] == ["fc.bias", "fc.weight", "stem.0.weight"]
+    with pytest.raises(CheckpointError, match="needs --width 1.0|at --width 1.0"):
+        load_pretrained(create_model("r3d_18", 51, width=0.25), str(path))
