@@ -90,7 +90,7 @@ RANGES = {"per_class": (1, None), "classes": (2, None), "frames": (2, None), "si
           "calib_memory_mb": (64, None), "clips": (1, None), "runs": (1, None), "warmup": (0, None),
           "threads": (0, 256), "epochs": (1, None), "teacher_epochs": (1, None), "seed": (0, None), "every": (1, None),
           "every_deprecated": (1, None), "smooth": (1, None), "topk": (1, None), "on": (0.0, 1.0),
-          "max_windows": (1, None), "max_retries": (0, None), "max_rel_diff": (0.0, None)}
+          "max_windows": (1, None), "max_retries": (0, None), "max_rel_diff": (0.0, None), "limit": (1, None)}
 RANGE_OVERRIDES = {("synth", "classes"): (2, 10)}
 
 
@@ -210,6 +210,25 @@ def cmd_predict(a):
                 rest = ", ".join(f"{t['label']} {t['score']:.2f}" for t in r["top"][1:])
                 print(f"{r['video']}: {r['label']} {r['score']:.2f}" + (f"  ({rest})" if rest else ""))
     return 1 if any("error" in r for r in rows) else 0
+
+
+def cmd_evaluate(a):
+    from .predict import evaluate_artifact
+
+    index = None
+    if a.root or a.dataset:
+        from .datasets import dataset_index
+        index = dataset_index(a.dataset or "folder", a.root, a.splits, a.split or 1)
+    rep = evaluate_artifact(a.model or _default_model(), index, limit=a.limit, device=a.device, threads=a.threads)
+    print(f"{rep['backend']} on {rep['n']} test clips: top-1 {rep['top1']:.1f}, top-5 {rep['top5']:.1f}, "
+          f"{rep['clips_per_s']:.1f} clips/s")
+    print("test clips per class: " + ", ".join(f"{c} {k}" for c, k in zip(rep["classes"], rep["per_class_n"])))
+    for path, why in sorted(rep["excluded_unreadable"].items()):
+        print(f"excluded (unreadable): {path}: {why}")
+    if a.json_out:
+        from .artifacts import atomic_write_text
+        atomic_write_text(a.json_out, json.dumps(rep, indent=2))
+    return 0
 
 
 def _default_model() -> str:
@@ -451,6 +470,22 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
     pr.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
     pr.set_defaults(func=cmd_predict)
+
+    ev = sub.add_parser("evaluate", help="score any model (.engine, .onnx, INT8 ONNX, .pt) on a dataset's test split",
+                        description="Top-1, top-5, test clips per class and the confusion matrix of any artifact on "
+                                    "the test split its metadata names (the split it was trained with), or on "
+                                    "--dataset/--root. Unreadable videos are left out and listed.",
+                        epilog="example: fts-edge evaluate engines/student.int8.cpu.onnx --json-out table.json")
+    ev.add_argument("model", nargs="?", help="the model (default: the one the camera would use)")
+    ev.add_argument("--dataset", choices=("hmdb51", "ucf101", "folder", "synthetic"), help="another dataset")
+    ev.add_argument("--root", help="its video root")
+    ev.add_argument("--splits", help="its split files (default --root)")
+    ev.add_argument("--split", type=int, choices=(1, 2, 3), help="official split")
+    ev.add_argument("--limit", type=int, help="score only the first N test videos")
+    ev.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
+    ev.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
+    ev.add_argument("--json-out", help="save the result (with the confusion matrix) as JSON here")
+    ev.set_defaults(func=cmd_evaluate)
 
     v = sub.add_parser("verify", help="check an engine or INT8/ONNX model against its reference on real clips",
                        description="Run the artifact (.engine, INT8 ONNX, ONNX) and its reference (the fp32 ONNX it "

@@ -1,11 +1,11 @@
-"""`fts-edge predict`: one label per video file, offline, from any artifact (.engine, .onnx, INT8
-ONNX, .pt). Several clips spread over each video are classified and their scores averaged. Imports
-no torch unless the model is a checkpoint."""
+"""`fts-edge predict` and `fts-edge evaluate`: offline use of any artifact (.engine, .onnx, INT8 ONNX,
+.pt). predict gives one label per video file (several clips averaged); evaluate scores a dataset's
+test split. Imports no torch unless the model is a checkpoint."""
 from __future__ import annotations
 
 import glob
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
@@ -54,3 +54,47 @@ def predict(inputs: Iterable[str], model: str, clips: int = 5, k: int = 3, devic
     finally:
         clf.close()
     return rows
+
+
+def evaluate_artifact(model: str, index=None, limit: Optional[int] = None, device=None, threads: int = 0) -> Dict:
+    """Score any artifact (.engine, .onnx, INT8 ONNX, .pt) on a dataset's test split: top-1, top-5,
+    per-class counts and the confusion matrix; unreadable videos are left out and listed. The split
+    is the one the model's bundle names unless ``index`` is given."""
+    from .clips import dataset_index_from_meta
+    from .datasets import load_frames
+    from .runtime import load_classifier
+    from .transforms import preprocess_clip, sample_indices
+
+    clf = load_classifier(model, device=device, threads=threads)
+    try:
+        index = index if index is not None else dataset_index_from_meta(clf.meta)
+        if index is None:
+            raise FtsError(f"{model}: its training dataset is not reachable here; name one with --dataset and --root")
+        if list(index.classes) != list(clf.classes):
+            raise FtsError(f"{model}: the dataset's classes {index.classes[:4]}... are not the model's {clf.classes[:4]}...")
+        items = index.test[:limit] if limit else index.test
+        n = len(clf.classes)
+        cm = np.zeros((n, n), np.int64)
+        top5, unreadable, t_inf = 0, {}, 0.0
+        import time
+        for item in items:
+            try:
+                frames = load_frames(item, clf.spec)
+            except VideoError as e:
+                unreadable[item.path] = str(e)
+                continue
+            (ix,) = sample_indices(len(frames), clf.spec, "center")
+            t = time.perf_counter()
+            p = clf.classify(preprocess_clip(frames[ix], clf.spec))[0]
+            t_inf += time.perf_counter() - t
+            cm[item.label, int(np.argmax(p))] += 1
+            top5 += int(item.label in np.argsort(-p)[:5])
+        total = int(cm.sum())
+        if not total:
+            raise FtsError("no test video of this split can be read")
+        return {"model": str(model), "backend": clf.describe(), "classes": list(clf.classes), "n": total,
+                "top1": 100.0 * np.trace(cm) / total, "top5": 100.0 * top5 / total,
+                "clips_per_s": total / max(t_inf, 1e-9), "per_class_n": cm.sum(1).tolist(),
+                "confusion": cm.tolist(), "excluded_unreadable": unreadable}
+    finally:
+        clf.close()

@@ -157,3 +157,18 @@ def test_pretrained_torchvision_r3d_18_weights_load_past_the_classifier(tmp_path
     assert rep["skipped"] == ["fc.bias", "fc.weight", "stem.0.weight"]
     with pytest.raises(CheckpointError, match="needs --width 1.0|at --width 1.0"):
         load_pretrained(create_model("r3d_18", 51, width=0.25), str(path))
+
+
+def test_evaluate_scores_an_onnx_as_the_training_table_scores_its_checkpoint(tiny_run, tmp_path, capsys):
+    import json
+
+    from fts_edge.cli import main
+    from fts_edge.evaluate import evaluate
+
+    table = evaluate(None, None, str(tiny_run["student"]))
+    row = table["rows"][0]
+    assert main(["evaluate", str(tiny_run["onnx"]), "--json-out", str(tmp_path / "e.json")]) == 0
+    rep = json.loads((tmp_path / "e.json").read_text())
+    assert rep["n"] == row["n"] and abs(rep["top1"] - row["top1"]) < 1e-6 and abs(rep["top5"] - row["top5"]) < 1e-6
+    assert rep["per_class_n"] == row["per_class_n"]
+    assert "test clips per class" in capsys.readouterr().out
