@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The live camera app, as a script: `python apps/camera.py --device /dev/video0`.
+"""The live camera app, as a script: `python apps/camera.py --input /dev/video0`.
 
 The same code as `fts-edge camera`; the main loop (fts_edge/camera.py, `run`) reads:
 capture in a thread per source (ring buffer, each frame preprocessed once) -> take the newest

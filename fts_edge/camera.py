@@ -215,7 +215,7 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
         raise FtsError("--stride must be >= 1")
     if sources is None:
         if not inputs:
-            raise FtsError("no input: give --device /dev/video0 or --input URI (a file, rtsp://, csi://0, synthetic://)")
+            raise FtsError("no input: give --input URI (/dev/video0, csi://0, rtsp://..., a file, synthetic://)")
         sources = []
         for uri in inputs:
             first = open_source(uri, realtime)

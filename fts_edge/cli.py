@@ -254,8 +254,8 @@ def cmd_verify(a):
 
 # -- camera -----------------------------------------------------------------------------------
 def add_camera_args(c):
-    c.add_argument("--device", dest="inputs", action="append", metavar="DEV",
-                   help="camera device, e.g. /dev/video0 (same as --input)")
+    c.add_argument("--device", default="auto", type=_device_or_input, metavar="{cpu,cuda,auto}",
+                   help="where the model runs: cpu, cuda or auto (default: the best there is)")
     c.add_argument("--input", dest="inputs", action="append", metavar="URI",
                    help="source URI, repeatable: /dev/videoN, v4l2://N, csi://N, rtsp://..., FILE, file://FILE, "
                         "synthetic://")
@@ -274,7 +274,7 @@ def add_camera_args(c):
     c.add_argument("--off", type=float, default=LIVE.off,
                    help=f"event ends below this smoothed score (default {LIVE.off})")
     c.add_argument("--realtime", action="store_true", help="play files at their own frame rate, as a camera")
-    c.add_argument("--headless", action="store_true", help="no window: JSON lines only (the default without --display)")
+    c.add_argument("--headless", action="store_true", help=argparse.SUPPRESS)  # the default; kept so old units run
     c.add_argument("--json-out", help="append the JSON lines to this file instead of stdout")
     c.add_argument("--display", action="store_true", help="show an annotated window (needs a screen and OpenCV GUI)")
     c.add_argument("--output", help="write the annotated stream to this video file (.mp4, .avi, .mkv, .mov)")
@@ -286,11 +286,24 @@ def add_camera_args(c):
     c.add_argument("--max-retries", type=int, default=0,
                    help="give up on a lost camera after N failed reopenings (default 0: keep trying)")
     c.add_argument("--threads", type=int, default=0, help="inference threads (default: the runtime's choice)")
-    c.add_argument("--cpu", action="store_true", help="run the model on the CPU even if a GPU is there")
+    c.add_argument("--cpu", action="store_true", help=argparse.SUPPRESS)  # the same as --device cpu
+
+
+def _device_or_input(value: str) -> str:
+    """camera --device took a camera before it meant cpu/cuda: such a value is passed on as an input."""
+    return value if value in ("cpu", "cuda", "auto") else "input:" + value
 
 
 def cmd_camera(a):
     from .camera import run
+
+    if a.device.startswith("input:"):
+        print(f"warning: camera --device {a.device[6:]} is now --input {a.device[6:]} (--device is cpu or cuda)",
+              file=sys.stderr)
+        a.inputs = (a.inputs or []) + [a.device[6:]]
+        a.device = "auto"
+    if a.headless and a.display:
+        raise UsageError("--headless and --display contradict each other")
 
     if a.every_deprecated is not None:
         print("warning: camera --stride is now --every (--stride is the clip's temporal sampling elsewhere)",
@@ -300,7 +313,7 @@ def cmd_camera(a):
     summary = run(a.inputs or [], a.model, stride=a.every, overwrite=a.overwrite, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
                   realtime=a.realtime, json_out=a.json_out, output=a.output, serve=serve, display=a.display,
                   teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows, max_retries=a.max_retries,
-                  threads=a.threads, device="cpu" if a.cpu else None)
+                  threads=a.threads, device="cpu" if a.cpu else (None if a.device == "auto" else a.device))
     if a.json_out:
         print(f"{summary['classifications']} classifications in {summary['seconds']:.1f} s "
               f"({summary['classifications_per_s']:.2f}/s), latency p50 {summary['latency_ms']['p50']:.0f} ms; "
@@ -563,7 +576,25 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--classes", type=int, default=51, help="pipeline: classifier outputs (default 51, HMDB51)")
     b.add_argument("--no-two-stream", action="store_true", help="pipeline: skip the two-stream comparison")
     b.set_defaults(func=cmd_bench)
+    for name, sp in list(sub.choices.items()) + list(dsub.choices.items()):
+        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more (debug level)")
+        if not sp.epilog and name in EXAMPLES:
+            sp.epilog = "example: " + EXAMPLES[name]
     return p
+
+
+EXAMPLES = {
+    "check": "fts-edge data check --dataset folder --root my_videos",
+    "synth": "fts-edge data synth data/motion --per-class 40",
+    "flow": "fts-edge flow clip.mp4 --out clip_flow.mp4 --compare-opencv",
+    "camera": "fts-edge camera --input /dev/video0 --model engines/student.int8.engine --serve 127.0.0.1:8080",
+    "export": "fts-edge export runs/student/best.pt",
+    "build-engine": "fts-edge build-engine engines/student.onnx --int8 --calib-input /dev/video0",
+    "demo": "fts-edge demo --quick",
+    "doctor": "fts-edge doctor --json",
+    "bench": "fts-edge bench --model engines/student.int8.engine --input clip.mp4",
+    "data": "fts-edge data check --dataset folder --root my_videos",
+}
 
 
 def main(argv=None) -> int:

@@ -238,9 +238,13 @@ def test_teacher_mode_on_the_cpu_writes_flow_pictures(tiny_run, tmp_path):
 
 
 def test_missing_camera_is_one_line(capsys, tiny_run):
-    assert main(["camera", "--device", "/dev/video99", "--model", str(tiny_run["onnx"])]) == 1
+    assert main(["camera", "--input", "/dev/video99", "--model", str(tiny_run["onnx"])]) == 1
     err = capsys.readouterr().err
     assert "no such camera device" in err and err.count("\n") == 1
+    # the old spelling still reaches the camera, with a warning that --device now means cpu/cuda
+    assert main(["camera", "--device", "/dev/video99", "--model", str(tiny_run["onnx"])]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("warning: camera --device /dev/video99 is now --input") and "no such camera device" in err[1]
 
 
 def _chromium():
