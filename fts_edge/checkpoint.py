@@ -23,14 +23,20 @@ def save_checkpoint(path, ckpt: dict) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path) -> dict:
+def safe_load(path, what: str = "fts-edge checkpoint"):
+    """torch.load with weights_only=True (no pickle is executed); every failure is one CheckpointError."""
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"{p}: no such checkpoint")
+        raise CheckpointError(f"{p}: no such file (wanted: {what})")
     try:
-        ckpt = torch.load(p, map_location="cpu", weights_only=True)
+        return torch.load(p, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{p}: not a readable fts-edge checkpoint ({type(e).__name__}: {first_line(e, 160)})")
+        raise CheckpointError(f"{p}: not a readable {what} ({type(e).__name__}: {first_line(e, 160)})")
+
+
+def load_checkpoint(path) -> dict:
+    p = Path(path)
+    ckpt = safe_load(p)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "arch" not in ckpt:
         raise CheckpointError(f"{p}: not an fts-edge checkpoint (no model/arch entries)")
     return ckpt

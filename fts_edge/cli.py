@@ -371,6 +371,11 @@ def cmd_doctor(a):
 
 
 # -- parser ---------------------------------------------------------------------------------
+def _add_runtime_args(p):
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog="fts-edge",
@@ -480,8 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = pr.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="one JSON list")
     g.add_argument("--csv", action="store_true", help="CSV rows: video,label,score,top,error")
-    pr.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
-    pr.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
+    _add_runtime_args(pr)
     pr.set_defaults(func=cmd_predict)
 
     ev = sub.add_parser("evaluate", help="score any model (.engine, .onnx, INT8 ONNX, .pt) on a dataset's test split",
@@ -495,8 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--splits", help="its split files (default --root)")
     ev.add_argument("--split", type=int, choices=(1, 2, 3), help="official split")
     ev.add_argument("--limit", type=int, help="score only the first N test videos")
-    ev.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
-    ev.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
+    _add_runtime_args(ev)
     ev.add_argument("--json-out", help="save the result (with the confusion matrix) as JSON here")
     ev.set_defaults(func=cmd_evaluate)
 
@@ -515,8 +518,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fail below this top-1 agreement (default by precision: fp32 0.99, fp16 0.95, int8 0.9)")
     v.add_argument("--max-rel-diff", type=float, default=None,
                    help="fail above this relative logit difference (default by precision: fp32 1e-3, fp16 5e-2)")
-    v.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
-    v.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
+    _add_runtime_args(v)
     v.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     v.add_argument("--json-out", help="also save the report as JSON here")
     v.set_defaults(func=cmd_verify)

@@ -29,7 +29,7 @@ from .clipspec import ClipSpec
 from .datasets import DatasetIndex, VideoDataset, VideoItem, index_from_settings
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .artifacts import atomic_write_text
-from .errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError, first_line
+from .errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
 from .models import hint_layers
 from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
@@ -280,13 +280,10 @@ def load_pretrained(net: nn.Module, path: str) -> Dict[str, List[str]]:
     Kinetics-400, downloaded by the user): every tensor whose name and shape match is loaded; the
     classifier (400 Kinetics classes) and, for the flow teacher, the stem (2 flow channels, not 3
     colours) stay as initialised. Loaded with weights_only=True."""
+    from .checkpoint import safe_load
+
     p = Path(path)
-    if not p.is_file():
-        raise CheckpointError(f"--pretrained {p}: no such file")
-    try:
-        sd = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise CheckpointError(f"--pretrained {p}: not a readable state dict ({type(e).__name__}: {first_line(e, 160)})")
+    sd = safe_load(p, "state dict")
     for key in ("state_dict", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
