@@ -24,13 +24,26 @@ DEFAULT_MODELS = ("engines/student.int8.engine", "engines/student.fp16.engine", 
 
 
 def default_model() -> str:
+    """The model a command uses when none is named: engines/ first (where export writes), then the
+    newest run of `fts-edge train` or the demo under runs/; an engine only where TensorRT is."""
     from .engine import tensorrt_or_none
 
-    for p in DEFAULT_MODELS:
-        if Path(p).exists() and (not p.endswith(".engine") or tensorrt_or_none() is not None):
+    def usable(p: Path) -> bool:
+        return p.exists() and (p.suffix != ".engine" or tensorrt_or_none() is not None)
+
+    for p in DEFAULT_MODELS[:4]:
+        if usable(Path(p)):
             return p
-    raise FtsError("no model given and none found (" + ", ".join(DEFAULT_MODELS) + "); pass --model, or run "
-                   "`fts-edge demo` first")
+    runs = sorted((d for d in Path("runs").glob("*/engines") if d.is_dir()), key=lambda d: d.stat().st_mtime, reverse=True)
+    for d in runs:
+        for name in ("student.int8.engine", "student.fp16.engine", "student.int8.cpu.onnx", "student.onnx"):
+            if usable(d / name):
+                return str(d / name)
+    for p in DEFAULT_MODELS[4:]:
+        if usable(Path(p)):
+            return p
+    raise FtsError("no model given and none found in engines/ or runs/*/engines/; pass --model, or run "
+                   "`fts-edge train DATA` or `fts-edge demo` first")
 
 
 SCHEMA_VERSION = 1  # of the JSON lines (docs/camera-jsonl.md; docs/camera-jsonl.schema.json)

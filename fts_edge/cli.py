@@ -345,6 +345,31 @@ def demo_settings(a):
     return cfg, a.out or (name + (f"-seed{a.seed}" if a.seed else ""))
 
 
+def cmd_train(a):
+    import dataclasses
+
+    from .progress import progress
+    from .trainrun import PRESETS, TrainRun, TrainSettings
+
+    if a.config:
+        s = TrainSettings.from_file(a.config)
+    else:
+        if not a.data:
+            raise UsageError("give the data folder (DATA) or --config a settings.json of an earlier run")
+        recipe = PRESETS[a.preset]
+        recipe = dataclasses.replace(recipe, epochs=a.epochs or recipe.epochs,
+                                     teacher_epochs=a.teacher_epochs or recipe.teacher_epochs)
+        s = TrainSettings(dataset=a.dataset, root=str(Path(a.data).resolve()), splits=a.splits, split=a.split,
+                          seed=a.seed, flip=a.flip, pretrained=a.pretrained, baseline=a.baseline, recipe=recipe)
+    out = a.out or str(Path("runs") / Path(s.root or "run").name)
+    print(f"fts-edge train: {s.dataset} at {s.root} into {out} (Ctrl-C and run again to resume)")
+    res = TrainRun(out, s, progress=progress).run()
+    onnx = res["deploy"]["onnx"]
+    print(f"\nreport: {Path(out) / 'report.md'}\nnext:\n  fts-edge predict my_clip.mp4 --model {onnx}\n"
+          f"  fts-edge camera --input /dev/video0 --model {onnx}\n  on the Jetson: fts-edge build-engine {onnx} --int8")
+    return 0
+
+
 def cmd_demo(a):
     from .demo import Demo, demo_minutes, summary_text
     from .progress import progress
@@ -546,6 +571,31 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--teacher-epochs", type=int, metavar="N",
                     help=f"epochs of the flow teacher (default {DemoConfig.teacher_epochs})")
     dm.set_defaults(func=cmd_demo)
+
+    tr = sub.add_parser("train", help="your videos -> teacher, student, table, ONNX and INT8, in one resumable run",
+                        description="Check the data, train the flow teacher, distil the student (and the RGB baseline "
+                                    "with --baseline), print the table, export ONNX and INT8, write report.md. "
+                                    "Interrupted, it resumes from the finished stages. The settings go to "
+                                    "OUT/settings.json, which --config takes to reproduce the run.",
+                        epilog="example: fts-edge train my_videos --preset small --baseline")
+    tr.add_argument("data", nargs="?", help="the video folder (<class>/<video> or {train,val}/<class>/), or the "
+                                            "HMDB51/UCF101 video root with --dataset")
+    tr.add_argument("--out", help="run folder (default runs/<name of DATA>)")
+    tr.add_argument("--preset", choices=("small", "paper"), default="small",
+                    help="small: the recipe measured on the motion dataset (minutes on a CPU); paper: FTSnet's "
+                         "(25x112, full width, SGD lr 0.1; a GPU's work)")
+    tr.add_argument("--config", help="a settings.json of an earlier run: every setting from it")
+    tr.add_argument("--dataset", choices=("folder", "hmdb51", "ucf101"), default="folder", help="layout (default folder)")
+    tr.add_argument("--splits", help="official split files (hmdb51/ucf101; default DATA)")
+    tr.add_argument("--split", type=int, choices=(1, 2, 3), default=1, help="official split (default 1)")
+    tr.add_argument("--seed", type=int, default=0, help="seed of the folder split and of training (default 0)")
+    tr.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
+                    help="horizontal flips (default: off where class names pair directions)")
+    tr.add_argument("--baseline", action="store_true", help="also train the RGB-only network, for the table")
+    tr.add_argument("--pretrained", help="a torchvision-format r3d_18 state dict to start from (paper preset)")
+    tr.add_argument("--epochs", type=int, help="epochs of the student (and baseline)")
+    tr.add_argument("--teacher-epochs", type=int, help="epochs of the teacher")
+    tr.set_defaults(func=cmd_train)
 
     d = sub.add_parser("doctor", help="what this machine has for the toolkit, and how to fix what is missing",
                        description="Report Python, torch (CUDA), ONNX Runtime providers, TensorRT, cuda-python/pycuda, "

@@ -83,7 +83,7 @@ class Demo:
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         if saved_config(self.state) not in (None, cfg.__dict__):
             from .errors import FtsError
-            raise FtsError(f"{self.out} holds a demo with other settings; use another --out or delete it")
+            raise FtsError(f"{self.out} holds a run with other settings (its state.json); use another --out or delete it")
         self.state["config"] = cfg.__dict__
 
     # -- bookkeeping ---------------------------------------------------------------------------
@@ -91,12 +91,12 @@ class Demo:
         self.state.setdefault("stages", {})[stage] = info
         atomic_write_text(self.state_path, json.dumps(self.state, indent=2))
 
-    def stage(self, n: int, name: str, fn: Callable[[], Dict]) -> Dict:
+    def stage(self, n: int, name: str, fn: Callable[[], Dict], total: int = 8) -> Dict:
         done = self.state.get("stages", {}).get(name)
         if done is not None:
-            self.say(f"[{n}/8] {name}: already done (resumed)")
+            self.say(f"[{n}/{total}] {name}: already done (resumed)")
             return done
-        self.say(f"[{n}/8] {name} ...")
+        self.say(f"[{n}/{total}] {name} ...")
         t = time.perf_counter()
         info = fn()
         info["seconds"] = round(time.perf_counter() - t, 1)

@@ -172,3 +172,37 @@ def test_evaluate_scores_an_onnx_as_the_training_table_scores_its_checkpoint(tin
     assert rep["n"] == row["n"] and abs(rep["top1"] - row["top1"]) < 1e-6 and abs(rep["top5"] - row["top5"]) < 1e-6
     assert rep["per_class_n"] == row["per_class_n"]
     assert "test clips per class" in capsys.readouterr().out
+
+
+def test_train_runs_a_folder_to_a_deployable_student_and_resumes(tmp_path, capsys):
+    """fts-edge train on a folder of videos, with the settings file alone (a tiny recipe): every
+    stage, the report, the artifacts chained, and a second call resuming from state.json."""
+    import dataclasses
+    import json
+
+    from fts_edge.cli import main
+    from fts_edge.demo import DemoConfig
+    from fts_edge.trainrun import TrainSettings
+
+    root = _folder(tmp_path / "v", ("walk", "run", "wave"), per_class=6, frames=12)
+    recipe = DemoConfig(per_class=3, classes=3, video_frames=12, video_size=32, frames=4, size=24, resize=28, stride=1,
+                        epochs=1, teacher_epochs=1, batch_size=4, width=0.125)
+    cfg = tmp_path / "settings.json"
+    cfg.write_text(json.dumps(TrainSettings(root=str(root), baseline=True, recipe=recipe).to_dict()))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "[1/6] data" in said and "[6/6] report" in said and "fts-edge predict" in said
+    assert (out / "engines" / "student.onnx").exists() and (out / "engines" / "student.int8.cpu.onnx").exists()
+    saved = json.loads((out / "settings.json").read_text())
+    assert saved == json.loads(cfg.read_text())  # the file alone reproduces the run
+    report = (out / "report.md").read_text()
+    assert "| distilled student |" in report and "| RGB |" in report and "settings.json" in report
+    meta = json.loads((out / "engines" / "student.onnx.json").read_text())
+    assert meta["dataset"]["dataset"] == "folder" and meta["dataset"]["root"] == str(root)
+    assert main(["train", "--config", str(out / "settings.json"), "--out", str(out)]) == 0
+    assert "already done (resumed)" in capsys.readouterr().out
+    other = dataclasses.replace(TrainSettings.from_file(cfg), seed=5)
+    cfg.write_text(json.dumps(other.to_dict()))
+    assert main(["train", "--config", str(cfg), "--out", str(out)]) == 1
+    assert "holds a run with other settings" in capsys.readouterr().err
