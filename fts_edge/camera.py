@@ -181,9 +181,10 @@ class Outputs:
 
     @property
     def wanted(self) -> bool:
-        return bool(self.output or self.server or self.display)
+        return bool(self.server or self.display)
 
-    def __call__(self, img_bgr: np.ndarray, status: dict):
+    def write(self, img_bgr: np.ndarray):
+        """One frame of the output video (every frame of the first source, at its own rate)."""
         import cv2
 
         if self.output:
@@ -194,6 +195,11 @@ class Outputs:
                 if not self.writer.isOpened():
                     raise FtsError(f"--output {self.output}: OpenCV cannot write this video type here")
             self.writer.write(img_bgr)
+
+    def __call__(self, img_bgr: np.ndarray, status: dict):
+        """The newest classified frame to the page and the window."""
+        import cv2
+
         if self.server:
             self.server.update(img_bgr, status)
         if self.display:
@@ -241,9 +247,20 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
         if hasattr(s, "listeners"):
             s.listeners.append(say)
     tch = Teacher(teacher, spec, flow_dir, say) if teacher else None
-    outs = Outputs(output, serve, display, fps=getattr(sources[0], "fps", 25.0) / stride, say=say)
+    outs = Outputs(output, serve, display, fps=getattr(sources[0], "fps", 25.0), say=say)
     states = [StreamState(u, ClipBuffer(spec), stride) for u in uris]
     stop = threading.Event()
+    if output:  # every frame of the first source goes to the video, with the label of the latest window
+        from collections import deque
+        states[0].frames_out = deque()
+    latest = {"label": "...", "score": 0.0, "rate": 0.0, "latency": 0.0}
+
+    def drain():
+        q = states[0].frames_out
+        while q:
+            _, frame = q.popleft()
+            outs.write(overlay(frame, latest["label"], latest["score"], latest["rate"], latest["latency"]))
+
     caps = [Capture(i, s, st, drop=bool(getattr(s, "live", False) or realtime), keep_frame=outs.wanted,
                     stop=stop, on_event=say) for i, (s, st) in enumerate(zip(sources, states))]
     say({"type": "start", "model": clf.describe(), "inputs": uris, "clip": spec.to_dict(), "every": stride,
@@ -265,6 +282,8 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
         while True:
             ready = Capture.take(states)
             if not ready:
+                if output:
+                    drain()
                 if all(st.ended for st in states):
                     break
                 continue
@@ -292,11 +311,15 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
                 for ev in detectors[w.source](sm, w.frame, now):
                     ev["source"] = uris[w.source]
                     say(ev)
+                rate = n_cls / max(time.perf_counter() - t_start, 1e-9)
+                if w.source == 0:
+                    latest.update(label=label, score=float(sm[best]), rate=rate, latency=lat)
                 if outs.wanted and w.frame_rgb is not None:
-                    rate = n_cls / max(time.perf_counter() - t_start, 1e-9)
                     outs(overlay(w.frame_rgb, label, float(sm[best]), rate, lat, picture),
                          {"label": label, "score": float(sm[best]), "frame": w.frame,
                           "latency_ms": lat, "classifications_per_s": rate})
+            if output:
+                drain()
             if max_windows and n_cls >= max_windows:
                 break
     except KeyboardInterrupt as e:
@@ -311,6 +334,8 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
                 st.cond.notify_all()
         for c in caps:
             c.join(timeout=2)
+        if output:
+            drain()  # the frames read after the last window, with its label
         for s in sources:
             try:
                 s.close()

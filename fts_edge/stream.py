@@ -126,6 +126,8 @@ class StreamState:
     error: Optional[str] = None
     slot: Optional[Window] = None
     cond: threading.Condition = field(default_factory=threading.Condition)
+    # every frame as read, for an output video at the source's own rate (None: nobody wants them)
+    frames_out: Optional[Deque] = None
 
 
 class Capture(threading.Thread):
@@ -148,6 +150,8 @@ class Capture(threading.Thread):
                 t = time.perf_counter()
                 st.buffer.push(frame)
                 st.frames += 1
+                if st.frames_out is not None:
+                    st.frames_out.append((st.frames - 1, frame))
                 if st.buffer.full and (st.buffer.count - st.buffer.span) % st.stride == 0:
                     live = getattr(self.source, "live", False) and not getattr(self.source, "realtime", False)
                     src_t = time.time() if live else (st.buffer.count - 1) / float(getattr(self.source, "fps", 30.0) or 30.0)

@@ -273,12 +273,18 @@ def test_live_page_in_a_real_headless_browser(tiny_run, tmp_path):
 
 
 def test_annotated_video_output(tiny_run, shared_data, tmp_path):
+    """--output on a file: every frame, at the file's own rate, each with the latest window's label."""
+    import cv2
+
     out = tmp_path / "annotated.mp4"
     assert main(["camera", "--input", str(shared_data / "Megamind.avi"), "--model", str(tiny_run["onnx"]),
-                 "--every", "5", "--max-windows", "6", "--output", str(out), "--json-out", str(tmp_path / "l.jsonl")]) == 0
+                 "--every", "5", "--output", str(out), "--json-out", str(tmp_path / "l.jsonl")]) == 0
     frames = read_frames(out)
-    assert len(frames) == 6 and frames.shape[1:3] == (528, 720)
-    assert frames[0][:10].mean() < 60  # the dark label band drawn over the top of the frame
+    assert len(frames) == 270 and frames.shape[1:3] == (528, 720)  # Megamind.avi: 270 frames of 720x528
+    cap = cv2.VideoCapture(str(out))
+    assert abs(cap.get(cv2.CAP_PROP_FPS) - 23.976) < 0.05
+    cap.release()
+    assert frames[0][:10].mean() < 60 and frames[-1][:10].mean() < 60  # the dark label band on every frame
 
 
 def test_every_row_the_camera_writes_validates_against_the_documented_schema(tiny_run, tmp_path):
