@@ -219,7 +219,7 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
         output: Optional[str] = None, serve: Optional[str] = None, display: bool = False,
         teacher: Optional[str] = None, flow_dir: Optional[str] = None, max_windows: Optional[int] = None,
         max_retries: int = 0, threads: int = 0, device: Optional[str] = None, sources=None,
-        overwrite: bool = False) -> Dict:
+        overwrite: bool = False, linger: float = 0.0) -> Dict:
     """Run the app until the sources end (or ``max_windows`` classifications). Returns the summary.
     ``sources`` (already opened Source objects) may stand in for ``inputs`` (tests, embedding)."""
     from .runtime import load_classifier
@@ -254,6 +254,8 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
         from collections import deque
         states[0].frames_out = deque()
     latest = {"label": "...", "score": 0.0, "rate": 0.0, "latency": 0.0}
+    from collections import deque as _deque
+    history = _deque(maxlen=10)  # the page's event history
 
     def drain():
         q = states[0].frames_out
@@ -311,12 +313,14 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
                 for ev in detectors[w.source](sm, w.frame, now):
                     ev["source"] = uris[w.source]
                     say(ev)
+                    history.append(ev)
                 rate = n_cls / max(time.perf_counter() - t_start, 1e-9)
                 if w.source == 0:
                     latest.update(label=label, score=float(sm[best]), rate=rate, latency=lat)
                 if outs.wanted and w.frame_rgb is not None:
                     outs(overlay(w.frame_rgb, label, float(sm[best]), rate, lat, picture),
-                         {"label": label, "score": float(sm[best]), "frame": w.frame,
+                         {"label": label, "score": float(sm[best]), "frame": w.frame, "source": uris[w.source],
+                          "model": clf.describe(), "top": row["smoothed"], "events": list(history),
                           "latency_ms": lat, "classifications_per_s": rate})
             if output:
                 drain()
@@ -336,6 +340,12 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
             c.join(timeout=2)
         if output:
             drain()  # the frames read after the last window, with its label
+        if outs.server:  # the page says the source ended instead of freezing on the last window
+            outs.server.set_status(ended=stopped_by or next((st.error for st in states if st.error), None) or "end of input")
+            try:
+                time.sleep(max(0.0, linger) if stopped_by is None else 0.0)
+            except KeyboardInterrupt:
+                pass
         for s in sources:
             try:
                 s.close()

@@ -90,7 +90,8 @@ RANGES = {"per_class": (1, None), "classes": (2, None), "frames": (2, None), "si
           "calib_memory_mb": (64, None), "clips": (1, None), "runs": (1, None), "warmup": (0, None),
           "threads": (0, 256), "epochs": (1, None), "teacher_epochs": (1, None), "seed": (0, None), "every": (1, None),
           "every_deprecated": (1, None), "smooth": (1, None), "topk": (1, None), "on": (0.0, 1.0),
-          "max_windows": (1, None), "max_retries": (0, None), "max_rel_diff": (0.0, None), "limit": (1, None)}
+          "max_windows": (1, None), "max_retries": (0, None), "max_rel_diff": (0.0, None), "limit": (1, None),
+          "linger": (0.0, 3600.0)}
 RANGE_OVERRIDES = {("synth", "classes"): (2, 10)}
 
 
@@ -279,6 +280,8 @@ def add_camera_args(c):
     c.add_argument("--display", action="store_true", help="show an annotated window (needs a screen and OpenCV GUI)")
     c.add_argument("--output", help="write the annotated stream to this video file (.mp4, .avi, .mkv, .mov)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    c.add_argument("--linger", type=float, default=0.0, metavar="SECONDS",
+                   help="with --serve: keep the page up this long after the input ends, showing that it ended")
     c.add_argument("--serve", metavar="HOST:PORT", help="serve a live page (MJPEG + label); host defaults to 127.0.0.1")
     c.add_argument("--teacher", help="teacher mode: run this flow-teacher checkpoint beside the student")
     c.add_argument("--flow-dir", help="teacher mode: write the flow pictures to this folder")
@@ -310,7 +313,7 @@ def cmd_camera(a):
               file=sys.stderr)
         a.every = a.every_deprecated
     serve = parse_serve(a.serve) if a.serve else None
-    summary = run(a.inputs or [], a.model, stride=a.every, overwrite=a.overwrite, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
+    summary = run(a.inputs or [], a.model, stride=a.every, overwrite=a.overwrite, linger=a.linger, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
                   realtime=a.realtime, json_out=a.json_out, output=a.output, serve=serve, display=a.display,
                   teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows, max_retries=a.max_retries,
                   threads=a.threads, device="cpu" if a.cpu else (None if a.device == "auto" else a.device))

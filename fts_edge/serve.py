@@ -1,5 +1,6 @@
-"""A small page for the usual headless Jetson: the live annotated stream (MJPEG) and the current
-label. Bound to 127.0.0.1 unless the user names another address."""
+"""A small page for the usual headless Jetson: the live annotated stream (MJPEG), the current label
+(or "no action"), the smoothed top classes, the event history, the model and source, and an ended
+state. It has no authentication: it binds 127.0.0.1 unless the user names another address."""
 from __future__ import annotations
 
 import json
@@ -9,15 +10,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>fts-edge live</title>
-<style>body{font-family:sans-serif;background:#111;color:#eee;margin:1em}img{width:100%;max-width:960px}
-#label{font-size:2em;margin:.3em 0}</style></head><body>
-<div id="label">waiting for the first window...</div><div id="meta"></div>
-<img id="stream" src="/stream.mjpg" alt="live stream">
+<style>body{font-family:sans-serif;background:#111;color:#eee;margin:1em}img{width:100%;max-width:640px}
+#label{font-size:2em;margin:.3em 0}#top,#events{font-size:.95em;color:#bbb}#state{color:#fa0}
+.row{display:flex;flex-wrap:wrap;gap:1.5em}h3{margin:.2em 0}
+table{border-collapse:collapse}td{padding:0 .8em 0 0}</style></head><body>
+<div id="source"></div><div id="label">waiting for the first window...</div><div id="state"></div>
+<div id="meta"></div><div class="row"><div style="flex:1 1 480px;max-width:640px">
+<img id="stream" src="/stream.mjpg" alt="live stream"></div>
+<div><h3>top classes (smoothed)</h3><table id="top"></table><h3>events</h3><table id="events"></table></div></div>
 <script>
-async function tick(){try{const r=await fetch('/status');const s=await r.json();
+function rows(el,items){document.getElementById(el).innerHTML=items.map(r=>'<tr>'+r.map(c=>'<td>'+c+'</td>').join('')+'</tr>').join('');}
+async function tick(){let again=true;try{const r=await fetch('/status');const s=await r.json();
+if(s.model){document.getElementById('source').textContent=s.source+' \u00b7 '+s.model;}
 if(s.label){document.getElementById('label').textContent=s.label+' '+Math.round(100*s.score)+'%';
-document.getElementById('meta').textContent='frame '+s.frame+' \\u00b7 '+s.latency_ms.toFixed(0)+' ms \\u00b7 '
-+s.classifications_per_s.toFixed(1)+' classifications/s';}}catch(e){}setTimeout(tick,300);}tick();
+document.getElementById('meta').textContent='frame '+s.frame+' \u00b7 '+s.latency_ms.toFixed(0)+' ms \u00b7 '
++s.classifications_per_s.toFixed(1)+' classifications/s';}
+if(s.top){rows('top',s.top.map(t=>[t.label,Math.round(100*t.score)+'%']));}
+if(s.events){rows('events',s.events.slice().reverse().map(e=>['frame '+e.frame,e.phase,e.label,Math.round(100*e.score)+'%']));}
+if(s.ended){document.getElementById('state').textContent='the source has ended ('+s.ended+'): this is its last window';again=false;}
+}catch(e){}if(again){setTimeout(tick,300);}}tick();
 </script></body></html>"""
 
 
@@ -84,6 +95,12 @@ class LiveServer:
         self.url = f"http://{host}:{self.httpd.server_address[1]}/"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True, name="live-server")
         self.thread.start()
+
+    def set_status(self, **fields):
+        """Merge fields into the status the page polls (the end of the source, for one)."""
+        with self.cond:
+            self.status = {**self.status, **fields}
+            self.cond.notify_all()
 
     def update(self, img_bgr: np.ndarray, status: dict):
         import cv2

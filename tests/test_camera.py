@@ -269,7 +269,27 @@ def test_live_page_in_a_real_headless_browser(tiny_run, tmp_path):
     # the page's script fetched /status and wrote the current label into the page
     assert any(c in dom for c in classes + ["no action"]), dom[:500]
     assert "waiting for the first window" not in dom
+    assert "synthetic://" in dom and "onnxruntime" in dom  # the source and the model
+    assert sum(dom.count(c) for c in classes) >= 3  # the smoothed top classes, as a table
     assert shot.exists() and shot.stat().st_size > 5000
+
+
+def test_the_page_says_when_the_source_has_ended(tiny_run, tmp_path):
+    src = SyntheticSource("synthetic://", size=32, fps=30, max_frames=40)
+    lines = tmp_path / "serve.jsonl"
+    th = threading.Thread(target=lambda: run([], str(tiny_run["onnx"]), stride=2, sources=[src],
+                                             serve="127.0.0.1:0", json_out=str(lines), linger=5))
+    th.start()
+    try:
+        deadline, status = time.monotonic() + 45, {}
+        while time.monotonic() < deadline and not status.get("ended"):
+            time.sleep(0.2)
+            url = next((r["url"] for r in _lines(lines) if r["type"] == "serving"), None) if lines.exists() else None
+            if url:
+                status = json.loads(urllib.request.urlopen(url + "status", timeout=5).read())
+        assert status.get("ended") == "end of input" and status.get("top") and "events" in status
+    finally:
+        th.join(timeout=40)
 
 
 def test_annotated_video_output(tiny_run, shared_data, tmp_path):
