@@ -544,6 +544,8 @@ def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[in
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": tot["loss"] / max(tot["n"], 1),
                "train_ce": tot["ce"] / max(tot["n"], 1), "train_mse": tot["mse"] / max(tot["n"], 1),
                "train_top1": 100 * tot["correct"] / max(tot["n"], 1), "val_top1": m["top1"], "val_top5": m["top5"],
+               "val_loss": float(F.nll_loss(torch.log(pv["probs"].clamp_min(1e-12)), pv["labels"])),
+               "chance_top1": 100.0 / num_classes,
                "train_seconds": train_s, "skipped_videos": sorted(train_ds.unreadable)}
         ck = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
               "epoch": epoch + 1, "best_metric": best, "config": dataclasses.asdict(cfg),
@@ -666,15 +668,25 @@ def plot_curves(jsonl, png):
     if not rows:
         return
     ep = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
-    ax[0].plot(ep, [r["train_loss"] for r in rows], label="train loss")
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig.suptitle(f"{Path(jsonl).parent.name}: training curves", fontsize=11)
+    ax[0].plot(ep, [r["train_loss"] for r in rows], marker=".", label="train loss (whole objective)")
+    if all("val_loss" in r for r in rows):
+        ax[0].plot(ep, [r["val_loss"] for r in rows], marker=".", label="val cross-entropy")
     ax[0].set_xlabel("epoch")
-    ax[0].legend()
-    ax[1].plot(ep, [r["train_top1"] for r in rows], label="train top-1")
-    ax[1].plot(ep, [r["val_top1"] for r in rows], label="val top-1")
+    ax[0].set_ylabel("loss")
+    ax[0].legend(fontsize=8)
+    ax[1].plot(ep, [r["train_top1"] for r in rows], marker=".", label="train top-1")
+    ax[1].plot(ep, [r["val_top1"] for r in rows], marker=".", label="val top-1")
+    if rows[-1].get("chance_top1"):
+        ax[1].axhline(rows[-1]["chance_top1"], color="grey", linestyle="--", linewidth=1, label="chance")
     ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("top-1 (%)")
     ax[1].set_ylim(0, 100)
-    ax[1].legend()
+    ax[1].legend(fontsize=8)
+    from matplotlib.ticker import MaxNLocator
+    for a in ax:
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.tight_layout()
     import io
     buf = io.BytesIO()
