@@ -17,7 +17,7 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 import torch
 
-from .bench_model import stats, timeit  # noqa: F401  (re-exported)
+from .bench_model import postprocess_stage, stats, timeit  # noqa: F401  (re-exported)
 from .clipspec import ClipSpec
 
 log = logging.getLogger(__name__)
@@ -161,23 +161,6 @@ def live_stages(video: Optional[str], spec: ClipSpec, warmup: int, runs: int) ->
     if decode:
         out["decode_per_frame"] = decode
     return out
-
-
-def postprocess_stage(classes: int, warmup: int, runs: int) -> Dict:
-    from .runtime import softmax
-    from .stream import LIVE, EventDetector, Smoother, topk
-
-    names = [str(i) for i in range(classes)]
-    sm, ev = Smoother(LIVE.smooth), EventDetector(names)
-    logits = np.random.default_rng(0).standard_normal((1, classes)).astype(np.float32)
-
-    def post():
-        p = softmax(logits)[0]
-        s = sm(p)
-        ev(s, 0, 0.0)
-        return topk(s, names, LIVE.topk)
-
-    return timeit(post, warmup, runs * 20)
 
 
 def build_paths(widths: List[float], spec: ClipSpec, classes: int, workdir: Path, backends: List[str],
@@ -355,7 +338,7 @@ def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precis
     if torch.cuda.is_available():
         result["peak"]["cuda"] = measured_peak("cuda")
     result["live_stages"] = live_stages(video, spec, warmup, runs)
-    result["live_stages"]["postprocess"] = postprocess_stage(classes, warmup, runs)
+    result["live_stages"]["postprocess"] = postprocess_stage(classes, warmup, runs * 20)
     paths = build_paths(list(widths), spec, classes, workdir, list(backends), list(precisions), batch, video)
     # Round-robin: one timed run of every path per round, so a slow spell of a shared machine
     # lands on all paths alike (timing each path in one block let run-to-run drift reach 38%).

@@ -35,6 +35,25 @@ def timeit(fn: Callable, warmup: int, runs: int, sync: Optional[Callable] = None
     return stats(times)
 
 
+def postprocess_stage(classes, warmup: int, runs: int, logits: Optional[np.ndarray] = None) -> Dict:
+    """Timing of what follows inference for one window: softmax, smoothing, events, top-k.
+    ``classes`` is a count or the class names."""
+    from .runtime import softmax
+    from .stream import LIVE, EventDetector, Smoother, topk
+
+    names = [str(i) for i in range(classes)] if isinstance(classes, int) else list(classes)
+    sm, ev = Smoother(LIVE.smooth), EventDetector(names)
+    if logits is None:
+        logits = np.random.default_rng(0).standard_normal((1, len(names))).astype(np.float32)
+
+    def post():
+        s = sm(softmax(logits)[0])
+        ev(s, 0, 0.0)
+        return topk(s, names, LIVE.topk)
+
+    return timeit(post, warmup, runs)
+
+
 def device_environment() -> Dict:
     """What the numbers were measured on: CPU, Python, runtimes, and on a Jetson its power mode."""
     from .bundle import package_version
@@ -91,7 +110,6 @@ def bench_model(model: str, input_uri: Optional[str] = None, warmup: int = 3, ru
                 device: Optional[str] = None, threads: int = 0, progress=None) -> Dict:
     """Time one model end to end. Returns the report (also what ``save`` writes)."""
     from .runtime import load_classifier
-    from .stream import LIVE, EventDetector, Smoother, topk
     from .transforms import preprocess_frame
 
     clf = load_classifier(model, device=device, threads=threads)
@@ -115,17 +133,7 @@ def bench_model(model: str, input_uri: Optional[str] = None, warmup: int = 3, ru
         clf.predict_logits(x)
         times.append(time.perf_counter() - t)
     inference = stats(times)
-    sm, ev = Smoother(LIVE.smooth), EventDetector(clf.classes)
-    logits = clf.predict_logits(x)[:1]
-    from .runtime import softmax
-
-    def post():
-        p = softmax(logits)[0]
-        s = sm(p)
-        ev(s, 0, 0.0)
-        return topk(s, clf.classes, LIVE.topk)
-
-    post_t = timeit(post, warmup, max(runs, 50))
+    post_t = postprocess_stage(clf.classes, warmup, max(runs, 50), logits=clf.predict_logits(x)[:1])
     per_frame = (decode["median_ms"] if decode else 0.0) + preprocess["median_ms"]
     rep = {"model": str(model), "backend": clf.describe(), "precision": clf.meta.get("precision", "fp32"),
            "input": [batch, *spec.input_shape], "source": input_uri or "drawn motion frames (no decode stage)",

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -107,7 +109,7 @@ class Teacher:
         agrees = self.classes[int(np.argmax(probs))] == student_label  # by name: the two lists may differ in order
         self.n += 1
         self.agree += int(agrees)
-        return {"top": topk(probs, self.classes, 3), "agrees": agrees,
+        return {"top": topk(probs, self.classes, LIVE.topk), "agrees": agrees,
                 "agreement_so_far": self.agree / self.n}, picture
 
 
@@ -231,7 +233,7 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
     clf = load_classifier(model or default_model(), device=device, threads=threads)
     spec = clf.spec
     if stride < 1:
-        raise FtsError("--stride must be >= 1")
+        raise FtsError("--every must be at least 1")
     if sources is None:
         if not inputs:
             raise FtsError("no input: give --input URI (/dev/video0, csi://0, rtsp://..., a file, synthetic://)")
@@ -251,24 +253,22 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
     states = [StreamState(u, ClipBuffer(spec), stride) for u in uris]
     stop = threading.Event()
     if output:  # every frame of the first source goes to the video, with the label of the latest window
-        from collections import deque
         states[0].frames_out = deque()
     latest = {"label": "...", "score": 0.0, "rate": 0.0, "latency": 0.0}
-    from collections import deque as _deque
-    history = _deque(maxlen=10)  # the page's event history
+    history = deque(maxlen=10)  # the page's event history
+    model_name = clf.describe()
 
     def drain():
         q = states[0].frames_out
         while q:
-            _, frame = q.popleft()
+            frame = q.popleft()
             outs.write(overlay(frame, latest["label"], latest["score"], latest["rate"], latest["latency"]))
 
     caps = [Capture(i, s, st, drop=bool(getattr(s, "live", False) or realtime), keep_frame=outs.wanted,
                     stop=stop, on_event=say) for i, (s, st) in enumerate(zip(sources, states))]
-    say({"type": "start", "model": clf.describe(), "inputs": uris, "clip": spec.to_dict(), "every": stride,
+    say({"type": "start", "model": model_name, "inputs": uris, "clip": spec.to_dict(), "every": stride,
          "classes": len(clf.classes)})
     stopped_by = None
-    import signal
 
     def on_sigterm(signum, frame):
         raise Stopped()
@@ -320,7 +320,7 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
                 if outs.wanted and w.frame_rgb is not None:
                     outs(overlay(w.frame_rgb, label, float(sm[best]), rate, lat, picture),
                          {"label": label, "score": float(sm[best]), "frame": w.frame, "source": uris[w.source],
-                          "model": clf.describe(), "top": row["smoothed"], "events": list(history),
+                          "model": model_name, "top": row["smoothed"], "events": list(history),
                           "latency_ms": lat, "classifications_per_s": rate})
             if output:
                 drain()

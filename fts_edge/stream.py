@@ -151,7 +151,7 @@ class Capture(threading.Thread):
                 st.buffer.push(frame)
                 st.frames += 1
                 if st.frames_out is not None:
-                    st.frames_out.append((st.frames - 1, frame))
+                    st.frames_out.append(frame)
                 if st.buffer.full and (st.buffer.count - st.buffer.span) % st.stride == 0:
                     live = getattr(self.source, "live", False) and not getattr(self.source, "realtime", False)
                     src_t = time.time() if live else (st.buffer.count - 1) / float(getattr(self.source, "fps", 30.0) or 30.0)
