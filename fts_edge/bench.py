@@ -297,7 +297,7 @@ def two_stream_vs_student(spec: ClipSpec, classes: int, video: Optional[str], wi
     torch.manual_seed(0)
     flow_net = create_model("r3d_18", classes, in_channels=2, width=width).eval()
     rgb_net = create_model("r3d_18", classes, width=width).eval()
-    tv = TVL1.fast()
+    tv = TVL1.preset("fast")
     xt = torch.from_numpy(clip)
 
     def nets(flow):

@@ -53,7 +53,7 @@ def _time(fn, repeats: int) -> List[float]:
 def run(video: Optional[str] = None, sizes=((112, 112), (240, 320)), repeats: int = 3, devices=None,
         known_per_kind: int = 2, progress=None) -> Dict:
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    solvers = {"TVL1 default": TVL1(), "TVL1 fast": TVL1.fast()}
+    solvers = {f"TVL1 {name}": TVL1.preset(name) for name in ("default", "fast")}
     result = {"torch_threads": torch.get_num_threads(), "repeats": repeats, "sizes": {}, "devices": devices}
     if "cuda" not in devices:
         result["cuda"] = "skipped: no CUDA GPU on this machine"

@@ -13,7 +13,7 @@ import torch
 
 from .artifacts import atomic_write_bytes, sha256_file
 from .bundle import read_metadata, versions, write_metadata  # noqa: F401  (the bundle API, re-exported)
-from .clipspec import ClipSpec
+from .clipspec import FLOW_SCALE, ClipSpec
 from .errors import CheckpointError, first_line
 
 
@@ -52,8 +52,8 @@ def build_from_checkpoint(ckpt: dict, path="checkpoint"):
         if ckpt.get("role") == "teacher":
             spec = ClipSpec.from_dict(ckpt["clip_spec"])
             from .flow import TVL1
-            tv = TVL1.fast() if ckpt.get("flow", {}).get("preset", "fast") == "fast" else TVL1()
-            net = FlowTeacher(net, spec.mean, spec.std, flow_scale=ckpt.get("flow", {}).get("scale", 2.0), tvl1=tv)
+            tv = TVL1.preset(ckpt.get("flow", {}).get("preset", "fast"))
+            net = FlowTeacher(net, spec.mean, spec.std, flow_scale=ckpt.get("flow", {}).get("scale", FLOW_SCALE), tvl1=tv)
         net.load_state_dict(ckpt["model"], strict=True)
     except (RuntimeError, KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: weights do not fit the architecture it names "

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from .clipspec import TVL1_PRESETS
 from .errors import FtsError, UsageError, first_line
 
 
@@ -444,7 +445,7 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--compare-opencv", action="store_true",
                     help="add OpenCV DualTVL1's flow and print the end-point difference")
     fl.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where TVL1 runs (default cpu)")
-    fl.add_argument("--preset", choices=("default", "fast"), default="default",
+    fl.add_argument("--preset", choices=TVL1_PRESETS, default="default",
                     help="TVL1 settings: OpenCV's defaults, or the teacher's fast preset")
     fl.add_argument("--size", type=int, default=240, help="short side frames are scaled to (default 240)")
     fl.add_argument("--max-frames", type=int, default=50, help="frames to read (default 50)")

@@ -13,6 +13,11 @@ from typing import Tuple
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
 
+# The teacher's flow input: the TV-L1 presets (flow.TVL1.preset) and the divisor that brings flow in
+# pixels a frame to the network's range (models.FlowTeacher). Declared here, torch-free, for the CLI.
+TVL1_PRESETS = ("fast", "default")
+FLOW_SCALE = 2.0
+
 
 @dataclass(frozen=True)
 class ClipSpec:

@@ -86,6 +86,14 @@ class Demo:
             raise FtsError(f"{self.out} holds a run with other settings (its state.json); use another --out or delete it")
         self.state["config"] = cfg.__dict__
 
+    @property
+    def clip(self):
+        """The recipe's clip geometry, the ClipSpec every stage of the run reads."""
+        from .clipspec import ClipSpec
+
+        c = self.cfg
+        return ClipSpec(frames=c.frames, size=c.size, resize=c.resize, stride=c.stride)
+
     # -- bookkeeping ---------------------------------------------------------------------------
     def _done(self, stage: str, info: Dict):
         self.state.setdefault("stages", {})[stage] = info
@@ -109,7 +117,7 @@ class Demo:
         c = self.cfg
         teacher = role == "teacher"
         return TrainConfig(role=role, out=str(self.out / role), dataset="synthetic", root=str(self.out / "data"),
-                           frames=c.frames, size=c.size, resize=c.resize, stride=c.stride, width=c.width,
+                           clip=self.clip, width=c.width,
                            epochs=c.teacher_epochs if teacher else c.epochs,
                            optimizer="sgd" if teacher else c.optimizer,
                            lr=0.1 if teacher else c.student_lr if role == "student" else c.lr,
@@ -209,11 +217,10 @@ class Demo:
 
     def _speed(self):
         from .bench import two_stream_vs_student
-        from .clipspec import ClipSpec
         from .export import ort_session
 
         c = self.cfg
-        spec = ClipSpec(frames=c.frames, size=c.size, resize=c.resize)
+        spec = self.clip
         from .clips import check_clips
         x = check_clips(spec, None, self.video, n_video=1)[:1]
         fns = {}

@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .clipspec import TVL1_PRESETS
+
 _GREY = (0.299, 0.587, 0.114)  # RGB -> luma, as OpenCV's COLOR_RGB2GRAY
 
 
@@ -87,6 +89,14 @@ class TVL1(nn.Module):
         p = dict(warps=2, iterations=15, scales=3, scale_step=0.5, epsilon=0.0, median=3)
         p.update(kw)
         return cls(**p)
+
+    @classmethod
+    def preset(cls, name: str = "fast") -> "TVL1":
+        """The solver a preset names: ``fast`` (the teacher's) or ``default`` (OpenCV's settings).
+        Checkpoints, training, benchmarks and flow pictures all build their solver here."""
+        if name not in TVL1_PRESETS:
+            raise ValueError(f"TV-L1 preset {name!r}: choose one of {', '.join(TVL1_PRESETS)}")
+        return cls.fast() if name == "fast" else cls()
 
     def extra_repr(self) -> str:
         return (f"tau={float(self.tau):.3g}, lambda={float(self.lambda_):.3g}, theta={float(self.theta):.3g}, "
@@ -271,6 +281,35 @@ def flow_to_color(flow, max_magnitude: Optional[float] = None) -> np.ndarray:
     hue = (np.degrees(np.arctan2(-fy, -fx)) + 180.0) / 2.0  # OpenCV hue in [0, 180)
     hsv = np.stack([hue % 180, sat * 255, np.full_like(sat, 255)], -1).astype(np.uint8)
     return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def with_legend(picture: np.ndarray, max_magnitude: float) -> np.ndarray:
+    """A flow picture with its key in the bottom-right corner: the colour wheel (direction as hue,
+    length as saturation, white at rest) and the length that full saturation stands for, in pixels
+    a frame. Without the key a reader cannot tell left from right or slow from fast."""
+    import cv2
+
+    out = np.ascontiguousarray(picture.copy())
+    h, w = out.shape[:2]
+    d = max(15, min(h, w) // 4) | 1
+    if d + 4 > min(h, w):
+        return out
+    r = d // 2
+    ys, xs = np.mgrid[-r:r + 1, -r:r + 1].astype(np.float32)
+    wheel = flow_to_color(np.stack([xs, ys], -1) * (max_magnitude / r), max_magnitude)
+    inside = (xs ** 2 + ys ** 2) <= r * r
+    y0, x0 = h - d - 2, w - d - 2
+    patch = out[y0:y0 + d, x0:x0 + d]
+    patch[inside] = wheel[inside]
+    cv2.circle(out, (x0 + r, y0 + r), r, (90, 90, 90), 1, cv2.LINE_AA)
+    scale = max(0.3, min(h, w) / 600.0)
+    text = f"{max_magnitude:.1f} px"
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    if tw + d + 8 <= w and th + 4 <= h:
+        tx, ty = x0 - tw - 4, h - 4
+        cv2.putText(out, text, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 2, cv2.LINE_AA)
+        cv2.putText(out, text, (tx, ty), cv2.FONT_HERSHEY_SIMPLEX, scale, (40, 40, 40), 1, cv2.LINE_AA)
+    return out
 
 
 def endpoint_error(flow, truth, mask=None) -> float:

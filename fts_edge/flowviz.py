@@ -38,7 +38,7 @@ def write_flow_pictures(video, out, device: str = "cpu", preset: str = "default"
     if len(frames) < 2:
         from .errors import VideoError
         raise VideoError(f"{video}: needs at least 2 frames for flow, has {len(frames)}")
-    solver = TVL1.fast() if preset == "fast" else TVL1()
+    solver = TVL1.preset(preset)
     t = time.perf_counter()
     flow = compute_flow(frames, solver, dev)
     seconds = time.perf_counter() - t

@@ -11,6 +11,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from .clipspec import FLOW_SCALE
+
 
 # -- convolutions ---------------------------------------------------------------------------
 class Conv3DSimple(nn.Conv3d):
@@ -246,14 +248,14 @@ class FlowTeacher(nn.Module):
     flow already computed (a cache), in pixels, (N, 2, T-1, H, W).
     """
 
-    def __init__(self, backbone: ResNet3D, mean, std, flow_scale: float = 2.0, flow_clip: float = 10.0,
+    def __init__(self, backbone: ResNet3D, mean, std, flow_scale: float = FLOW_SCALE, flow_clip: float = 10.0,
                  tvl1: Optional[nn.Module] = None):
         super().__init__()
         from .flow import TVL1
 
         if backbone.in_channels != 2:
             raise ValueError("the flow teacher's network takes 2 channels (x, y flow)")
-        self.tvl1 = tvl1 if tvl1 is not None else TVL1.fast()
+        self.tvl1 = tvl1 if tvl1 is not None else TVL1.preset("fast")
         self.backbone = backbone
         self.flow_scale, self.flow_clip = float(flow_scale), float(flow_clip)
         self.register_buffer("mean255", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1, 1) * 255)

@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .clipspec import TVL1_PRESETS
 from .distill import DEFAULT_ALPHA, MIMICS
 from .models import HINT_LAYERS, hint_layers
 from .errors import FtsError, first_line
@@ -50,7 +51,7 @@ def add_train_args(p, role: str):
     g.add_argument("--warmup-epochs", type=int)
     g.add_argument("--clip-grad", type=float, help="max gradient norm, 0 for none (default %(default)s)")
     g = p.add_argument_group("flow")
-    g.add_argument("--flow-preset", choices=("fast", "default"),
+    g.add_argument("--flow-preset", choices=TVL1_PRESETS,
                    help="TVL1 settings: the measured fast preset, or OpenCV's defaults")
     g.add_argument("--flow-cache", help="folder for flow computed once per video (default <out>/../flow_cache)")
     g = p.add_argument_group("run")
@@ -81,14 +82,13 @@ def add_train_args(p, role: str):
 
 
 def train_defaults(p) -> dict:
-    """Every flag's default from TrainConfig's fields: a default changes in one line, there."""
-    import dataclasses
-
+    """Every flag's default from TrainConfig's (and its ClipSpec's) fields: a default changes in one
+    line, there."""
     from .training import TrainConfig
 
     dests = {a.dest for a in p._actions}
-    return {f.name: f.default for f in dataclasses.fields(TrainConfig)
-            if f.name in dests and f.name not in ("out", "lr", "device", "flip")}
+    return {k: v for k, v in TrainConfig().settings().items()
+            if k in dests and k not in ("out", "lr", "device", "flip")}
 
 
 def _hint(value: str) -> str:
@@ -108,14 +108,12 @@ def _cuda() -> bool:
 
 def config_from_args(a, role: str):
     """The TrainConfig of the parsed flags: every field the parser has, by name."""
-    import dataclasses
-
     from .training import TrainConfig
 
-    kw = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(a, f.name)}
+    kw = {k: getattr(a, k) for k in TrainConfig().settings() if hasattr(a, k)}
     kw["lr"] = a.lr if a.lr is not None else (1e-3 if a.optimizer == "adamw" else 0.1)
     kw["role"] = role if role == "teacher" else ("student" if a.alpha > 0 else "rgb")
-    return TrainConfig(**kw)
+    return TrainConfig.from_settings(kw)
 
 
 def cfg_out(a) -> str:

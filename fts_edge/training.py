@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, save_checkpoint, versions,
                          write_metadata)
-from .clipspec import ClipSpec
+from .clipspec import FLOW_SCALE, ClipSpec
 from .datasets import DatasetIndex, VideoDataset, VideoItem, index_from_settings
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .artifacts import atomic_write_text
@@ -65,10 +65,7 @@ class TrainConfig:
     split: int = 1
     per_class: int = 40  # synthetic, rendered on the fly
     num_classes: int = 10  # synthetic
-    frames: int = 25
-    size: int = 112
-    resize: int = 128
-    stride: int = 1
+    clip: ClipSpec = ClipSpec()  # geometry and normalisation; checkpoints and settings files keep it flat
     # network
     model: str = "r3d_18"
     width: float = 1.0
@@ -94,7 +91,7 @@ class TrainConfig:
     pretrained: Optional[str] = None  # a torchvision-format r3d_18 state dict to start from (load_pretrained)
     # flow
     flow_preset: str = "fast"
-    flow_scale: float = 2.0
+    flow_scale: float = FLOW_SCALE
     flow_cache: Optional[str] = None
     # run
     seed: int = 0
@@ -121,20 +118,47 @@ class TrainConfig:
             raise ValueError("--init-from-teacher is a distillation setting: it needs a student with a teacher")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        for name, lo, hi in RANGES:
-            v = getattr(self, name)
-            if v is None:
-                continue
-            if (lo is not None and v < lo) or (hi is not None and v > hi) or (name in POSITIVE and v <= 0):
-                rng = "above 0" if name in POSITIVE else (f"at least {lo}" if hi is None else f"from {lo} to {hi}")
-                raise UsageError(f"--{name.replace('_', '-')} must be {rng}, got {v}")
+        check_ranges(self.settings())
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "TrainConfig":
+        """A TrainConfig from flat settings (the flags, a checkpoint's saved config): the clip's
+        fields (frames, size, resize, stride) go into ``clip``, the rest by name."""
+        flat = dict(settings)
+        check_ranges(flat)
+        geometry = {k: flat.pop(k) for k in CLIP_FIELDS if k in flat and flat[k] is not None}
+        for k in CLIP_FIELDS:
+            flat.pop(k, None)
+        clip = dataclasses.replace(flat.pop("clip", None) or ClipSpec(), **geometry)
+        return cls(clip=clip, **flat)
+
+    def settings(self) -> dict:
+        """The flat form saved in checkpoints and compared on --resume: the clip's geometry as
+        top-level keys, as the flags spell them."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "clip"}
+        d.update({k: getattr(self.clip, k) for k in CLIP_FIELDS})
+        return d
 
     @property
     def spec(self) -> ClipSpec:
-        return ClipSpec(frames=self.frames, size=self.size, resize=self.resize, stride=self.stride)
+        return self.clip
 
     def index(self) -> DatasetIndex:
-        return index_from_settings(dataclasses.asdict(self))
+        return index_from_settings(self.settings())
+
+
+CLIP_FIELDS = ("frames", "size", "resize", "stride")
+
+
+def check_ranges(settings: dict) -> None:
+    """Refuse, naming the flag, a numeric setting outside RANGES."""
+    for name, lo, hi in RANGES:
+        v = settings.get(name)
+        if v is None:
+            continue
+        if (lo is not None and v < lo) or (hi is not None and v > hi) or (name in POSITIVE and v <= 0):
+            rng = "above 0" if name in POSITIVE else (f"at least {lo}" if hi is None else f"from {lo} to {hi}")
+            raise UsageError(f"--{name.replace('_', '-')} must be {rng}, got {v}")
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -165,7 +189,7 @@ def make_flow_cache(cfg: TrainConfig):
     from .flow import TVL1
     from .flowcache import FlowCache
 
-    solver = TVL1.fast() if cfg.flow_preset == "fast" else TVL1()
+    solver = TVL1.preset(cfg.flow_preset)
     folder = cfg.flow_cache or str(Path(cfg.out).parent / "flow_cache")
     return FlowCache(solver, folder, device=cfg.device)
 
@@ -255,7 +279,7 @@ def build_networks(cfg: TrainConfig, num_classes: int):
         from .flow import TVL1
         spec = cfg.spec
         net = FlowTeacher(net, spec.mean, spec.std, flow_scale=cfg.flow_scale,
-                          tvl1=TVL1.fast() if cfg.flow_preset == "fast" else TVL1())
+                          tvl1=TVL1.preset(cfg.flow_preset))
     if cfg.role == "student" and cfg.alpha > 0:
         tck = load_checkpoint(cfg.teacher)
         if tck.get("role") != "teacher":
@@ -548,7 +572,7 @@ def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[in
                "chance_top1": 100.0 / num_classes,
                "train_seconds": train_s, "skipped_videos": sorted(train_ds.unreadable)}
         ck = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "epoch": epoch + 1, "best_metric": best, "config": dataclasses.asdict(cfg),
+              "epoch": epoch + 1, "best_metric": best, "config": cfg.settings(),
               "clip_spec": spec.to_dict(), "classes": list(index.classes), "arch": arch_of(cfg, num_classes),
               "role": cfg.role, "flow": {"preset": cfg.flow_preset, "scale": cfg.flow_scale},
               "projection": proj.state_dict() if proj is not None else {}, "versions": versions()}
@@ -572,7 +596,7 @@ def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[in
 
 def changed_settings(saved: dict, cfg: "TrainConfig") -> List[str]:
     """The run-defining settings in which ``cfg`` differs from a checkpoint's saved config."""
-    now = dataclasses.asdict(cfg)
+    now = cfg.settings()
     return [f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now[k]!r})" for k in RUN_DEFINING
             if k in saved and saved.get(k) != now[k]]
 

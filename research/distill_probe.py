@@ -81,11 +81,11 @@ def main(argv=None, on_epoch=None) -> int:
     except FtsError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
-    cfg = TrainConfig(role="student", out=str(demo / "probe"), dataset="synthetic", root=str(demo / "data"),
-                      frames=c["frames"], size=c["size"], resize=c["resize"], stride=c.get("stride", 1),
-                      width=c["width"], epochs=a.epochs,
-                      batch_size=c["batch_size"], seed=a.seed, flow_cache=str(demo / "flow_cache"),
-                      teacher=str(teacher_ckpt), lr=a.lr)
+    cfg = TrainConfig.from_settings(dict(
+        role="student", out=str(demo / "probe"), dataset="synthetic", root=str(demo / "data"),
+        frames=c["frames"], size=c["size"], resize=c["resize"], stride=c.get("stride", 1), width=c["width"],
+        epochs=a.epochs, batch_size=c["batch_size"], seed=a.seed, flow_cache=str(demo / "flow_cache"),
+        teacher=str(teacher_ckpt), lr=a.lr))
     index, spec = cfg.index(), cfg.spec
     train = ClipSet(index.train, spec, True, index.flip, rgb=True, flow_cache=make_flow_cache(cfg), seed=a.seed)
     from fts_edge.datasets import dataset_index

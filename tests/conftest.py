@@ -85,8 +85,8 @@ def tiny_run(tmp_path_factory):
     from fts_edge.training import TrainConfig, fit
 
     base = tmp_path_factory.mktemp("run")
-    fit(TrainConfig(role="teacher", out=str(base / "teacher"), **TINY))
-    fit(TrainConfig(role="student", teacher=str(base / "teacher" / "best.pt"), out=str(base / "student"), **TINY))
+    fit(TrainConfig.from_settings(dict(role="teacher", out=str(base / "teacher"), **TINY)))
+    fit(TrainConfig.from_settings(dict(role="student", teacher=str(base / "teacher" / "best.pt"), out=str(base / "student"), **TINY)))
     from fts_edge.clipspec import ClipSpec
     spec = ClipSpec(frames=4, size=24, resize=28)
     video = SHARED / "vtest.avi"

@@ -54,5 +54,5 @@ def test_split_anomalies_are_reported_and_refused(anomalous_split, tmp_path, cap
     cfg = dict(role="rgb", dataset="hmdb51", root=str(root), splits=str(splits), frames=4, size=24, resize=28,
                width=0.125, epochs=1, batch_size=2, warmup_epochs=0, alpha=0.0, optimizer="adamw", lr=1e-3)
     with pytest.raises(DatasetError, match="--allow-split-anomalies"):
-        fit(TrainConfig(out=str(tmp_path / "r"), **cfg))
-    fit(TrainConfig(out=str(tmp_path / "r2"), allow_split_anomalies=True, **cfg))
+        fit(TrainConfig.from_settings(dict(out=str(tmp_path / "r"), **cfg)))
+    fit(TrainConfig.from_settings(dict(out=str(tmp_path / "r2"), allow_split_anomalies=True, **cfg)))

@@ -41,9 +41,9 @@ def test_the_split_is_rebuilt_with_the_runs_seed(tmp_path):
     from fts_edge.training import TrainConfig, fit
 
     root = _folder(tmp_path / "v", ("walk", "run", "wave"), per_class=10, frames=8)
-    cfg = TrainConfig(role="rgb", dataset="folder", root=str(root), seed=3, frames=4, size=24, resize=28, width=0.125,
+    cfg = TrainConfig.from_settings(dict(role="rgb", dataset="folder", root=str(root), seed=3, frames=4, size=24, resize=28, width=0.125,
                       epochs=1, batch_size=8, warmup_epochs=0, alpha=0.0, optimizer="adamw", lr=1e-3,
-                      out=str(tmp_path / "run"))
+                      out=str(tmp_path / "run")))
     fit(cfg)
     from fts_edge.checkpoint import load_checkpoint
     meta = bundle_metadata(load_checkpoint(tmp_path / "run" / "last.pt"))

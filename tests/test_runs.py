@@ -27,7 +27,7 @@ def _same(a, b):
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     out = tmp_path_factory.mktemp("full")
-    fit(TrainConfig(out=str(out), **TINY))
+    fit(TrainConfig.from_settings(dict(out=str(out), **TINY)))
     return out
 
 
@@ -57,10 +57,10 @@ def test_a_kill_at_any_write_then_resume_equals_an_uninterrupted_run(kill_at, un
     for name, _ in _writes():
         monkeypatch.setattr(t, name, killer(name))
     with pytest.raises(KeyboardInterrupt):
-        fit(TrainConfig(out=str(tmp_path), **TINY))
+        fit(TrainConfig.from_settings(dict(out=str(tmp_path), **TINY)))
     for name, _ in _writes():
         monkeypatch.setattr(t, name, originals[name])
-    fit(TrainConfig(out=str(tmp_path), **TINY), resume=True)
+    fit(TrainConfig.from_settings(dict(out=str(tmp_path), **TINY)), resume=True)
     assert _same(_weights(tmp_path / "last.pt"), _weights(uninterrupted / "last.pt"))
     assert _same(_weights(tmp_path / "best.pt"), _weights(uninterrupted / "best.pt"))
     assert [r["epoch"] for r in read_jsonl(tmp_path / "metrics.jsonl")] == [1, 2]
@@ -85,19 +85,19 @@ def test_a_second_writer_is_refused_with_the_name_of_the_first(tmp_path):
     try:
         assert ready.wait(60)
         with pytest.raises(FtsError, match=rf"in use by another training run \(pid {p.pid} on"):
-            fit(TrainConfig(out=str(tmp_path), **TINY))
+            fit(TrainConfig.from_settings(dict(out=str(tmp_path), **TINY)))
     finally:
         release.set()
         p.join(30)
-    fit(TrainConfig(out=str(tmp_path), **{**TINY, "epochs": 1}))  # free again once the first has gone
+    fit(TrainConfig.from_settings(dict(out=str(tmp_path), **{**TINY, "epochs": 1})))  # free again once the first has gone
 
 
 def test_resume_refuses_settings_that_define_another_run(uninterrupted):
     for change, flag in (({"frames": 6}, "--frames 4 (now 6)"), ({"seed": 3}, "--seed 0 (now 3)"),
                          ({"lr": 3e-3}, "--lr 0.001 (now 0.003)")):
         with pytest.raises(CheckpointError, match=flag.replace("(", r"\(").replace(")", r"\)")):
-            fit(TrainConfig(out=str(uninterrupted), **{**TINY, **change}), resume=True)
-    fit(TrainConfig(out=str(uninterrupted), **{**TINY, "threads": 2}), resume=True)  # not run-defining
+            fit(TrainConfig.from_settings(dict(out=str(uninterrupted), **{**TINY, **change})), resume=True)
+    fit(TrainConfig.from_settings(dict(out=str(uninterrupted), **{**TINY, "threads": 2})), resume=True)  # not run-defining
 
 
 @pytest.mark.parametrize("change,message", [
@@ -109,10 +109,10 @@ def test_resume_refuses_settings_that_define_another_run(uninterrupted):
 ])
 def test_settings_that_would_do_nothing_or_harm_are_refused(change, message):
     with pytest.raises(UsageError, match=message):
-        TrainConfig(**{**TINY, **change})
+        TrainConfig.from_settings(dict(**{**TINY, **change}))
 
 
 def test_a_batch_larger_than_the_dataset_is_refused(tmp_path):
     with pytest.raises(UsageError, match="larger than the training set"):
-        fit(TrainConfig(out=str(tmp_path), **{**TINY, "batch_size": 1000}))
+        fit(TrainConfig.from_settings(dict(out=str(tmp_path), **{**TINY, "batch_size": 1000})))
     assert not (tmp_path / "last.pt").exists()
