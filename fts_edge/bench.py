@@ -330,7 +330,7 @@ def two_stream_vs_student(spec: ClipSpec, classes: int, video: Optional[str], wi
 def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precisions=("fp32", "fp16", "int8"),
         frames: int = 25, size: int = 112, batch: int = 1, warmup: int = 2, runs: int = 7, out: str = "runs/bench",
         video: Optional[str] = None, classes: int = 51, two_stream: bool = True, progress=None) -> Dict:
-    spec = ClipSpec(frames=frames, size=size, resize=max(size, round(size * 128 / 112)))
+    spec = ClipSpec.at(frames, size)
     workdir = Path(out) / "models"
     workdir.mkdir(parents=True, exist_ok=True)
     result = {"environment": environment(), "input": [batch, *spec.input_shape], "warmup": warmup, "runs": runs}
@@ -389,7 +389,8 @@ def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precis
     Path(out).mkdir(parents=True, exist_ok=True)
     from .artifacts import atomic_write_text
     atomic_write_text(Path(out) / "bench.json", json.dumps(result, indent=2, default=str))
-    chart(result, Path(out) / "bench.png")
+    from .plots import bench_png
+    bench_png(result, Path(out) / "bench.png")
     return result
 
 
@@ -428,34 +429,3 @@ def print_table(res: Dict) -> None:
                 print(f"  {k:52s} {v['median_ms']:9.1f} ms   {ts['speedup_vs_opencv_two_stream'][k]:6.1f}x")
 
 
-def chart(res: Dict, png: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .artifacts import atomic_write_bytes
-
-    rows = [r for r in res["paths"] if "inference" in r]
-    if not rows:
-        return
-    ls = res["live_stages"]
-    labels = [f"{r['model']}\n{r['backend']} {r['precision']}" for r in rows]
-    dec = [ls.get("decode_per_frame", {"median_ms": 0})["median_ms"]] * len(rows)
-    pre = [ls["preprocess_per_frame"]["median_ms"]] * len(rows)
-    inf = [r["inference"]["median_ms"] for r in rows]
-    post = [ls["postprocess"]["median_ms"]] * len(rows)
-    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(rows)), 4))
-    x = np.arange(len(rows))
-    bottom = np.zeros(len(rows))
-    for vals, name in ((dec, "decode"), (pre, "preprocess"), (inf, "inference"), (post, "post-process")):
-        ax.bar(x, vals, bottom=bottom, label=name)
-        bottom += np.asarray(vals)
-    ax.set_xticks(x, labels, fontsize=7)
-    ax.set_ylabel("ms (frame-to-label)")
-    ax.legend()
-    fig.tight_layout()
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(png, buf.getvalue())

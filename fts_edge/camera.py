@@ -93,13 +93,15 @@ class Teacher:
     def __call__(self, clip: np.ndarray, student_label: str, tag: str):
         import torch
 
-        from .flow import flow_to_color
+        from .flow import flow_to_color, with_legend
 
         with torch.no_grad():
             x = torch.from_numpy(clip[None]).to(self.device)
             flow = self.model.flow(x)
             probs = torch.softmax(self.model.forward_head(self.model.forward_flow_features(flow)), 1)[0].cpu().numpy()
-        picture = flow_to_color(flow[0, :, -1].cpu().numpy())
+        last = flow[0, :, -1].cpu().numpy()
+        top = max(float(np.sqrt((last ** 2).sum(0)).max()), 1e-3)
+        picture = with_legend(flow_to_color(last, top), top)
         if self.flow_dir is not None:
             import cv2
 

@@ -50,6 +50,12 @@ class ClipSpec:
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
         object.__setattr__(self, "std", tuple(float(s) for s in self.std))
 
+    @classmethod
+    def at(cls, frames: int, size: int, stride: int = 1) -> "ClipSpec":
+        """A clip of ``frames`` frames cropped at ``size``, resized first in the paper's proportion
+        (short side 128 for 112 crops)."""
+        return cls(frames=frames, size=size, resize=max(size, round(size * 128 / 112)), stride=stride)
+
     @property
     def input_shape(self) -> Tuple[int, int, int, int]:
         """Shape of one preprocessed clip: (3, T, H, W)."""

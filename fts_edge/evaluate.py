@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -173,6 +173,8 @@ def write_table(result: Dict, out: Path) -> None:
     extra = diagnostics_text(result)
     atomic_write_text(out / "table.md", markdown(result) + "\n" + ("\n" + extra.replace("\n", "  \n") + "\n" if extra else ""))
     atomic_write_text(out / "table.json", json.dumps(result, indent=2))
+    from .plots import confusion_png
+
     for r in result["rows"]:
         confusion_png(np.array(r["confusion"]), result["classes"], f"{r['method']}: top-1 {r['top1']:.1f}%",
                       out / f"confusion_{slug(r['method'])}.png")
@@ -182,30 +184,3 @@ def slug(s: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in s).strip("_").replace("__", "_")
 
 
-def confusion_png(cm: np.ndarray, classes: List[str], title: str, path: Path) -> None:
-    import io
-
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .artifacts import atomic_write_bytes
-
-    n = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.45 * n, 0.8 + 0.45 * n))
-    ax.imshow(cm, cmap="Blues")
-    ax.set_xticks(range(n), classes, rotation=90, fontsize=7)
-    ax.set_yticks(range(n), classes, fontsize=7)
-    for i in range(n):
-        for j in range(n):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=6,
-                        color="white" if cm[i, j] > cm.max() / 2 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import torch
 
-from .flow import TVL1, endpoint_error, flow_to_color, opencv_tvl1
+from .flow import TVL1, endpoint_error, flow_to_color, opencv_tvl1, with_legend
 from .video import read_frames
 
 
@@ -46,9 +46,9 @@ def write_flow_pictures(video, out, device: str = "cpu", preset: str = "default"
     top = max(1.0, float(np.percentile(np.linalg.norm(flow, axis=-1), 99)))
     panels = []
     for i in range(len(flow)):
-        row = [frames[i], flow_to_color(flow[i], top)]
+        row = [frames[i], with_legend(flow_to_color(flow[i], top), top)]
         if cv_flow is not None:
-            row.append(flow_to_color(cv_flow[i], top))
+            row.append(with_legend(flow_to_color(cv_flow[i], top), top))
         panels.append(np.concatenate(row, axis=1))
     out = Path(out)
     if out.suffix.lower() in (".mp4", ".avi", ".mkv"):

@@ -679,41 +679,9 @@ def read_jsonl(path) -> List[dict]:
 
 
 def plot_curves(jsonl, png):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import curves_png
 
-    from .artifacts import atomic_write_bytes
-
-    rows = read_jsonl(jsonl)
     # after a resume the log holds the re-run epochs again: keep the last line of each epoch
-    by_epoch = {r["epoch"]: r for r in rows}
-    rows = [by_epoch[e] for e in sorted(by_epoch)]
-    if not rows:
-        return
-    ep = [r["epoch"] for r in rows]
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
-    fig.suptitle(f"{Path(jsonl).parent.name}: training curves", fontsize=11)
-    ax[0].plot(ep, [r["train_loss"] for r in rows], marker=".", label="train loss (whole objective)")
-    if all("val_loss" in r for r in rows):
-        ax[0].plot(ep, [r["val_loss"] for r in rows], marker=".", label="val cross-entropy")
-    ax[0].set_xlabel("epoch")
-    ax[0].set_ylabel("loss")
-    ax[0].legend(fontsize=8)
-    ax[1].plot(ep, [r["train_top1"] for r in rows], marker=".", label="train top-1")
-    ax[1].plot(ep, [r["val_top1"] for r in rows], marker=".", label="val top-1")
-    if rows[-1].get("chance_top1"):
-        ax[1].axhline(rows[-1]["chance_top1"], color="grey", linestyle="--", linewidth=1, label="chance")
-    ax[1].set_xlabel("epoch")
-    ax[1].set_ylabel("top-1 (%)")
-    ax[1].set_ylim(0, 100)
-    ax[1].legend(fontsize=8)
-    from matplotlib.ticker import MaxNLocator
-    for a in ax:
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.tight_layout()
-    import io
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    atomic_write_bytes(png, buf.getvalue())
+    by_epoch = {r["epoch"]: r for r in read_jsonl(jsonl)}
+    if by_epoch:
+        curves_png([by_epoch[e] for e in sorted(by_epoch)], f"{Path(jsonl).parent.name}: training curves", png)

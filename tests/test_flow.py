@@ -116,6 +116,28 @@ def test_flow_to_color_wheel():
     assert (flow_to_color(np.zeros((2, 3, 3))) == 255).all()  # (2, H, W) accepted; no motion is white
 
 
+def test_flow_pictures_carry_their_colour_wheel_key():
+    from fts_edge.flow import with_legend
+
+    h, w, top = 120, 160, 4.0
+    pic = with_legend(flow_to_color(np.zeros((h, w, 2), np.float32), top), top)
+    d = (min(h, w) // 4) | 1
+    r, cy, cx = d // 2, h - 2 - d + d // 2, w - 2 - d + d // 2
+
+    def colour(fx, fy):
+        return flow_to_color(np.array([[[fx, fy]]], np.float32), top)[0, 0].astype(int)
+
+    # the wheel's rim in each direction has the colour of full-length flow that way (image y down)
+    for (dx, dy) in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+        rim = pic[cy + dy * (r - 2), cx + dx * (r - 2)].astype(int)
+        assert np.abs(rim - colour(top * dx, top * dy)).max() < 40, (dx, dy, rim)
+    assert (pic[cy, cx] == 255).all()  # no motion is white
+    assert (pic[h - 20:, : w - d - 2] != 255).any()  # the length key is written left of the wheel
+    assert (pic[:h // 2] == 255).all()  # the picture itself is untouched
+    tiny = np.full((12, 12, 3), 255, np.uint8)
+    assert (with_legend(tiny, 1.0) == tiny).all()  # no room: no key, rather than a smudge
+
+
 def test_flow_command_writes_pictures_and_compares(shared_data, tmp_path, capsys):
     from fts_edge.cli import main
 
