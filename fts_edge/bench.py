@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import platform
 import resource
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ import torch
 
 from .bench_model import postprocess_stage, stats, timeit  # noqa: F401  (re-exported)
 from .clipspec import ClipSpec
+from .environment import environment
 
 log = logging.getLogger(__name__)
 
@@ -41,40 +40,6 @@ def round_robin(fns: Dict[str, Callable], warmup: int, runs: int, slow_runs: Opt
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def environment() -> Dict:
-    env = {"python": platform.python_version(), "machine": platform.machine(), "torch": str(torch.__version__),
-           "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count()}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                env["cpu"] = line.split(":", 1)[1].strip()
-                break
-        flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
-        env["cpu_features"] = sorted({f for f in flags.split() if f.startswith(("avx", "amx")) or "vnni" in f})
-    except OSError:
-        pass
-    try:
-        import onnxruntime as ort
-        env["onnxruntime"] = ort.__version__
-        env["onnxruntime_providers"] = ort.get_available_providers()
-    except ImportError:
-        pass
-    if torch.cuda.is_available():
-        env["gpu"] = torch.cuda.get_device_name(0)
-    from .engine import tensorrt_or_none
-    trt = tensorrt_or_none()
-    env["tensorrt"] = trt.__version__ if trt else None
-    env["jetson"] = jetson_state()
-    return env
-
-
-def jetson_state() -> Optional[Dict]:
-    """Power mode and clocks on a Jetson: numbers mean nothing without them."""
-    from .doctor import jetson_info, jetson_power
-
-    return jetson_power() if jetson_info() else None
 
 
 def measured_peak(device: str = "cpu") -> Dict:
@@ -397,7 +362,7 @@ def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precis
 def print_table(res: Dict) -> None:
     env = res["environment"]
     print(f"machine: {env.get('cpu', '?')} ({env.get('cpus')} cpus, torch threads {env.get('torch_threads')}, "
-          f"{' '.join(env.get('cpu_features', []))}); GPU: {env.get('gpu', 'none')}; TensorRT: {env.get('tensorrt') or 'absent'}")
+          f"{' '.join(env.get('cpu_features', []))}); GPU: {env.get('gpu', 'none')}; TensorRT: {env['versions'].get('tensorrt') or 'absent'}")
     if env.get("jetson"):
         print(f"jetson power mode: {env['jetson'].get('nvpmodel', '?')[:80]}")
     pk = res["peak"]["cpu"]

@@ -5,12 +5,13 @@ throughput, as trtexec reports an engine. Imports no torch: it runs on the devic
 from __future__ import annotations
 
 import json
-import platform
 import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
+
+from .environment import environment
 
 
 def stats(times_s: List[float]) -> Dict:
@@ -52,29 +53,6 @@ def postprocess_stage(classes, warmup: int, runs: int, logits: Optional[np.ndarr
         return topk(s, names, LIVE.topk)
 
     return timeit(post, warmup, runs)
-
-
-def device_environment() -> Dict:
-    """What the numbers were measured on: CPU, Python, runtimes, and on a Jetson its power mode."""
-    from .bundle import package_version
-
-    env = {"python": platform.python_version(), "machine": platform.machine(), "platform": platform.platform()}
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                env["cpu"] = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    for dist in ("onnxruntime", "onnxruntime-gpu", "tensorrt", "cuda-python", "pycuda", "numpy"):
-        v = package_version(dist)
-        if v:
-            env[dist] = v
-    from .doctor import jetson_info, jetson_power
-    j = jetson_info()
-    if j:
-        env["jetson"] = {**j, **jetson_power()}
-    return env
 
 
 def frames_of(input_uri: Optional[str], n: int) -> (List[np.ndarray], Optional[Dict]):
@@ -144,7 +122,7 @@ def bench_model(model: str, input_uri: Optional[str] = None, warmup: int = 3, ru
                           "clip_frames_per_s": batch * spec.frames / (inference["median_ms"] / 1000)},
            # frame-to-label: the newest frame decoded and preprocessed, the window classified, the scores post-processed
            "frame_to_label_ms": per_frame + inference["median_ms"] + post_t["median_ms"],
-           "environment": device_environment()}
+           "environment": environment()}
     if clf.meta.get("layers"):
         rep["layers"] = clf.meta["layers"]
     clf.close()

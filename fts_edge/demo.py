@@ -94,6 +94,11 @@ class Demo:
         c = self.cfg
         return ClipSpec(frames=c.frames, size=c.size, resize=c.resize, stride=c.stride)
 
+    def live_model(self) -> Path:
+        """The model this run's camera stage plays: the CPU INT8 ONNX where calibration made one."""
+        int8 = self.out / "engines" / "student.int8.cpu.onnx"
+        return int8 if int8.exists() else self.out / "engines" / "student.onnx"
+
     # -- bookkeeping ---------------------------------------------------------------------------
     def _done(self, stage: str, info: Dict):
         self.state.setdefault("stages", {})[stage] = info
@@ -192,9 +197,7 @@ class Demo:
         from .camera import run
         from .sources import SyntheticSource
 
-        model = self.out / "engines" / "student.int8.cpu.onnx"
-        if not model.exists():
-            model = self.out / "engines" / "student.onnx"
+        model = self.live_model()
         lines = self.out / "camera.jsonl"
         src = SyntheticSource("synthetic://", seed=99, size=self.cfg.video_size, max_frames=40 * 3, clip_frames=40)
         summary = run([], str(model), stride=self.cfg.frames, json_out=str(lines), sources=[src],
@@ -205,7 +208,8 @@ class Demo:
             t = p["top"][0]
             self.say(f"      frame {p['frame']:4d}: {t['label']:22s} {t['score']:.2f}   teacher: "
                      f"{p['teacher']['top'][0]['label']}")
-        info = {"model": str(model), "classifications": summary["classifications"],
+        info = {"model": str(model), "source": "the rendered camera stream (synthetic://, seed 99)",
+                "classifications": summary["classifications"],
                 "latency_ms": summary["latency_ms"], "teacher_agreement": summary.get("teacher_agreement"),
                 "jsonl": str(lines)}
         if self.video:
@@ -240,32 +244,20 @@ class Demo:
     def _report(self):
         import cv2
 
-        st = self.state["stages"]
+        from .report import write_report
+
         pics = sorted((self.out / "flow").glob("*.png"))[:6]
-        strip = None
         if pics:
             imgs = [cv2.imread(str(p)) for p in pics]
             h = min(i.shape[0] for i in imgs)
-            strip = self.out / "flow_strip.png"
-            cv2.imwrite(str(strip), np.concatenate([cv2.resize(i, (i.shape[1] * h // i.shape[0], h)) for i in imgs], 1))
-        lines = ["# fts-edge demo report", "",
-                 "The whole pipeline on the procedural motion dataset (classes carried by motion alone).", "",
-                 "## Table (validation split)", "", st["table"]["markdown"], "",
-                 "## Confusion matrices", ""]
-        for f in sorted((self.out / "table").glob("confusion_*.png")):
-            lines.append(f"![{f.stem}](table/{f.name})")
-        lines += ["", "## Training curves", ""]
-        for role in ("teacher", "student", "rgb"):
-            if (self.out / role / "curves.png").exists():
-                lines.append(f"**{role}**\n\n![{role}]({role}/curves.png)\n")
-        if strip:
-            lines += ["## What the teacher sees (TV-L1 flow of the rendered camera stream)", "", "![flow](flow_strip.png)", ""]
-        sp = st["speed"]
-        lines += ["## Speed (one clip, this machine)", "", "| pipeline | ms |", "| --- | ---: |"]
-        lines += [f"| {k} | {v:.1f} |" for k, v in sp["timings_ms"].items()]
-        lines += ["", f"Best student speed-up over the OpenCV two-stream pipeline: {sp['best_student_speedup']:.1f}x", ""]
-        atomic_write_text(self.out / "report.md", "\n".join(lines) + "\n")
-        return {"report": str(self.out / "report.md")}
+            strip = np.concatenate([cv2.resize(i, (i.shape[1] * h // i.shape[0], h)) for i in imgs], 1)
+            from .artifacts import atomic_write_bytes
+            atomic_write_bytes(self.out / "flow_strip.png", cv2.imencode(".png", strip)[1].tobytes())
+        path = write_report(self.out, "fts-edge demo report",
+                            "The whole pipeline on the procedural motion dataset (classes carried by motion alone).",
+                            self.state, self.state["config"], "`fts-edge demo` with these settings "
+                            "(`fts-edge demo --seed N` changes the seed).", chance=100.0 / self.cfg.classes)
+        return {"report": str(path)}
 
 
 def noise_points(a: Dict, b: Dict) -> float:

@@ -2,7 +2,7 @@
 
 Stages (each recorded in OUT/state.json when finished, like the demo's): data check -> flow
 teacher -> distilled student (and, with --baseline, the RGB-only network on the same budget) ->
-table -> export + INT8 -> report. The settings are one file, OUT/settings.json; `--config
+table -> export + INT8 -> the camera app on a validation video -> report. The settings are one file, OUT/settings.json; `--config
 OUT/settings.json` alone reproduces the run.
 
 Presets: ``small`` is the recipe measured on the motion dataset (docs/experiments.md: 8 frames two
@@ -59,9 +59,9 @@ class TrainSettings:
 
 
 class TrainRun(Demo):
-    """The demo's stages on the user's data (no data to write, no rendered camera or speed stage)."""
+    """The demo's stages on the user's data (no data to write; the camera plays a validation video)."""
 
-    STAGES = 6
+    STAGES = 7
 
     def __init__(self, out: str, settings: TrainSettings, say=print, progress=None):
         self.settings = settings
@@ -91,8 +91,9 @@ class TrainRun(Demo):
             **({"rgb": fit(self.train_cfg("rgb", alpha=0.0), progress=self.progress)} if self.settings.baseline else {})}, n)
         table = self.stage(4, "table", self._table, n)
         deploy = self.stage(5, "export", self._export, n)
-        self.stage(6, "report", self._train_report, n)
-        return {"table": table, "deploy": deploy}
+        cam = self.stage(6, "camera", self._video_camera, n)
+        self.stage(7, "report", self._train_report, n)
+        return {"table": table, "deploy": deploy, "camera": cam}
 
     def _check(self) -> Dict:
         from .datasets import check_dataset
@@ -117,19 +118,30 @@ class TrainRun(Demo):
         self.say("\n" + markdown(r) + "\n\n" + (diagnostics_text(r) if rgb else "") + "\n")
         return {"markdown": markdown(r), "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]]}
 
+    def _video_camera(self) -> Dict:
+        """The deployable model in the camera app, on the first validation video played as a camera."""
+        from .camera import run
+        video = self.train_cfg("teacher").index().test[0]
+        model = self.live_model()
+        lines = self.out / "camera.jsonl"
+        summary = run([video.path], str(model), stride=self.cfg.frames, json_out=str(lines), max_windows=40)
+        rows = [json.loads(l) for l in lines.read_text().splitlines()]
+        labels = [r["top"][0]["label"] for r in rows if r["type"] == "prediction"]
+        name = self.train_cfg("teacher").index().classes[video.label]
+        acc = sum(lab == name for lab in labels) / len(labels) if labels else None
+        self.say(f"      {Path(video.path).name} ({name}): {summary['classifications']} classifications, "
+                 f"{acc:.0%} of them {name}" if acc is not None else f"      {video.path}: no classification")
+        return {"model": str(model), "source": f"validation video {Path(video.path).name} (class {name})",
+                "classifications": summary["classifications"], "latency_ms": summary["latency_ms"],
+                "accuracy": acc, "jsonl": str(lines)}
+
     def _train_report(self) -> Dict:
-        st = self.state["stages"]
-        d = st["export"]
-        lines = ["# fts-edge train report", "", f"Data: {self.settings.dataset} at {self.settings.root} (split "
-                 f"{self.settings.split}, seed {self.settings.seed}): {st['data']['train']} training and "
-                 f"{st['data']['test']} validation videos.", "",
-                 "Settings: `settings.json` (`fts-edge train --config settings.json` reproduces the run).", "",
-                 "## Table (validation split)", "", st["table"]["markdown"], "",
-                 "## Deployable student", "", f"- ONNX: `{d['onnx']}` (parity with PyTorch: top-1 "
-                 f"{d['parity']['top1_agreement']:.0%} on {d['parity']['clips']} clips)"]
-        for flavor, q in d.get("int8", {}).items():
-            lines.append(f"- INT8 ({flavor}): `{q['onnx']}`, top-1 agreement with fp32 {q['check']['top1_agreement']:.1%}")
-        lines += ["", "## Training curves", ""] + [f"![{r}]({r}/curves.png)" for r in ("teacher", "student", "rgb")
-                                                    if (self.out / r / "curves.png").exists()]
-        atomic_write_text(self.out / "report.md", "\n".join(lines) + "\n")
-        return {"report": str(self.out / "report.md")}
+        from .report import write_report
+
+        s = self.settings
+        intro = (f"`fts-edge train` on {s.dataset} data at `{s.root}` (split {s.split}): a flow teacher, the student "
+                 "distilled from it" + (" and the RGB-only baseline on the same budget" if s.baseline else "") + ".")
+        path = write_report(self.out, "fts-edge train report", intro, self.state, s.to_dict(),
+                            "`settings.json` holds them; `fts-edge train --config settings.json` reproduces the run.",
+                            chance=100.0 / self.state["stages"]["data"]["classes"])
+        return {"report": str(path)}

@@ -24,6 +24,6 @@ def test_bench_measures_every_present_path_and_skips_the_rest(tmp_path, capsys):
     assert ts["pairs"] == 3 and all(v > 0 for v in ts["speedup_vs_opencv_two_stream"].values())
     for stage in ("preprocess_per_frame", "postprocess", "decode_per_frame"):
         assert stage in res["live_stages"] or stage == "decode_per_frame"
-    assert res["environment"]["cpus"] >= 1 and "torch" in res["environment"]
+    assert res["environment"]["cpus"] >= 1 and "torch" in res["environment"]["versions"]
     bench.print_table(res)
     assert "two-stream vs student" in capsys.readouterr().out

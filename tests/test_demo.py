@@ -33,6 +33,12 @@ def test_every_stage_ran_and_left_its_artifacts(demo_run):
     assert res["speed"]["best_student_speedup"] > 1.0
     report = (out / "report.md").read_text()
     assert "| distilled student |" in report and "confusion_" in report and "curves.png" in report
+    agreement = res["deploy"]["int8"]["cpu"]["check"]["top1_agreement"]
+    for said_in_report in (f"Seed {TINY.seed}.", f"Chance level: {100 / TINY.classes:.1f} %", "- machine: ",
+                           "- versions: ", "torch ", "ONNX `student.onnx` vs PyTorch",
+                           f"`student.int8.cpu.onnx` vs fp32 on", f"top-1 agreement {agreement:.1%}",
+                           "the flow teacher, run beside it", "colour key", "Best student speed-up"):
+        assert said_in_report in report, said_in_report
     text = summary_text(out, res)
     assert "fts-edge build-engine" in text and "fts-edge camera --input /dev/video0" in text
     assert "distilled student vs two-stream" in text and "fts-edge demo --epochs 30" in text

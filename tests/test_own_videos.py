@@ -192,12 +192,20 @@ def test_train_runs_a_folder_to_a_deployable_student_and_resumes(tmp_path, capsy
     out = tmp_path / "run"
     assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "[1/6] data" in said and "[6/6] report" in said and "fts-edge predict" in said
+    assert "[1/7] data" in said and "[6/7] camera" in said and "[7/7] report" in said and "fts-edge predict" in said
     assert (out / "engines" / "student.onnx").exists() and (out / "engines" / "student.int8.cpu.onnx").exists()
     saved = json.loads((out / "settings.json").read_text())
     assert saved == json.loads(cfg.read_text())  # the file alone reproduces the run
     report = (out / "report.md").read_text()
     assert "| distilled student |" in report and "| RGB |" in report and "settings.json" in report
+    state = json.loads((out / "state.json").read_text())
+    cam = state["stages"]["camera"]
+    assert cam["classifications"] > 0 and 0.0 <= cam["accuracy"] <= 1.0
+    for said_in_report in ("Seed 0.", "Chance level: 33.3 %", "- machine: ", "- versions: ", "onnxruntime ",
+                           "ONNX `student.onnx` vs PyTorch", "INT8 for ONNX Runtime on a CPU `student.int8.cpu.onnx`",
+                           f"{cam['classifications']} classifications, frame-to-label latency p50",
+                           "of the windows", '"recipe": {'):
+        assert said_in_report in report, said_in_report
     meta = json.loads((out / "engines" / "student.onnx.json").read_text())
     assert meta["dataset"]["dataset"] == "folder" and meta["dataset"]["root"] == str(root)
     assert main(["train", "--config", str(out / "settings.json"), "--out", str(out)]) == 0
