@@ -11,13 +11,14 @@ import sys
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 
 from .errors import FtsError, SourceError
-from .stream import LIVE, Capture, ClipBuffer, EventDetector, Smoother, StreamState, topk
+from .stream import LIVE, EventDetector, LiveSettings, Smoother, Streams, topk
 
 log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("engines/student.int8.engine", "engines/student.fp16.engine", "engines/student.int8.cpu.onnx",
@@ -165,7 +166,7 @@ class Stopped(KeyboardInterrupt):
 class Outputs:
     """Where annotated frames go: a video file, the browser page, a window."""
 
-    def __init__(self, output: Optional[str], serve: Optional[str], display: bool, fps: float, say):
+    def __init__(self, output: Optional[str], serve: Optional[str], display: bool, say, fps: float = 25.0):
         self.writer = None
         self.output, self.fps = output, fps
         self.server = None
@@ -210,11 +211,117 @@ class Outputs:
             cv2.imshow("fts-edge", img_bgr)
             cv2.waitKey(1)
 
-    def close(self):
+    def finish(self, ended: Optional[str], linger: float = 0.0):
+        """Close the video; the page says why the input ended (rather than freezing on the last
+        window) and stays up ``linger`` seconds for a last look."""
+        if self.server:
+            self.server.set_status(ended=ended or "end of input")
+            try:
+                time.sleep(max(0.0, linger) if ended not in ("SIGTERM", "SIGINT") else 0.0)
+            except KeyboardInterrupt:
+                pass
         if self.writer is not None:
             self.writer.release()
         if self.server:
             self.server.close()
+
+
+class LiveApp:
+    """What the camera app does with each batch of windows: one batched inference, then per window
+    the smoothed scores, the label ("no action" below ``on``), events, a JSON line, the teacher's
+    view where asked, the annotated frame to the page and the window; and its counters."""
+
+    def __init__(self, clf, uris: List[str], live: LiveSettings, say, outputs: "Outputs", teacher=None):
+        self.clf, self.uris, self.live, self.say, self.outputs, self.teacher = clf, uris, live, say, outputs, teacher
+        self.model = clf.describe()
+        self.smoothers = [Smoother(live.smooth) for _ in uris]
+        self.detectors = [EventDetector(clf.classes, live.on, live.off) for _ in uris]
+        self.history = deque(maxlen=10)  # the page's event history
+        self.latest = {"label": "...", "score": 0.0, "rate": 0.0, "latency": 0.0}  # of the first source
+        self.latencies, self.infer_ms, self.n = [], [], 0
+        self.t_start = time.perf_counter()
+
+    def start(self) -> None:
+        """The first JSON line: the model, the inputs, the clip and the cadence."""
+        self.say({"type": "start", "model": self.model, "inputs": self.uris, "clip": self.clf.spec.to_dict(),
+                  "every": self.live.every, "classes": len(self.clf.classes)})
+
+    def classify(self, windows: List, dropped: List[int]) -> None:
+        if not windows:
+            return
+        t0 = time.perf_counter()
+        probs = self.clf.classify(np.stack([w.clip for w in windows]))  # one inference for every source
+        t1 = time.perf_counter()
+        self.infer_ms.append((t1 - t0) * 1000)
+        for w, p in zip(windows, probs):
+            self._one(w, p, (t1 - w.captured_at) * 1000, dropped[w.source])
+
+    def _one(self, w, p: np.ndarray, lat: float, dropped: int) -> None:
+        classes, k = self.clf.classes, self.live.topk
+        self.n += 1
+        self.latencies.append(lat)
+        sm = self.smoothers[w.source](p)
+        now, best = time.time(), int(np.argmax(sm))
+        label = classes[best] if sm[best] >= self.live.on else NO_ACTION
+        row = {"type": "prediction", "time": now, "source": self.uris[w.source], "frame": w.frame,
+               "source_time": w.source_time, "label": label, "top": topk(p, classes, k),
+               "smoothed": topk(sm, classes, k), "latency_ms": round(lat, 2),
+               "inference_ms": round(self.infer_ms[-1], 2), "dropped_windows": dropped}
+        picture = None
+        if self.teacher is not None:
+            row["teacher"], picture = self.teacher(w.clip, classes[int(np.argmax(p))], f"{w.source}_{w.frame:06d}")
+        self.say(row)
+        for ev in self.detectors[w.source](sm, w.frame, now):
+            ev["source"] = self.uris[w.source]
+            self.say(ev)
+            self.history.append(ev)
+        rate = self.n / max(time.perf_counter() - self.t_start, 1e-9)
+        if w.source == 0:
+            self.latest.update(label=label, score=float(sm[best]), rate=rate, latency=lat)
+        if self.outputs.wanted and w.frame_rgb is not None:
+            self.outputs(overlay(w.frame_rgb, label, float(sm[best]), rate, lat, picture),
+                         {"label": label, "score": float(sm[best]), "frame": w.frame, "source": self.uris[w.source],
+                          "model": self.model, "top": row["smoothed"], "events": list(self.history),
+                          "latency_ms": lat, "classifications_per_s": rate})
+
+    def write_frames(self, frames: List[np.ndarray]) -> None:
+        """Frames of the first source to the output video, each with the latest window's label."""
+        m = self.latest
+        for frame in frames:
+            self.outputs.write(overlay(frame, m["label"], m["score"], m["rate"], m["latency"]))
+
+    def summary(self, streams, stopped_by: Optional[str], max_windows: Optional[int]) -> Dict:
+        wall = time.perf_counter() - self.t_start
+        lat = np.array(self.latencies) if self.latencies else np.zeros(1)
+        span = streams.states[0].buffer.span
+        for st in streams.states:  # a file that ended before it filled one window never gave a label: say so
+            if st.error is None and st.windows == 0 and stopped_by is None and not max_windows:
+                st.error = f"{st.uri}: ended after {st.frames} frames, before one window of {span} frames"
+        out = {"type": "summary", "seconds": round(wall, 3), "classifications": self.n,
+               "classifications_per_s": round(self.n / max(wall, 1e-9), 3),
+               "latency_ms": {q: round(float(np.percentile(lat, v)), 2) for q, v in
+                              (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
+               "inference_ms_p50": round(float(np.median(self.infer_ms)), 2) if self.infer_ms else None,
+               "sources": [{"uri": st.uri, "frames": st.frames, "windows": st.windows, "dropped_windows": st.dropped,
+                            "error": st.error} for st in streams.states], "stopped": stopped_by}
+        if self.teacher is not None:
+            out["teacher_agreement"] = self.teacher.agree / max(self.teacher.n, 1)
+        return out
+
+
+@contextmanager
+def sigterm_stops():
+    """SIGTERM (systemd's and docker's stop) raises Stopped in the main thread while inside."""
+    def on_sigterm(signum, frame):
+        raise Stopped()
+
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, on_sigterm) if main else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
 
 
 def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every, smooth: int = LIVE.smooth,
@@ -224,155 +331,44 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
         teacher: Optional[str] = None, flow_dir: Optional[str] = None, max_windows: Optional[int] = None,
         max_retries: int = 0, threads: int = 0, device: Optional[str] = None, sources=None,
         overwrite: bool = False, linger: float = 0.0) -> Dict:
-    """Run the app until the sources end (or ``max_windows`` classifications). Returns the summary.
-    ``sources`` (already opened Source objects) may stand in for ``inputs`` (tests, embedding)."""
+    """The camera app: classify the inputs' windows until they end (or ``max_windows``
+    classifications), and return the summary. ``sources`` (opened Source objects) may stand in for
+    ``inputs`` (tests, embedding)."""
     from .runtime import load_classifier
-    from .sources import Resilient, open_source
 
     if output:
         check_output(output, overwrite)
-    say = JsonLines(json_out)
-    clf = load_classifier(model or default_model(), device=device, threads=threads)
-    spec = clf.spec
     if stride < 1:
         raise FtsError("--every must be at least 1")
-    if sources is None:
-        if not inputs:
-            raise FtsError("no input: give --input URI (/dev/video0, csi://0, rtsp://..., a file, synthetic://)")
-        sources = []
-        for uri in inputs:
-            first = open_source(uri, realtime)
-            sources.append(Resilient((lambda u=uri: open_source(u, realtime)), uri, max_retries)
-                           if first.live else first)
-            if first.live:
-                first.close()
-    uris = [getattr(s, "uri", f"source{i}") for i, s in enumerate(sources)]
-    for s in sources:  # reconnects are reported in the same stream of JSON lines
-        if hasattr(s, "listeners"):
-            s.listeners.append(say)
-    tch = Teacher(teacher, spec, flow_dir, say) if teacher else None
-    outs = Outputs(output, serve, display, fps=getattr(sources[0], "fps", 25.0), say=say)
-    states = [StreamState(u, ClipBuffer(spec), stride) for u in uris]
-    stop = threading.Event()
-    if output:  # every frame of the first source goes to the video, with the label of the latest window
-        states[0].frames_out = deque()
-    latest = {"label": "...", "score": 0.0, "rate": 0.0, "latency": 0.0}
-    history = deque(maxlen=10)  # the page's event history
-    model_name = clf.describe()
-
-    def drain():
-        q = states[0].frames_out
-        while q:
-            frame = q.popleft()
-            outs.write(overlay(frame, latest["label"], latest["score"], latest["rate"], latest["latency"]))
-
-    caps = [Capture(i, s, st, drop=bool(getattr(s, "live", False) or realtime), keep_frame=outs.wanted,
-                    stop=stop, on_event=say) for i, (s, st) in enumerate(zip(sources, states))]
-    say({"type": "start", "model": model_name, "inputs": uris, "clip": spec.to_dict(), "every": stride,
-         "classes": len(clf.classes)})
-    stopped_by = None
-
-    def on_sigterm(signum, frame):
-        raise Stopped()
-
-    old_term = signal.signal(signal.SIGTERM, on_sigterm) if threading.current_thread() is threading.main_thread() else None
-    smoothers = [Smoother(smooth) for _ in states]
-    detectors = [EventDetector(clf.classes, on, off) for _ in states]
-    latencies, infer_ms, n_cls = [], [], 0
-    t_start = time.perf_counter()
-    for c in caps:
-        c.start()
+    live = LiveSettings(every=stride, smooth=smooth, topk=k, on=on, off=off)
+    say = JsonLines(json_out)
+    clf = load_classifier(model or default_model(), device=device, threads=threads)
+    how = dict(realtime=realtime, keep_frames=bool(serve or display), every_frame=bool(output))
+    streams = (Streams(sources, clf.spec, live.every, on_event=say, **how) if sources is not None else
+               Streams.open(inputs, clf.spec, live.every, max_retries=max_retries, on_event=say, **how))
     try:
-        while True:
-            ready = Capture.take(states)
-            if not ready:
-                if output:
-                    drain()
-                if all(st.ended for st in states):
-                    break
-                continue
-            t0 = time.perf_counter()
-            probs = clf.classify(np.stack([w.clip for w in ready]))  # one batched inference for all sources
-            t1 = time.perf_counter()
-            infer_ms.append((t1 - t0) * 1000)
-            for w, p in zip(ready, probs):
-                n_cls += 1
-                lat = (t1 - w.captured_at) * 1000
-                latencies.append(lat)
-                sm = smoothers[w.source](p)
-                now = time.time()
-                best = int(np.argmax(sm))
-                label = clf.classes[best] if sm[best] >= on else NO_ACTION
-                row = {"type": "prediction", "time": now, "source": uris[w.source], "frame": w.frame,
-                       "source_time": w.source_time, "label": label,
-                       "top": topk(p, clf.classes, k), "smoothed": topk(sm, clf.classes, k),
-                       "latency_ms": round(lat, 2), "inference_ms": round(infer_ms[-1], 2),
-                       "dropped_windows": states[w.source].dropped}
-                picture = None
-                if tch is not None:
-                    row["teacher"], picture = tch(w.clip, clf.classes[int(np.argmax(p))], f"{w.source}_{w.frame:06d}")
-                say(row)
-                for ev in detectors[w.source](sm, w.frame, now):
-                    ev["source"] = uris[w.source]
-                    say(ev)
-                    history.append(ev)
-                rate = n_cls / max(time.perf_counter() - t_start, 1e-9)
-                if w.source == 0:
-                    latest.update(label=label, score=float(sm[best]), rate=rate, latency=lat)
-                if outs.wanted and w.frame_rgb is not None:
-                    outs(overlay(w.frame_rgb, label, float(sm[best]), rate, lat, picture),
-                         {"label": label, "score": float(sm[best]), "frame": w.frame, "source": uris[w.source],
-                          "model": model_name, "top": row["smoothed"], "events": list(history),
-                          "latency_ms": lat, "classifications_per_s": rate})
-            if output:
-                drain()
-            if max_windows and n_cls >= max_windows:
-                break
+        outs = Outputs(output, serve, display, say=say, fps=streams.fps)
+    except BaseException:
+        streams.close()
+        raise
+    app = LiveApp(clf, streams.uris, live, say, outs, Teacher(teacher, clf.spec, flow_dir, say) if teacher else None)
+    app.start()
+    stopped_by = None
+    try:
+        with sigterm_stops(), streams:
+            while streams.streaming and not (max_windows and app.n >= max_windows):
+                app.classify(streams.take(), streams.dropped)
+                app.write_frames(streams.new_frames())
     except KeyboardInterrupt as e:
         stopped_by = "SIGTERM" if isinstance(e, Stopped) else "SIGINT"
         say({"type": "stopped", "reason": stopped_by})
     finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-        stop.set()
-        for st in states:
-            with st.cond:
-                st.cond.notify_all()
-        for c in caps:
-            c.join(timeout=2)
-        if output:
-            drain()  # the frames read after the last window, with its label
-        if outs.server:  # the page says the source ended instead of freezing on the last window
-            outs.server.set_status(ended=stopped_by or next((st.error for st in states if st.error), None) or "end of input")
-            try:
-                time.sleep(max(0.0, linger) if stopped_by is None else 0.0)
-            except KeyboardInterrupt:
-                pass
-        for s in sources:
-            try:
-                s.close()
-            except Exception:
-                pass
-        outs.close()
-    wall = time.perf_counter() - t_start
-    lat = np.array(latencies) if latencies else np.zeros(1)
-    summary = {"type": "summary", "seconds": round(wall, 3), "classifications": n_cls,
-               "classifications_per_s": round(n_cls / max(wall, 1e-9), 3),
-               "latency_ms": {q: round(float(np.percentile(lat, v)), 2) for q, v in
-                              (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
-               "inference_ms_p50": round(float(np.median(infer_ms)), 2) if infer_ms else None,
-               "sources": [{"uri": st.uri, "frames": st.frames, "windows": st.windows, "dropped_windows": st.dropped,
-                            "error": st.error} for st in states], "stopped": stopped_by}
-    for st in states:  # a file that ended before it filled one window never gave a label: say so
-        if st.error is None and st.windows == 0 and stopped_by is None and not max_windows:
-            st.error = f"{st.uri}: ended after {st.frames} frames, before one window of {spec.span} frames"
-    for row, st in zip(summary["sources"], states):
-        row["error"] = st.error
-    if tch is not None:
-        summary["teacher_agreement"] = tch.agree / max(tch.n, 1)
+        app.write_frames(streams.new_frames())  # the frames read after the last window, with its label
+        outs.finish(stopped_by or next((st.error for st in streams.states if st.error), None), linger)
+    summary = app.summary(streams, stopped_by, max_windows)
     say(summary)
     say.close()
-    errors = [st.error for st in states if st.error]
-    if errors and n_cls == 0 and stopped_by is None:
+    errors = [st.error for st in streams.states if st.error]
+    if errors and app.n == 0 and stopped_by is None:
         raise SourceError(errors[0])
     return summary

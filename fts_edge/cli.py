@@ -10,13 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 from . import __version__
 from .clipspec import TVL1_PRESETS
-from .errors import FtsError, UsageError, first_line
+from .errors import FtsError, UsageError, guarded
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -662,27 +661,11 @@ def main(argv=None) -> int:
     if not getattr(a, "func", None):
         parser.print_help()
         return 2
-    try:
+    def command():
         check_ranges(a)
-        return int(a.func(a) or 0)
-    except FtsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted; finished work is kept, run the same command again to resume", file=sys.stderr)
-        return 130
-    except (ValueError, FileNotFoundError, PermissionError, IsADirectoryError) as e:
-        print(f"error: {first_line(e, 300)}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a full disk, a file where a folder should be, ...
-        print(f"error: {e.filename or ''}: {e.strerror or first_line(e)}", file=sys.stderr)
-        return 1
-    except Exception as e:  # the last line of defence: one line, and the way to see more
-        if os.environ.get("FTS_EDGE_DEBUG"):
-            raise
-        print(f"error: internal {type(e).__name__}: {first_line(e)} (set FTS_EDGE_DEBUG=1 for the traceback)",
-              file=sys.stderr)
-        return 2
+        return a.func(a)
+
+    return guarded(command)
 
 
 if __name__ == "__main__":

@@ -136,7 +136,7 @@ class Demo:
         from .training import fit
 
         t0 = time.perf_counter()
-        self.stage(1, "data", lambda: self._data())
+        self.stage(1, "data", lambda: self.write_data())
         self.stage(2, "teacher", lambda: fit(self.train_cfg("teacher"), progress=self.progress))
         self.stage(3, "student", lambda: {
             "student": fit(self.train_cfg("student", teacher=str(self.out / "teacher" / "last.pt")), progress=self.progress),
@@ -149,7 +149,7 @@ class Demo:
         return {"table": table, "deploy": deploy, "camera": cam, "speed": speed,
                 "seconds": round(time.perf_counter() - t0, 1)}
 
-    def _data(self):
+    def write_data(self):
         from .synthetic import write_motion_dataset
 
         c = self.cfg

@@ -176,11 +176,11 @@ class Resilient(Source):
     after ``max_retries`` consecutive failed reopenings (0: never give up)."""
 
     def __init__(self, opener, uri: str, max_retries: int = 0, backoff: float = 0.5, max_backoff: float = 10.0,
-                 on_event=None):
+                 on_event=None, first: Optional[Source] = None):
         self.opener, self.uri, self.max_retries = opener, uri, max_retries
         self.backoff, self.max_backoff = backoff, max_backoff
-        self.listeners = [on_event] if on_event else []
-        self.src = opener()
+        self.on_event = on_event or (lambda event: None)
+        self.src = first if first is not None else opener()
         self.live, self.fps = self.src.live, self.src.fps
         self.reconnects = 0
 
@@ -191,10 +191,6 @@ class Resilient(Source):
             if not self.live:
                 raise SourceError(f"{self.uri}: {e}") if not isinstance(e, SourceError) else e
             return self._reopen(e)
-
-    def on_event(self, event: dict):
-        for listener in self.listeners:
-            listener(event)
 
     def _reopen(self, error):
         self.on_event({"type": "source_lost", "source": self.uri, "reason": str(error)})
@@ -220,3 +216,12 @@ class Resilient(Source):
 
     def close(self):
         self.src.close()
+
+
+def open_input(uri: str, realtime: bool = False, max_retries: int = 0, on_event=None) -> Source:
+    """Open ``uri`` once; a live source comes back wrapped to reconnect (``Resilient``), reporting
+    its losses and returns to ``on_event``."""
+    src = open_source(uri, realtime)
+    if not src.live:
+        return src
+    return Resilient(lambda: open_source(uri, realtime), uri, max_retries, on_event=on_event, first=src)

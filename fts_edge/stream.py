@@ -64,6 +64,15 @@ class LiveSettings:
     on: float = 0.6  # an event starts when a smoothed score rises above this
     off: float = 0.4  # and ends when it falls below this
 
+    def __post_init__(self):
+        from .errors import UsageError
+
+        if self.every < 1 or self.smooth < 1 or self.topk < 1:
+            raise UsageError(f"--every, --smooth and --topk must be at least 1, got {self.every}, {self.smooth}, "
+                             f"{self.topk}")
+        if not 0.0 <= self.off <= self.on <= 1.0:
+            raise UsageError(f"need 0 <= --off <= --on <= 1, got --off {self.off} --on {self.on}")
+
 
 LIVE = LiveSettings()
 
@@ -129,6 +138,11 @@ class StreamState:
     # every frame as read, for an output video at the source's own rate (None: nobody wants them)
     frames_out: Optional[Deque] = None
 
+    def wake(self) -> None:
+        """Wake a capture thread waiting for the model to take its window (at shutdown)."""
+        with self.cond:
+            self.cond.notify_all()
+
 
 class Capture(threading.Thread):
     """Reads one source in its own thread, preprocesses each frame once into the ring, and hands
@@ -188,6 +202,96 @@ class Capture(threading.Thread):
             if ready or all(st.ended for st in states) or time.perf_counter() > deadline:
                 return ready
             time.sleep(0.002)
+
+
+class Streams:
+    """The app's sources, each read by its own Capture thread into its own ring.
+
+    ``Streams.open(uris, ...)`` opens every input once (live ones reconnect on their own);
+    ``with streams:`` starts the threads and, on the way out, stops them and closes the sources;
+    ``take()`` hands over the windows ready now; ``streaming`` is False once every source ended and
+    its last window was taken.
+    ``keep_frames``: windows carry their newest frame (for the page and the window);
+    ``every_frame``: every frame of the first source is kept, in order, for an output video.
+    """
+
+    def __init__(self, sources: List, spec: ClipSpec, every: int, realtime: bool = False, keep_frames: bool = False,
+                 every_frame: bool = False, on_event=None):
+        from .sources import Resilient
+
+        self.sources = list(sources)
+        for s in self.sources:  # reconnections are reported with everything else
+            if on_event is not None and isinstance(s, Resilient):
+                s.on_event = on_event
+        self.uris = [getattr(s, "uri", f"source{i}") for i, s in enumerate(self.sources)]
+        self.states = [StreamState(u, ClipBuffer(spec), every) for u in self.uris]
+        if every_frame:
+            self.states[0].frames_out = deque()
+        self.fps = float(getattr(self.sources[0], "fps", 25.0) or 25.0)
+        self._stop = threading.Event()
+        self.captures = [Capture(i, s, st, drop=bool(getattr(s, "live", False) or realtime), keep_frame=keep_frames,
+                                 stop=self._stop, on_event=on_event)
+                         for i, (s, st) in enumerate(zip(self.sources, self.states))]
+
+    @classmethod
+    def open(cls, uris: List[str], spec: ClipSpec, every: int, realtime: bool = False, max_retries: int = 0,
+             on_event=None, **kw) -> "Streams":
+        from .errors import SourceError
+        from .sources import open_input
+
+        if not uris:
+            raise SourceError("no input: give --input URI (/dev/video0, csi://0, rtsp://..., a file, synthetic://)")
+        opened = []
+        try:
+            for uri in uris:
+                opened.append(open_input(uri, realtime, max_retries, on_event))
+        except BaseException:
+            for s in opened:
+                s.close()
+            raise
+        return cls(opened, spec, every, realtime, on_event=on_event, **kw)
+
+    def __enter__(self) -> "Streams":
+        for c in self.captures:
+            c.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def take(self, timeout: float = 0.5) -> List[Window]:
+        return Capture.take(self.states, timeout)
+
+    @property
+    def streaming(self) -> bool:
+        """True while a source is still reading or a window is still waiting to be taken."""
+        return any(not st.ended or st.slot is not None for st in self.states)
+
+    @property
+    def dropped(self) -> List[int]:
+        """Windows each source replaced before the model took them."""
+        return [st.dropped for st in self.states]
+
+    def new_frames(self) -> List[np.ndarray]:
+        """The first source's frames read since the last call (``every_frame``), oldest first."""
+        q = self.states[0].frames_out
+        out = []
+        while q:
+            out.append(q.popleft())
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        for st in self.states:
+            st.wake()
+        for c in self.captures:
+            if c.is_alive():
+                c.join(timeout=2)
+        for s in self.sources:
+            try:
+                s.close()
+            except Exception:  # a source already gone: nothing left to release
+                pass
 
 
 def topk(probs: np.ndarray, classes: List[str], k: int = 3) -> List[dict]:

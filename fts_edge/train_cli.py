@@ -4,13 +4,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from pathlib import Path
 
 from .clipspec import TVL1_PRESETS
 from .distill import DEFAULT_ALPHA, MIMICS
 from .models import HINT_LAYERS, hint_layers
-from .errors import FtsError, first_line
+from .errors import FtsError, guarded
 
 
 def add_data_args(p):
@@ -116,10 +115,6 @@ def config_from_args(a, role: str):
     return TrainConfig.from_settings(kw)
 
 
-def cfg_out(a) -> str:
-    return str(getattr(a, "out", ""))
-
-
 def train_main(role: str, argv=None, doc: str = "") -> int:
     from .cli import Parser
 
@@ -128,7 +123,7 @@ def train_main(role: str, argv=None, doc: str = "") -> int:
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, format="%(message)s")
     logging.getLogger("fts_edge").setLevel(logging.INFO)
-    try:
+    def command():
         from .progress import progress
         from .training import dist_info, fit
 
@@ -138,19 +133,8 @@ def train_main(role: str, argv=None, doc: str = "") -> int:
         res = fit(cfg, resume=a.resume, progress=progress)
         if dist_info()[1] == 0:
             print(json.dumps(res))
-        return 0
-    except FtsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except (ValueError, FileNotFoundError) as e:
-        print(f"error: {first_line(e, 300)}", file=sys.stderr)
-        return 2
-    except OSError as e:  # a full disk (the last good epoch stays on disk), a file where --out should be
-        print(f"error: {e.filename or cfg_out(a)}: {e.strerror or first_line(e)}; finished epochs are kept", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("interrupted; finished epochs are saved, run again with --resume", file=sys.stderr)
-        return 130
+
+    return guarded(command, interrupted="interrupted; finished epochs are saved, run again with --resume")
 
 
 def evaluate_main(argv=None, doc: str = "") -> int:
@@ -164,7 +148,7 @@ def evaluate_main(argv=None, doc: str = "") -> int:
     p.add_argument("--out", default="runs/table", help="folder for table.md, table.json, confusion_*.png")
     p.add_argument("--threads", type=int, default=0)
     a = p.parse_args(argv)
-    try:
+    def command():
         from .datasets import dataset_index
         from .evaluate import diagnostics_text, evaluate, markdown
 
@@ -175,10 +159,5 @@ def evaluate_main(argv=None, doc: str = "") -> int:
         if diag:
             print("\n" + diag)
         print(f"\nsaved {a.out}/table.md, table.json and confusion_*.png")
-        return 0
-    except FtsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+
+    return guarded(command)

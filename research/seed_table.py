@@ -17,7 +17,6 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ORDER = ("RGB", "flow (teacher)", "two-stream", "distilled student")
 
@@ -110,8 +109,8 @@ def main(argv=None) -> int:
     try:
         runs = load(a.runs, a.mixed)
     except (OSError, ValueError, KeyError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+        from fts_edge.errors import exit_status
+        return exit_status(e)
     s = summarise(runs)
     print(markdown(s, runs))
     print(f"\n{len(runs)} runs; val clips per run: {', '.join(str(r['n']) for r in runs)}")

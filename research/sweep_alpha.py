@@ -27,7 +27,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def parse_alphas(text: str):
@@ -78,7 +77,7 @@ def main(argv=None, cfg=None) -> int:
 
     from fts_edge.artifacts import atomic_write_text
     from fts_edge.demo import Demo, DemoConfig, saved_config
-    from fts_edge.errors import FtsError
+    from fts_edge.errors import exit_status
     from fts_edge.evaluate import student_mimic_fit
     from fts_edge.progress import progress
     from fts_edge.training import fit, read_jsonl
@@ -96,7 +95,7 @@ def main(argv=None, cfg=None) -> int:
         if saved:
             dcfg = replace(dcfg, alpha=saved.get("alpha", dcfg.alpha), mimic=saved.get("mimic", dcfg.mimic))
         demo = Demo(str(out), dcfg, progress=progress)
-        n_val = demo.stage(1, "data", demo._data)["val"]
+        n_val = demo.stage(1, "data", demo.write_data)["val"]
         demo.stage(2, "teacher", lambda: fit(demo.train_cfg("teacher"), progress=progress))
         rows, teacher_features = [], {}
         for alpha in alphas:
@@ -117,13 +116,8 @@ def main(argv=None, cfg=None) -> int:
                          "curve": [round(h["val_top1"], 1) for h in hist],
                          "mimic_fit": student_mimic_fit(str(out / name / "last.pt"), str(out / "teacher" / "last.pt"),
                                                         max_clips=100, cache=teacher_features) if alpha > 0 else None})
-    except (FtsError, ValueError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("\ninterrupted; finished students and epochs are kept: run the same command again to resume",
-              file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as e:
+        return exit_status(e, "interrupted; finished students and epochs are kept: run the same command again to resume")
     stem = "sweep" if a.mimic == "mse" else f"sweep-{a.mimic}"
     rows, kept = merged_rows(out / f"{stem}.json", rows)
     table = markdown(rows)

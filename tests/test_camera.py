@@ -336,3 +336,33 @@ def test_below_the_on_threshold_the_label_is_no_action(tiny_run, tmp_path):
                  "--off", "0.5", "--json-out", str(out)]) == 0
     preds = [json.loads(l) for l in out.read_text().splitlines() if '"prediction"' in l]
     assert preds and all(p["label"] == "no action" for p in preds)
+
+
+def test_the_camera_app_script_classifies_a_stream_into_json_lines_and_a_video(tiny_run, tmp_path):
+    """apps/camera.py, run as a user runs it: positional input and output, JSON lines on stdout,
+    every frame in the annotated video; a missing input is one line and exit 1."""
+    import subprocess
+    import sys
+
+    import cv2
+
+    app = Path(__file__).resolve().parents[1] / "apps" / "camera.py"
+    clip = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (64, 48))
+    for i, f in enumerate(SyntheticSource("synthetic://", seed=1, size=64, max_frames=30).frames()):
+        writer.write(cv2.resize(f, (64, 48)))
+    writer.release()
+    video = tmp_path / "annotated.avi"
+    r = subprocess.run([sys.executable, str(app), str(clip), str(video),
+                        "--model", str(tiny_run["onnx"]), "--every", "4"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows[0]["type"] == "start" and rows[-1]["type"] == "summary"
+    preds = [row for row in rows if row["type"] == "prediction"]
+    assert len(preds) == rows[-1]["classifications"] == (30 - 4) // 4 + 1  # files (and synthetic://) drop nothing
+    cap = cv2.VideoCapture(str(video))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 30
+    cap.release()
+    r = subprocess.run([sys.executable, str(app), str(tmp_path / "nowhere.mp4"), "--model", str(tiny_run["onnx"])],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and r.stderr.strip().count("\n") == 0 and "no such file" in r.stderr

@@ -36,7 +36,7 @@ def test_every_stage_ran_and_left_its_artifacts(demo_run):
     agreement = res["deploy"]["int8"]["cpu"]["check"]["top1_agreement"]
     for said_in_report in (f"Seed {TINY.seed}.", f"Chance level: {100 / TINY.classes:.1f} %", "- machine: ",
                            "- versions: ", "torch ", "ONNX `student.onnx` vs PyTorch",
-                           f"`student.int8.cpu.onnx` vs fp32 on", f"top-1 agreement {agreement:.1%}",
+                           "`student.int8.cpu.onnx` vs fp32 on", f"top-1 agreement {agreement:.1%}",
                            "the flow teacher, run beside it", "colour key", "Best student speed-up"):
         assert said_in_report in report, said_in_report
     text = summary_text(out, res)
@@ -78,31 +78,6 @@ def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_r
         assert now != was, f"{key}: the legacy value is the default, so an old folder would resume under it"
         with pytest.raises(FtsError, match="other settings"):
             Demo(str(tmp_path), replace(TINY, **{**LEGACY_SETTINGS, key: now}))
-
-
-@pytest.mark.research
-@pytest.mark.parametrize("hint", ["flow", "layer1"])
-def test_distill_probe_trains_on_a_finished_demo(demo_run, capsys, hint):
-    import importlib.util
-    import math
-    from pathlib import Path
-
-    out, _, _ = demo_run
-    path = Path(__file__).resolve().parents[1] / "research" / "distill_probe.py"
-    spec = importlib.util.spec_from_file_location("distill_probe", path)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
-    assert probe.main(["--demo", str(out), "--epochs", "2", "--alpha", "1", "--standardise", "--beta", "1",
-                       "--hint", hint]) == 0
-    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
-    assert [r["epoch"] for r in rows] == [1, 2]
-    # both extra losses were really computed (non-zero, finite) and a val accuracy came out
-    assert all(r["mimic_mse"] > 0 and r["hint_mse"] > 0 and math.isfinite(r["train_ce"]) for r in rows)
-    assert all(0 <= r["holdout_top1"] <= 100 for r in rows)
-    # scored on its own seed-99 clips, never on the demo's val split (the table's split)
-    held = sorted((out / "probe" / "holdout").rglob("*.avi"))
-    assert len(held) == 10 * TINY.classes and all("_s99_" in p.name for p in held)
-    assert probe.main(["--demo", str(out / "nowhere")]) == 1
 
 
 def test_summary_flags_a_lead_inside_the_noise():
@@ -162,7 +137,7 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     assert "| 2 |" in (out / "sweep.md").read_text() and "| 5 |" in (out / "sweep.md").read_text()
     assert "kept from earlier runs in this folder: alpha 0, 5" in capsys.readouterr().out
     capsys.readouterr()
-    assert sweep.main(["--out", str(out), "--alphas", "x"], cfg=TINY) == 1
+    assert sweep.main(["--out", str(out), "--alphas", "x"], cfg=TINY) == 2
     assert "--alphas takes numbers" in capsys.readouterr().err
 
 

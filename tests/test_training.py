@@ -286,32 +286,6 @@ def test_hint_names_blocks_of_the_network_in_order():
 
 
 @pytest.mark.research
-def test_rgb_probe_trains_on_fresh_clips_deterministically(capsys):
-    import importlib.util
-    import math
-
-    path = Path(__file__).resolve().parents[1] / "research" / "rgb_probe.py"
-    spec = importlib.util.spec_from_file_location("rgb_probe", path)
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
-    args = ["--classes", "2", "--steps", "4", "--every", "2", "--batch", "4", "--video-frames", "6",
-            "--video-size", "24", "--frames", "4", "--size", "16", "--background", "0"]
-    runs = []
-    for _ in range(2):
-        assert probe.main(args) == 0
-        rows = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
-        assert [r["step"] for r in rows] == [2, 4] and [r["clips_seen"] for r in rows] == [8, 16]
-        assert all(math.isfinite(r["train_ce"]) and 0 <= r["val_top1"] <= 100 for r in rows)
-        runs.append([{k: v for k, v in r.items() if k != "seconds"} for r in rows])
-    assert runs[0] == runs[1]  # same seed, same fresh clips, same numbers
-    assert probe.main(args + ["--background", "3"]) == 2
-    assert "error:" in capsys.readouterr().err
-    assert probe.main(args + ["--stride", "2"]) == 2  # 4 frames 2 apart span 7 > the 6-frame videos
-    assert "error:" in capsys.readouterr().err
-    assert probe.main(args + ["--stride", "2", "--video-frames", "8"]) == 0
-
-
-@pytest.mark.research
 def test_seed_table_mean_and_spread(tmp_path, capsys):
     import importlib.util
 
@@ -340,12 +314,12 @@ def test_seed_table_mean_and_spread(tmp_path, capsys):
         (tmp_path / f"s{i}" / "state.json").write_text(json.dumps({"config": {"seed": i, "epochs": epochs}}))
     assert st.main([str(tmp_path / "s0"), str(tmp_path / "s1")]) == 0
     assert "| top-1 | seed 0 | seed 1 | mean | sd |" in capsys.readouterr().out
-    assert st.main([str(tmp_path / f"s{i}") for i in range(3)]) == 1
+    assert st.main([str(tmp_path / f"s{i}") for i in range(3)]) == 2
     assert "differ in more than the seed (epochs: 14, 14, 30)" in capsys.readouterr().err
     assert st.main([str(tmp_path / f"s{i}") for i in range(3)] + ["--mixed"]) == 0
     capsys.readouterr()
     (tmp_path / "s2" / "table" / "table.json").write_text(json.dumps({"rows": [{"method": "RGB", "top1": 1}]}))
-    assert st.main([str(tmp_path / "s0"), str(tmp_path / "s2")]) == 1
+    assert st.main([str(tmp_path / "s0"), str(tmp_path / "s2")]) == 2
     assert "missing" in capsys.readouterr().err
 
 

@@ -8,9 +8,7 @@ matrix picture for each row.
 The dataset defaults to the one the checkpoints were trained on.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
 from fts_edge.train_cli import evaluate_main
 
 if __name__ == "__main__":

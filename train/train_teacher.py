@@ -13,9 +13,7 @@ Several nodes (run on each node, --node_rank 0..N-1):
 Resume after a kill:  the same command with --resume.
 """
 import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runs from a checkout, installed or not
 from fts_edge.train_cli import train_main
 
 if __name__ == "__main__":
