@@ -74,14 +74,9 @@ class Teacher:
     def __init__(self, ckpt: str, spec, flow_dir: Optional[str], say):
         import torch
 
-        from .checkpoint import build_from_checkpoint, load_checkpoint
-        from .clipspec import ClipSpec
+        from .checkpoint import build_from_checkpoint, load_teacher
 
-        ck = load_checkpoint(ckpt)
-        if ck.get("role") != "teacher":
-            raise FtsError(f"{ckpt}: --teacher needs a flow-teacher checkpoint (this one is {ck.get('role')!r})")
-        if ClipSpec.from_dict(ck["clip_spec"]) != spec:
-            raise FtsError(f"{ckpt}: the teacher was trained on other clips ({ck['clip_spec']}) than the student's")
+        ck = load_teacher(ckpt, spec)
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         if self.device == "cpu":
             say({"type": "warning", "message": "teacher mode on the CPU: TV-L1 flow is slow here (no CUDA GPU)"})

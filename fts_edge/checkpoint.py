@@ -7,6 +7,7 @@ Everything but the tensors is plain Python types, so ``torch.load(weights_only=T
 from __future__ import annotations
 
 import io
+from typing import Optional
 from pathlib import Path
 
 import torch
@@ -73,3 +74,17 @@ def bundle_metadata(ckpt: dict, ckpt_path=None) -> dict:
     if ckpt_path is not None:
         meta["checkpoint_sha256"] = sha256_file(ckpt_path)
     return meta
+
+
+def load_teacher(path, spec: Optional[ClipSpec] = None, classes: Optional[list] = None, flag: str = "--teacher") -> dict:
+    """A flow-teacher checkpoint, or one line saying why ``path`` cannot serve as the teacher: not
+    a teacher, or trained on other clips (``spec``) or other classes than the network beside it."""
+    ck = load_checkpoint(path)
+    if ck.get("role") != "teacher":
+        raise CheckpointError(f"{path}: {flag} needs a flow-teacher checkpoint (this one's role is {ck.get('role')!r})")
+    if spec is not None and ClipSpec.from_dict(ck["clip_spec"]) != spec:
+        raise CheckpointError(f"{path}: the teacher was trained on other clips ({ck['clip_spec']}) than the student's")
+    if classes is not None and list(ck["classes"]) != list(classes):
+        raise CheckpointError(f"{path}: the teacher knows {len(ck['classes'])} classes "
+                              f"({', '.join(ck['classes'][:4])}...), the student {len(classes)}; train them on one dataset")
+    return ck

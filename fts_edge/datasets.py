@@ -18,7 +18,7 @@ import numpy as np
 from .clipspec import ClipSpec
 from .errors import DatasetError, VideoError
 from .synthetic import MOTION_CLASSES, iter_motion_dataset, render_clip
-from .transforms import preprocess_clip, sample_indices
+from .transforms import clip_geometry, crop_clip, crop_flow, preprocess_clip, sample_indices
 from .video import VIDEO_EXTENSIONS, probe, read_frames
 
 if TYPE_CHECKING:  # torch is imported only where a clip is made
@@ -403,3 +403,28 @@ def check_dataset(index: DatasetIndex, spec: Optional[ClipSpec] = None, progress
         lo, hi = (n if lo is None else min(lo, n)), (n if hi is None else max(hi, n))
     report["frames"] = {"min": lo, "max": hi}
     return report
+
+
+class ClipSet(VideoDataset):
+    """Clips for training and evaluation as dicts: RGB, cached flow cropped the same way, or both.
+    Loading, caching and skipping unreadable videos are VideoDataset's."""
+
+    def __init__(self, items: List[VideoItem], spec: ClipSpec, train: bool, flip: bool, rgb: bool = True,
+                 flow_cache=None, seed: int = 0, cache_frames: bool = True):
+        super().__init__(items, spec, mode="random" if train else "center", flip=flip, cache=cache_frames, seed=seed,
+                         substitute=train)
+        self.rgb, self.flow_cache = rgb, flow_cache
+
+    def _sample(self, frames, j):
+        import torch
+
+        rng = np.random.default_rng([self.seed, self.epoch, j])
+        (idx,) = sample_indices(len(frames), self.spec, self.mode, rng)
+        geom = clip_geometry(frames.shape[1], frames.shape[2], self.spec, self.mode == "random", rng, self.flip)
+        out = {"label": self.items[j].label, "index": j}
+        if self.rgb:
+            out["rgb"] = torch.from_numpy(crop_clip(frames[idx], geom, self.spec))
+        if self.flow_cache is not None:
+            flow = self.flow_cache.get(self.items[j].path, frames, self.spec.stride)
+            out["flow"] = torch.from_numpy(crop_flow(flow, idx, geom, self.spec))
+        return out

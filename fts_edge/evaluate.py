@@ -5,24 +5,67 @@ network (no cached flow)."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from .artifacts import atomic_write_text
-from .checkpoint import build_from_checkpoint, load_checkpoint
+from .checkpoint import build_from_checkpoint, load_checkpoint, load_teacher
 from .clipspec import ClipSpec
-from .training import ClipSet, confusion, metrics, predict
+from .datasets import ClipSet, index_from_settings
+from .errors import DatasetError
 
 
-def dataset_of(ck: Dict):
-    """The dataset index a checkpoint was trained on, from its saved config (its data settings
-    only: the role's own settings, its teacher, hint or initialisation, do not matter here)."""
-    from .datasets import index_from_settings
 
-    return index_from_settings(ck["config"])
+# -- scoring a network on a split -----------------------------------------------------------------------------
+@torch.no_grad()
+def predict(model, ds: ClipSet, key: str, batch_size: int = 16, device="cpu", flow_input=False) -> Dict:
+    """Softmax scores and labels for every clip of ``ds``, with the throughput (clips/s)."""
+    model.eval()
+    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
+                                         collate_fn=_readable_only)
+    probs, labels, seconds = [], [], 0.0
+    for batch in loader:
+        if batch is None:  # every video of this batch was unreadable
+            continue
+        x = batch[key].to(device)
+        t = time.perf_counter()
+        if flow_input:
+            logits = model.forward_head(model.forward_flow_features(x))
+        else:
+            logits = model(x)
+        seconds += time.perf_counter() - t
+        probs.append(F.softmax(logits.float(), 1).cpu())
+        labels.append(batch["label"])
+    if not probs:
+        raise DatasetError("no test video of this split can be read")
+    p, y = torch.cat(probs), torch.cat(labels)
+    return {"probs": p, "labels": y, "clips_per_s": len(y) / max(seconds, 1e-9),
+            "unreadable": dict(getattr(ds, "unreadable", {}))}
+
+
+def _readable_only(batch):
+    """Collate the clips that could be read; unreadable ones (None) are left out, never replaced."""
+    batch = [b for b in batch if b is not None]
+    return torch.utils.data.default_collate(batch) if batch else None
+
+
+def metrics(probs: torch.Tensor, labels: torch.Tensor) -> Dict:
+    k = min(5, probs.shape[1])
+    topk = probs.topk(k, 1).indices
+    return {"top1": float((topk[:, 0] == labels).float().mean() * 100),
+            "top5": float((topk == labels[:, None]).any(1).float().mean() * 100), "n": int(len(labels))}
+
+
+def confusion(probs: torch.Tensor, labels: torch.Tensor, n: int) -> np.ndarray:
+    cm = np.zeros((n, n), np.int64)
+    for t, p in zip(labels.tolist(), probs.argmax(1).tolist()):
+        cm[t, p] += 1
+    return cm
 
 
 def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str], index=None, out=None,
@@ -48,7 +91,7 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
             from .errors import CheckpointError
             raise CheckpointError(f"{name}: trained on other clips or classes than the others; the table compares like with like")
     if index is None:
-        index = dataset_of(first)
+        index = index_from_settings(first["config"])
     ds = ClipSet(index.test, spec, False, index.flip)
     # every model takes the RGB clip: the teacher computes its flow with the TV-L1 layers, as deployed
     scores = {name: predict(build_from_checkpoint(ck), ds, "rgb", batch_size) for name, ck in cks.items()}
@@ -91,21 +134,17 @@ def student_mimic_fit(student: str, teacher: str, split: str = "val", max_clips:
     the teacher's features, or collapse onto their mean? Pass the same ``cache`` dict for several
     students of one teacher and its features (TV-L1 and all) are computed once."""
     from .distill import FeatureProjection, mimic_fit
-    from .errors import CheckpointError
 
-    sck, tck = load_checkpoint(student), load_checkpoint(teacher)
-    if tck.get("role") != "teacher":
-        raise CheckpointError(f"{teacher}: not a flow-teacher checkpoint (role {tck.get('role')!r})")
+    sck = load_checkpoint(student)
     spec = ClipSpec.from_dict(sck["clip_spec"])
-    if ClipSpec.from_dict(tck["clip_spec"]) != spec or tck["classes"] != sck["classes"]:
-        raise CheckpointError(f"{student} and {teacher} were trained on other clips or classes")
+    tck = load_teacher(teacher, spec, sck["classes"])
     s_net, t_net = build_from_checkpoint(sck, student), build_from_checkpoint(tck, teacher)
     proj = None
     if sck.get("projection"):
         proj = FeatureProjection(s_net.num_features, t_net.num_features)
         proj.load_state_dict(sck["projection"])
         proj.eval()
-    index = dataset_of(sck)
+    index = index_from_settings(sck["config"])
     items = index.test if split == "val" else index.train
     items = items[::max(1, len(items) // max_clips)][:max_clips]
     ds = ClipSet(items, spec, False, index.flip)

@@ -18,20 +18,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, save_checkpoint, versions,
+from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, load_teacher, save_checkpoint, versions,
                          write_metadata)
 from .clipspec import FLOW_SCALE, ClipSpec
-from .datasets import DatasetIndex, VideoDataset, VideoItem, index_from_settings
+from .datasets import ClipSet, DatasetIndex, index_from_settings
+from .evaluate import metrics, predict
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .artifacts import atomic_write_text
 from .errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
 from .models import hint_layers
-from .transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
 log = logging.getLogger(__name__)
 ROLES = ("teacher", "rgb", "student")
@@ -162,29 +161,6 @@ def check_ranges(settings: dict) -> None:
 
 
 # -- data -----------------------------------------------------------------------------------
-class ClipSet(VideoDataset):
-    """Clips for training and evaluation as dicts: RGB, cached flow cropped the same way, or both.
-    Loading, caching and skipping unreadable videos are VideoDataset's."""
-
-    def __init__(self, items: List[VideoItem], spec: ClipSpec, train: bool, flip: bool, rgb: bool = True,
-                 flow_cache=None, seed: int = 0, cache_frames: bool = True):
-        super().__init__(items, spec, mode="random" if train else "center", flip=flip, cache=cache_frames, seed=seed,
-                         substitute=train)
-        self.rgb, self.flow_cache = rgb, flow_cache
-
-    def _sample(self, frames, j):
-        rng = np.random.default_rng([self.seed, self.epoch, j])
-        (idx,) = sample_indices(len(frames), self.spec, self.mode, rng)
-        geom = clip_geometry(frames.shape[1], frames.shape[2], self.spec, self.mode == "random", rng, self.flip)
-        out = {"label": self.items[j].label, "index": j}
-        if self.rgb:
-            out["rgb"] = torch.from_numpy(crop_clip(frames[idx], geom, self.spec))
-        if self.flow_cache is not None:
-            flow = self.flow_cache.get(self.items[j].path, frames, self.spec.stride)
-            out["flow"] = torch.from_numpy(crop_flow(flow, idx, geom, self.spec))
-        return out
-
-
 def make_flow_cache(cfg: TrainConfig):
     from .flow import TVL1
     from .flowcache import FlowCache
@@ -281,9 +257,7 @@ def build_networks(cfg: TrainConfig, num_classes: int):
         net = FlowTeacher(net, spec.mean, spec.std, flow_scale=cfg.flow_scale,
                           tvl1=TVL1.preset(cfg.flow_preset))
     if cfg.role == "student" and cfg.alpha > 0:
-        tck = load_checkpoint(cfg.teacher)
-        if tck.get("role") != "teacher":
-            raise CheckpointError(f"{cfg.teacher}: not a flow-teacher checkpoint (role {tck.get('role')!r})")
+        tck = load_teacher(cfg.teacher)
         if tck["arch"]["num_classes"] != num_classes:
             raise CheckpointError(f"{cfg.teacher}: the teacher knows {tck['arch']['num_classes']} classes, "
                                   f"this dataset has {num_classes}")
@@ -377,53 +351,6 @@ def lr_factor(cfg: TrainConfig, epoch: int) -> float:
     return 0.1 ** (e // max(1, n // 3))
 
 
-# -- evaluation -----------------------------------------------------------------------------
-@torch.no_grad()
-def predict(model, ds: ClipSet, key: str, batch_size: int = 16, device="cpu", flow_input=False) -> Dict:
-    """Softmax scores and labels for every clip of ``ds``, with the throughput (clips/s)."""
-    model.eval()
-    loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
-                                         collate_fn=_readable_only)
-    probs, labels, seconds = [], [], 0.0
-    for batch in loader:
-        if batch is None:  # every video of this batch was unreadable
-            continue
-        x = batch[key].to(device)
-        t = time.perf_counter()
-        if flow_input:
-            logits = model.forward_head(model.forward_flow_features(x))
-        else:
-            logits = model(x)
-        seconds += time.perf_counter() - t
-        probs.append(F.softmax(logits.float(), 1).cpu())
-        labels.append(batch["label"])
-    if not probs:
-        raise DatasetError("no test video of this split can be read")
-    p, y = torch.cat(probs), torch.cat(labels)
-    return {"probs": p, "labels": y, "clips_per_s": len(y) / max(seconds, 1e-9),
-            "unreadable": dict(getattr(ds, "unreadable", {}))}
-
-
-def _readable_only(batch):
-    """Collate the clips that could be read; unreadable ones (None) are left out, never replaced."""
-    batch = [b for b in batch if b is not None]
-    return torch.utils.data.default_collate(batch) if batch else None
-
-
-def metrics(probs: torch.Tensor, labels: torch.Tensor) -> Dict:
-    k = min(5, probs.shape[1])
-    topk = probs.topk(k, 1).indices
-    return {"top1": float((topk[:, 0] == labels).float().mean() * 100),
-            "top5": float((topk == labels[:, None]).any(1).float().mean() * 100), "n": int(len(labels))}
-
-
-def confusion(probs: torch.Tensor, labels: torch.Tensor, n: int) -> np.ndarray:
-    cm = np.zeros((n, n), np.int64)
-    for t, p in zip(labels.tolist(), probs.argmax(1).tolist()):
-        cm[t, p] += 1
-    return cm
-
-
 # -- the loop -------------------------------------------------------------------------------
 def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: Optional[int] = None) -> Dict:
     """Train one role. Returns the final summary (best/last metrics and paths).
@@ -440,9 +367,45 @@ def fit(cfg: TrainConfig, resume: bool = True, progress=None, stop_after_steps: 
         return _fit(cfg, resume, progress, stop_after_steps, world, rank)
 
 
-def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[int], world: int, rank: int) -> Dict:
-    master = rank == 0
-    out = Path(cfg.out)
+@dataclass
+class Run:
+    """One role's training in memory: its data, networks, optimiser, and where it stands."""
+
+    cfg: TrainConfig
+    index: DatasetIndex
+    train_ds: ClipSet
+    val_ds: ClipSet
+    net: nn.Module
+    teacher: Optional[nn.Module]
+    proj: Optional[nn.Module]
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    dev: torch.device
+    world: int = 1
+    rank: int = 0
+    start: int = 0  # the first epoch still to train
+    best: float = -1.0  # the best validation top-1 so far
+    model: Optional[nn.Module] = None  # what a step calls: RoleForward, wrapped in DDP over several processes
+
+    @property
+    def out(self) -> Path:
+        return Path(self.cfg.out)
+
+    @property
+    def last_path(self) -> Path:
+        return self.out / "last.pt"
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def params(self) -> List[nn.Parameter]:
+        return list(self.net.parameters()) + (list(self.proj.parameters()) if self.proj is not None else [])
+
+
+def build_run(cfg: TrainConfig, world: int, rank: int, progress) -> Run:
+    """The data (checked; flow computed once where the role needs it), the networks and the optimiser."""
     index = cfg.index()
     where = cfg.root or cfg.dataset
     if not index.train or not index.test:
@@ -451,19 +414,22 @@ def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[in
     if index.anomalies and not cfg.allow_split_anomalies:
         raise DatasetError(f"the split has {len(index.anomalies)} problem(s), e.g. {index.anomalies[0]}; "
                            "`fts-edge data check` lists them; fix the split files or pass --allow-split-anomalies")
-    spec = cfg.spec
-    num_classes = len(index.classes)
     need_flow = cfg.role == "teacher" or (cfg.role == "student" and cfg.alpha > 0)
     cache = make_flow_cache(cfg) if need_flow else None
-    train_ds = ClipSet(index.train, spec, True, index.flip, rgb=cfg.role != "teacher", flow_cache=cache, seed=cfg.seed)
-    val_ds = ClipSet(index.test, spec, False, index.flip, rgb=cfg.role != "teacher",
+    train_ds = ClipSet(index.train, cfg.spec, True, index.flip, rgb=cfg.role != "teacher", flow_cache=cache,
+                       seed=cfg.seed)
+    val_ds = ClipSet(index.test, cfg.spec, False, index.flip, rgb=cfg.role != "teacher",
                      flow_cache=cache if cfg.role == "teacher" else None, seed=cfg.seed)
-    if cache is not None and master:
+    if cache is not None and rank == 0:
         warm_flow_cache(train_ds, progress)
         if cfg.role == "teacher":
             warm_flow_cache(val_ds, progress, desc="computing flow (validation)")
-
-    net, teacher, proj = build_networks(cfg, num_classes)
+    if len(train_ds) < cfg.batch_size:
+        raise UsageError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_ds)} clips): no "
+                         f"step would run; use --batch-size {len(train_ds)} or less")
+    if cfg.batch_size % world:
+        raise ValueError(f"batch size {cfg.batch_size} does not split over {world} processes")
+    net, teacher, proj = build_networks(cfg, len(index.classes))
     dev = torch.device(cfg.device)
     net.to(dev)
     if teacher is not None:
@@ -471,126 +437,155 @@ def _fit(cfg: TrainConfig, resume: bool, progress, stop_after_steps: Optional[in
     params = list(net.parameters()) + (list(proj.parameters()) if proj is not None else [])
     opt = make_optimizer(cfg, params)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
-    start, best = 0, -1.0
-    last_path = out / "last.pt"
-    if len(train_ds) < cfg.batch_size:
-        raise UsageError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_ds)} clips): no "
-                         f"step would run; use --batch-size {len(train_ds)} or less")
-    if resume and last_path.exists():
+    return Run(cfg, index, train_ds, val_ds, net, teacher, proj, opt, sched, dev, world, rank)
+
+
+def resume(run: Run) -> None:
+    """Continue from last.pt (refusing another run's folder or changed settings), or clear what a
+    first epoch killed before its last.pt left behind."""
+    cfg, last_path = run.cfg, run.last_path
+    if last_path.exists():
         ck = load_checkpoint(last_path)
-        if ck.get("config", {}).get("role") != cfg.role or ck["arch"] != arch_of(cfg, num_classes):
-            raise CheckpointError(f"{last_path}: a different run (role/architecture) is in {out}; "
+        if ck.get("config", {}).get("role") != cfg.role or ck["arch"] != arch_of(cfg, len(run.index.classes)):
+            raise CheckpointError(f"{last_path}: a different run (role/architecture) is in {run.out}; "
                                   "use another --out or remove it")
         changed = changed_settings(ck.get("config", {}), cfg)
         if changed:
             raise CheckpointError(f"{last_path} was trained with other settings: " + ", ".join(changed) +
                                   "; resume with the same ones, or train into another --out")
-        if master:
-            _repair_to(out, ck["epoch"])
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        sched.load_state_dict(ck["scheduler"])
-        if proj is not None and ck.get("projection"):
-            proj.load_state_dict(ck["projection"])
-        start, best = ck["epoch"], ck["best_metric"]
-        if master:
-            log.info("resuming %s from epoch %d (best top-1 %.1f)", out, start, best)
-    elif master and out.exists() and not last_path.exists():  # a first epoch killed before last.pt: none of it kept
-        _repair_to(out, 0)
-    hints = hint_layers(cfg.hint) if teacher is not None else ()
-    step_module = RoleForward(net, cfg.role, proj, cfg.mode, hints)
-    if world > 1:  # batch statistics over the global batch, as one process would see it
-        step_module = sync_batchnorm(step_module, dev)
-        model = nn.parallel.DistributedDataParallel(step_module)
-    else:
-        model = step_module
-    per_rank = cfg.batch_size // world
-    if per_rank * world != cfg.batch_size:
-        raise ValueError(f"batch size {cfg.batch_size} does not split over {world} processes")
+        if run.master:
+            _repair_to(run.out, ck["epoch"])
+        run.net.load_state_dict(ck["model"])
+        run.opt.load_state_dict(ck["optimizer"])
+        run.sched.load_state_dict(ck["scheduler"])
+        if run.proj is not None and ck.get("projection"):
+            run.proj.load_state_dict(ck["projection"])
+        run.start, run.best = ck["epoch"], ck["best_metric"]
+        if run.master:
+            log.info("resuming %s from epoch %d (best top-1 %.1f)", run.out, run.start, run.best)
+    elif run.master and run.out.exists():
+        _repair_to(run.out, 0)
 
-    steps = 0
-    summary = {}
-    for epoch in range(start, cfg.epochs):
-        train_ds.set_epoch(epoch)
-        order = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch)).tolist()
-        nb = len(order) // cfg.batch_size  # full global batches only: every rank sees the same count
-        net.train()
-        if proj is not None:
-            proj.train()
-        tot = {"loss": 0.0, "ce": 0.0, "mse": 0.0, "correct": 0, "n": 0}
-        bar = progress(range(nb), desc=f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}", unit="batch") \
-            if (progress and master) else range(nb)
-        t0 = time.perf_counter()
-        for b in bar:
-            ids = order[b * cfg.batch_size + rank * per_rank: b * cfg.batch_size + (rank + 1) * per_rank]
-            batch = torch.utils.data.default_collate([train_ds[i] for i in ids])
-            y = batch["label"].to(dev)
-            x = batch["flow" if cfg.role == "teacher" else "rgb"].to(dev)
-            logits, f_rgb, maps_rgb = model(x)
-            if teacher is not None:
-                with torch.no_grad():
-                    f_flow, maps_flow = teacher.forward_flow_features_and_maps(batch["flow"].to(dev), hints)
-                loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode, cfg.mimic,
-                                                  maps=list(zip(maps_rgb, maps_flow)))
-            else:
-                loss = ce = F.cross_entropy(logits, y)
-                mse = torch.zeros(())
-            if not torch.isfinite(loss):
-                raise FtsError(f"{cfg.role}: the loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}; "
-                               f"lower --lr (now {cfg.lr}) or --alpha (now {cfg.alpha}); the last good epoch is in {last_path}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()  # under DDP, gradients are averaged over processes here
-            if cfg.clip_grad:
-                torch.nn.utils.clip_grad_norm_(params, cfg.clip_grad)
-            opt.step()
-            steps += 1
-            n = len(y)
-            tot["loss"] += loss.item() * n
-            tot["ce"] += ce.item() * n
-            tot["mse"] += mse.item() * n
-            tot["correct"] += int((logits.argmax(1) == y).sum())
-            tot["n"] += n
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(loss=f"{tot['loss'] / tot['n']:.3f}", acc=f"{100 * tot['correct'] / tot['n']:.1f}")
-            if stop_after_steps is not None and steps >= stop_after_steps:
-                return {"stopped_at_step": steps, "epoch": epoch}
-        sched.step()
-        train_s = time.perf_counter() - t0
-        if not master:
-            continue
-        if cfg.role == "teacher":
-            pv = predict(net, val_ds, "flow", device=dev, flow_input=True)
+
+def wrap_for_steps(run: Run) -> None:
+    """The module a step calls: the role's forward (features, hint maps), in DDP over processes."""
+    hints = hint_layers(run.cfg.hint) if run.teacher is not None else ()
+    step_module = RoleForward(run.net, run.cfg.role, run.proj, run.cfg.mode, hints)
+    if run.world > 1:  # batch statistics over the global batch, as one process would see it
+        run.model = nn.parallel.DistributedDataParallel(sync_batchnorm(step_module, run.dev))
+    else:
+        run.model = step_module
+
+
+def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = None) -> Dict:
+    """One epoch of optimiser steps over full global batches. Returns the epoch's sums (loss, CE,
+    mimic, correct, n) and its step count; stops after ``max_steps`` steps (for tests of kills)."""
+    cfg, dev, per_rank = run.cfg, run.dev, run.cfg.batch_size // run.world
+    run.train_ds.set_epoch(epoch)
+    order = torch.randperm(len(run.train_ds), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch)).tolist()
+    nb = len(order) // cfg.batch_size  # full global batches only: every rank sees the same count
+    run.net.train()
+    if run.proj is not None:
+        run.proj.train()
+    hints = hint_layers(cfg.hint) if run.teacher is not None else ()
+    tot = {"loss": 0.0, "ce": 0.0, "mse": 0.0, "correct": 0, "n": 0, "steps": 0}
+    bar = progress(range(nb), desc=f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}", unit="batch") \
+        if (progress and run.master) else range(nb)
+    for b in bar:
+        lo = b * cfg.batch_size + run.rank * per_rank
+        batch = torch.utils.data.default_collate([run.train_ds[i] for i in order[lo:lo + per_rank]])
+        y = batch["label"].to(dev)
+        logits, f_rgb, maps_rgb = run.model(batch["flow" if cfg.role == "teacher" else "rgb"].to(dev))
+        if run.teacher is not None:
+            with torch.no_grad():
+                f_flow, maps_flow = run.teacher.forward_flow_features_and_maps(batch["flow"].to(dev), hints)
+            loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode, cfg.mimic,
+                                              maps=list(zip(maps_rgb, maps_flow)))
         else:
-            pv = predict(net, val_ds, "rgb", device=dev)
-        m = metrics(pv["probs"], pv["labels"])
-        is_best = m["top1"] > best
-        best = max(best, m["top1"])
-        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": tot["loss"] / max(tot["n"], 1),
-               "train_ce": tot["ce"] / max(tot["n"], 1), "train_mse": tot["mse"] / max(tot["n"], 1),
-               "train_top1": 100 * tot["correct"] / max(tot["n"], 1), "val_top1": m["top1"], "val_top5": m["top5"],
-               "val_loss": float(F.nll_loss(torch.log(pv["probs"].clamp_min(1e-12)), pv["labels"])),
-               "chance_top1": 100.0 / num_classes,
-               "train_seconds": train_s, "skipped_videos": sorted(train_ds.unreadable)}
-        ck = {"model": net.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-              "epoch": epoch + 1, "best_metric": best, "config": cfg.settings(),
-              "clip_spec": spec.to_dict(), "classes": list(index.classes), "arch": arch_of(cfg, num_classes),
-              "role": cfg.role, "flow": {"preset": cfg.flow_preset, "scale": cfg.flow_scale},
-              "projection": proj.state_dict() if proj is not None else {}, "versions": versions()}
-        # best.pt and the metrics line first, last.pt last: last.pt is the commit point of an epoch. A
-        # kill before it leaves files ahead of last.pt, which a resume rolls back (_repair_to) and redoes.
-        if is_best:
-            save_checkpoint(out / "best.pt", ck)
-            write_metadata(out / "best.json", bundle_metadata(ck, out / "best.pt"))
-        _append_jsonl(out / "metrics.jsonl", row)
-        save_checkpoint(last_path, ck)
-        plot_curves(out / "metrics.jsonl", out / "curves.png")
-        msg = (f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} "
-               f"train {row['train_top1']:.1f}% val top-1 {m['top1']:.1f}% (best {best:.1f}%) {train_s:.0f}s")
-        log.info(msg)
-        summary = {"best_top1": best, "last_top1": m["top1"], "epochs": epoch + 1, "out": str(out)}
-    if master and not summary and last_path.exists():
-        ck = load_checkpoint(last_path)
-        summary = {"best_top1": ck["best_metric"], "epochs": ck["epoch"], "out": str(out)}
+            loss = ce = F.cross_entropy(logits, y)
+            mse = torch.zeros(())
+        if not torch.isfinite(loss):
+            raise FtsError(f"{cfg.role}: the loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}; "
+                           f"lower --lr (now {cfg.lr}) or --alpha (now {cfg.alpha}); the last good epoch is in "
+                           f"{run.last_path}")
+        run.opt.zero_grad(set_to_none=True)
+        loss.backward()  # under DDP, gradients are averaged over processes here
+        if cfg.clip_grad:
+            torch.nn.utils.clip_grad_norm_(run.params, cfg.clip_grad)
+        run.opt.step()
+        n = len(y)
+        for key, v in (("loss", loss.item() * n), ("ce", ce.item() * n), ("mse", mse.item() * n),
+                       ("correct", int((logits.argmax(1) == y).sum())), ("n", n), ("steps", 1)):
+            tot[key] += v
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{tot['loss'] / tot['n']:.3f}", acc=f"{100 * tot['correct'] / tot['n']:.1f}")
+        if max_steps is not None and tot["steps"] >= max_steps:
+            break
+    return tot
+
+
+def validate(run: Run) -> Dict:
+    """Top-1/top-5 and cross-entropy on the validation split (the teacher from its cached flow)."""
+    if run.cfg.role == "teacher":
+        pv = predict(run.net, run.val_ds, "flow", device=run.dev, flow_input=True)
+    else:
+        pv = predict(run.net, run.val_ds, "rgb", device=run.dev)
+    m = metrics(pv["probs"], pv["labels"])
+    m["loss"] = float(F.nll_loss(torch.log(pv["probs"].clamp_min(1e-12)), pv["labels"]))
+    return m
+
+
+def save_epoch(run: Run, epoch: int, tot: Dict, m: Dict, train_s: float) -> Dict:
+    """Record a finished epoch: best.pt where it is the best, the metrics line, last.pt, the curves."""
+    cfg, out = run.cfg, run.out
+    is_best = m["top1"] > run.best
+    run.best = max(run.best, m["top1"])
+    n = max(tot["n"], 1)
+    num_classes = len(run.index.classes)
+    row = {"epoch": epoch + 1, "lr": run.opt.param_groups[0]["lr"], "train_loss": tot["loss"] / n,
+           "train_ce": tot["ce"] / n, "train_mse": tot["mse"] / n, "train_top1": 100 * tot["correct"] / n,
+           "val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"], "chance_top1": 100.0 / num_classes,
+           "train_seconds": train_s, "skipped_videos": sorted(run.train_ds.unreadable)}
+    ck = {"model": run.net.state_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
+          "epoch": epoch + 1, "best_metric": run.best, "config": cfg.settings(),
+          "clip_spec": cfg.spec.to_dict(), "classes": list(run.index.classes), "arch": arch_of(cfg, num_classes),
+          "role": cfg.role, "flow": {"preset": cfg.flow_preset, "scale": cfg.flow_scale},
+          "projection": run.proj.state_dict() if run.proj is not None else {}, "versions": versions()}
+    # best.pt and the metrics line first, last.pt last: last.pt is the commit point of an epoch. A
+    # kill before it leaves files ahead of last.pt, which a resume rolls back (_repair_to) and redoes.
+    if is_best:
+        save_checkpoint(out / "best.pt", ck)
+        write_metadata(out / "best.json", bundle_metadata(ck, out / "best.pt"))
+    _append_jsonl(out / "metrics.jsonl", row)
+    save_checkpoint(run.last_path, ck)
+    plot_curves(out / "metrics.jsonl", out / "curves.png")
+    log.info(f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}: loss {row['train_loss']:.3f} train {row['train_top1']:.1f}% "
+             f"val top-1 {m['top1']:.1f}% (best {run.best:.1f}%) {train_s:.0f}s")
+    return {"best_top1": run.best, "last_top1": m["top1"], "epochs": epoch + 1, "out": str(out)}
+
+
+def _fit(cfg: TrainConfig, resume_run: bool, progress, stop_after_steps: Optional[int], world: int, rank: int) -> Dict:
+    run = build_run(cfg, world, rank, progress)
+    if resume_run:
+        resume(run)
+    elif run.master and run.out.exists() and not run.last_path.exists():
+        _repair_to(run.out, 0)
+    wrap_for_steps(run)
+    summary, steps = {}, 0
+    for epoch in range(run.start, cfg.epochs):
+        t0 = time.perf_counter()
+        left = None if stop_after_steps is None else stop_after_steps - steps
+        tot = train_epoch(run, epoch, progress, max_steps=left)
+        steps += tot["steps"]
+        if stop_after_steps is not None and steps >= stop_after_steps:
+            return {"stopped_at_step": steps, "epoch": epoch}  # as a kill would: nothing of this epoch kept
+        run.sched.step()
+        train_s = time.perf_counter() - t0
+        if run.master:
+            summary = save_epoch(run, epoch, tot, validate(run), train_s)
+    if run.master and not summary and run.last_path.exists():
+        ck = load_checkpoint(run.last_path)
+        summary = {"best_top1": ck["best_metric"], "epochs": ck["epoch"], "out": str(run.out)}
     return summary
 
 

@@ -11,7 +11,9 @@ from fts_edge.datasets import hmdb51_index
 from fts_edge.errors import CheckpointError, DatasetError
 from fts_edge.evaluate import evaluate
 from fts_edge.models import create_model
-from fts_edge.training import ClipSet, TrainConfig, fit, predict
+from fts_edge.datasets import ClipSet
+from fts_edge.evaluate import predict
+from fts_edge.training import TrainConfig, fit
 
 
 def test_a_teacher_passed_as_the_student_is_refused(tiny_run):
