@@ -1,7 +1,7 @@
 """The benchmark users choose a model, a precision and a device by: per-stage timings of the live
-path, every backend and precision this machine has, the paper's speed claim (two-stream vs the
-student, side by side on one clip), and the floor (the model's MACs against the machine's
-measured peak). Prints a table; saves JSON (with the environment) and a PNG chart.
+path, every backend and precision this machine has, and the floor (the model's MACs against the
+machine's measured peak); with the paper's speed claim from two_stream.py beside it. Prints a
+table; saves JSON (with the environment) and a PNG chart (plots.bench_png).
 """
 from __future__ import annotations
 
@@ -10,32 +10,17 @@ import logging
 import resource
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
 
-from .bench_model import postprocess_stage, stats, timeit  # noqa: F401  (re-exported)
+from .bench_model import postprocess_stage, stats, timeit
 from .clipspec import ClipSpec
 from .environment import environment
+from .two_stream import two_stream_vs_student
 
 log = logging.getLogger(__name__)
-
-
-def round_robin(fns: Dict[str, Callable], warmup: int, runs: int, slow_runs: Optional[Dict[str, int]] = None) -> Dict:
-    """Time several callables one run each per round (so a slow spell hits them alike)."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {k: [] for k in fns}
-    for r in range(runs):
-        for k, fn in fns.items():
-            if slow_runs and k in slow_runs and r >= slow_runs[k]:
-                continue
-            t = time.perf_counter()
-            fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: stats(v) for k, v in times.items()}
 
 
 def peak_rss_mb() -> float:
@@ -132,7 +117,7 @@ def build_paths(widths: List[float], spec: ClipSpec, classes: int, workdir: Path
                 precisions: List[str], batch: int, calib_video: Optional[str]) -> List[Dict]:
     """Every (model, backend, precision) this machine can run, each a callable on one input;
     absent ones come back with the reason they were skipped."""
-    from .checkpoint import save_checkpoint
+    from .checkpoint import make_checkpoint, save_checkpoint
     from .clips import check_clips
     from .export import export_onnx, ort_session
     from .models import count_macs, create_model
@@ -165,11 +150,9 @@ def build_paths(widths: List[float], spec: ClipSpec, classes: int, workdir: Path
             else:
                 paths.append({**common, "backend": "torch-cuda", "skipped": "no CUDA GPU on this machine"})
         if "onnxruntime" in backends:
-            ck = {"model": model.state_dict(), "arch": {"model": "r3d_18", "width": width, "num_classes": classes,
-                                                        "in_channels": 3},
-                  "role": "rgb", "clip_spec": spec.to_dict(), "classes": [str(i) for i in range(classes)], "config": {}}
-            ckp = workdir / f"w{width:g}.pt"
-            save_checkpoint(ckp, ck)
+            ckp = save_checkpoint(workdir / f"w{width:g}.pt", make_checkpoint(
+                model, "rgb", spec, [str(i) for i in range(classes)],
+                {"model": "r3d_18", "width": width, "num_classes": classes, "in_channels": 3}))
             onnx_path = Path(export_onnx(ckp, workdir / f"w{width:g}" / "student.onnx", batch=batch,
                                          parity_clips=clips[:batch])["onnx"])
             files = {"fp32": onnx_path}
@@ -246,50 +229,6 @@ def _tensorrt_paths(common, workdir, width, x, precisions):
         except Exception as e:
             out.append({**common, "backend": "tensorrt", "precision": prec, "skipped": str(e)})
     return out
-
-
-def two_stream_vs_student(spec: ClipSpec, classes: int, video: Optional[str], width: float, runs: int,
-                          student_fns: Dict[str, Callable]) -> Dict:
-    """The paper's claim, on one clip: OpenCV DualTVL1 on every pair + flow network + RGB network
-    (and the same with the TVL1 layers), against the student alone."""
-    from .clips import check_clips
-    from .flow import TVL1, opencv_tvl1
-    from .models import create_model
-    from .transforms import denormalise
-
-    clip = check_clips(spec, None, video, n_video=1)[:1]
-    frames = np.clip(denormalise(clip[0], spec), 0, 255).astype(np.uint8).transpose(1, 2, 3, 0)  # (T, H, W, 3)
-    torch.manual_seed(0)
-    flow_net = create_model("r3d_18", classes, in_channels=2, width=width).eval()
-    rgb_net = create_model("r3d_18", classes, width=width).eval()
-    tv = TVL1.preset("fast")
-    xt = torch.from_numpy(clip)
-
-    def nets(flow):
-        with torch.no_grad():
-            a = torch.softmax(flow_net(flow), 1)
-            b = torch.softmax(rgb_net(xt), 1)
-        return (a + b) / 2
-
-    def opencv_two_stream():
-        f = np.stack([opencv_tvl1(frames[i], frames[i + 1]) for i in range(len(frames) - 1)])
-        return nets(torch.from_numpy(f).permute(3, 0, 1, 2)[None] / 2.0)
-
-    def tvl1_two_stream():
-        with torch.no_grad():
-            f = tv(torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float())
-        return nets(f / 2.0)
-
-    ocv = "two-stream (OpenCV DualTVL1 + flow net + RGB net)"
-    fns = {ocv: opencv_two_stream, "two-stream (TVL1 layers + flow net + RGB net)": tvl1_two_stream}
-    fns.update({f"student ({name})": fn for name, fn in student_fns.items()})
-    res = {"pairs": len(frames) - 1, "width": width}
-    # the OpenCV pipeline takes seconds: it gets fewer rounds, interleaved with the others all the same
-    res.update(round_robin(fns, 1, runs, slow_runs={ocv: max(2, runs // 2)}))
-    base = res["two-stream (OpenCV DualTVL1 + flow net + RGB net)"]["median_ms"]
-    res["speedup_vs_opencv_two_stream"] = {k: base / v["median_ms"] for k, v in res.items()
-                                           if isinstance(v, dict) and "median_ms" in v}
-    return res
 
 
 def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precisions=("fp32", "fp16", "int8"),

@@ -14,6 +14,23 @@ import numpy as np
 from .environment import environment
 
 
+
+def round_robin(fns: Dict[str, Callable], warmup: int, runs: int, slow_runs: Optional[Dict[str, int]] = None) -> Dict:
+    """Time several callables one run each per round (so a slow spell hits them alike)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {k: [] for k in fns}
+    for r in range(runs):
+        for k, fn in fns.items():
+            if slow_runs and k in slow_runs and r >= slow_runs[k]:
+                continue
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: stats(v) for k, v in times.items()}
+
+
 def stats(times_s: List[float]) -> Dict:
     """Summary of timings in seconds, reported in milliseconds."""
     a = np.asarray(times_s) * 1000

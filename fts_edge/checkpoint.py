@@ -24,6 +24,15 @@ def save_checkpoint(path, ckpt: dict) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
+def make_checkpoint(net, role: str, spec: ClipSpec, classes, arch: dict, config: Optional[dict] = None,
+                    **extra) -> dict:
+    """A checkpoint dict as every reader expects it: weights, architecture, role, ClipSpec, class
+    names, the settings that made it and the tools' versions; ``extra`` adds training state
+    (optimizer, scheduler, epoch, ...)."""
+    return {"model": net.state_dict(), "arch": dict(arch), "role": role, "clip_spec": spec.to_dict(),
+            "classes": list(classes), "config": dict(config or {}), "versions": versions(), **extra}
+
+
 def safe_load(path, what: str = "fts-edge checkpoint"):
     """torch.load with weights_only=True (no pickle is executed); every failure is one CheckpointError."""
     p = Path(path)

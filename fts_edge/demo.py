@@ -220,7 +220,7 @@ class Demo:
         return info
 
     def _speed(self):
-        from .bench import two_stream_vs_student
+        from .two_stream import two_stream_vs_student
         from .export import ort_session
 
         c = self.cfg

@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, load_teacher, save_checkpoint, versions,
-                         write_metadata)
+from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, load_teacher, make_checkpoint,
+                         save_checkpoint, write_metadata)
 from .clipspec import FLOW_SCALE, ClipSpec
 from .datasets import ClipSet, DatasetIndex, index_from_settings
 from .evaluate import metrics, predict
@@ -546,11 +546,10 @@ def save_epoch(run: Run, epoch: int, tot: Dict, m: Dict, train_s: float) -> Dict
            "train_ce": tot["ce"] / n, "train_mse": tot["mse"] / n, "train_top1": 100 * tot["correct"] / n,
            "val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"], "chance_top1": 100.0 / num_classes,
            "train_seconds": train_s, "skipped_videos": sorted(run.train_ds.unreadable)}
-    ck = {"model": run.net.state_dict(), "optimizer": run.opt.state_dict(), "scheduler": run.sched.state_dict(),
-          "epoch": epoch + 1, "best_metric": run.best, "config": cfg.settings(),
-          "clip_spec": cfg.spec.to_dict(), "classes": list(run.index.classes), "arch": arch_of(cfg, num_classes),
-          "role": cfg.role, "flow": {"preset": cfg.flow_preset, "scale": cfg.flow_scale},
-          "projection": run.proj.state_dict() if run.proj is not None else {}, "versions": versions()}
+    ck = make_checkpoint(run.net, cfg.role, cfg.spec, run.index.classes, arch_of(cfg, num_classes), cfg.settings(),
+                         optimizer=run.opt.state_dict(), scheduler=run.sched.state_dict(), epoch=epoch + 1,
+                         best_metric=run.best, flow={"preset": cfg.flow_preset, "scale": cfg.flow_scale},
+                         projection=run.proj.state_dict() if run.proj is not None else {})
     # best.pt and the metrics line first, last.pt last: last.pt is the commit point of an epoch. A
     # kill before it leaves files ahead of last.pt, which a resume rolls back (_repair_to) and redoes.
     if is_best:
