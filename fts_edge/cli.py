@@ -404,15 +404,7 @@ def _add_runtime_args(p):
     p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(
-        prog="fts-edge",
-        description="FTSnet from workstation training to a live camera on a Jetson: a flow teacher "
-                    "(TV-L1 layers + 3D ResNet) distilled into an RGB student, exported to ONNX/TensorRT.")
-    p.add_argument("--version", action="version", version=f"fts-edge {__version__}")
-    p.add_argument("-v", "--verbose", action="store_true", help="log more (debug level)")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
-
+def _data_parser(sub):
     data = sub.add_parser("data", help="check or write datasets", description="Check or write datasets.")
     dsub = data.add_subparsers(dest="data_command", metavar="ACTION", parser_class=Parser)
     c = dsub.add_parser("check", help="decode every video once and report counts and unreadable files",
@@ -435,7 +427,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="background texture contrast, 0 (flat) to 1 (as textured as the object: default)")
     s.set_defaults(func=cmd_data_synth)
     data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
+    return dsub
 
+
+def _flow_parser(sub) -> None:
     fl = sub.add_parser("flow", help="write a video's TV-L1 flow pictures beside its frames",
                         description="Compute TV-L1 flow (the TVL1 layers) on consecutive frames of a video and "
                                     "write it beside the frames as a video (.mp4/.avi) or PNGs in a folder.")
@@ -450,6 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     fl.add_argument("--max-frames", type=int, default=50, help="frames to read (default 50)")
     fl.set_defaults(func=cmd_flow)
 
+
+def _camera_parser(sub) -> None:
     cam = sub.add_parser("camera", help="classify a live camera (or file, RTSP, CSI) with the student",
                          description="Keep a rolling window of the last T frames (T from the model's metadata), "
                                      "classify every --stride frames, smooth, and report JSON lines, events, an "
@@ -457,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_camera_args(cam)
     cam.set_defaults(func=cmd_camera)
 
+
+def _export_parser(sub) -> None:
     e = sub.add_parser("export", help="student checkpoint -> ONNX, simplified and parity-checked",
                        description="Export the RGB student to ONNX (opset 17, input `clip` N x 3 x T x H x W, "
                                    "output `logits`), simplify it (onnxsim), check it, and compare it with "
@@ -469,6 +468,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--video", help="real footage for the parity check, besides the validation split")
     e.set_defaults(func=cmd_export)
 
+
+def _build_engine_parser(sub) -> None:
     be = sub.add_parser("build-engine", help="ONNX/checkpoint -> INT8 Q/DQ ONNX, FP16, TensorRT engine",
                         description="Everything up to the engine runs anywhere: export (from a checkpoint), INT8 "
                                     "calibration into a Q/DQ ONNX checked in ONNX Runtime, an fp16 ONNX. The "
@@ -501,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="memory budget of calibration (default 2048): entropy/percentile past it are refused")
     be.set_defaults(func=cmd_build_engine)
 
+
+def _predict_parser(sub) -> None:
     pr = sub.add_parser("predict", help="label video files offline with any model (.engine, .onnx, .pt)",
                         description="One label per video: clips spread over each video are classified and their "
                                     "scores averaged. Inputs are files, folders (searched recursively) or glob "
@@ -516,6 +519,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runtime_args(pr)
     pr.set_defaults(func=cmd_predict)
 
+
+def _evaluate_parser(sub) -> None:
     ev = sub.add_parser("evaluate", help="score any model (.engine, .onnx, INT8 ONNX, .pt) on a dataset's test split",
                         description="Top-1, top-5, test clips per class and the confusion matrix of any artifact on "
                                     "the test split its metadata names (the split it was trained with), or on "
@@ -531,6 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--json-out", help="save the result (with the confusion matrix) as JSON here")
     ev.set_defaults(func=cmd_evaluate)
 
+
+def _verify_parser(sub) -> None:
     v = sub.add_parser("verify", help="check an engine or INT8/ONNX model against its reference on real clips",
                        description="Run the artifact (.engine, INT8 ONNX, ONNX) and its reference (the fp32 ONNX it "
                                    "was built from, or --against) on the same real clips: top-1 agreement, logit "
@@ -551,12 +558,12 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--json-out", help="also save the report as JSON here")
     v.set_defaults(func=cmd_verify)
 
-    from dataclasses import replace
 
+def _demo_parser(sub) -> None:
+    from dataclasses import replace
     from .demo import DemoConfig, demo_minutes
     dflt = DemoConfig()
     epoch_s = 60 * (demo_minutes(replace(dflt, epochs=dflt.epochs + 1)) - demo_minutes(dflt))
-
     dm = sub.add_parser("demo", help="the whole pipeline on the embedded motion dataset, in minutes on a CPU",
                         description="Write the motion dataset, train the flow teacher, distil the student and train "
                                     "the RGB baseline, print the table, export to ONNX and INT8, run the camera "
@@ -575,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"epochs of the flow teacher (default {DemoConfig.teacher_epochs})")
     dm.set_defaults(func=cmd_demo)
 
+
+def _train_parser(sub) -> None:
     tr = sub.add_parser("train", help="your videos -> teacher, student, table, ONNX and INT8, in one resumable run",
                         description="Check the data, train the flow teacher, distil the student (and the RGB baseline "
                                     "with --baseline), print the table, export ONNX and INT8, write report.md. "
@@ -600,6 +609,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--teacher-epochs", type=int, help="epochs of the teacher")
     tr.set_defaults(func=cmd_train)
 
+
+def _doctor_parser(sub) -> None:
     d = sub.add_parser("doctor", help="what this machine has for the toolkit, and how to fix what is missing",
                        description="Report Python, torch (CUDA), ONNX Runtime providers, TensorRT, cuda-python/pycuda, "
                                    "OpenCV (GStreamer, contrib), cameras, Jetson model and JetPack, each missing piece "
@@ -607,6 +618,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="one JSON object, for machines")
     d.set_defaults(func=cmd_doctor)
 
+
+def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks: the live pipeline, or the flow stage",
                        description="Benchmarks that print a table and save JSON. `bench flow` times OpenCV "
                                    "DualTVL1 and the TVL1 layers side by side on the same pairs.")
@@ -631,6 +644,28 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--classes", type=int, default=51, help="pipeline: classifier outputs (default 51, HMDB51)")
     b.add_argument("--no-two-stream", action="store_true", help="pipeline: skip the two-stream comparison")
     b.set_defaults(func=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog="fts-edge",
+        description="FTSnet from workstation training to a live camera on a Jetson: a flow teacher "
+                    "(TV-L1 layers + 3D ResNet) distilled into an RGB student, exported to ONNX/TensorRT.")
+    p.add_argument("--version", action="version", version=f"fts-edge {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="log more (debug level)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    dsub = _data_parser(sub)
+    _flow_parser(sub)
+    _camera_parser(sub)
+    _export_parser(sub)
+    _build_engine_parser(sub)
+    _predict_parser(sub)
+    _evaluate_parser(sub)
+    _verify_parser(sub)
+    _demo_parser(sub)
+    _train_parser(sub)
+    _doctor_parser(sub)
+    _bench_parser(sub)
     for name, sp in list(sub.choices.items()) + list(dsub.choices.items()):
         sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more (debug level)")
         if not sp.epilog and name in EXAMPLES:
