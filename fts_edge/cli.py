@@ -449,7 +449,7 @@ def _flow_parser(sub) -> None:
 def _camera_parser(sub) -> None:
     cam = sub.add_parser("camera", help="classify a live camera (or file, RTSP, CSI) with the student",
                          description="Keep a rolling window of the last T frames (T from the model's metadata), "
-                                     "classify every --stride frames, smooth, and report JSON lines, events, an "
+                                     "classify every --every frames, smooth, and report JSON lines, events, an "
                                      "annotated video, a live page or a window. Lost cameras are reopened.")
     add_camera_args(cam)
     cam.set_defaults(func=cmd_camera)
