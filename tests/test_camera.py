@@ -14,7 +14,7 @@ from fts_edge.cli import main
 from fts_edge.clipspec import ClipSpec
 from fts_edge.errors import SourceError
 from fts_edge.runtime import load_classifier
-from fts_edge.sources import Resilient, Source, SyntheticSource, open_source
+from fts_edge.sources import Resilient, Source, SyntheticSource
 from fts_edge.stream import ClipBuffer, EventDetector, Smoother
 from fts_edge.transforms import preprocess_clip
 from fts_edge.video import read_frames
@@ -151,8 +151,6 @@ def test_a_source_that_fails_mid_run_is_reopened_and_reported(tiny_run, shared_d
 
 
 def test_a_source_that_never_comes_back_is_one_line(tiny_run, capsys, monkeypatch):
-    import fts_edge.camera as cam
-
     class Dead(Source):
         live, uri, fps = True, "dead://0", 30.0
 
