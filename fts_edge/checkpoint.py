@@ -58,7 +58,8 @@ def build_from_checkpoint(ckpt: dict, path="checkpoint"):
 
     arch = ckpt["arch"]
     try:
-        net = create_model(arch["model"], arch["num_classes"], in_channels=arch["in_channels"], width=arch["width"])
+        net = create_model(arch["model"], arch["num_classes"], in_channels=arch["in_channels"], width=arch["width"],
+                           window=arch.get("window"))
         if ckpt.get("role") == "teacher":
             spec = ClipSpec.from_dict(ckpt["clip_spec"])
             from .flow import TVL1

@@ -174,6 +174,9 @@ def cmd_export(a):
           f"{rep['simplified']}) and {rep['metadata']}")
     print(f"parity with PyTorch on {p['clips']} real clips: top-1 agreement {p['top1_agreement']:.0%}, "
           f"max abs diff {p['max_abs_diff']:.2e}, max rel diff {p['max_rel_diff']:.2e}")
+    if rep.get("streaming"):
+        print(f"a stepping graph: one frame and {len(rep['streaming']['state_shapes'])} state tensors in, the logits "
+              f"of the last {rep['streaming']['window']} frames and the next state out (fed frame by frame above)")
     return 0
 
 

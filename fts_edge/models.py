@@ -27,6 +27,31 @@ class Conv3DSimple(nn.Conv3d):
         return (stride, stride, stride)
 
 
+class CausalConv3d(nn.Conv3d):
+    """A 3D convolution whose output at frame t reads frames t-k+1 .. t only: time is padded on the
+    past side (zeros before the first frame), never strided; space is padded and strided as usual.
+
+    ``forward(x)`` runs a clip (N, C, T, H, W) -> (N, C', T, H', W'); ``step(x, past)`` runs one new
+    frame (N, C, 1, H, W) with the ``past`` k-1 input frames it needs (N, C, k-1, H, W) and returns
+    (output (N, C', 1, H', W'), the next step's past). Stepping a clip frame by frame from zero
+    past gives the clip's outputs exactly.
+    """
+
+    def __init__(self, in_planes: int, out_planes: int, kernel_size=(3, 3, 3), spatial_stride: int = 1,
+                 groups: int = 1):
+        kt, kh, kw = kernel_size
+        super().__init__(in_planes, out_planes, kernel_size=(kt, kh, kw), stride=(1, spatial_stride, spatial_stride),
+                         padding=(0, kh // 2, kw // 2), groups=groups, bias=False)
+        self.past = kt - 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(nn.functional.pad(x, (0, 0, 0, 0, self.past, 0)) if self.past else x)
+
+    def step(self, x: torch.Tensor, past: torch.Tensor):
+        window = torch.cat([past, x], 2)
+        return super().forward(window), window[:, :, 1:]
+
+
 def _bn(c: int) -> nn.BatchNorm3d:
     return nn.BatchNorm3d(c)
 
@@ -38,16 +63,34 @@ class BasicBlock(nn.Module):
     expansion = 1
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: Optional[nn.Module] = None, cardinality: int = 1):
+                 downsample: Optional[nn.Module] = None, cardinality: int = 1, causal: bool = False):
         super().__init__()
-        self.conv1 = nn.Sequential(Conv3DSimple(inplanes, planes, stride), _bn(planes), nn.ReLU(inplace=True))
-        self.conv2 = nn.Sequential(Conv3DSimple(planes, planes), _bn(planes))
+        conv = (lambda i, o, s=1: CausalConv3d(i, o, spatial_stride=s)) if causal else Conv3DSimple
+        self.conv1 = nn.Sequential(conv(inplanes, planes, stride), _bn(planes), nn.ReLU(inplace=True))
+        self.conv2 = nn.Sequential(conv(planes, planes), _bn(planes))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
 
     def forward(self, x):
         identity = x if self.downsample is None else self.downsample(x)
         return self.relu(self.conv2(self.conv1(x)) + identity)
+
+    def step(self, x, states: List[torch.Tensor]):
+        """One frame through the block: ``states`` are its two convolutions' pasts, replaced in place."""
+        identity = x if self.downsample is None else self.downsample(x)
+        y = _step_sequence(self.conv1, x, states, 0)
+        y = _step_sequence(self.conv2, y, states, 1)
+        return self.relu(y + identity)
+
+
+def _step_sequence(seq: nn.Sequential, x: torch.Tensor, states: List[torch.Tensor], i: int) -> torch.Tensor:
+    """Run ``seq`` on one frame; its one CausalConv3d steps with ``states[i]`` (replaced)."""
+    for m in seq:
+        if isinstance(m, CausalConv3d):
+            x, states[i] = m.step(x, states[i])
+        else:
+            x = m(x)
+    return x
 
 
 class ResNeXtBlock(nn.Module):
@@ -87,10 +130,10 @@ def _fit_groups(channels: int, wanted: int) -> int:
 class BasicStem(nn.Sequential):
     """3x7x7 convolution, stride (1, 2, 2): keeps time, halves space. in_channels 3 (RGB) or 2 (flow)."""
 
-    def __init__(self, in_channels: int = 3, width: int = 64):
-        super().__init__(
-            nn.Conv3d(in_channels, width, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
-            _bn(width), nn.ReLU(inplace=True))
+    def __init__(self, in_channels: int = 3, width: int = 64, causal: bool = False):
+        conv = (CausalConv3d(in_channels, width, (3, 7, 7), spatial_stride=2) if causal else
+                nn.Conv3d(in_channels, width, kernel_size=(3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False))
+        super().__init__(conv, _bn(width), nn.ReLU(inplace=True))
 
 
 # -- the network ----------------------------------------------------------------------------
@@ -112,15 +155,21 @@ def hint_layers(hint: Optional[str]) -> Tuple[str, ...]:
 
 class ResNet3D(nn.Module):
     def __init__(self, block, layers: Sequence[int], num_classes: int, in_channels: int = 3,
-                 width: float = 1.0, cardinality: int = 32, dropout: float = 0.0):
+                 width: float = 1.0, cardinality: int = 32, dropout: float = 0.0, window: Optional[int] = None):
         super().__init__()
+        # window: a causal network (CausalConv3d, no temporal striding) whose features are the mean
+        # of its last ``window`` frames' outputs; None: the clip network, pooled over the whole clip.
+        if window is not None and window < 2:
+            raise ValueError(f"a causal network averages its last window >= 2 outputs, got {window}")
+        self.window = window
+        self.causal = window is not None
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         if width <= 0:
             raise ValueError(f"width must be > 0, got {width}")
         planes = [max(4, int(round(c * width))) for c in (64, 128, 256, 512)]
         self.in_channels = in_channels
-        self.stem = BasicStem(in_channels, planes[0])
+        self.stem = BasicStem(in_channels, planes[0], causal=self.causal)
         self.inplanes = planes[0]
         self.layer1 = self._make_layer(block, planes[0], layers[0], 1, cardinality)
         self.layer2 = self._make_layer(block, planes[1], layers[1], 2, cardinality)
@@ -142,14 +191,15 @@ class ResNet3D(nn.Module):
 
     def _make_layer(self, block, planes: int, blocks: int, stride: int, cardinality: int):
         downsample = None
+        extra = {"causal": True} if self.causal else {}
         if stride != 1 or self.inplanes != planes * block.expansion:
-            ds_stride = Conv3DSimple.get_downsample_stride(stride)
+            ds_stride = (1, stride, stride) if self.causal else Conv3DSimple.get_downsample_stride(stride)
             downsample = nn.Sequential(
                 nn.Conv3d(self.inplanes, planes * block.expansion, kernel_size=1, stride=ds_stride, bias=False),
                 _bn(planes * block.expansion))
-        layers = [block(self.inplanes, planes, stride, downsample, cardinality=cardinality)]
+        layers = [block(self.inplanes, planes, stride, downsample, cardinality=cardinality, **extra)]
         self.inplanes = planes * block.expansion
-        layers += [block(self.inplanes, planes, cardinality=cardinality) for _ in range(1, blocks)]
+        layers += [block(self.inplanes, planes, cardinality=cardinality, **extra) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
@@ -168,7 +218,52 @@ class ResNet3D(nn.Module):
         for name in HINT_LAYERS:
             x = getattr(self, name)(x)
             kept[name] = x
+        if self.causal:  # the mean of the last `window` frames' spatially pooled outputs
+            return x.mean((3, 4))[:, :, -self.window:].mean(2), [kept[name] for name in layers]
         return torch.flatten(self.avgpool(x), 1), [kept[name] for name in layers]
+
+    # -- streaming (causal networks) ----------------------------------------------------------
+    def state_shapes(self, batch: int, size: int) -> List[Tuple[int, ...]]:
+        """The shapes of the state ``step`` carries from frame to frame, for frames of ``size``
+        pixels: each causal convolution's past input frames, in network order, then the last
+        ``window - 1`` frames' pooled features (all 5-D: what ONNX Runtime and TensorRT take)."""
+        if not self.causal:
+            raise ValueError("only a causal network (causal_r3d_18) streams frame by frame")
+        shapes, x = [], torch.zeros(batch, self.in_channels, 1, size, size)
+        hooks = [m.register_forward_pre_hook(lambda m, inp: shapes.append((batch, inp[0].shape[1], m.past,
+                                                                            *inp[0].shape[3:])))
+                 for m in self.modules() if isinstance(m, CausalConv3d)]
+        try:
+            with torch.no_grad():
+                self.forward_features(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return shapes + [(batch, self.num_features, self.window - 1, 1, 1)]
+
+    def init_state(self, batch: int, size: int) -> List[torch.Tensor]:
+        """The state before the first frame: zeros, as the clip network's padding before its first frame."""
+        p = next(self.parameters())
+        return [torch.zeros(s, dtype=p.dtype, device=p.device) for s in self.state_shapes(batch, size)]
+
+    def step(self, frame: torch.Tensor, *state: torch.Tensor):
+        """One frame (N, C, 1, H, W) -> (logits of the last ``window`` frames, *the next state). Fed a
+        clip frame by frame from ``init_state``, the last step's logits are the clip's logits; from
+        the ``window``-th frame on every step's logits are those of the clip ending there."""
+        state = list(state)
+        x = _step_sequence(self.stem, frame, state, 0)
+        i = 1
+        for name in HINT_LAYERS:
+            for block in getattr(self, name):
+                pasts = state[i:i + 2]
+                x = block.step(x, pasts)
+                state[i:i + 2] = pasts
+                i += 2
+        f = x.mean((3, 4), keepdim=True)  # (N, C, 1, 1, 1): this frame's pooled output
+        ring = state[-1]
+        pooled = (ring.sum(2, keepdim=True) + f) / self.window
+        state[-1] = torch.cat([ring, f], 2)[:, :, 1:]
+        return (self.forward_head(torch.flatten(pooled, 1)), *state)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(features))
@@ -188,7 +283,22 @@ def resnext3d_18(num_classes: int, in_channels: int = 3, width: float = 1.0, car
     return ResNet3D(ResNeXtBlock, [2, 2, 2, 2], num_classes, in_channels, width, cardinality=cardinality, **kw)
 
 
-MODELS: Dict[str, Callable[..., ResNet3D]] = {"r3d_18": r3d_18, "resnext3d_18": resnext3d_18}
+def causal_r3d_18(num_classes: int, in_channels: int = 3, width: float = 1.0, window: int = 25, **kw) -> ResNet3D:
+    """The streaming student: r3d_18's layers and weights' shapes, with causal convolutions (the
+    output at frame t reads frames <= t), no temporal striding, and features averaged over the last
+    ``window`` frames (the clip length it is trained on). ``step`` runs it one frame at a time."""
+    return ResNet3D(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width, window=window, **kw)
+
+
+MODELS: Dict[str, Callable[..., ResNet3D]] = {"r3d_18": r3d_18, "resnext3d_18": resnext3d_18,
+                                              "causal_r3d_18": causal_r3d_18}
+CAUSAL_MODELS = ("causal_r3d_18",)
+
+
+def same_layers(a: str, b: str) -> bool:
+    """Whether two models have the same layers and weight shapes (a causal network and its clip
+    twin do): a student can then start from the teacher's blocks or follow its maps."""
+    return a.replace("causal_", "") == b.replace("causal_", "")
 
 
 def create_model(name: str, num_classes: int, in_channels: int = 3, width: float = 1.0, **kwargs) -> ResNet3D:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .clipspec import TVL1_PRESETS
 from .distill import DEFAULT_ALPHA, MIMICS
-from .models import HINT_LAYERS, hint_layers
+from .models import HINT_LAYERS, MODELS, hint_layers
 from .errors import FtsError, guarded
 
 
@@ -33,7 +33,9 @@ def add_train_args(p, role: str):
     g.add_argument("--resize", type=int, help="short side before cropping (default %(default)s)")
     g.add_argument("--stride", type=int, help="temporal sampling stride (default %(default)s)")
     g = p.add_argument_group("network")
-    g.add_argument("--model", choices=("r3d_18", "resnext3d_18"))
+    g.add_argument("--model", choices=tuple(MODELS),
+                   help="r3d_18 (the paper's), resnext3d_18, or causal_r3d_18: the streaming student, one step "
+                        "a frame in the camera (default %(default)s)")
     g.add_argument("--width", type=float, help="channel width multiplier (default %(default)s)")
     g.add_argument("--pretrained", metavar="FILE",
                    help="start from a torchvision-format r3d_18 state dict you downloaded (Kinetics-400): every tensor "

@@ -30,7 +30,7 @@ from .evaluate import metrics, predict
 from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
 from .artifacts import atomic_write_text
 from .errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
-from .models import hint_layers
+from .models import CAUSAL_MODELS, hint_layers, same_layers
 
 log = logging.getLogger(__name__)
 ROLES = ("teacher", "rgb", "student")
@@ -245,7 +245,7 @@ def build_networks(cfg: TrainConfig, num_classes: int):
 
     torch.manual_seed(cfg.seed)
     in_ch = 2 if cfg.role == "teacher" else 3
-    net = create_model(cfg.model, num_classes, in_channels=in_ch, width=cfg.width)
+    net = create_model(cfg.model, num_classes, in_channels=in_ch, width=cfg.width, window=window_of(cfg))
     if cfg.pretrained:
         rep = load_pretrained(net, cfg.pretrained)
         log.info("%s: %d tensors from %s, %d left as initialised (%s)", cfg.role, len(rep["loaded"]), cfg.pretrained,
@@ -264,7 +264,7 @@ def build_networks(cfg: TrainConfig, num_classes: int):
         teacher = build_from_checkpoint(tck, cfg.teacher).freeze()
         proj = FeatureProjection(net.num_features, teacher.num_features)
         for flag, on in (("--hint", cfg.hint), ("--init-from-teacher", cfg.init_from_teacher)):
-            if on and (tck["arch"]["model"], tck["arch"]["width"]) != (cfg.model, cfg.width):
+            if on and not (same_layers(tck["arch"]["model"], cfg.model) and tck["arch"]["width"] == cfg.width):
                 raise CheckpointError(f"{cfg.teacher}: {flag} needs the student built as its teacher is "
                                       f"({tck['arch']['model']} at width {tck['arch']['width']:g}), "
                                       f"not {cfg.model} at width {cfg.width:g}")
@@ -328,9 +328,17 @@ class RoleForward(nn.Module):
         return logits, (self.proj(f) if self.proj is not None else None), maps
 
 
+def window_of(cfg: TrainConfig) -> Optional[int]:
+    """A causal network averages over the clip length it trains on; others have no window."""
+    return cfg.spec.frames if cfg.model in CAUSAL_MODELS else None
+
+
 def arch_of(cfg: TrainConfig, num_classes: int) -> dict:
-    return {"model": cfg.model, "width": cfg.width, "num_classes": num_classes,
+    arch = {"model": cfg.model, "width": cfg.width, "num_classes": num_classes,
             "in_channels": 2 if cfg.role == "teacher" else 3}
+    if window_of(cfg):
+        arch["window"] = window_of(cfg)
+    return arch
 
 
 # -- schedule -------------------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""The streaming student: a causal network stepped frame by frame gives the clip's logits, in
+PyTorch and as an ONNX stepping graph in ONNX Runtime; it trains with the paper's loss."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from fts_edge.models import create_model
+
+
+def _net(window=6, width=0.125, classes=5, seed=0):
+    torch.manual_seed(seed)
+    net = create_model("causal_r3d_18", classes, width=width, window=window).eval()
+    g = torch.Generator().manual_seed(seed)
+    for m in net.modules():  # trained-looking batch statistics, so BatchNorm is not the identity
+        if isinstance(m, torch.nn.BatchNorm3d):
+            m.running_mean.copy_(torch.rand(m.running_mean.shape, generator=g) * 0.2 - 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    return net
+
+
+def _step_through(net, clip):
+    state = net.init_state(clip.shape[0], clip.shape[-1])
+    outs = []
+    with torch.no_grad():
+        for t in range(clip.shape[2]):
+            logits, *state = net.step(clip[:, :, t:t + 1], *state)
+            outs.append(logits)
+    return outs
+
+
+def test_stepping_a_clip_frame_by_frame_gives_the_clips_logits():
+    net = _net(window=6)
+    clip = torch.randn(2, 3, 6, 32, 32)
+    with torch.no_grad():
+        ref = net(clip)
+    got = _step_through(net, clip)[-1]
+    assert torch.allclose(got, ref, rtol=0, atol=1e-4 * ref.abs().max().item())
+    # on a longer stream, the logits at every frame from the window on are those of the clip ending
+    # there *with the stream's past*: the causal network is the same function, only run incrementally
+    long = torch.randn(1, 3, 10, 32, 32)
+    steps = _step_through(net, long)
+    with torch.no_grad():
+        feats = net.stem(long)
+        for name in ("layer1", "layer2", "layer3", "layer4"):
+            feats = getattr(net, name)(feats)
+        per_frame = feats.mean((3, 4))
+    for t in range(5, 10):
+        want = net.fc(per_frame[:, :, t - 5:t + 1].mean(2))
+        assert torch.allclose(steps[t], want, atol=1e-4 * want.abs().max().item()), t
+
+
+def test_the_output_at_a_frame_never_reads_a_later_frame():
+    net = _net(window=4)
+    a = torch.randn(1, 3, 8, 32, 32)
+    b = a.clone()
+    b[:, :, 5:] = torch.randn(1, 3, 3, 32, 32)  # change the future of frame 4
+    with torch.no_grad():
+        fa, fb = net.forward_features(a[:, :, :5]), net.forward_features(b[:, :, :5])
+        sa, sb = _step_through(net, a)[4], _step_through(net, b)[4]
+    assert torch.equal(fa, fb) and torch.allclose(sa, sb, atol=0)
+    assert net.step.__doc__ and len(net.init_state(1, 32)) == len(net.state_shapes(1, 32))
+    assert all(len(s) == 5 for s in net.state_shapes(1, 32))  # 5-D states, as TensorRT and ONNX Runtime take them
+
+
+def test_the_stepping_onnx_graph_matches_pytorch_frame_by_frame(tmp_path):
+    import onnx
+
+    from fts_edge.checkpoint import make_checkpoint, save_checkpoint
+    from fts_edge.clipspec import ClipSpec
+    from fts_edge.onnxrt import ort_session
+    from fts_edge.streaming_onnx import export_streaming_onnx, stepped_logits
+
+    spec = ClipSpec(frames=6, size=32, resize=36)
+    net = _net(window=6)
+    ckpt = save_checkpoint(tmp_path / "s.pt", make_checkpoint(
+        net, "student", spec, [f"c{i}" for i in range(5)],
+        {"model": "causal_r3d_18", "width": 0.125, "num_classes": 5, "in_channels": 3, "window": 6}))
+    clips = np.random.default_rng(0).standard_normal((3, 3, 6, 32, 32)).astype(np.float32)
+    rep = export_streaming_onnx(ckpt, tmp_path / "s.onnx", parity_clips=clips)
+    assert rep["parity"]["max_rel_diff"] < 1e-4 and rep["parity"]["top1_agreement"] == 1.0
+    meta = json.loads((tmp_path / "s.onnx.json").read_text())
+    stream = meta["streaming"]
+    assert stream["window"] == 6 and stream["state_shapes"] == [list(s) for s in net.state_shapes(1, 32)]
+    g = onnx.load(str(tmp_path / "s.onnx")).graph
+    assert [i.name for i in g.input] == ["frame", *stream["state_inputs"]]
+    assert [o.name for o in g.output] == ["logits", *stream["state_outputs"]]
+    with torch.no_grad():
+        ref = net(torch.from_numpy(clips)).numpy()
+    got = stepped_logits(ort_session(tmp_path / "s.onnx", ["CPUExecutionProvider"]), clips, stream)
+    assert np.abs(got - ref).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_a_clip_network_refuses_to_stream():
+    net = create_model("r3d_18", 3, width=0.125)
+    with pytest.raises(ValueError, match="only a causal network"):
+        net.state_shapes(1, 32)
+
+
+def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping_graph(tiny_run, tmp_path):
+    """`--model causal_r3d_18`: the same teacher, loss, hint and start from the teacher's blocks (the
+    layers' shapes are the clip network's); `fts-edge export` then writes the stepping graph."""
+    from conftest import TINY
+
+    from fts_edge.checkpoint import load_checkpoint
+    from fts_edge.cli import main
+    from fts_edge.training import TrainConfig, fit
+
+    out = tmp_path / "causal"
+    res = fit(TrainConfig.from_settings(dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]),
+                                             hint="layer3", init_from_teacher=True, out=str(out), **TINY)))
+    assert res["epochs"] == TINY["epochs"]
+    ck = load_checkpoint(out / "last.pt")
+    assert ck["arch"]["model"] == "causal_r3d_18" and ck["arch"]["window"] == TINY["frames"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["train_mse"] > 0 for r in rows)  # the mimic term was really computed
+    assert main(["export", str(out / "last.pt"), "--out", str(tmp_path / "e" / "student.onnx")]) == 0
+    meta = json.loads((tmp_path / "e" / "student.onnx.json").read_text())
+    assert meta["streaming"]["window"] == TINY["frames"] and meta["parity"]["max_rel_diff"] < 1e-4
