@@ -18,6 +18,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .errors import FtsError, SourceError
+from .runtime import softmax
 from .stream import LIVE, EventDetector, LiveSettings, Smoother, Streams, topk
 
 log = logging.getLogger(__name__)
@@ -239,16 +240,23 @@ class LiveApp:
     def start(self) -> None:
         """The first JSON line: the model, the inputs, the clip and the cadence."""
         self.say({"type": "start", "model": self.model, "inputs": self.uris, "clip": self.clf.spec.to_dict(),
-                  "every": self.live.every, "classes": len(self.clf.classes)})
+                  "every": self.live.every, "classes": len(self.clf.classes),
+                  "streaming": bool(getattr(self.clf, "streaming", False))})
 
     def classify(self, windows: List, dropped: List[int]) -> None:
         if not windows:
             return
         t0 = time.perf_counter()
-        probs = self.clf.classify(np.stack([w.clip for w in windows]))  # one inference for every source
+        clips = np.stack([w.clip for w in windows])
+        if getattr(self.clf, "streaming", False):  # one step per source, each with its own state
+            probs = softmax(self.clf.step_logits(clips, [w.source for w in windows]))
+        else:
+            probs = self.clf.classify(clips)  # one inference for every source
         t1 = time.perf_counter()
         self.infer_ms.append((t1 - t0) * 1000)
         for w, p in zip(windows, probs):
+            if getattr(self.clf, "streaming", False) and not self.clf.warm(w.source):
+                continue  # fewer frames than the model's window so far: no label yet, as a clip model waits
             self._one(w, p, (t1 - w.captured_at) * 1000, dropped[w.source])
 
     def _one(self, w, p: np.ndarray, lat: float, dropped: int) -> None:
@@ -335,10 +343,13 @@ def run(inputs: List[str], model: Optional[str] = None, stride: int = LIVE.every
         check_output(output, overwrite)
     if stride < 1:
         raise FtsError("--every must be at least 1")
-    live = LiveSettings(every=stride, smooth=smooth, topk=k, on=on, off=off)
     say = JsonLines(json_out)
     clf = load_classifier(model or default_model(), device=device, threads=threads)
-    how = dict(realtime=realtime, keep_frames=bool(serve or display), every_frame=bool(output))
+    streaming = bool(getattr(clf, "streaming", False))
+    if streaming:  # a streaming student steps on every frame of its clip's sampling: --every does not apply
+        stride = clf.spec.stride
+    live = LiveSettings(every=stride, smooth=smooth, topk=k, on=on, off=off)
+    how = dict(realtime=realtime, keep_frames=bool(serve or display), every_frame=bool(output), streaming=streaming)
     streams = (Streams(sources, clf.spec, live.every, on_event=say, **how) if sources is not None else
                Streams.open(inputs, clf.spec, live.every, max_retries=max_retries, on_event=say, **how))
     try:

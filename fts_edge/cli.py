@@ -152,6 +152,15 @@ def cmd_bench(a):
         path = bench_flow.save(res, Path(a.out) / "bench_flow.json")
         print(f"\nsaved {path}")
         return 0
+    if a.target == "stream":
+        from . import bench_stream
+
+        widths = [float(w) for w in a.widths.split(",")]
+        res = bench_stream.run(width=widths[0], frames=a.frames, size=a.size, classes=a.classes, runs=a.runs,
+                               warmup=a.warmup, video=a.input or a.video, out=a.out, two_stream=not a.no_two_stream)
+        bench_stream.print_report(res)
+        print(f"\nsaved {Path(a.out) / 'bench_stream.json'}")
+        return 0
     from . import bench
     from .progress import progress
 
@@ -626,8 +635,9 @@ def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks: the live pipeline, or the flow stage",
                        description="Benchmarks that print a table and save JSON. `bench flow` times OpenCV "
                                    "DualTVL1 and the TVL1 layers side by side on the same pairs.")
-    b.add_argument("target", nargs="?", choices=("pipeline", "flow"), default="pipeline",
-                   help="what to measure (default pipeline)")
+    b.add_argument("target", nargs="?", choices=("pipeline", "flow", "stream"), default="pipeline",
+                   help="what to measure: the pipeline per backend (default), the flow stage, or classifying every "
+                        "frame (window recompute vs the streaming student)")
     b.add_argument("--model", help="time this model or engine (.engine, .onnx, .pt) per stage, as trtexec does")
     b.add_argument("--input", help="real footage for timing (a video file)")
     b.add_argument("--video", default=None, help=argparse.SUPPRESS)

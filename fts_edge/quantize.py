@@ -44,7 +44,9 @@ METHODS = ("minmax", "entropy", "percentile")
 
 
 class ClipReader:
-    """Feeds calibration clips (N, 3, T, H, W) to ONNX Runtime's calibrator, ``batch`` at a time."""
+    """Feeds calibration clips (N, 3, T, H, W) to ONNX Runtime's calibrator, ``batch`` at a time;
+    or, for a graph of several inputs (the streaming student's frame and state), a list of whole
+    feeds, one at a time."""
 
     def __init__(self, clips: np.ndarray, input_name: str, batch: int, progress=None):
         self.clips, self.name, self.batch, self.i, self.end = clips, input_name, batch, 0, None
@@ -59,7 +61,7 @@ class ClipReader:
         self.i += self.batch
         if self.bar is not None:
             self.bar.update(1)
-        return {self.name: chunk}
+        return chunk[0] if isinstance(chunk, list) else {self.name: chunk}
 
     def rewind(self):
         self.i = 0

@@ -120,6 +120,74 @@ class OnnxClassifier(Classifier):
         return self.session.run(None, {self.input.name: clips})[0]
 
 
+class StreamingOnnxClassifier(Classifier):
+    """A streaming student's stepping graph (metadata ``streaming``) behind the same interface.
+
+    ``step_logits(frames, sources)`` takes one new frame (3, 1, S, S) per named source and keeps a
+    state per source (``reset(source)`` forgets one); its logits are those of the last ``window``
+    frames, valid once a source has taken ``window`` steps (``warm(source)``). ``predict_logits``
+    on whole clips steps each clip through a fresh state, so prediction, evaluation and the INT8
+    check score a streaming model exactly as they score a clip model.
+    """
+
+    streaming = True
+
+    def __init__(self, path, meta: Dict, providers: Optional[List[str]] = None, threads: int = 0):
+        from .onnxrt import ort_session
+
+        super().__init__(meta, path)
+        if self.meta.get("bundle_source") != "embedded":
+            check_artifact_hash(self.meta.get("onnx_sha256"), path)
+        self.stream = meta["streaming"]
+        self.window = int(self.stream["window"])
+        self.session = ort_session(path, providers, threads)
+        names = [i.name for i in self.session.get_inputs()]
+        want = [self.stream["frame_input"], *self.stream["state_inputs"]]
+        if names != want:
+            raise CheckpointError(f"{path}: the graph's inputs {names[:3]}... are not the stepping graph its metadata "
+                                  "describes; export it again")
+        frame = tuple(self.session.get_inputs()[0].shape)
+        if frame != (1, 3, 1, self.spec.size, self.spec.size):
+            raise CheckpointError(f"{path}: the graph takes frames {frame}, its metadata says size {self.spec.size}")
+        self.batch = 1
+        self.states: Dict = {}
+        self.steps: Dict = {}
+        self.backend = f"onnxruntime-{self.session.get_providers()[0].replace('ExecutionProvider', '').lower()}"
+
+    def reset(self, source=0) -> None:
+        self.states[source] = {n: np.zeros(s, np.float32)
+                               for n, s in zip(self.stream["state_inputs"], self.stream["state_shapes"])}
+        self.steps[source] = 0
+
+    def warm(self, source=0) -> bool:
+        return self.steps.get(source, 0) >= self.window
+
+    def step_logits(self, frames: np.ndarray, sources: List) -> np.ndarray:
+        out = []
+        for frame, src in zip(np.asarray(frames, np.float32), sources):
+            if src not in self.states:
+                self.reset(src)
+            res = self.session.run(None, {self.stream["frame_input"]: np.ascontiguousarray(frame[None]),
+                                          **self.states[src]})
+            self.states[src] = dict(zip(self.stream["state_inputs"], res[1:]))
+            self.steps[src] += 1
+            out.append(res[0][0])
+        return np.stack(out)
+
+    def logits(self, clips):
+        out = []
+        for clip in clips:
+            self.reset("clip")
+            for t in range(clip.shape[1]):
+                logits = self.step_logits(clip[None, :, t:t + 1], ["clip"])
+            out.append(logits[0])
+        self.states.pop("clip", None)
+        return np.stack(out)
+
+    def describe(self) -> str:
+        return super().describe() + f", streaming over {self.window} frames"
+
+
 class TensorRTClassifier(Classifier):
     """A TensorRT 10 engine through the tensor-name API (set_input_shape, set_tensor_address,
     execute_async_v3), buffers from ``cudamem`` (cuda-python, else pycuda; pinned host memory).
@@ -213,7 +281,12 @@ def load_classifier(path, device: Optional[str] = None, threads: int = 0) -> Cla
     if p.suffix == ".engine":
         return TensorRTClassifier(p)
     if p.suffix == ".onnx":
+        from .bundle import read_bundle_of
+
         providers = ["CPUExecutionProvider"] if device == "cpu" else None
+        meta = read_bundle_of(p)
+        if meta.get("streaming"):
+            return StreamingOnnxClassifier(p, meta, providers, threads)
         return OnnxClassifier(p, providers, threads)
     if p.suffix in (".pt", ".pth"):
         return TorchClassifier(p, device)

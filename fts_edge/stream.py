@@ -53,6 +53,20 @@ class ClipBuffer:
         return np.ascontiguousarray(self.ring[slots].transpose(1, 0, 2, 3))
 
 
+class FrameBuffer(ClipBuffer):
+    """The streaming student's buffer: no ring, only the newest preprocessed frame, handed over as
+    a one-frame window (3, 1, S, S); the model carries the past in its state instead."""
+
+    def __init__(self, spec: ClipSpec):
+        self.spec, self.span, self.count = spec, 1, 0
+        self.ring = np.zeros((1, 3, spec.size, spec.size), np.float32)
+
+    def window(self) -> np.ndarray:
+        if not self.full:
+            raise RuntimeError("no frame yet")
+        return np.ascontiguousarray(self.ring[0][:, None])
+
+
 @dataclass(frozen=True)
 class LiveSettings:
     """The live path's defaults, declared once: the camera command, the app, the benchmark and the
@@ -212,11 +226,12 @@ class Streams:
     ``take()`` hands over the windows ready now; ``streaming`` is False once every source ended and
     its last window was taken.
     ``keep_frames``: windows carry their newest frame (for the page and the window);
-    ``every_frame``: every frame of the first source is kept, in order, for an output video.
+    ``every_frame``: every frame of the first source is kept, in order, for an output video;
+    ``streaming``: each window is the newest frame alone (a streaming student keeps the past itself).
     """
 
     def __init__(self, sources: List, spec: ClipSpec, every: int, realtime: bool = False, keep_frames: bool = False,
-                 every_frame: bool = False, on_event=None):
+                 every_frame: bool = False, on_event=None, streaming: bool = False):
         from .sources import Resilient
 
         self.sources = list(sources)
@@ -224,7 +239,8 @@ class Streams:
             if on_event is not None and isinstance(s, Resilient):
                 s.on_event = on_event
         self.uris = [getattr(s, "uri", f"source{i}") for i, s in enumerate(self.sources)]
-        self.states = [StreamState(u, ClipBuffer(spec), every) for u in self.uris]
+        buffer = FrameBuffer if streaming else ClipBuffer  # streaming: one step per `every` frames, no window
+        self.states = [StreamState(u, buffer(spec), every) for u in self.uris]
         if every_frame:
             self.states[0].frames_out = deque()
         self.fps = float(getattr(self.sources[0], "fps", 25.0) or 25.0)

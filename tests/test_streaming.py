@@ -118,3 +118,75 @@ def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping
     assert main(["export", str(out / "last.pt"), "--out", str(tmp_path / "e" / "student.onnx")]) == 0
     meta = json.loads((tmp_path / "e" / "student.onnx.json").read_text())
     assert meta["streaming"]["window"] == TINY["frames"] and meta["parity"]["max_rel_diff"] < 1e-4
+
+
+def test_bench_stream_times_a_frame_against_a_window_side_by_side(tmp_path, capsys):
+    from fts_edge.cli import main
+
+    assert main(["bench", "stream", "--widths", "0.125", "--frames", "6", "--size", "32", "--classes", "4",
+                 "--runs", "2", "--warmup", "1", "--no-two-stream", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "bench_stream.json").read_text())
+    t = res["timings"]
+    assert set(t) == {"window recompute fp32 (per window)", "window recompute int8 (per window)",
+                      "streaming fp32 (per frame)", "streaming int8 (per frame)"}
+    assert t["streaming fp32 (per frame)"]["runs"] == 20 and t["window recompute fp32 (per window)"]["runs"] == 2
+    for p in ("fp32", "int8"):
+        want = t[f"streaming {p} (per frame)"]["median_ms"] / t[f"window recompute {p} (per window)"]["median_ms"]
+        assert res["frame_over_window"][p] == pytest.approx(want)
+    assert res["input"] == [1, 3, 6, 32, 32] and res["state_tensors"] == 18
+    assert "a streaming frame costs" in capsys.readouterr().out
+
+
+def _streaming_onnx(tmp_path, window=6, size=32, classes=5):
+    from fts_edge.checkpoint import make_checkpoint, save_checkpoint
+    from fts_edge.clipspec import ClipSpec
+    from fts_edge.streaming_onnx import export_streaming_onnx
+
+    spec = ClipSpec(frames=window, size=size, resize=size + 4)
+    net = _net(window=window, classes=classes)
+    ckpt = save_checkpoint(tmp_path / "s.pt", make_checkpoint(
+        net, "student", spec, [f"c{i}" for i in range(classes)],
+        {"model": "causal_r3d_18", "width": 0.125, "num_classes": classes, "in_channels": 3, "window": window}))
+    clips = np.random.default_rng(1).standard_normal((2, 3, window, size, size)).astype(np.float32)
+    export_streaming_onnx(ckpt, tmp_path / "s.onnx", parity_clips=clips)
+    return net, tmp_path / "s.onnx"
+
+
+def test_the_runtime_streams_per_source_and_scores_whole_clips_like_a_clip_model(tmp_path):
+    from fts_edge.runtime import load_classifier
+
+    net, onnx_path = _streaming_onnx(tmp_path)
+    clf = load_classifier(onnx_path)
+    assert clf.streaming and clf.window == 6 and "streaming over 6 frames" in clf.describe()
+    clips = np.random.default_rng(2).standard_normal((3, 3, 6, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        ref = net(torch.from_numpy(clips)).numpy()
+    assert np.abs(clf.predict_logits(clips) - ref).max() <= 1e-4 * np.abs(ref).max()
+    # two sources interleaved, each with its own state: the same logits as each alone
+    for t in range(6):
+        got = clf.step_logits(clips[:2, :, t:t + 1], ["a", "b"])
+        assert clf.warm("a") == (t == 5)
+    assert np.abs(got - ref[:2]).max() <= 1e-4 * np.abs(ref).max()
+
+
+def test_the_camera_steps_a_streaming_student_on_every_frame(tmp_path):
+    import cv2
+
+    from fts_edge.camera import run
+    from fts_edge.sources import SyntheticSource
+
+    _, onnx_path = _streaming_onnx(tmp_path)
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (48, 48))
+    for f in SyntheticSource("synthetic://", seed=3, size=48, max_frames=20).frames():
+        writer.write(f)
+    writer.release()
+    lines = tmp_path / "cam.jsonl"
+    summary = run([str(video)], str(onnx_path), stride=5, json_out=str(lines))
+    rows = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert rows[0]["streaming"] is True and rows[0]["every"] == 1  # every frame, whatever --every said
+    s = summary["sources"][0]
+    assert s["frames"] == 20 and s["windows"] == 20 and s["dropped_windows"] == 0  # a file waits for the model
+    # one step per frame; a label on every frame from the 6th (the window) on
+    assert [r["frame"] for r in rows if r["type"] == "prediction"] == list(range(5, 20))
+    assert summary["classifications"] == 15
