@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import numpy as np
 import torch
@@ -16,6 +16,7 @@ import torch
 from .bench_model import round_robin
 from .clipspec import ClipSpec
 from .environment import environment
+from .onnxrt import zero_state
 
 
 def _checkpoint(name: str, spec: ClipSpec, width: float, classes: int, workdir: Path) -> Path:
@@ -31,24 +32,12 @@ def _checkpoint(name: str, spec: ClipSpec, width: float, classes: int, workdir: 
                            make_checkpoint(net, "student", spec, [str(i) for i in range(classes)], arch))
 
 
-def _step_feeds(session, clips: np.ndarray, stream: Dict) -> List[Dict[str, np.ndarray]]:
-    """Every (frame, state) feed of stepping ``clips`` through a stepping graph: its calibration data."""
-    feeds = []
-    for clip in clips:
-        state = {n: np.zeros(s, np.float32) for n, s in zip(stream["state_inputs"], stream["state_shapes"])}
-        for t in range(clip.shape[1]):
-            feed = {stream["frame_input"]: np.ascontiguousarray(clip[None, :, t:t + 1]), **state}
-            feeds.append(feed)
-            state = dict(zip(stream["state_inputs"], session.run(None, feed)[1:]))
-    return feeds
-
-
 class Stepper:
     """One streaming step a call, the state fed back: what the camera does per frame."""
 
     def __init__(self, session, stream: Dict, frames: np.ndarray):
         self.s, self.stream, self.frames, self.t = session, stream, frames, 0
-        self.state = {n: np.zeros(s, np.float32) for n, s in zip(stream["state_inputs"], stream["state_shapes"])}
+        self.state = zero_state(stream)
 
     def __call__(self):
         frame = self.frames[self.t % len(self.frames)]
@@ -62,7 +51,7 @@ def run(width: float = 1.0, frames: int = 25, size: int = 112, classes: int = 51
         video: Optional[str] = None, out: str = "runs/bench", calib_clips: int = 2, two_stream: bool = True) -> Dict:
     from .clips import check_clips
     from .export import export_onnx
-    from .onnxrt import ort_session
+    from .onnxrt import ort_session, step_feeds
     from .quantize import quantize_int8
     from .streaming_onnx import export_streaming_onnx
 
@@ -78,7 +67,7 @@ def run(width: float = 1.0, frames: int = 25, size: int = 112, classes: int = 51
                                 parity_clips=clip)
     stream_onnx, stream = Path(rep["onnx"]), rep["streaming"]
     w8 = quantize_int8(window_onnx, clips[:calib_clips], flavor="cpu")["int8_onnx"]
-    feeds = _step_feeds(ort_session(stream_onnx, ["CPUExecutionProvider"]), clips[:calib_clips], stream)
+    feeds = step_feeds(ort_session(stream_onnx, ["CPUExecutionProvider"]), clips[:calib_clips], stream)
     s8 = quantize_int8(stream_onnx, feeds, flavor="cpu")["int8_onnx"]
     fns = {}
     for prec, w, s in (("fp32", window_onnx, stream_onnx), ("int8", w8, s8)):

@@ -18,7 +18,7 @@ from typing import Dict, Optional
 
 from .bundle import metadata_path, read_bundle_of, write_metadata
 from .clipspec import ClipSpec
-from .errors import ExportError, FtsError, first_line
+from .errors import EngineError, ExportError, FtsError, first_line
 
 log = logging.getLogger(__name__)
 DEFAULT_MODELS = ("engines/student.onnx", "runs/demo/engines/student.onnx", "runs/demo/student/best.pt")
@@ -73,6 +73,9 @@ def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor:
 
     final = int8_path(onnx_path, flavor)
     candidate = final.with_name(f".{final.name}.{os.getpid()}.candidate.onnx")
+    if meta.get("streaming"):  # calibrate a stepping graph on the frames and states stepping real clips gives
+        from .onnxrt import ort_session, step_feeds
+        clips = step_feeds(ort_session(onnx_path, ["CPUExecutionProvider"]), clips, meta["streaming"])
     try:
         q = quantize_int8(onnx_path, clips, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
                           progress=progress, flavor=flavor, memory_mb=memory_mb or CALIB_MEMORY_MB)
@@ -157,6 +160,12 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
             say(f"wrote {f['fp16_onnx']} (fp16 weights, for CUDA runtimes)")
         engine_inputs["fp16"] = str(onnx_path)  # TensorRT builds FP16 from the fp32 graph
     report["engines"] = {}
+    if meta.get("streaming") and not onnx_only:
+        from .quantize import int8_path
+        run = int8_path(onnx_path, "cpu") if "int8" in precisions else onnx_path
+        raise EngineError(f"{onnx_path}: a streaming student's stepping graph; this version builds no TensorRT engine "
+                          f"of it (the ONNX files above are written): run them with ONNX Runtime "
+                          f"(fts-edge camera --model {run})")
     if onnx_only:
         say("--onnx-only: no TensorRT engine built; on the device run: fts-edge build-engine "
             f"{onnx_path} {' '.join('--' + p for p in precisions)}")

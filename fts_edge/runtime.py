@@ -155,8 +155,9 @@ class StreamingOnnxClassifier(Classifier):
         self.backend = f"onnxruntime-{self.session.get_providers()[0].replace('ExecutionProvider', '').lower()}"
 
     def reset(self, source=0) -> None:
-        self.states[source] = {n: np.zeros(s, np.float32)
-                               for n, s in zip(self.stream["state_inputs"], self.stream["state_shapes"])}
+        from .onnxrt import zero_state
+
+        self.states[source] = zero_state(self.stream)
         self.steps[source] = 0
 
     def warm(self, source=0) -> bool:

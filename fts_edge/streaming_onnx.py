@@ -25,7 +25,7 @@ from .checkpoint import bundle_metadata
 from .clipspec import ClipSpec
 from .errors import ExportError, first_line
 from .export import FP32_REL_TOL, OPSET, _simplify, load_student
-from .onnxrt import compare_logits, ort_session
+from .onnxrt import compare_logits, ort_session, stepped_logits
 
 
 class StepGraph(nn.Module):
@@ -45,19 +45,6 @@ def streaming_metadata(net, spec: ClipSpec, batch: int = 1) -> Dict:
             "state_inputs": [f"state_{i}" for i in range(len(shapes))],
             "state_outputs": [f"next_{i}" for i in range(len(shapes))],
             "state_shapes": [list(s) for s in shapes]}
-
-
-def stepped_logits(session, clips: np.ndarray, stream: Dict) -> np.ndarray:
-    """Feed each clip (N, 3, T, H, W) frame by frame from a zero state through an ONNX stepping
-    graph; the logits after its last frame, (N, classes)."""
-    out = []
-    for clip in clips:
-        state = {n: np.zeros(s, np.float32) for n, s in zip(stream["state_inputs"], stream["state_shapes"])}
-        for t in range(clip.shape[1]):
-            res = session.run(None, {stream["frame_input"]: np.ascontiguousarray(clip[None, :, t:t + 1]), **state})
-            state = dict(zip(stream["state_inputs"], res[1:]))
-        out.append(res[0][0])
-    return np.stack(out)
 
 
 def export_streaming_onnx(ckpt_path, out=None, parity_clips: Optional[np.ndarray] = None,

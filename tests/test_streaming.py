@@ -190,3 +190,30 @@ def test_the_camera_steps_a_streaming_student_on_every_frame(tmp_path):
     # one step per frame; a label on every frame from the 6th (the window) on
     assert [r["frame"] for r in rows if r["type"] == "prediction"] == list(range(5, 20))
     assert summary["classifications"] == 15
+
+
+def test_build_engine_quantizes_the_stepping_graph_and_says_it_builds_no_engine_of_it(tmp_path, capsys):
+    import cv2
+
+    from fts_edge.cli import main
+    from fts_edge.runtime import load_classifier
+    from fts_edge.sources import SyntheticSource
+
+    _, onnx_path = _streaming_onnx(tmp_path)
+    video = tmp_path / "calib.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (48, 48))
+    for f in SyntheticSource("synthetic://", seed=4, size=48, max_frames=40).frames():
+        writer.write(f)
+    writer.release()
+    args = ["build-engine", str(onnx_path), "--int8", "--calib-input", str(video), "--calib-clips", "4",
+            "--min-agreement", "0"]
+    assert main(args + ["--onnx-only"]) == 0
+    for name in ("s.int8.cpu.onnx", "s.int8.onnx"):
+        meta = json.loads((tmp_path / (name + ".json")).read_text())
+        assert meta["streaming"]["window"] == 6 and meta["quantization"]["check"]["clips"] >= 4
+        clf = load_classifier(tmp_path / name)
+        assert clf.streaming and clf.predict_logits(np.zeros((1, 3, 6, 32, 32), np.float32)).shape == (1, 5)
+    capsys.readouterr()
+    assert main(args) == 1  # no TensorRT engine of a stepping graph, said in one line
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "stepping graph" in err and "s.int8.cpu.onnx" in err
