@@ -375,7 +375,8 @@ def cmd_train(a):
         recipe = dataclasses.replace(recipe, epochs=a.epochs or recipe.epochs,
                                      teacher_epochs=a.teacher_epochs or recipe.teacher_epochs)
         s = TrainSettings(dataset=a.dataset, root=str(Path(a.data).resolve()), splits=a.splits, split=a.split,
-                          seed=a.seed, flip=a.flip, pretrained=a.pretrained, baseline=a.baseline, recipe=recipe)
+                          seed=a.seed, flip=a.flip, pretrained=a.pretrained, baseline=a.baseline,
+                          streaming=a.streaming, recipe=recipe)
     out = a.out or str(Path("runs") / Path(s.root or "run").name)
     print(f"fts-edge train: {s.dataset} at {s.root} into {out} (Ctrl-C and run again to resume)")
     res = TrainRun(out, s, progress=progress).run()
@@ -393,7 +394,7 @@ def cmd_demo(a):
     when = "quick settings" if a.quick else f"about {demo_minutes(cfg):.0f} minutes on a 2-core CPU"
     print(f"fts-edge demo: the whole pipeline on the embedded motion dataset, in {out} "
           f"({when}; Ctrl-C and run again to resume)")
-    res = Demo(out, cfg, progress=progress, video=a.input).run()
+    res = Demo(out, cfg, progress=progress, video=a.input, streaming=a.streaming).run()
     print(summary_text(Path(out), res))
     print(f"\nfinished in {res['seconds']:.0f} s (this run); report: {Path(out) / 'report.md'}")
     return 0
@@ -583,6 +584,9 @@ def _demo_parser(sub) -> None:
                                     "Interrupted, it resumes from the finished stages.")
     dm.add_argument("--out", help="output folder (default runs/demo, or runs/demo-quick with --quick)")
     dm.add_argument("--quick", action="store_true", help="tiny settings: the whole pipeline in a few minutes")
+    dm.add_argument("--streaming", action="store_true",
+                    help="also distil the streaming student (causal_r3d_18) from the same teacher and score it beside "
+                         "the clip student (a stage of its own; adds it to a finished demo folder too)")
     dm.add_argument("--input", help="also run the camera pipeline on this video (any file of yours)")
     dm.add_argument("--seed", type=int, default=0,
                     help="seed of the dataset and of training (default 0; other seeds go to runs/demo-seedN)")
@@ -616,6 +620,8 @@ def _train_parser(sub) -> None:
     tr.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                     help="horizontal flips (default: off where class names pair directions)")
     tr.add_argument("--baseline", action="store_true", help="also train the RGB-only network, for the table")
+    tr.add_argument("--streaming", action="store_true",
+                    help="also distil the streaming student (causal_r3d_18: the camera steps it on every frame)")
     tr.add_argument("--pretrained", help="a torchvision-format r3d_18 state dict to start from (paper preset)")
     tr.add_argument("--epochs", type=int, help="epochs of the student (and baseline)")
     tr.add_argument("--teacher-epochs", type=int, help="epochs of the teacher")

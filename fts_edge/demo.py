@@ -76,8 +76,9 @@ QUICK = DemoConfig(per_class=12, classes=6, video_frames=12, video_size=40, fram
 
 class Demo:
     def __init__(self, out: str, cfg: DemoConfig, say: Callable[[str], None] = print, progress=None,
-                 video: Optional[str] = None):
+                 video: Optional[str] = None, streaming: bool = False):
         self.out, self.cfg, self.say, self.progress, self.video = Path(out), cfg, say, progress, video
+        self.streaming = streaming  # also distil the streaming student (causal_r3d_18) from the same teacher
         self.out.mkdir(parents=True, exist_ok=True)
         self.state_path = self.out / "state.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
@@ -136,18 +137,44 @@ class Demo:
         from .training import fit
 
         t0 = time.perf_counter()
-        self.stage(1, "data", lambda: self.write_data())
-        self.stage(2, "teacher", lambda: fit(self.train_cfg("teacher"), progress=self.progress))
+        n = 8 + self.streaming
+        if self.streaming and "streaming" not in self.state.get("stages", {}):
+            self.state.get("stages", {}).pop("report", None)  # the report gains the new stage's row
+        self.stage(1, "data", lambda: self.write_data(), n)
+        self.stage(2, "teacher", lambda: fit(self.train_cfg("teacher"), progress=self.progress), n)
         self.stage(3, "student", lambda: {
             "student": fit(self.train_cfg("student", teacher=str(self.out / "teacher" / "last.pt")), progress=self.progress),
-            "rgb": fit(self.train_cfg("rgb", alpha=0.0), progress=self.progress)})
-        table = self.stage(4, "table", self._table)
-        deploy = self.stage(5, "export", self._export)
-        cam = self.stage(6, "camera", self._camera)
-        speed = self.stage(7, "speed", self._speed)
-        self.stage(8, "report", self._report)
-        return {"table": table, "deploy": deploy, "camera": cam, "speed": speed,
+            "rgb": fit(self.train_cfg("rgb", alpha=0.0), progress=self.progress)}, n)
+        table = self.stage(4, "table", self._table, n)
+        stream = self.stage(5, "streaming", self.streaming_student, n) if self.streaming else None
+        deploy = self.stage(5 + self.streaming, "export", self._export, n)
+        cam = self.stage(6 + self.streaming, "camera", self._camera, n)
+        speed = self.stage(7 + self.streaming, "speed", self._speed, n)
+        self.stage(n, "report", self._report, n)
+        return {"table": table, "deploy": deploy, "camera": cam, "speed": speed, "streaming": stream,
                 "seconds": round(time.perf_counter() - t0, 1)}
+
+    def streaming_student(self) -> Dict:
+        """The streaming student (causal_r3d_18) distilled from the same teacher with the student's
+        recipe, scored on the same validation clips, and its stepping graph exported."""
+        import dataclasses
+
+        from .deploy import export
+        from .evaluate import evaluate
+        from .training import fit
+
+        cfg = dataclasses.replace(self.train_cfg("student", teacher=str(self.out / "teacher" / "last.pt")),
+                                  model="causal_r3d_18", out=str(self.out / "streaming"))
+        fit(cfg, progress=self.progress)
+        row = evaluate(None, None, str(self.out / "streaming" / "last.pt"))["rows"][0]
+        rows = {r["method"]: r for r in self.state["stages"]["table"]["rows"]}
+        exp = export(self.out / "streaming" / "last.pt", self.out / "engines" / "streaming.onnx")
+        info = {"top1": row["top1"], "n": row["n"], "clip_student_top1": rows["distilled student"]["top1"],
+                "rgb_top1": rows["RGB"]["top1"] if "RGB" in rows else None, "onnx": exp["onnx"], "parity": exp["parity"]}
+        self.say(f"      streaming student: top-1 {info['top1']:.1f} (clip student {info['clip_student_top1']:.1f}"
+                 + (f", RGB {info['rgb_top1']:.1f}" if info["rgb_top1"] is not None else "") + f"); stepping graph "
+                 f"{exp['onnx']}, parity with the clip forward {exp['parity']['max_rel_diff']:.1e}")
+        return info
 
     def write_data(self):
         from .synthetic import write_motion_dataset
@@ -288,7 +315,10 @@ def summary_text(out: Path, res: Dict) -> str:
         f"distilled student vs two-stream (which needs flow at test time): "
         f"{rows['distilled student']['top1'] - rows['two-stream']['top1']:+.1f} points top-1",
         f"student speed-up over the two-stream pipeline (OpenCV TV-L1 + two networks): "
-        f"{res['speed']['best_student_speedup']:.1f}x on one clip", "",
+        f"{res['speed']['best_student_speedup']:.1f}x on one clip",
+        *([f"streaming student (one step a frame): top-1 {res['streaming']['top1']:.1f}, "
+           f"{res['streaming']['top1'] - res['streaming']['clip_student_top1']:+.1f} points from the clip student"]
+          if res.get("streaming") else []), "",
         f"artifacts in {out}: data/, teacher/, student/, rgb/ (checkpoints, metrics.jsonl, curves.png), "
         f"table/, engines/ (student.onnx, student.int8.onnx for TensorRT, student.int8.cpu.onnx), "
         f"camera.jsonl, flow/, report.md", "",

@@ -71,6 +71,13 @@ def write_report(out: Path, title: str, intro: str, state: Dict, settings: Dict,
               "validation videos" + (f"; {len(data['unreadable'])} unreadable, left out" if data.get("unreadable") else "")
               + (f". Chance level: {chance:.1f} % top-1 (one class in {round(100 / chance)})." if chance else ".")]
     lines += ["", "## Table (validation split)", "", st["table"]["markdown"], ""]
+    if st.get("streaming"):
+        s = st["streaming"]
+        lines += ["## Streaming student", "", f"`causal_r3d_18` distilled from the same teacher with the student's "
+                  f"recipe: top-1 {s['top1']:.1f} % on the same {s['n']} validation clips (clip student "
+                  f"{s['clip_student_top1']:.1f} %" + (f", RGB {s['rgb_top1']:.1f} %" if s.get("rgb_top1") is not None
+                                                        else "") + f"). Its stepping graph `{Path(s['onnx']).name}` "
+                  f"fed the clips frame by frame matches its clip forward to {s['parity']['max_rel_diff']:.1e}.", ""]
     if "export" in st:
         lines += ["## The deployable model", ""] + _deploy_lines(st["export"]) + [""]
     if "camera" in st:

@@ -41,6 +41,7 @@ class TrainSettings:
     flip: Optional[bool] = None
     pretrained: Optional[str] = None
     baseline: bool = False
+    streaming: bool = False  # also distil the streaming student (causal_r3d_18) from the same teacher
     recipe: DemoConfig = PRESETS["small"]
 
     def to_dict(self) -> Dict:
@@ -65,7 +66,8 @@ class TrainRun(Demo):
 
     def __init__(self, out: str, settings: TrainSettings, say=print, progress=None):
         self.settings = settings
-        super().__init__(out, dataclasses.replace(settings.recipe, seed=settings.seed), say=say, progress=progress)
+        super().__init__(out, dataclasses.replace(settings.recipe, seed=settings.seed), say=say, progress=progress,
+                         streaming=settings.streaming)
         saved = self.state.get("settings")
         if saved is not None and saved != json.loads(json.dumps(settings.to_dict())):
             from .errors import FtsError
@@ -83,16 +85,20 @@ class TrainRun(Demo):
     def run(self) -> Dict:
         from .training import fit
 
-        n = self.STAGES
+        n = self.STAGES + self.streaming
+        if self.streaming and "streaming" not in self.state.get("stages", {}):
+            self.state.get("stages", {}).pop("report", None)  # the report gains the new stage's row
         self.stage(1, "data", self._check, n)
         self.stage(2, "teacher", lambda: fit(self.train_cfg("teacher"), progress=self.progress), n)
         self.stage(3, "student", lambda: {
             "student": fit(self.train_cfg("student", teacher=str(self.out / "teacher" / "last.pt")), progress=self.progress),
             **({"rgb": fit(self.train_cfg("rgb", alpha=0.0), progress=self.progress)} if self.settings.baseline else {})}, n)
         table = self.stage(4, "table", self._table, n)
-        deploy = self.stage(5, "export", self._export, n)
-        cam = self.stage(6, "camera", self._video_camera, n)
-        self.stage(7, "report", self._train_report, n)
+        if self.streaming:
+            self.stage(5, "streaming", self.streaming_student, n)
+        deploy = self.stage(5 + self.streaming, "export", self._export, n)
+        cam = self.stage(6 + self.streaming, "camera", self._video_camera, n)
+        self.stage(n, "report", self._train_report, n)
         return {"table": table, "deploy": deploy, "camera": cam}
 
     def _check(self) -> Dict:

@@ -178,3 +178,21 @@ def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
         assert not diff, f"README line `{line[:60]}...` differs from the demo (README, demo): {diff}"
         seen.add(got.role)
     assert seen == {"teacher", "student", "rgb"}
+
+
+def test_demo_streaming_adds_the_streaming_student_to_a_finished_demo(demo_run, tmp_path):
+    import shutil
+
+    out, _, _ = demo_run
+    copy = tmp_path / "demo"
+    shutil.copytree(out, copy)
+    said = []
+    res = Demo(str(copy), TINY, say=said.append, streaming=True).run()
+    s = res["streaming"]
+    assert [line for line in said if "already done" in line and "teacher" in line]  # the teacher is reused
+    assert 0 <= s["top1"] <= 100 and s["n"] == res["table"]["rows"][0]["n"]  # the same validation clips
+    assert s["parity"]["max_rel_diff"] < 1e-4 and (copy / "engines" / "streaming.onnx").exists()
+    state = json.loads((copy / "state.json").read_text())
+    assert state["stages"]["streaming"]["top1"] == s["top1"]
+    assert "## Streaming student" in (copy / "report.md").read_text()
+    assert "streaming student (one step a frame)" in summary_text(copy, res)
