@@ -40,27 +40,13 @@ def export_onnx(ckpt_path, out=None, batch: int = 1, dynamic_batch: bool = False
                 parity_clips: Optional[np.ndarray] = None, rel_tol: float = FP32_REL_TOL) -> Dict:
     """Export the student of ``ckpt_path`` to ONNX. Returns the report (paths, simplification,
     parity); raises ExportError if PyTorch and ONNX Runtime disagree past ``rel_tol``."""
-    import onnx
-
     ck, model = load_student(ckpt_path)
     spec = ClipSpec.from_dict(ck["clip_spec"])
     out = Path(out) if out else Path("engines") / "student.onnx"  # what build-engine, camera and predict look for
     out.parent.mkdir(parents=True, exist_ok=True)
     x = torch.zeros(batch, *spec.input_shape)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (x,), str(tmp), opset_version=OPSET, input_names=["clip"],
-                              output_names=["logits"], do_constant_folding=True, dynamo=False,
-                              dynamic_axes={"clip": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None)
-        proto = onnx.load(str(tmp))
-        onnx.checker.check_model(proto)
-    except Exception as e:
-        raise ExportError(f"ONNX export failed: {type(e).__name__}: {first_line(e, 200)}")
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    proto = trace_to_onnx(model, (x,), out, ["clip"], ["logits"],
+                          {"clip": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None)
     report = {"onnx": str(out), "opset": OPSET, "batch": "dynamic" if dynamic_batch else batch,
               "nodes_before": len(proto.graph.node)}
     proto, report["simplified"] = _simplify(proto, simplify)
@@ -84,6 +70,28 @@ def export_onnx(ckpt_path, out=None, batch: int = 1, dynamic_batch: bool = False
     commit_artifact(out, blob, meta)
     report["metadata"] = str(metadata_path(out))
     return report
+
+
+def trace_to_onnx(module, args, out: Path, input_names, output_names, dynamic_axes=None, what: str = "ONNX export"):
+    """Trace ``module`` (in eval mode) on ``args`` to a checked ONNX proto at opset OPSET, through a
+    temporary file beside ``out`` that never outlives the call."""
+    import onnx
+
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), args, str(tmp), opset_version=OPSET, input_names=list(input_names),
+                              output_names=list(output_names), do_constant_folding=True, dynamo=False,
+                              dynamic_axes=dynamic_axes)
+        proto = onnx.load(str(tmp))
+        onnx.checker.check_model(proto)
+        return proto
+    except Exception as e:
+        raise ExportError(f"{what} failed: {type(e).__name__}: {first_line(e, 200)}")
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _simplify(proto, wanted: bool):

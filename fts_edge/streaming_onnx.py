@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import warnings
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -23,8 +22,8 @@ from .artifacts import atomic_write_bytes
 from .bundle import commit_artifact, embed_bundle, metadata_path
 from .checkpoint import bundle_metadata
 from .clipspec import ClipSpec
-from .errors import ExportError, first_line
-from .export import FP32_REL_TOL, OPSET, _simplify, load_student
+from .errors import ExportError
+from .export import FP32_REL_TOL, OPSET, _simplify, load_student, trace_to_onnx
 from .onnxrt import compare_logits, ort_session, stepped_logits
 
 
@@ -51,8 +50,6 @@ def export_streaming_onnx(ckpt_path, out=None, parity_clips: Optional[np.ndarray
                           rel_tol: float = FP32_REL_TOL) -> Dict:
     """Export a causal student's stepping graph (batch 1) to ONNX, with its parity: the stepped
     ONNX fed the clips frame by frame against PyTorch's clip forward (``rel_tol`` relative)."""
-    import onnx
-
     ck, net = load_student(ckpt_path)
     if not getattr(net, "causal", False):
         raise ExportError(f"{ckpt_path}: {ck['arch']['model']} is a clip network; only causal_r3d_18 streams")
@@ -62,21 +59,8 @@ def export_streaming_onnx(ckpt_path, out=None, parity_clips: Optional[np.ndarray
     out.parent.mkdir(parents=True, exist_ok=True)
     frame = torch.zeros(1, 3, 1, spec.size, spec.size)
     state = tuple(net.init_state(1, spec.size))
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            torch.onnx.export(StepGraph(net).eval(), (frame, *state), str(tmp), opset_version=OPSET,
-                              input_names=[stream["frame_input"], *stream["state_inputs"]],
-                              output_names=[stream["logits_output"], *stream["state_outputs"]],
-                              do_constant_folding=True, dynamo=False)
-        proto = onnx.load(str(tmp))
-        onnx.checker.check_model(proto)
-    except Exception as e:
-        raise ExportError(f"ONNX export of the stepping graph failed: {type(e).__name__}: {first_line(e, 200)}")
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    proto = trace_to_onnx(StepGraph(net), (frame, *state), out, [stream["frame_input"], *stream["state_inputs"]],
+                          [stream["logits_output"], *stream["state_outputs"]], what="ONNX export of the stepping graph")
     proto, simplified = _simplify(proto, True)
     if parity_clips is None:
         from .clips import rendered_clips

@@ -137,6 +137,19 @@ def test_bench_stream_times_a_frame_against_a_window_side_by_side(tmp_path, caps
     assert "a streaming frame costs" in capsys.readouterr().out
 
 
+def _motion_video(path, frames: int, seed: int, size: int = 48):
+    """A real video file of rendered motion (a file, not a live source: the camera drops nothing)."""
+    import cv2
+
+    from fts_edge.sources import SyntheticSource
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (size, size))
+    for f in SyntheticSource("synthetic://", seed=seed, size=size, max_frames=frames).frames():
+        writer.write(f)
+    writer.release()
+    return path
+
+
 def _streaming_onnx(tmp_path, window=6, size=32, classes=5):
     from fts_edge.checkpoint import make_checkpoint, save_checkpoint
     from fts_edge.clipspec import ClipSpec
@@ -170,17 +183,10 @@ def test_the_runtime_streams_per_source_and_scores_whole_clips_like_a_clip_model
 
 
 def test_the_camera_steps_a_streaming_student_on_every_frame(tmp_path):
-    import cv2
-
     from fts_edge.camera import run
-    from fts_edge.sources import SyntheticSource
 
     _, onnx_path = _streaming_onnx(tmp_path)
-    video = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (48, 48))
-    for f in SyntheticSource("synthetic://", seed=3, size=48, max_frames=20).frames():
-        writer.write(f)
-    writer.release()
+    video = _motion_video(tmp_path / "clip.avi", frames=20, seed=3)
     lines = tmp_path / "cam.jsonl"
     summary = run([str(video)], str(onnx_path), stride=5, json_out=str(lines))
     rows = [json.loads(line) for line in lines.read_text().splitlines()]
@@ -193,18 +199,11 @@ def test_the_camera_steps_a_streaming_student_on_every_frame(tmp_path):
 
 
 def test_build_engine_quantizes_the_stepping_graph_and_says_it_builds_no_engine_of_it(tmp_path, capsys):
-    import cv2
-
     from fts_edge.cli import main
     from fts_edge.runtime import load_classifier
-    from fts_edge.sources import SyntheticSource
 
     _, onnx_path = _streaming_onnx(tmp_path)
-    video = tmp_path / "calib.avi"
-    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (48, 48))
-    for f in SyntheticSource("synthetic://", seed=4, size=48, max_frames=40).frames():
-        writer.write(f)
-    writer.release()
+    video = _motion_video(tmp_path / "calib.avi", frames=40, seed=4)
     args = ["build-engine", str(onnx_path), "--int8", "--calib-input", str(video), "--calib-clips", "4",
             "--min-agreement", "0"]
     assert main(args + ["--onnx-only"]) == 0
