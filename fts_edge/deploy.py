@@ -73,12 +73,15 @@ def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor:
 
     final = int8_path(onnx_path, flavor)
     candidate = final.with_name(f".{final.name}.{os.getpid()}.candidate.onnx")
+    n_clips, calib = len(clips), clips
     if meta.get("streaming"):  # calibrate a stepping graph on the frames and states stepping real clips gives
         from .onnxrt import ort_session, step_feeds
-        clips = step_feeds(ort_session(onnx_path, ["CPUExecutionProvider"]), clips, meta["streaming"])
+        calib = step_feeds(ort_session(onnx_path, ["CPUExecutionProvider"]), clips, meta["streaming"])
     try:
-        q = quantize_int8(onnx_path, clips, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
+        q = quantize_int8(onnx_path, calib, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
                           progress=progress, flavor=flavor, memory_mb=memory_mb or CALIB_MEMORY_MB)
+        if calib is not clips:
+            q.update(calibration_clips=n_clips, calibration_steps=len(calib))
         try:
             q["check"] = check_int8(onnx_path, candidate, val_clips, val_labels, min_agreement=min_agreement)
         except ExportError:
