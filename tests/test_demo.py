@@ -156,7 +156,7 @@ def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text().replace("\\\n", " ")
     m = re.search(r'^M="([^"]+)"$', text, re.M)
-    assert m, "the README's recipe (M=...) is missing"
+    assert m, "docs/results.md's recipe (M=...) is missing"
     lines = [ln.replace("$M", m.group(1)) for ln in text.splitlines() if ln.startswith("python train/train_") and "$M" in ln]
     demo = Demo.__new__(Demo)  # only its settings: nothing written
     demo.cfg, demo.out = DemoConfig(), Path("runs/m")
@@ -175,7 +175,7 @@ def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
                                            {"teacher": "t.pt"} if got.role == "student" else {}))
         diff = {f.name: (getattr(got, f.name), getattr(want, f.name)) for f in dataclasses.fields(got)
                 if f.name not in ignore and getattr(got, f.name) != getattr(want, f.name)}
-        assert not diff, f"README line `{line[:60]}...` differs from the demo (README, demo): {diff}"
+        assert not diff, f"docs/results.md line `{line[:60]}...` differs from the demo (page, demo): {diff}"
         seen.add(got.role)
     assert seen == {"teacher", "student", "rgb"}
 
