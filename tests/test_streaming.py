@@ -196,6 +196,11 @@ def test_the_camera_steps_a_streaming_student_on_every_frame(tmp_path):
     # one step per frame; a label on every frame from the 6th (the window) on
     assert [r["frame"] for r in rows if r["type"] == "prediction"] == list(range(5, 20))
     assert summary["classifications"] == 15
+    jsonschema = pytest.importorskip("jsonschema")
+    from pathlib import Path
+    schema = json.loads((Path(__file__).resolve().parents[1] / "docs" / "camera-jsonl.schema.json").read_text())
+    for r in rows:  # the streaming camera's rows are the documented ones
+        jsonschema.validate(r, schema)
 
 
 def test_build_engine_quantizes_the_stepping_graph_and_says_it_builds_no_engine_of_it(tmp_path, capsys):
