@@ -191,6 +191,7 @@ def test_demo_streaming_adds_the_streaming_student_to_a_finished_demo(demo_run, 
     s = res["streaming"]
     assert [line for line in said if "already done" in line and "teacher" in line]  # the teacher is reused
     assert 0 <= s["top1"] <= 100 and s["n"] == res["table"]["rows"][0]["n"]  # the same validation clips
+    assert 0 <= s["teacher_top1"] <= 100 and (copy / "streaming_teacher" / "last.pt").exists()  # its causal teacher
     assert s["parity"]["max_rel_diff"] < 1e-4 and (copy / "engines" / "streaming.onnx").exists()
     state = json.loads((copy / "state.json").read_text())
     assert state["stages"]["streaming"]["top1"] == s["top1"]
