@@ -188,11 +188,12 @@ def test_train_runs_a_folder_to_a_deployable_student_and_resumes(tmp_path, capsy
     recipe = DemoConfig(per_class=3, classes=3, video_frames=12, video_size=32, frames=4, size=24, resize=28, stride=1,
                         epochs=1, teacher_epochs=1, batch_size=4, width=0.125)
     cfg = tmp_path / "settings.json"
-    cfg.write_text(json.dumps(TrainSettings(root=str(root), baseline=True, recipe=recipe).to_dict()))
+    cfg.write_text(json.dumps(TrainSettings(root=str(root), baseline=True, streaming=True, recipe=recipe).to_dict()))
     out = tmp_path / "run"
     assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "[1/7] data" in said and "[6/7] camera" in said and "[7/7] report" in said and "fts-edge predict" in said
+    assert "[1/8] data" in said and "[5/8] streaming" in said and "[7/8] camera" in said and "[8/8] report" in said
+    assert "fts-edge predict" in said and "streaming student: top-1" in said
     assert (out / "engines" / "student.onnx").exists() and (out / "engines" / "student.int8.cpu.onnx").exists()
     saved = json.loads((out / "settings.json").read_text())
     assert saved == json.loads(cfg.read_text())  # the file alone reproduces the run
@@ -204,7 +205,7 @@ def test_train_runs_a_folder_to_a_deployable_student_and_resumes(tmp_path, capsy
     for said_in_report in ("Seed 0.", "Chance level: 33.3 %", "- machine: ", "- versions: ", "onnxruntime ",
                            "ONNX `student.onnx` vs PyTorch", "INT8 for ONNX Runtime on a CPU `student.int8.cpu.onnx`",
                            f"{cam['classifications']} classifications, frame-to-label latency p50",
-                           "of the windows", '"recipe": {'):
+                           "of the windows", '"recipe": {', "## Streaming student"):
         assert said_in_report in report, said_in_report
     meta = json.loads((out / "engines" / "student.onnx.json").read_text())
     assert meta["dataset"]["dataset"] == "folder" and meta["dataset"]["root"] == str(root)
