@@ -214,12 +214,16 @@ def direction_pairs(classes: List[str]) -> List[Tuple[str, str]]:
     return out
 
 
+_FLIPS_SAID: set = set()  # folders whose automatic "flips off" was logged: once a process, not per stage
+
+
 def resolve_flip(classes: List[str], flip: Optional[bool], where: str) -> bool:
     """Horizontal flips for training: off where class names pair directions (unless forced on,
     which is warned about), on otherwise."""
     pairs = direction_pairs(classes)
     if flip is None:
-        if pairs:
+        if pairs and where not in _FLIPS_SAID:
+            _FLIPS_SAID.add(where)
             log.info("%s: horizontal flips off: %s would turn into each other", where,
                      ", ".join(f"{a}/{b}" for a, b in pairs[:3]))
         return not pairs
