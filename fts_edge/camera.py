@@ -256,7 +256,7 @@ class LiveApp:
         self.infer_ms.append((t1 - t0) * 1000)
         for w, p in zip(windows, probs):
             if getattr(self.clf, "streaming", False) and not self.clf.warm(w.source):
-                continue  # fewer frames than the model's window so far: no label yet, as a clip model waits
+                continue  # no whole clip stepped through yet: no label, as a clip model waits for its window
             self._one(w, p, (t1 - w.captured_at) * 1000, dropped[w.source])
 
     def _one(self, w, p: np.ndarray, lat: float, dropped: int) -> None:

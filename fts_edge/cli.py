@@ -184,8 +184,10 @@ def cmd_export(a):
     print(f"parity with PyTorch on {p['clips']} real clips: top-1 agreement {p['top1_agreement']:.0%}, "
           f"max abs diff {p['max_abs_diff']:.2e}, max rel diff {p['max_rel_diff']:.2e}")
     if rep.get("streaming"):
-        print(f"a stepping graph: one frame and {len(rep['streaming']['state_shapes'])} state tensors in, the logits "
-              f"of the last {rep['streaming']['window']} frames and the next state out (fed frame by frame above)")
+        st = rep["streaming"]
+        print(f"a streaming student: four stage graphs ({', '.join(Path(f).name for f in rep['stages'].values())}) "
+              f"stepped one frame at a time with {len(st['state_shapes'])} state tensors (fed frame by frame above); "
+              f"the logits of a {st['window']}-frame clip come {st['latency']} frames after its last frame")
     return 0
 
 

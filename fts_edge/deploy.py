@@ -73,30 +73,47 @@ def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor:
 
     final = int8_path(onnx_path, flavor)
     candidate = final.with_name(f".{final.name}.{os.getpid()}.candidate.onnx")
-    n_clips, calib = len(clips), clips
-    if meta.get("streaming"):  # calibrate a stepping graph on the frames and states stepping real clips gives
-        from .onnxrt import ort_session, step_feeds
-        calib = step_feeds(ort_session(onnx_path, ["CPUExecutionProvider"]), clips, meta["streaming"])
+    stream = meta.get("streaming")
+    from .streamplan import STAGES, stage_file
+    names = STAGES if stream else STAGES[:1]  # a streaming student is quantized stage by stage
     try:
-        q = quantize_int8(onnx_path, calib, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
-                          progress=progress, flavor=flavor, memory_mb=memory_mb or CALIB_MEMORY_MB)
-        if calib is not clips:
-            q.update(calibration_clips=n_clips, calibration_steps=len(calib))
+        if stream:  # each stage calibrated on the feeds stepping real clips gives it
+            from .streamplan import onnx_stages, step_feeds
+            feeds = step_feeds(onnx_stages(onnx_path, ["CPUExecutionProvider"]), clips, stream)
+            parts = [quantize_int8(stage_file(onnx_path, n), feeds[k], out=stage_file(candidate, n),
+                                   method=calib_method, keep_stem_fp=keep_stem_fp and k == 0, flavor=flavor,
+                                   memory_mb=memory_mb or CALIB_MEMORY_MB) for k, n in enumerate(STAGES)]
+            q = {**parts[0], "calibration_clips": len(clips), "calibration_steps": len(feeds[0]),
+                 "qdq": {op: sum(p["qdq"][op] for p in parts) for op in ("QuantizeLinear", "DequantizeLinear")},
+                 "stages": {n: {"qdq": p["qdq"], "calibration_feeds": p["calibration_clips"]}
+                            for n, p in zip(STAGES, parts)}}
+        else:
+            q = quantize_int8(onnx_path, clips, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
+                              progress=progress, flavor=flavor, memory_mb=memory_mb or CALIB_MEMORY_MB)
         try:
             q["check"] = check_int8(onnx_path, candidate, val_clips, val_labels, min_agreement=min_agreement)
         except ExportError:
             rejected = final.with_name(final.name.replace(".onnx", ".rejected.onnx"))
-            os.replace(candidate, rejected)
+            for n in names:
+                os.replace(stage_file(candidate, n), stage_file(rejected, n))
             raise ExportError(f"{final.name} not written: INT8 agreement with fp32 below {min_agreement:.0%} "
                               f"(kept for inspection as {rejected}); calibrate on more or other clips "
                               "(--calib-clips, --calib-input, --calib-method)") from None
         q["int8_onnx"] = str(final)
+        if stream:  # the other stages land first, recorded by sha256: the frame stage's commit is the last step
+            from .artifacts import sha256_file
+            stages = [dict(st) for st in stream["stages"]]
+            for st in stages[1:]:
+                st["sha256"] = sha256_file(stage_file(candidate, st["name"]))
+                os.replace(stage_file(candidate, st["name"]), stage_file(final, st["name"]))
+            meta = {**meta, "streaming": {**stream, "stages": stages}}
         _commit_int8(meta, candidate, final, q)
         return q
     finally:
-        for t in (candidate, metadata_path(candidate)):
-            if t.exists():
-                t.unlink()
+        for n in names:
+            for t in (stage_file(candidate, n), metadata_path(stage_file(candidate, n))):
+                if t.exists():
+                    t.unlink()
 
 
 def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = False, workspace_mb: int = 1024,
@@ -163,19 +180,20 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
             say(f"wrote {f['fp16_onnx']} (fp16 weights, for CUDA runtimes)")
         engine_inputs["fp16"] = str(onnx_path)  # TensorRT builds FP16 from the fp32 graph
     report["engines"] = {}
-    if meta.get("streaming") and not onnx_only:
-        from .quantize import int8_path
-        run = int8_path(onnx_path, "cpu") if "int8" in precisions else onnx_path
-        raise EngineError(f"{onnx_path}: a streaming student's stepping graph; this version builds no TensorRT engine "
-                          f"of it (the ONNX files above are written): run them with ONNX Runtime "
-                          f"(fts-edge camera --model {run})")
     if onnx_only:
         say("--onnx-only: no TensorRT engine built; on the device run: fts-edge build-engine "
             f"{onnx_path} {' '.join('--' + p for p in precisions)}")
         return report
     for prec, src in engine_inputs.items():
-        res = trt_engine.build_engine(src, prec, workspace_mb, timing_cache, force=force, max_batch=max_batch,
-                                      out=trt_engine.engine_path(onnx_path, prec), rebuild_from=onnx_path)
+        out = trt_engine.engine_path(onnx_path, prec)
+        if meta.get("streaming"):  # one engine per stage, the frame stage's (which loads the others) last
+            from .streamplan import STAGES, stage_file
+            for name in (*STAGES[1:], STAGES[0]):
+                res = trt_engine.build_engine(src, prec, workspace_mb, timing_cache, force=force, max_batch=max_batch,
+                                              out=stage_file(out, name), rebuild_from=onnx_path, stage=name)
+        else:
+            res = trt_engine.build_engine(src, prec, workspace_mb, timing_cache, force=force, max_batch=max_batch,
+                                          out=out, rebuild_from=onnx_path)
         report["engines"][prec] = res
         m = res["metadata"]
         say(f"{'reused' if res['reused'] else 'built'} {res['engine']} for {m['engine']['gpu']} (TensorRT "

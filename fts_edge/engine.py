@@ -181,11 +181,13 @@ class EngineBuilder:
 
 
 def build_engine(onnx_path, precision: str, workspace_mb: int = 1024, timing_cache: Optional[str] = None,
-                 force: bool = False, max_batch: int = 8, out=None, rebuild_from=None) -> Dict:
+                 force: bool = False, max_batch: int = 8, out=None, rebuild_from=None, stage: Optional[str] = None) -> Dict:
     """Build (or reuse) NAME.{precision}.engine from an ONNX on this machine's GPU, with its metadata.
 
-    Raises TensorRTUnavailable where TensorRT or a GPU is missing, EngineError for a TensorRT
-    outside 10.x or an ONNX it refuses."""
+    ``stage`` builds one stage of a streaming student: ``onnx_path`` is then the main (frame
+    stage) ONNX, whose bundle describes the stage file beside it (streamplan.stage_file), and the
+    engine's metadata is that bundle with ``streaming_stage`` set. Raises TensorRTUnavailable where
+    TensorRT or a GPU is missing, EngineError for a TensorRT outside 10.x or an ONNX it refuses."""
     trt = require_tensorrt()
     if gpu_identity() is None:
         raise TensorRTUnavailable("TensorRT is installed but no CUDA GPU answers (cuda-python or pycuda); build "
@@ -193,6 +195,16 @@ def build_engine(onnx_path, precision: str, workspace_mb: int = 1024, timing_cac
     onnx_path = Path(onnx_path)
     onnx_meta = read_bundle_of(onnx_path)
     onnx_meta.pop("bundle_source", None)
+    if stage is not None:
+        from .streamplan import STAGES, stage_file
+
+        want = {st["name"]: st.get("sha256") for st in onnx_meta.get("streaming", {}).get("stages", [])}
+        if stage not in want:
+            raise EngineError(f"{onnx_path}: no {stage} stage in its metadata (stages {', '.join(want) or 'none'})")
+        if stage != STAGES[0]:
+            onnx_path = stage_file(onnx_path, stage)
+            onnx_meta["onnx_sha256"] = want[stage]
+        onnx_meta["streaming_stage"] = stage
     onnx_sha = sha256_file(onnx_path)
     if onnx_meta.get("onnx_sha256") and onnx_meta["onnx_sha256"] != onnx_sha:
         raise EngineError(f"{onnx_path}: the file is not the model its metadata describes (sha256 differs); "

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from .clipspec import FLOW_SCALE
+from .streamplan import NEXT, schedule
 
 
 # -- convolutions ---------------------------------------------------------------------------
@@ -28,28 +29,52 @@ class Conv3DSimple(nn.Conv3d):
 
 
 class CausalConv3d(nn.Conv3d):
-    """A 3D convolution whose output at frame t reads frames t-k+1 .. t only: time is padded on the
-    past side (zeros before the first frame), never strided; space is padded and strided as usual.
+    """A 3D convolution whose output at frame t reads frames <= t only: time is padded on the past
+    side (zeros before the first frame); space is padded and strided as usual.
 
-    ``forward(x)`` runs a clip (N, C, T, H, W) -> (N, C', T, H', W'); ``step(x, past)`` runs one new
-    frame (N, C, 1, H, W) with the ``past`` k-1 input frames it needs (N, C, k-1, H, W) and returns
-    (output (N, C', 1, H', W'), the next step's past). Stepping a clip frame by frame from zero
-    past gives the clip's outputs exactly.
+    With a temporal stride s the outputs are right-aligned: one at the clip's last frame and every
+    s frames before it, so a stream can emit one whenever its newest frame is such a frame.
+    ``forward(x)`` runs a clip (N, C, T, H, W) -> (N, C', ceil(T / s), H', W'); ``step(x, past)``
+    runs the s new frames (N, C, s, H, W) with the ``past`` k - s input frames before them and
+    returns (one output frame, the next step's past). Stepping a clip from zero past gives the
+    clip's outputs exactly.
     """
 
     def __init__(self, in_planes: int, out_planes: int, kernel_size=(3, 3, 3), spatial_stride: int = 1,
-                 groups: int = 1):
+                 groups: int = 1, temporal_stride: int = 1):
         kt, kh, kw = kernel_size
-        super().__init__(in_planes, out_planes, kernel_size=(kt, kh, kw), stride=(1, spatial_stride, spatial_stride),
+        if not 1 <= temporal_stride <= kt:
+            raise ValueError(f"a causal convolution's temporal stride must be 1..{kt}, got {temporal_stride}")
+        super().__init__(in_planes, out_planes, kernel_size=(kt, kh, kw),
+                         stride=(temporal_stride, spatial_stride, spatial_stride),
                          padding=(0, kh // 2, kw // 2), groups=groups, bias=False)
-        self.past = kt - 1
+        self.past = kt - temporal_stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(nn.functional.pad(x, (0, 0, 0, 0, self.past, 0)) if self.past else x)
+        s, k = self.stride[0], self.kernel_size[0]
+        late = -(x.shape[2] - 1) % s  # zeros that put an output on the last frame
+        y = super().forward(nn.functional.pad(x, (0, 0, 0, 0, k - 1 + late, 0)))
+        return y[:, :, 1:] if late else y  # an output of padding only is no frame's output
 
     def step(self, x: torch.Tensor, past: torch.Tensor):
         window = torch.cat([past, x], 2)
-        return super().forward(window), window[:, :, 1:]
+        return super().forward(window), window[:, :, self.stride[0]:]
+
+
+class PickConv3d(nn.Conv3d):
+    """The 1x1x1 shortcut of a causal block that halves time: it keeps the frames the block's
+    causal convolution emits at (the last, and every ``temporal_stride`` before it)."""
+
+    def __init__(self, in_planes: int, out_planes: int, temporal_stride: int, spatial_stride: int):
+        super().__init__(in_planes, out_planes, kernel_size=1, stride=(1, spatial_stride, spatial_stride), bias=False)
+        self.temporal_stride = temporal_stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.temporal_stride
+        return super().forward(x[:, :, (x.shape[2] - 1) % s::s] if s > 1 else x)
+
+    def step(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x[:, :, -1:])
 
 
 def _bn(c: int) -> nn.BatchNorm3d:
@@ -65,7 +90,7 @@ class BasicBlock(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1,
                  downsample: Optional[nn.Module] = None, cardinality: int = 1, causal: bool = False):
         super().__init__()
-        conv = (lambda i, o, s=1: CausalConv3d(i, o, spatial_stride=s)) if causal else Conv3DSimple
+        conv = (lambda i, o, s=1: CausalConv3d(i, o, spatial_stride=s, temporal_stride=s)) if causal else Conv3DSimple
         self.conv1 = nn.Sequential(conv(inplanes, planes, stride), _bn(planes), nn.ReLU(inplace=True))
         self.conv2 = nn.Sequential(conv(planes, planes), _bn(planes))
         self.relu = nn.ReLU(inplace=True)
@@ -76,18 +101,22 @@ class BasicBlock(nn.Module):
         return self.relu(self.conv2(self.conv1(x)) + identity)
 
     def step(self, x, states: List[torch.Tensor]):
-        """One frame through the block: ``states`` are its two convolutions' pasts, replaced in place."""
-        identity = x if self.downsample is None else self.downsample(x)
+        """The block's new input frames (its temporal stride of them) -> its one new output frame;
+        ``states`` are its two convolutions' pasts, replaced in place."""
+        identity = x if self.downsample is None else _step_sequence(self.downsample, x)
         y = _step_sequence(self.conv1, x, states, 0)
         y = _step_sequence(self.conv2, y, states, 1)
         return self.relu(y + identity)
 
 
-def _step_sequence(seq: nn.Sequential, x: torch.Tensor, states: List[torch.Tensor], i: int) -> torch.Tensor:
-    """Run ``seq`` on one frame; its one CausalConv3d steps with ``states[i]`` (replaced)."""
+def _step_sequence(seq: nn.Sequential, x: torch.Tensor, states: Optional[List[torch.Tensor]] = None,
+                   i: int = 0) -> torch.Tensor:
+    """Run ``seq`` on new frames; its CausalConv3d (if any) steps with ``states[i]`` (replaced)."""
     for m in seq:
         if isinstance(m, CausalConv3d):
             x, states[i] = m.step(x, states[i])
+        elif isinstance(m, PickConv3d):
+            x = m.step(x)
         else:
             x = m(x)
     return x
@@ -157,10 +186,11 @@ class ResNet3D(nn.Module):
     def __init__(self, block, layers: Sequence[int], num_classes: int, in_channels: int = 3,
                  width: float = 1.0, cardinality: int = 32, dropout: float = 0.0, window: Optional[int] = None):
         super().__init__()
-        # window: a causal network (CausalConv3d, no temporal striding) whose features are the mean
-        # of its last ``window`` frames' outputs; None: the clip network, pooled over the whole clip.
+        # window: a causal network (CausalConv3d) trained on clips of ``window`` frames, whose
+        # features average the layer4 outputs of the last ``window`` frames; None: the clip network.
         if window is not None and window < 2:
-            raise ValueError(f"a causal network averages its last window >= 2 outputs, got {window}")
+            raise ValueError(f"a causal network's window is the clip it trains on, >= 2 frames, got {window}")
+        self._spec_cache: Dict = {}
         self.window = window
         self.causal = window is not None
         if num_classes < 1:
@@ -193,10 +223,10 @@ class ResNet3D(nn.Module):
         downsample = None
         extra = {"causal": True} if self.causal else {}
         if stride != 1 or self.inplanes != planes * block.expansion:
-            ds_stride = (1, stride, stride) if self.causal else Conv3DSimple.get_downsample_stride(stride)
-            downsample = nn.Sequential(
-                nn.Conv3d(self.inplanes, planes * block.expansion, kernel_size=1, stride=ds_stride, bias=False),
-                _bn(planes * block.expansion))
+            conv = (PickConv3d(self.inplanes, planes * block.expansion, stride, stride) if self.causal else
+                    nn.Conv3d(self.inplanes, planes * block.expansion, kernel_size=1,
+                              stride=Conv3DSimple.get_downsample_stride(stride), bias=False))
+            downsample = nn.Sequential(conv, _bn(planes * block.expansion))
         layers = [block(self.inplanes, planes, stride, downsample, cardinality=cardinality, **extra)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes, cardinality=cardinality, **extra) for _ in range(1, blocks)]
@@ -218,52 +248,112 @@ class ResNet3D(nn.Module):
         for name in HINT_LAYERS:
             x = getattr(self, name)(x)
             kept[name] = x
-        if self.causal:  # the mean of the last `window` frames' spatially pooled outputs
-            return x.mean((3, 4))[:, :, -self.window:].mean(2), [kept[name] for name in layers]
+        if self.causal:  # the mean of the outputs of the last `window` frames
+            return x.mean((3, 4))[:, :, -self.pool_frames:].mean(2), [kept[name] for name in layers]
         return torch.flatten(self.avgpool(x), 1), [kept[name] for name in layers]
 
-    # -- streaming (causal networks) ----------------------------------------------------------
-    def state_shapes(self, batch: int, size: int) -> List[Tuple[int, ...]]:
-        """The shapes of the state ``step`` carries from frame to frame, for frames of ``size``
-        pixels: each causal convolution's past input frames, in network order, then the last
-        ``window - 1`` frames' pooled features (all 5-D: what ONNX Runtime and TensorRT take)."""
+    # -- streaming (causal networks): four stages, scheduled as fts_edge.streamplan says --------
+    @property
+    def pool_frames(self) -> int:
+        """How many layer4 outputs a ``window``-frame clip has (time halves in layers 2, 3 and 4)."""
+        n = self.window
+        for _ in range(3):
+            n = -(-n // 2)
+        return n
+
+    def _stage_modules(self, k: int) -> List[nn.Module]:
+        return [self.stem, self.layer1] if k == 0 else [getattr(self, HINT_LAYERS[k])]
+
+    def state_spec(self, batch: int, size: int) -> List[Tuple[str, Tuple[int, ...], int]]:
+        """(name, shape, stage) of every tensor the stream carries from step to step, for frames of
+        ``size`` pixels, all 5-D (what ONNX Runtime and TensorRT take): each causal convolution's
+        past input frames (named by module), ``in2``/``in3``/``in4`` (the two newest outputs of the
+        stage before layer2/3/4, which that stage reads and the one before writes), and ``pool``
+        (the last pool_frames - 1 layer4 outputs, pooled over space; absent when that is 0)."""
         if not self.causal:
             raise ValueError("only a causal network (causal_r3d_18) streams frame by frame")
-        shapes, x = [], torch.zeros(batch, self.in_channels, 1, size, size)
-        hooks = [m.register_forward_pre_hook(lambda m, inp: shapes.append((batch, inp[0].shape[1], m.past,
-                                                                            *inp[0].shape[3:])))
+        if (batch, size) not in self._spec_cache:
+            self._spec_cache[batch, size] = self._state_spec(batch, size)
+        return self._spec_cache[batch, size]
+
+    def _state_spec(self, batch: int, size: int):
+        stage_of = {}
+        for k in range(4):
+            for mod in self._stage_modules(k):
+                for m in mod.modules():
+                    stage_of[m] = k
+        names = {m: n for n, m in self.named_modules()}
+        spec, outs = [], {}
+        hooks = [m.register_forward_pre_hook(lambda m, inp: spec.append((names[m], (batch, inp[0].shape[1], m.past,
+                                                                                    *inp[0].shape[3:]), stage_of[m])))
                  for m in self.modules() if isinstance(m, CausalConv3d)]
+        hooks += [getattr(self, n).register_forward_hook(lambda m, inp, out, n=n: outs.__setitem__(n, out.shape))
+                  for n in HINT_LAYERS[:3]]
         try:
             with torch.no_grad():
-                self.forward_features(x)
+                self.forward_features(torch.zeros(batch, self.in_channels, 1, size, size,
+                                                  device=next(self.parameters()).device))
         finally:
             for h in hooks:
                 h.remove()
-        return shapes + [(batch, self.num_features, self.window - 1, 1, 1)]
+        for k, n in enumerate(HINT_LAYERS[:3]):
+            c, _, h, w = outs[n][1:]
+            spec.append((f"in{k + 2}", (batch, c, 2, h, w), k))
+        if self.pool_frames > 1:
+            spec.append(("pool", (batch, self.num_features, self.pool_frames - 1, 1, 1), 3))
+        return spec
 
-    def init_state(self, batch: int, size: int) -> List[torch.Tensor]:
+    def stage_io(self, k: int, batch: int = 1, size: int = 112) -> Tuple[List[str], List[str]]:
+        """Stage k's input names (what it reads, in order) and output names (what it writes:
+        ``logits`` first for layer4, then ``<state>.next`` for each state it replaces)."""
+        spec = self.state_spec(batch, size)
+        pasts = [n for n, _, s in spec if s == k and not n.startswith("in") and n != "pool"]
+        source = "frame" if k == 0 else f"in{k + 1}"
+        sink = [f"in{k + 2}"] if k < 3 else (["pool"] if any(n == "pool" for n, _, _ in spec) else [])
+        return [source, *pasts, *sink], (["logits"] if k == 3 else []) + [f"{n}{NEXT}" for n in [*pasts, *sink]]
+
+    def init_state(self, batch: int, size: int) -> Dict[str, torch.Tensor]:
         """The state before the first frame: zeros, as the clip network's padding before its first frame."""
         p = next(self.parameters())
-        return [torch.zeros(s, dtype=p.dtype, device=p.device) for s in self.state_shapes(batch, size)]
+        return {n: torch.zeros(s, dtype=p.dtype, device=p.device) for n, s, _ in self.state_spec(batch, size)}
 
-    def step(self, frame: torch.Tensor, *state: torch.Tensor):
-        """One frame (N, C, 1, H, W) -> (logits of the last ``window`` frames, *the next state). Fed a
-        clip frame by frame from ``init_state``, the last step's logits are the clip's logits; from
-        the ``window``-th frame on every step's logits are those of the clip ending there."""
-        state = list(state)
-        x = _step_sequence(self.stem, frame, state, 0)
-        i = 1
-        for name in HINT_LAYERS:
-            for block in getattr(self, name):
-                pasts = state[i:i + 2]
-                x = block.step(x, pasts)
-                state[i:i + 2] = pasts
-                i += 2
-        f = x.mean((3, 4), keepdim=True)  # (N, C, 1, 1, 1): this frame's pooled output
-        ring = state[-1]
-        pooled = (ring.sum(2, keepdim=True) + f) / self.window
-        state[-1] = torch.cat([ring, f], 2)[:, :, 1:]
-        return (self.forward_head(torch.flatten(pooled, 1)), *state)
+    def stage_step(self, k: int, *inputs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+        """Run stage k once on ``inputs`` (in ``stage_io`` order) -> its outputs (in that order)."""
+        x, *rest = inputs
+        nconv = sum(isinstance(m, CausalConv3d) for mod in self._stage_modules(k) for m in mod.modules())
+        pasts, sink = list(rest[:nconv]), rest[nconv:]
+        i = 0
+        if k == 0:
+            x = _step_sequence(self.stem, x, pasts, 0)
+            i = 1
+        for block in self._stage_modules(k)[-1]:
+            two = pasts[i:i + 2]
+            x = block.step(x, two)
+            pasts[i:i + 2] = two
+            i += 2
+        if k < 3:
+            return (*pasts, torch.cat([sink[0][:, :, 1:], x], 2))
+        f = x.mean((3, 4), keepdim=True)  # (N, C, 1, 1, 1): this output pooled over space
+        if not sink:
+            return (self.forward_head(torch.flatten(f, 1)), *pasts)
+        ring = sink[0]
+        pooled = (ring.sum(2, keepdim=True) + f) / self.pool_frames
+        return (self.forward_head(torch.flatten(pooled, 1)), *pasts, torch.cat([ring, f], 2)[:, :, 1:])
+
+    def step(self, frame: torch.Tensor, state: Dict[str, torch.Tensor], n: int):
+        """Step n of a stream: one frame (N, C, 1, H, W) and the state (``init_state`` at n = 0) ->
+        (the logits layer4 emitted at this step or None, the next state). Fed a clip of ``window``
+        frames and LATENCY more (any frames), step window - 1 + LATENCY gives the clip's logits."""
+        state, logits, k = dict(state), None, schedule(n, self.window)
+        for k in ([k] if k is not None else []) + [0]:  # the deeper stage first: it reads what the frame stage rewrites
+            ins, outs = self.stage_io(k, frame.shape[0], frame.shape[-1])
+            res = self.stage_step(k, *[frame if i == "frame" else state[i] for i in ins])
+            for name, value in zip(outs, res):
+                if name == "logits":
+                    logits = value
+                else:
+                    state[name[:-len(NEXT)]] = value
+        return logits, state
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(features))
@@ -284,9 +374,10 @@ def resnext3d_18(num_classes: int, in_channels: int = 3, width: float = 1.0, car
 
 
 def causal_r3d_18(num_classes: int, in_channels: int = 3, width: float = 1.0, window: int = 25, **kw) -> ResNet3D:
-    """The streaming student: r3d_18's layers and weights' shapes, with causal convolutions (the
-    output at frame t reads frames <= t), no temporal striding, and features averaged over the last
-    ``window`` frames (the clip length it is trained on). ``step`` runs it one frame at a time."""
+    """The streaming student: r3d_18's layers, weights' shapes and temporal strides, with causal
+    convolutions (the output at frame t reads frames <= t, strided outputs aligned to the clip's
+    last frame) and features averaged over the layer4 outputs of the last ``window`` frames (the
+    clip length it is trained on). ``step`` runs it one frame at a time."""
     return ResNet3D(BasicBlock, [2, 2, 2, 2], num_classes, in_channels, width, window=window, **kw)
 
 
@@ -346,6 +437,36 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
             h.remove()
         model.train(was_training)
     return total[0]
+
+
+@torch.no_grad()
+def stream_macs(net: "ResNet3D", size: int) -> Dict[str, float]:
+    """Multiply-accumulates of a streaming network's steps: each stage once, and the mean step (the
+    frame stage every frame, layer2/3/4 every 2nd/4th/8th)."""
+    from .streamplan import STAGES
+
+    total = [0]
+
+    def hook(m, inp, out):
+        total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] * m.kernel_size[2] \
+            if isinstance(m, nn.Conv3d) else out.numel() * m.in_features
+
+    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv3d, nn.Linear))]
+    was_training = net.training
+    net.eval()
+    state, res = net.init_state(1, size), {}
+    try:
+        for k, name in enumerate(STAGES):
+            ins, _ = net.stage_io(k, 1, size)
+            total[0] = 0
+            net.stage_step(k, *[torch.zeros(1, net.in_channels, 1, size, size) if n == "frame" else state[n] for n in ins])
+            res[f"{name} stage"] = total[0]
+    finally:
+        for h in hooks:
+            h.remove()
+        net.train(was_training)
+    res["mean step"] = sum(res[f"{n} stage"] / 2 ** k for k, n in enumerate(STAGES))
+    return res
 
 
 # -- the two roles of FTSnet ----------------------------------------------------------------

@@ -82,33 +82,3 @@ def onnx_io(path) -> Dict:
             "outputs": {v.name: dims(v) for v in g.output}, "path": str(Path(path))}
 
 
-# -- stepping graphs (the streaming student; fts_edge.streaming_onnx writes them) -------------
-def zero_state(stream: Dict) -> Dict[str, np.ndarray]:
-    """The state before a stream's first frame, by input name."""
-    return {n: np.zeros(s, np.float32) for n, s in zip(stream["state_inputs"], stream["state_shapes"])}
-
-
-def step_feeds(session, clips: np.ndarray, stream: Dict) -> List[Dict[str, np.ndarray]]:
-    """Every (frame, state) feed met while stepping ``clips`` through a stepping graph from a zero
-    state: the calibration data of its INT8 version (the states it will really see)."""
-    feeds = []
-    for clip in clips:
-        state = zero_state(stream)
-        for t in range(clip.shape[1]):
-            feed = {stream["frame_input"]: np.ascontiguousarray(clip[None, :, t:t + 1]), **state}
-            feeds.append(feed)
-            state = dict(zip(stream["state_inputs"], session.run(None, feed)[1:]))
-    return feeds
-
-
-def stepped_logits(session, clips: np.ndarray, stream: Dict) -> np.ndarray:
-    """Feed each clip (N, 3, T, H, W) frame by frame from a zero state through an ONNX stepping
-    graph; the logits after its last frame, (N, classes)."""
-    out = []
-    for clip in clips:
-        state = zero_state(stream)
-        for t in range(clip.shape[1]):
-            res = session.run(None, {stream["frame_input"]: np.ascontiguousarray(clip[None, :, t:t + 1]), **state})
-            state = dict(zip(stream["state_inputs"], res[1:]))
-        out.append(res[0][0])
-    return np.stack(out)

@@ -255,15 +255,17 @@ def fp16_onnx(fp32_onnx, out=None) -> Dict:
 def check_int8(fp32_onnx, int8_onnx, clips: np.ndarray, labels: Optional[np.ndarray] = None,
                min_agreement: float = 0.0) -> Dict:
     """fp32 vs INT8 ONNX in ONNX Runtime on the same clips: top-1 agreement, and accuracy of each
-    where labels are given. Raises ExportError below ``min_agreement``. A stepping graph (the
-    streaming student) is fed each clip frame by frame, as the camera feeds it."""
+    where labels are given. Raises ExportError below ``min_agreement``. A streaming student's stage
+    graphs (the files beside each path) are stepped through each clip frame by frame, as the camera
+    steps them."""
     from .bundle import read_bundle_of
-    from .onnxrt import ort_session, run_onnx, stepped_logits
+    from .onnxrt import ort_session, run_onnx
+    from .streamplan import onnx_stages, stepped_logits
 
     stream = read_bundle_of(fp32_onnx).get("streaming")
     if stream:
-        ref = stepped_logits(ort_session(fp32_onnx, ["CPUExecutionProvider"]), clips, stream)
-        got = stepped_logits(ort_session(int8_onnx, ["CPUExecutionProvider"]), clips, stream)
+        ref = stepped_logits(onnx_stages(fp32_onnx, ["CPUExecutionProvider"]), clips, stream)
+        got = stepped_logits(onnx_stages(int8_onnx, ["CPUExecutionProvider"]), clips, stream)
     else:
         b32, b8 = _static_batch(fp32_onnx), _static_batch(int8_onnx)
         ref = run_onnx(ort_session(fp32_onnx, ["CPUExecutionProvider"]), clips, b32)

@@ -77,8 +77,9 @@ def write_report(out: Path, title: str, intro: str, state: Dict, settings: Dict,
                   f"teacher of the same causal layers (top-1 {s['teacher_top1']:.1f} %): top-1 {s['top1']:.1f} % on "
                   f"the same {s['n']} validation clips (clip student "
                   f"{s['clip_student_top1']:.1f} %" + (f", RGB {s['rgb_top1']:.1f} %" if s.get("rgb_top1") is not None
-                                                        else "") + f"). Its stepping graph `{Path(s['onnx']).name}` "
-                  f"fed the clips frame by frame matches its clip forward to {s['parity']['max_rel_diff']:.1e}.", ""]
+                                                        else "") + f"). Its stage graphs (`{Path(s['onnx']).name}` and three beside it) "
+                  f"stepped through the clips frame by frame match its clip forward to "
+                  f"{s['parity']['max_rel_diff']:.1e}.", ""]
     if "export" in st:
         lines += ["## The deployable model", ""] + _deploy_lines(st["export"]) + [""]
     if "camera" in st:

@@ -120,73 +120,94 @@ class OnnxClassifier(Classifier):
         return self.session.run(None, {self.input.name: clips})[0]
 
 
-class StreamingOnnxClassifier(Classifier):
-    """A streaming student's stepping graph (metadata ``streaming``) behind the same interface.
+class StreamingClassifier(Classifier):
+    """A streaming student (metadata ``streaming``) behind the same interface: its stage graphs
+    stepped by ``streamplan.Stepper``, one stream per source.
 
     ``step_logits(frames, sources)`` takes one new frame (3, 1, S, S) per named source and keeps a
-    state per source (``reset(source)`` forgets one); its logits are those of the last ``window``
-    frames, valid once a source has taken ``window`` steps (``warm(source)``). ``predict_logits``
-    on whole clips steps each clip through a fresh state, so prediction, evaluation and the INT8
-    check score a streaming model exactly as they score a clip model.
+    state per source (``reset(source)`` forgets one); its logits are the newest layer4 emitted,
+    those of a whole clip once a source has taken window + latency steps (``warm(source)``).
+    ``predict_logits`` on whole clips steps each clip through a fresh state, so prediction,
+    evaluation and the INT8 check score a streaming model exactly as they score a clip model.
+    Subclasses give ``run_stage(k, feeds)``.
     """
 
     streaming = True
 
-    def __init__(self, path, meta: Dict, providers: Optional[List[str]] = None, threads: int = 0):
-        from .onnxrt import ort_session
-
+    def __init__(self, meta: Dict, path):
         super().__init__(meta, path)
-        if self.meta.get("bundle_source") != "embedded":
-            check_artifact_hash(self.meta.get("onnx_sha256"), path)
         self.stream = meta["streaming"]
         self.window = int(self.stream["window"])
-        self.session = ort_session(path, providers, threads)
-        names = [i.name for i in self.session.get_inputs()]
-        want = [self.stream["frame_input"], *self.stream["state_inputs"]]
-        if names != want:
-            raise CheckpointError(f"{path}: the graph's inputs {names[:3]}... are not the stepping graph its metadata "
-                                  "describes; export it again")
-        frame = tuple(self.session.get_inputs()[0].shape)
-        if frame != (1, 3, 1, self.spec.size, self.spec.size):
-            raise CheckpointError(f"{path}: the graph takes frames {frame}, its metadata says size {self.spec.size}")
         self.batch = 1
-        self.states: Dict = {}
-        self.steps: Dict = {}
-        self.backend = f"onnxruntime-{self.session.get_providers()[0].replace('ExecutionProvider', '').lower()}"
+        self.streams: Dict = {}
+
+    def run_stage(self, k: int, feeds: Dict[str, np.ndarray]):
+        raise NotImplementedError
+
+    def _stepper(self, source):
+        from .streamplan import Stepper
+
+        if source not in self.streams:
+            self.streams[source] = Stepper(self.run_stage, self.stream)
+        return self.streams[source]
 
     def reset(self, source=0) -> None:
-        from .onnxrt import zero_state
-
-        self.states[source] = zero_state(self.stream)
-        self.steps[source] = 0
+        self._stepper(source).reset()
 
     def warm(self, source=0) -> bool:
-        return self.steps.get(source, 0) >= self.window
+        return source in self.streams and self.streams[source].warm
 
     def step_logits(self, frames: np.ndarray, sources: List) -> np.ndarray:
         out = []
         for frame, src in zip(np.asarray(frames, np.float32), sources):
-            if src not in self.states:
-                self.reset(src)
-            res = self.session.run(None, {self.stream["frame_input"]: np.ascontiguousarray(frame[None]),
-                                          **self.states[src]})
-            self.states[src] = dict(zip(self.stream["state_inputs"], res[1:]))
-            self.steps[src] += 1
-            out.append(res[0][0])
+            logits = self._stepper(src).step(np.ascontiguousarray(frame[None]))
+            out.append(np.zeros(len(self.classes), np.float32) if logits is None else logits[0])  # not yet warm
         return np.stack(out)
 
     def logits(self, clips):
-        out = []
-        for clip in clips:
-            self.reset("clip")
-            for t in range(clip.shape[1]):
-                logits = self.step_logits(clip[None, :, t:t + 1], ["clip"])
-            out.append(logits[0])
-        self.states.pop("clip", None)
-        return np.stack(out)
+        from .streamplan import clip_logits
+
+        s = self._stepper("clip")
+        try:
+            return np.stack([clip_logits(s, c) for c in clips])
+        finally:
+            self.streams.pop("clip", None)
 
     def describe(self) -> str:
-        return super().describe() + f", streaming over {self.window} frames"
+        return super().describe() + f", streaming (a clip of {self.window} frames, logits {self.stream['latency']} frames late)"
+
+
+class StreamingOnnxClassifier(StreamingClassifier):
+    """The stage graphs in ONNX Runtime; each stage file must be the one the bundle records."""
+
+    def __init__(self, path, meta: Dict, providers: Optional[List[str]] = None, threads: int = 0):
+        from .onnxrt import ort_session
+        from .streamplan import stage_file
+
+        super().__init__(meta, path)
+        if self.meta.get("bundle_source") != "embedded":
+            check_artifact_hash(self.meta.get("onnx_sha256"), path)
+        self.sessions = []
+        for st in self.stream["stages"]:
+            f = stage_file(path, st["name"])
+            if st.get("sha256"):
+                if not f.is_file():
+                    raise CheckpointError(f"{f}: missing; a streaming model is {path} and its stage files beside it "
+                                          "(export it again)")
+                check_artifact_hash(st["sha256"], f)
+            sess = ort_session(f, providers, threads)
+            names = [i.name for i in sess.get_inputs()]
+            if names != st["inputs"]:
+                raise CheckpointError(f"{f}: the graph's inputs {names[:3]}... are not the {st['name']} stage its "
+                                      "metadata describes; export it again")
+            self.sessions.append(sess)
+        frame = tuple(self.sessions[0].get_inputs()[0].shape)
+        if frame != (1, 3, 1, self.spec.size, self.spec.size):
+            raise CheckpointError(f"{path}: the graph takes frames {frame}, its metadata says size {self.spec.size}")
+        self.backend = f"onnxruntime-{self.sessions[0].get_providers()[0].replace('ExecutionProvider', '').lower()}"
+
+    def run_stage(self, k: int, feeds):
+        return self.sessions[k].run(None, feeds)
 
 
 class TensorRTClassifier(Classifier):
@@ -263,6 +284,128 @@ class TensorRTClassifier(Classifier):
         self.cuda.close()
 
 
+class _DeviceTensor:
+    """A float32 tensor in device memory that a TensorRT stage wrote; its buffer goes back to the
+    pool when nothing holds it any more (the stream replaced it with the next step's)."""
+
+    def __init__(self, pool: "StreamingTensorRTClassifier", key: str, ptr: int, shape):
+        self.pool, self.key, self.ptr, self.shape = pool, key, ptr, tuple(shape)
+
+    def __del__(self):
+        self.pool._free.setdefault(self.shape, []).append((self.key, self.ptr))
+
+
+class StreamingTensorRTClassifier(StreamingClassifier):
+    """A streaming student's four TensorRT engines (the frame stage's file and the three beside
+    it, each checked like any engine), stepped with the state kept in device memory: a stage's
+    outputs are written to buffers from a pool, and the buffers of the states they replace return
+    to it, so a step copies only the frame in (and the logits out when layer4 runs)."""
+
+    backend = "tensorrt"
+
+    def __init__(self, path, meta: Dict):
+        from . import engine as trt_engine
+        from .cudamem import DeviceBuffers
+        from .streamplan import stage_file
+
+        if trt_engine.tensorrt_or_none() is None:
+            raise EngineError(f"{path}: TensorRT engines need the tensorrt package (on a Jetson: JetPack's, "
+                              "through a venv with --system-site-packages); use the .onnx here")
+        trt = trt_engine.require_tensorrt()
+        self.cuda = DeviceBuffers()
+        try:
+            here = trt_engine.device_identity(trt)
+            metas = []
+            for st in meta["streaming"]["stages"]:
+                f = stage_file(path, st["name"])
+                if not f.is_file():
+                    raise EngineError(f"{f}: missing; a streaming engine is {path} and its stage engines beside it "
+                                      f"(rebuild: fts-edge build-engine {meta.get('rebuild_from') or '<model.onnx>'})")
+                m = trt_engine.read_engine_metadata(f)
+                trt_engine.check_engine(m, here, f)
+                if m.get("streaming_stage") != st["name"] or m.get("parent_onnx_sha256") is None:
+                    raise EngineError(f"{f}: not the {st['name']} stage of {path} (its metadata says "
+                                      f"{m.get('streaming_stage')!r}); rebuild them together")
+                metas.append((f, m))
+        except Exception:
+            self.cuda.close()
+            raise
+        super().__init__(meta, path)
+        self.trt = trt
+        self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
+        self.engines, self.contexts = [], []
+        self._free: Dict = {}
+        self._n = 0
+        for (f, m), st in zip(metas, self.stream["stages"]):
+            engine = self.runtime.deserialize_cuda_engine(Path(f).read_bytes())
+            if engine is None:
+                raise EngineError(f"{f}: TensorRT could not deserialise it; rebuild it with fts-edge build-engine")
+            names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+            ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+            outs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
+            if sorted(ins) != sorted(st["inputs"]) or sorted(outs) != sorted(st["outputs"]):
+                raise EngineError(f"{f}: its tensors are not the {st['name']} stage its metadata describes; rebuild it")
+            for n in names:
+                if engine.get_tensor_dtype(n) != trt.DataType.FLOAT:
+                    raise EngineError(f"{f}: tensor {n} is {engine.get_tensor_dtype(n)}, expected FLOAT")
+            self.engines.append(engine)
+            self.contexts.append(engine.create_execution_context())
+        frame = tuple(self.engines[0].get_tensor_shape("frame"))
+        if frame != (1, 3, 1, self.spec.size, self.spec.size):
+            raise EngineError(f"{path}: the engine takes frames {frame}, its metadata says size {self.spec.size}")
+
+    def _buffer(self, shape) -> _DeviceTensor:
+        shape = tuple(int(d) for d in shape)
+        free = self._free.get(shape)
+        if free:
+            key, ptr = free.pop()
+        else:
+            self._n += 1
+            key = f"state{self._n}"
+            ptr = self.cuda.device(key, int(np.prod(shape)) * 4)
+        return _DeviceTensor(self, key, ptr, shape)
+
+    def run_stage(self, k: int, feeds):
+        st, ctx, engine = self.stream["stages"][k], self.contexts[k], self.engines[k]
+        held = []  # host arrays (the frame, a zero state) uploaded for this run
+        for name in st["inputs"]:
+            value = feeds[name]
+            if isinstance(value, _DeviceTensor):
+                ptr = value.ptr
+            else:
+                value = np.ascontiguousarray(value, np.float32)
+                host = self.cuda.host(f"in:{name}", value.shape)
+                np.copyto(host, value)
+                dev = self._buffer(value.shape)
+                self.cuda.htod(dev.ptr, host)
+                held.append(dev)
+                ptr = dev.ptr
+            if not ctx.set_input_shape(name, tuple(value.shape)):
+                raise EngineError(f"{self.path}: TensorRT refused {name} of shape {tuple(value.shape)}")
+            ctx.set_tensor_address(name, ptr)
+        outs = []
+        for name in st["outputs"]:
+            out = self._buffer(ctx.get_tensor_shape(name))
+            ctx.set_tensor_address(name, out.ptr)
+            outs.append(out)
+        if not ctx.execute_async_v3(self.cuda.stream_handle):
+            raise EngineError(f"{self.path}: TensorRT execution failed ({st['name']} stage)")
+        if st["outputs"][0] == "logits":
+            host = self.cuda.host("logits", outs[0].shape)
+            self.cuda.dtoh(host, outs[0].ptr)
+            self.cuda.sync()
+            outs[0] = host.copy()
+        else:
+            self.cuda.sync()
+        del held
+        return outs
+
+    def close(self):
+        self.streams.clear()
+        self.contexts, self.engines = [], []
+        self.cuda.close()
+
+
 def check_artifact_hash(expected: Optional[str], path) -> None:
     """The metadata's sha256 of a model file must be the file's: a JSON beside another model
     would otherwise name classes and clip geometry the model never learned."""
@@ -280,6 +423,11 @@ def load_classifier(path, device: Optional[str] = None, threads: int = 0) -> Cla
     if not p.exists():
         raise CheckpointError(f"{p}: no such model (an .engine, .onnx or checkpoint .pt)")
     if p.suffix == ".engine":
+        from .engine import read_engine_metadata
+
+        meta = read_engine_metadata(p)
+        if meta.get("streaming"):
+            return StreamingTensorRTClassifier(p, meta)
         return TensorRTClassifier(p)
     if p.suffix == ".onnx":
         from .bundle import read_bundle_of
