@@ -56,7 +56,8 @@ def test_torch_is_really_absent_there():
 def test_device_modules_import_no_torch():
     mods = ["fts_edge.cli", "fts_edge.runtime", "fts_edge.engine", "fts_edge.deploy", "fts_edge.verify",
             "fts_edge.bench_model", "fts_edge.camera", "fts_edge.doctor", "fts_edge.clips", "fts_edge.quantize",
-            "fts_edge.bundle", "fts_edge.cudamem", "fts_edge.stream", "fts_edge.sources", "fts_edge.serve"]
+            "fts_edge.bundle", "fts_edge.cudamem", "fts_edge.stream", "fts_edge.sources", "fts_edge.serve",
+            "fts_edge.streamplan"]
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in mods) + \
            "assert 'torch' not in sys.modules\nprint('ok')"
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(([] if DEVICE_PYTHON else [str(TESTS / "notorch")]) + [str(ROOT)]))
@@ -123,6 +124,25 @@ def test_engine_path_without_torch_through_the_standin(bundle, shared_data, tmp_
     device(["camera", "--input", shared_data / "vtest.avi", "--model", d / "student.fp16.engine", "--max-windows", "3",
             "--json-out", out], extra_path=[standin], check_rc=0)
     assert len(_predictions(out)) == 3
+
+
+def test_streaming_student_on_the_device_without_torch(shared_data, tmp_path):
+    """The streaming student's stage graphs: INT8 (ONNX Runtime's flavour and TensorRT's), then
+    TensorRT engines of every stage (the stand-in), then the camera on each, all without torch."""
+    from test_streaming import _export
+
+    _export(tmp_path, window=6, size=32)
+    onnx = tmp_path / "s.onnx"
+    video = shared_data / "vtest.avi"
+    standin = TESTS / "standin"
+    device(["build-engine", onnx, "--fp16", "--int8", "--calib-input", video, "--calib-clips", "4", "--min-agreement", "0"],
+           extra_path=[standin], check_rc=0)
+    for model in ("s.int8.cpu.onnx", "s.fp16.engine", "s.int8.engine"):
+        out = tmp_path / f"{model}.jsonl"
+        device(["camera", "--input", video, "--model", tmp_path / model, "--max-windows", "3", "--json-out", out],
+               extra_path=[standin], check_rc=0)
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        assert rows[0]["streaming"] is True and len(_predictions(out)) == 3, model
 
 
 def test_a_failed_int8_check_keeps_the_previous_pair(bundle, shared_data, tmp_path):
