@@ -175,8 +175,16 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
         report["fp16"] = f
         if f.get("fp16_onnx"):
             from .artifacts import sha256_file
-            write_metadata(metadata_path(f["fp16_onnx"]), {**meta, "precision": "fp16", "parent_sha256": meta.get(
-                "onnx_sha256"), "onnx_sha256": sha256_file(f["fp16_onnx"])})
+            fmeta = {**meta, "precision": "fp16", "parent_sha256": meta.get("onnx_sha256")}
+            if meta.get("streaming"):  # every stage in fp16 beside the frame stage's, recorded by sha256
+                from .streamplan import stage_file
+                stages = [dict(st) for st in meta["streaming"]["stages"]]
+                for st in stages[1:]:
+                    out = stage_file(f["fp16_onnx"], st["name"])
+                    fp16_onnx(stage_file(onnx_path, st["name"]), out=out)
+                    st["sha256"] = sha256_file(out)
+                fmeta["streaming"] = {**meta["streaming"], "stages": stages}
+            write_metadata(metadata_path(f["fp16_onnx"]), {**fmeta, "onnx_sha256": sha256_file(f["fp16_onnx"])})
             say(f"wrote {f['fp16_onnx']} (fp16 weights, for CUDA runtimes)")
         engine_inputs["fp16"] = str(onnx_path)  # TensorRT builds FP16 from the fp32 graph
     report["engines"] = {}

@@ -252,8 +252,10 @@ def test_build_engine_quantizes_each_stage_and_the_runtime_checks_every_file(tmp
 
     _, onnx_path = _streaming_onnx(tmp_path)
     video = _motion_video(tmp_path / "calib.avi", frames=40, seed=4)
-    assert main(["build-engine", str(onnx_path), "--int8", "--calib-input", str(video), "--calib-clips", "4",
+    assert main(["build-engine", str(onnx_path), "--int8", "--fp16", "--calib-input", str(video), "--calib-clips", "4",
                  "--min-agreement", "0", "--onnx-only"]) == 0
+    fp16 = load_classifier(tmp_path / "s.fp16.onnx")  # every stage in fp16, for CUDA runtimes
+    assert fp16.streaming and fp16.predict_logits(np.zeros((1, 3, 6, 32, 32), np.float32)).shape == (1, 5)
     for name in ("s.int8.cpu.onnx", "s.int8.onnx"):
         meta = json.loads((tmp_path / (name + ".json")).read_text())
         q = meta["quantization"]
