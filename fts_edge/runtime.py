@@ -210,6 +210,23 @@ class StreamingOnnxClassifier(StreamingClassifier):
         return self.sessions[k].run(None, feeds)
 
 
+def _tensorrt_for(path):
+    """TensorRT 10 (trt_engine.require_tensorrt), or one line on what running ``path`` needs."""
+    from . import engine as trt_engine
+
+    if trt_engine.tensorrt_or_none() is None:
+        raise EngineError(f"{path}: TensorRT engines need the tensorrt package (on a Jetson: JetPack's, "
+                          "through a venv with --system-site-packages); use the .onnx here")
+    return trt_engine.require_tensorrt()
+
+
+def _deserialise(runtime, path):
+    engine = runtime.deserialize_cuda_engine(Path(path).read_bytes())
+    if engine is None:
+        raise EngineError(f"{path}: TensorRT could not deserialise it; rebuild it with fts-edge build-engine")
+    return engine
+
+
 class TensorRTClassifier(Classifier):
     """A TensorRT 10 engine through the tensor-name API (set_input_shape, set_tensor_address,
     execute_async_v3), buffers from ``cudamem`` (cuda-python, else pycuda; pinned host memory).
@@ -222,11 +239,7 @@ class TensorRTClassifier(Classifier):
         from . import engine as trt_engine
         from .cudamem import DeviceBuffers
 
-        trt = trt_engine.tensorrt_or_none()
-        if trt is None:
-            raise EngineError(f"{path}: TensorRT engines need the tensorrt package (on a Jetson: JetPack's, "
-                              "through a venv with --system-site-packages); use the .onnx here")
-        trt = trt_engine.require_tensorrt()
+        trt = _tensorrt_for(path)
         meta = trt_engine.read_engine_metadata(path)
         self.cuda = DeviceBuffers()  # first: without CUDA the engine's GPU cannot even be asked for
         try:
@@ -237,9 +250,7 @@ class TensorRTClassifier(Classifier):
         super().__init__(meta, path)
         self.trt = trt
         self.runtime = trt.Runtime(trt.Logger(trt.Logger.WARNING))
-        self.engine = self.runtime.deserialize_cuda_engine(Path(path).read_bytes())
-        if self.engine is None:
-            raise EngineError(f"{path}: TensorRT could not deserialise it; rebuild it with fts-edge build-engine")
+        self.engine = _deserialise(self.runtime, path)
         self.context = self.engine.create_execution_context()
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
         ins = [n for n in names if self.engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
@@ -308,10 +319,7 @@ class StreamingTensorRTClassifier(StreamingClassifier):
         from .cudamem import DeviceBuffers
         from .streamplan import stage_file
 
-        if trt_engine.tensorrt_or_none() is None:
-            raise EngineError(f"{path}: TensorRT engines need the tensorrt package (on a Jetson: JetPack's, "
-                              "through a venv with --system-site-packages); use the .onnx here")
-        trt = trt_engine.require_tensorrt()
+        trt = _tensorrt_for(path)
         self.cuda = DeviceBuffers()
         try:
             here = trt_engine.device_identity(trt)
@@ -337,9 +345,7 @@ class StreamingTensorRTClassifier(StreamingClassifier):
         self._free: Dict = {}
         self._n = 0
         for (f, m), st in zip(metas, self.stream["stages"]):
-            engine = self.runtime.deserialize_cuda_engine(Path(f).read_bytes())
-            if engine is None:
-                raise EngineError(f"{f}: TensorRT could not deserialise it; rebuild it with fts-edge build-engine")
+            engine = _deserialise(self.runtime, f)
             names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
             ins = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
             outs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.OUTPUT]
