@@ -158,7 +158,7 @@ class Demo:
         """The streaming student (causal_r3d_18), distilled with the student's recipe from a flow
         teacher of the same causal layers (trained as the teacher is, on the same cached flow: from
         the clip teacher the causal student stays at chance, docs/experiments.md), scored on the
-        same validation clips, and its stepping graph exported."""
+        same validation clips, and its stage graphs exported."""
         import dataclasses
 
         from .deploy import export
@@ -179,8 +179,8 @@ class Demo:
                 "rgb_top1": rows["RGB"]["top1"] if "RGB" in rows else None, "onnx": exp["onnx"], "parity": exp["parity"]}
         self.say(f"      streaming student: top-1 {info['top1']:.1f} (its causal teacher {info['teacher_top1']:.1f}, "
                  f"clip student {info['clip_student_top1']:.1f}"
-                 + (f", RGB {info['rgb_top1']:.1f}" if info["rgb_top1"] is not None else "") + f"); stepping graph "
-                 f"{exp['onnx']}, parity with the clip forward {exp['parity']['max_rel_diff']:.1e}")
+                 + (f", RGB {info['rgb_top1']:.1f}" if info["rgb_top1"] is not None else "") + f"); stage graphs "
+                 f"{exp['onnx']} and three beside it, parity with the clip forward {exp['parity']['max_rel_diff']:.1e}")
         return info
 
     def write_data(self):

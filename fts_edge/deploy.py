@@ -42,7 +42,7 @@ def export(ckpt, out=None, batch: int = 1, dynamic_batch: bool = False, video: O
     ck = load_checkpoint(ckpt)
     spec = ClipSpec.from_dict(ck["clip_spec"])
     clips = check_clips(spec, bundle_metadata(ck), video)
-    if ck.get("arch", {}).get("window"):  # a causal student: its stepping graph, one frame at a time
+    if ck.get("arch", {}).get("window"):  # a causal student: its stage graphs, stepped one frame at a time
         from .streaming_onnx import export_streaming_onnx
         return export_streaming_onnx(ckpt, out, parity_clips=clips[:8])
     return export_onnx(ckpt, out, batch=batch, dynamic_batch=dynamic_batch, parity_clips=clips)
