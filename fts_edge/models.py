@@ -50,7 +50,9 @@ class CausalConv3d(nn.Conv3d):
                          padding=(0, kh // 2, kw // 2), groups=groups, bias=False)
         self.past = kt - temporal_stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, window: bool = False) -> torch.Tensor:
+        if window:  # x is exactly one output's input frames (what step assembles)
+            return super().forward(x)
         s, k = self.stride[0], self.kernel_size[0]
         late = -(x.shape[2] - 1) % s  # zeros that put an output on the last frame
         y = super().forward(nn.functional.pad(x, (0, 0, 0, 0, k - 1 + late, 0)))
@@ -58,7 +60,7 @@ class CausalConv3d(nn.Conv3d):
 
     def step(self, x: torch.Tensor, past: torch.Tensor):
         window = torch.cat([past, x], 2)
-        return super().forward(window), window[:, :, self.stride[0]:]
+        return self(window, True), window[:, :, self.stride[0]:]
 
 
 class PickConv3d(nn.Conv3d):
@@ -69,12 +71,12 @@ class PickConv3d(nn.Conv3d):
         super().__init__(in_planes, out_planes, kernel_size=1, stride=(1, spatial_stride, spatial_stride), bias=False)
         self.temporal_stride = temporal_stride
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, newest: bool = False) -> torch.Tensor:
         s = self.temporal_stride
-        return super().forward(x[:, :, (x.shape[2] - 1) % s::s] if s > 1 else x)
+        return super().forward(x[:, :, -1:] if newest else x[:, :, (x.shape[2] - 1) % s::s] if s > 1 else x)
 
     def step(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x[:, :, -1:])
+        return self(x, True)
 
 
 def _bn(c: int) -> nn.BatchNorm3d:
