@@ -181,6 +181,7 @@ class StreamingOnnxClassifier(StreamingClassifier):
     """The stage graphs in ONNX Runtime; each stage file must be the one the bundle records."""
 
     def __init__(self, path, meta: Dict, providers: Optional[List[str]] = None, threads: int = 0):
+        from .artifacts import sha256_file
         from .onnxrt import ort_session
         from .streamplan import stage_file
 
@@ -194,7 +195,9 @@ class StreamingOnnxClassifier(StreamingClassifier):
                 if not f.is_file():
                     raise CheckpointError(f"{f}: missing; a streaming model is {path} and its stage files beside it "
                                           "(export it again)")
-                check_artifact_hash(st["sha256"], f)
+                if sha256_file(f) != st["sha256"]:
+                    raise CheckpointError(f"{f}: not the {st['name']} stage the metadata of {Path(path).name} records "
+                                          "(sha256 differs); export or build them again")
             sess = ort_session(f, providers, threads)
             names = [i.name for i in sess.get_inputs()]
             if names != st["inputs"]:
