@@ -346,8 +346,8 @@ class ResNet3D(nn.Module):
         """Step n of a stream: one frame (N, C, 1, H, W) and the state (``init_state`` at n = 0) ->
         (the logits layer4 emitted at this step or None, the next state). Fed a clip of ``window``
         frames and LATENCY more (any frames), step window - 1 + LATENCY gives the clip's logits."""
-        state, logits, k = dict(state), None, schedule(n, self.window)
-        for k in ([k] if k is not None else []) + [0]:  # the deeper stage first: it reads what the frame stage rewrites
+        state, logits, deeper = dict(state), None, schedule(n, self.window)
+        for k in ([deeper] if deeper is not None else []) + [0]:  # the deeper stage first: it reads what the frame stage rewrites
             ins, outs = self.stage_io(k, frame.shape[0], frame.shape[-1])
             res = self.stage_step(k, *[frame if i == "frame" else state[i] for i in ins])
             for name, value in zip(outs, res):
