@@ -40,6 +40,11 @@ def stats(times_s: List[float]) -> Dict:
             "spread": float((np.percentile(a, 75) - np.percentile(a, 25)) / med) if med else 0.0}
 
 
+def per_call(timing: Dict, n: int) -> Dict:
+    """``stats`` of a callable that does n things a call, as the figures of one of them."""
+    return {k: (v / n if k.endswith("_ms") else v) for k, v in timing.items()}
+
+
 def timeit(fn: Callable, warmup: int, runs: int, sync: Optional[Callable] = None) -> Dict:
     for _ in range(warmup):
         fn()

@@ -16,7 +16,7 @@ from typing import Dict, Optional
 import numpy as np
 import torch
 
-from .bench_model import round_robin
+from .bench_model import per_call, round_robin
 from .clipspec import ClipSpec
 from .environment import environment
 
@@ -31,7 +31,7 @@ def _checkpoint(name: str, spec: ClipSpec, width: float, classes: int, workdir: 
     arch = {"model": name, "width": width, "num_classes": classes, "in_channels": 3,
             **({"window": window} if window else {})}
     return save_checkpoint(workdir / f"{name}_w{width:g}.pt",
-                           make_checkpoint(net, "student", spec, [str(i) for i in range(classes)], arch))
+                           make_checkpoint(net, "student", spec, [str(i) for i in range(classes)], arch)), net
 
 
 CYCLE = 8  # a streaming step's cost repeats every 8 frames (layer4 runs once a cycle)
@@ -55,7 +55,7 @@ def run(width: float = 1.0, frames: int = 25, size: int = 112, classes: int = 51
         video: Optional[str] = None, out: str = "runs/bench", calib_clips: int = 2, two_stream: bool = True) -> Dict:
     from .clips import check_clips
     from .export import export_onnx
-    from .models import stream_macs
+    from .models import count_macs, stream_macs
     from .onnxrt import ort_session
     from .quantize import quantize_int8
     from .streaming_onnx import export_streaming_onnx
@@ -67,10 +67,10 @@ def run(width: float = 1.0, frames: int = 25, size: int = 112, classes: int = 51
     clips = check_clips(spec, None, video, n_video=max(calib_clips, 1))
     clip = np.ascontiguousarray(clips[:1])
     frame_seq = [np.ascontiguousarray(clip[:, :, t:t + 1]) for t in range(frames)]
-    window_onnx = Path(export_onnx(_checkpoint("r3d_18", spec, width, classes, workdir), workdir / "window.onnx",
-                                   parity_clips=clip)["onnx"])
-    causal = _checkpoint("causal_r3d_18", spec, width, classes, workdir)
-    rep = export_streaming_onnx(causal, workdir / "stream.onnx", parity_clips=clip)
+    window_ckpt, window_net = _checkpoint("r3d_18", spec, width, classes, workdir)
+    window_onnx = Path(export_onnx(window_ckpt, workdir / "window.onnx", parity_clips=clip)["onnx"])
+    causal_ckpt, causal_net = _checkpoint("causal_r3d_18", spec, width, classes, workdir)
+    rep = export_streaming_onnx(causal_ckpt, workdir / "stream.onnx", parity_clips=clip)
     stream_onnx, stream = Path(rep["onnx"]), rep["streaming"]
     w8 = quantize_int8(window_onnx, clips[:calib_clips], flavor="cpu")["int8_onnx"]
     feeds = step_feeds(onnx_stages(stream_onnx, ["CPUExecutionProvider"]), clips[:calib_clips], stream)
@@ -85,19 +85,17 @@ def run(width: float = 1.0, frames: int = 25, size: int = 112, classes: int = 51
         stages = onnx_stages(s, ["CPUExecutionProvider"])
         fns[f"streaming {prec} (per frame)"] = stepping(stages, stream, frame_seq)
         cycles[f"streaming {prec} (mean frame of a cycle)"] = stepping(stages, stream, frame_seq, CYCLE)
-    from .models import count_macs, create_model
-    net = create_model("r3d_18", classes, width=width)
-    macs = stream_macs(load_student_net(causal), spec.size)
+    macs = stream_macs(causal_net, spec.size)
     res = {"environment": environment(), "input": [1, *spec.input_shape], "width": width, "window": frames,
            "latency_frames": stream["latency"], "state_tensors": len(stream["state_shapes"]),
            "state_mib": round(sum(int(np.prod(s)) for s in stream["state_shapes"].values()) * 4 / 2 ** 20, 2),
-           "gmacs": {"window": count_macs(net, (1, *spec.input_shape)) / 1e9,
+           "gmacs": {"window": count_macs(window_net, (1, *spec.input_shape)) / 1e9,
                      **{f"streaming {k}": v / 1e9 for k, v in macs.items()}}}
     timed = round_robin({k: f for k, f in fns.items() if k.startswith("window")}, warmup, runs)
     # every step of whole cycles, so each phase is counted as often as a stream meets it
     steps = round_robin({k: f for k, f in fns.items() if k.startswith("streaming")}, CYCLE, CYCLE * max(4, runs * 2))
     timed.update(steps)
-    timed.update(_per_step(round_robin(cycles, 1, max(3, runs))))
+    timed.update({k: per_call(t, CYCLE) for k, t in round_robin(cycles, 1, max(3, runs)).items()})
     res["timings"] = timed
     res["frame_over_window"] = {p: timed[f"streaming {p} (mean frame of a cycle)"]["median_ms"] /
                                 timed[f"window recompute {p} (per window)"]["median_ms"] for p in ("fp32", "int8")}
@@ -113,17 +111,6 @@ def run(width: float = 1.0, frames: int = 25, size: int = 112, classes: int = 51
     from .artifacts import atomic_write_text
     atomic_write_text(Path(out) / "bench_stream.json", json.dumps(res, indent=2, default=str))
     return res
-
-
-def _per_step(timed: Dict) -> Dict:
-    """Timings of whole cycles as the mean step's (each figure / CYCLE)."""
-    return {k: {m: (v / CYCLE if m.endswith("_ms") else v) for m, v in t.items()} for k, t in timed.items()}
-
-
-def load_student_net(ckpt):
-    from .export import load_student
-
-    return load_student(ckpt)[1]
 
 
 def print_report(res: Dict) -> None:

@@ -18,6 +18,7 @@ def two_stream_vs_student(spec: ClipSpec, classes: int, video: Optional[str], wi
     """The paper's claim, on one clip: OpenCV DualTVL1 on every pair + flow network + RGB network
     (and the same with the TVL1 layers), against the student alone. ``steps``: callables that give
     that many labels a call (a streaming student's cycle of steps), timed per label."""
+    from .bench_model import per_call
     from .clips import check_clips
     from .flow import TVL1, opencv_tvl1
     from .models import create_model
@@ -53,7 +54,7 @@ def two_stream_vs_student(spec: ClipSpec, classes: int, video: Optional[str], wi
     # the OpenCV pipeline takes seconds: it gets fewer rounds, interleaved with the others all the same
     res.update(round_robin(fns, 1, runs, slow_runs={ocv: max(2, runs // 2)}))
     for k, n in (steps or {}).items():
-        res[k] = {m: (v / n if m.endswith("_ms") else v) for m, v in res[k].items()}
+        res[k] = per_call(res[k], n)
     base = res["two-stream (OpenCV DualTVL1 + flow net + RGB net)"]["median_ms"]
     res["speedup_vs_opencv_two_stream"] = {k: base / v["median_ms"] for k, v in res.items()
                                            if isinstance(v, dict) and "median_ms" in v}
