@@ -334,9 +334,9 @@ class StreamingTensorRTClassifier(StreamingClassifier):
                                       f"(rebuild: fts-edge build-engine {meta.get('rebuild_from') or '<model.onnx>'})")
                 m = trt_engine.read_engine_metadata(f)
                 trt_engine.check_engine(m, here, f)
-                if m.get("streaming_stage") != st["name"] or m.get("parent_onnx_sha256") is None:
-                    raise EngineError(f"{f}: not the {st['name']} stage of {path} (its metadata says "
-                                      f"{m.get('streaming_stage')!r}); rebuild them together")
+                if m.get("streaming_stage") != st["name"] or m.get("streaming") != meta["streaming"]:
+                    raise EngineError(f"{f}: not the {st['name']} stage of the model {Path(path).name} was built "
+                                      "from; rebuild them together")
                 metas.append((f, m))
         except Exception:
             self.cuda.close()

@@ -311,5 +311,13 @@ def test_tensorrt_engines_of_the_stages_stream_like_onnx_runtime(tmp_path, monke
     assert rt.live_allocations()[0] == held
     clf.close()
     assert rt.live_allocations() == before
+    # a stage engine of another model (here: metadata that says another stage) is refused in one line
+    from fts_edge.errors import EngineError
+    layer3 = stage_file(engine, "layer3").with_suffix(".engine.json")
+    meta = json.loads(layer3.read_text())
+    layer3.write_text(json.dumps({**meta, "streaming_stage": "layer2"}))
+    with pytest.raises(EngineError, match="not the layer3 stage"):
+        load_classifier(engine)
+    assert rt.live_allocations() == before  # nothing left allocated by the refusal
     for m in ("tensorrt", "cuda", "cuda.bindings", "cuda.bindings.runtime", "pycuda", "pycuda.driver"):
         sys.modules.pop(m, None)
