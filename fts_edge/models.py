@@ -408,37 +408,48 @@ def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+class _MacCounter:
+    """Counts the multiply-accumulates of a model's convolutions and linear layers while in a
+    ``with`` block (forward hooks; the model in eval mode meanwhile): ``take()`` returns the count
+    so far and starts again from zero."""
+
+    def __init__(self, model: nn.Module):
+        self.model, self.total, self.hooks = model, 0, []
+
+    def _hook(self, m, inp, out):
+        if isinstance(m, nn.Linear):
+            self.total += out.numel() * m.in_features
+            return
+        k = 1
+        for s in m.kernel_size:
+            k *= s
+        self.total += out.numel() * (m.in_channels // m.groups) * k
+
+    def take(self) -> int:
+        n, self.total = self.total, 0
+        return n
+
+    def __enter__(self):
+        self.was_training = self.model.training
+        self.model.eval()
+        self.hooks = [m.register_forward_hook(self._hook) for m in self.model.modules()
+                      if isinstance(m, (nn.Conv3d, nn.Conv2d, nn.Linear))]
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.hooks:
+            h.remove()
+        self.model.train(self.was_training)
+
+
 @torch.no_grad()
 def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
     """Multiply-accumulates of convolutions and linear layers for one input of ``input_shape``
     (batch included), the figure papers quote as GMACs/GFLOPs for 3D ResNets."""
-    total = [0]
-
-    def conv_hook(m, inp, out):
-        k = 1
-        for s in m.kernel_size:
-            k *= s
-        total[0] += out.numel() * (m.in_channels // m.groups) * k
-
-    def linear_hook(m, inp, out):
-        total[0] += out.numel() * m.in_features
-
-    hooks: List = []
-    for m in model.modules():
-        if isinstance(m, (nn.Conv3d, nn.Conv2d)):
-            hooks.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            hooks.append(m.register_forward_hook(linear_hook))
-    was_training = model.training
-    model.eval()
-    try:
+    with _MacCounter(model) as c:
         p = next(model.parameters())
         model(torch.zeros(*input_shape, dtype=p.dtype, device=p.device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return total[0]
+        return c.take()
 
 
 @torch.no_grad()
@@ -447,26 +458,12 @@ def stream_macs(net: "ResNet3D", size: int) -> Dict[str, float]:
     frame stage every frame, layer2/3/4 every 2nd/4th/8th)."""
     from .streamplan import STAGES
 
-    total = [0]
-
-    def hook(m, inp, out):
-        total[0] += out.numel() * (m.in_channels // m.groups) * m.kernel_size[0] * m.kernel_size[1] * m.kernel_size[2] \
-            if isinstance(m, nn.Conv3d) else out.numel() * m.in_features
-
-    hooks = [m.register_forward_hook(hook) for m in net.modules() if isinstance(m, (nn.Conv3d, nn.Linear))]
-    was_training = net.training
-    net.eval()
     state, res = net.init_state(1, size), {}
-    try:
+    with _MacCounter(net) as c:
         for k, name in enumerate(STAGES):
             ins, _ = net.stage_io(k, 1, size)
-            total[0] = 0
             net.stage_step(k, *[torch.zeros(1, net.in_channels, 1, size, size) if n == "frame" else state[n] for n in ins])
-            res[f"{name} stage"] = total[0]
-    finally:
-        for h in hooks:
-            h.remove()
-        net.train(was_training)
+            res[f"{name} stage"] = c.take()
     res["mean step"] = sum(res[f"{n} stage"] / 2 ** k for k, n in enumerate(STAGES))
     return res
 

@@ -376,7 +376,7 @@ class StreamingTensorRTClassifier(StreamingClassifier):
 
     def run_stage(self, k: int, feeds):
         st, ctx, engine = self.stream["stages"][k], self.contexts[k], self.engines[k]
-        held = []  # host arrays (the frame, a zero state) uploaded for this run
+        held = []  # uploads of host arrays (the frame, a zero state): alive until the sync below
         for name in st["inputs"]:
             value = feeds[name]
             if isinstance(value, _DeviceTensor):
@@ -406,7 +406,6 @@ class StreamingTensorRTClassifier(StreamingClassifier):
             outs[0] = host.copy()
         else:
             self.cuda.sync()
-        del held
         return outs
 
     def close(self):
