@@ -587,7 +587,7 @@ def _demo_parser(sub) -> None:
     dm.add_argument("--out", help="output folder (default runs/demo, or runs/demo-quick with --quick)")
     dm.add_argument("--quick", action="store_true", help="tiny settings: the whole pipeline in a few minutes")
     dm.add_argument("--streaming", action="store_true",
-                    help="also distil the streaming student (causal_r3d_18) with a flow teacher of its causal layers and score it beside "
+                    help="also distil the streaming student (causal_r3d_18) from the same teacher and score it beside "
                          "the clip student (a stage of its own; adds it to a finished demo folder too)")
     dm.add_argument("--input", help="also run the camera pipeline on this video (any file of yours)")
     dm.add_argument("--seed", type=int, default=0,

@@ -73,9 +73,11 @@ def write_report(out: Path, title: str, intro: str, state: Dict, settings: Dict,
     lines += ["", "## Table (validation split)", "", st["table"]["markdown"], ""]
     if st.get("streaming"):
         s = st["streaming"]
-        lines += ["## Streaming student", "", f"`causal_r3d_18` distilled with the student's recipe"
-                  + (f" for {s['epochs']} epochs" if s.get("epochs") else "") + " from a flow "
-                  f"teacher of the same causal layers (top-1 {s['teacher_top1']:.1f} %): top-1 {s['top1']:.1f} % on "
+        start = (f"the clip student's teacher, started from a causal flow network's blocks (top-1 "
+                 f"{s['causal_flow_top1']:.1f} %)" if "causal_flow_top1" in s else
+                 f"a flow teacher of the same causal layers (top-1 {s['teacher_top1']:.1f} %)")
+        lines += ["## Streaming student", "", f"`causal_r3d_18` distilled with the student's loss"
+                  + (f" for {s['epochs']} epochs" if s.get("epochs") else "") + f" from {start}: top-1 {s['top1']:.1f} % on "
                   f"the same {s['n']} validation clips (clip student "
                   f"{s['clip_student_top1']:.1f} %" + (f", RGB {s['rgb_top1']:.1f} %" if s.get("rgb_top1") is not None
                                                         else "") + f"). Its stage graphs (`{Path(s['onnx']).name}` and three beside it) "

@@ -79,6 +79,11 @@ def add_train_args(p, role: str):
         g.add_argument("--init-from-teacher", action="store_true",
                        help="start the student from the teacher's weights past the stem (the teacher's stem reads "
                             "flow, not colours: the student's starts fresh); needs the teacher's --model and --width")
+        g.add_argument("--init-from", metavar="CKPT",
+                       help="start the student from this flow network's weights past the stem instead (a checkpoint of "
+                            "train_teacher.py built as the student is): the streaming student (--model causal_r3d_18) "
+                            "distilled from a clip teacher starts from a causal flow network's blocks, as the clip "
+                            "teacher's do not carry over to causal convolutions")
     p.set_defaults(**train_defaults(p))
 
 

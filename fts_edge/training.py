@@ -49,7 +49,7 @@ POSITIVE = {"lr", "width", "flow_scale"}
 # threads may change).
 RUN_DEFINING = ("role", "dataset", "root", "splits", "split", "per_class", "num_classes", "frames", "size", "resize",
                 "stride", "model", "width", "optimizer", "batch_size", "lr", "momentum", "weight_decay", "schedule",
-                "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "init_from_teacher",
+                "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "init_from_teacher", "init_from",
                 "flow_preset", "flow_scale", "seed", "eval_clips", "flip", "pretrained")
 
 
@@ -85,6 +85,7 @@ class TrainConfig:
     mimic: str = "mse"  # mse (the paper's) | correlation (batch z-scored features; see distill.mimic_term)
     hint: Optional[str] = None  # also mimic these blocks' feature maps ("layer3", "layer2,layer3"; distill.hint_term)
     init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
+    init_from: Optional[str] = None  # ... or from another flow network's (a causal one for the streaming student)
     allow_split_anomalies: bool = False  # train on a split that data check warns about
     flip: Optional[bool] = None  # horizontal flips in training: None = off where class names pair directions
     pretrained: Optional[str] = None  # a torchvision-format r3d_18 state dict to start from (load_pretrained)
@@ -115,6 +116,9 @@ class TrainConfig:
             raise ValueError("--pretrained and --init-from-teacher both set the starting weights: choose one")
         if self.init_from_teacher and self.role != "student":
             raise ValueError("--init-from-teacher is a distillation setting: it needs a student with a teacher")
+        if self.init_from and (self.init_from_teacher or self.pretrained or self.role != "student"):
+            raise ValueError("--init-from sets a student's starting weights: not with --init-from-teacher or "
+                             "--pretrained, and not for the teacher or the RGB baseline")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         check_ranges(self.settings())
@@ -270,7 +274,25 @@ def build_networks(cfg: TrainConfig, num_classes: int):
                                       f"not {cfg.model} at width {cfg.width:g}")
         if cfg.init_from_teacher:
             init_from_teacher(net, teacher)
+    if cfg.init_from:
+        init_from_teacher(net, starting_network(cfg, num_classes))
     return net, teacher, proj
+
+
+def starting_network(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    """The flow network of ``--init-from``, checked to have the student's layers exactly: a clip
+    network's blocks do not carry over to causal convolutions (a causal student started from the
+    clip teacher's blocks stayed at chance on the motion dataset), so the streaming student starts
+    from a causal flow network's."""
+    ck = load_teacher(cfg.init_from, flag="--init-from")
+    arch = ck["arch"]
+    if arch["num_classes"] != num_classes:
+        raise CheckpointError(f"{cfg.init_from}: --init-from's network knows {arch['num_classes']} classes, "
+                              f"this dataset has {num_classes}")
+    if (arch["model"], arch["width"]) != (cfg.model, cfg.width):
+        raise CheckpointError(f"{cfg.init_from}: --init-from needs a flow network built as the student is ({cfg.model} "
+                              f"at width {cfg.width:g}), not {arch['model']} at width {arch['width']:g}")
+    return build_from_checkpoint(ck, cfg.init_from)
 
 
 def load_pretrained(net: nn.Module, path: str) -> Dict[str, List[str]]:
@@ -422,6 +444,7 @@ def build_run(cfg: TrainConfig, world: int, rank: int, progress) -> Run:
     if index.anomalies and not cfg.allow_split_anomalies:
         raise DatasetError(f"the split has {len(index.anomalies)} problem(s), e.g. {index.anomalies[0]}; "
                            "`fts-edge data check` lists them; fix the split files or pass --allow-split-anomalies")
+    net, teacher, proj = build_networks(cfg, len(index.classes))  # a wrong --teacher/--init-from fails before flow
     need_flow = cfg.role == "teacher" or (cfg.role == "student" and cfg.alpha > 0)
     cache = make_flow_cache(cfg) if need_flow else None
     train_ds = ClipSet(index.train, cfg.spec, True, index.flip, rgb=cfg.role != "teacher", flow_cache=cache,
@@ -437,7 +460,6 @@ def build_run(cfg: TrainConfig, world: int, rank: int, progress) -> Run:
                          f"step would run; use --batch-size {len(train_ds)} or less")
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} does not split over {world} processes")
-    net, teacher, proj = build_networks(cfg, len(index.classes))
     dev = torch.device(cfg.device)
     net.to(dev)
     if teacher is not None:

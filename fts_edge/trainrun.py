@@ -41,7 +41,7 @@ class TrainSettings:
     flip: Optional[bool] = None
     pretrained: Optional[str] = None
     baseline: bool = False
-    streaming: bool = False  # also distil the streaming student (causal_r3d_18), from a causal flow teacher
+    streaming: bool = False  # also distil the streaming student (causal_r3d_18) from the same teacher
     recipe: DemoConfig = PRESETS["small"]
 
     def to_dict(self) -> Dict:

@@ -3,6 +3,7 @@ import json
 
 import pytest
 
+from fts_edge.checkpoint import load_checkpoint
 from fts_edge.demo import QUICK, Demo, summary_text
 from dataclasses import replace
 
@@ -191,7 +192,10 @@ def test_demo_streaming_adds_the_streaming_student_to_a_finished_demo(demo_run, 
     s = res["streaming"]
     assert [line for line in said if "already done" in line and "teacher" in line]  # the teacher is reused
     assert 0 <= s["top1"] <= 100 and s["n"] == res["table"]["rows"][0]["n"]  # the same validation clips
-    assert 0 <= s["teacher_top1"] <= 100 and (copy / "streaming_teacher" / "last.pt").exists()  # its causal teacher
+    assert 0 <= s["causal_flow_top1"] <= 100 and (copy / "causal_flow" / "last.pt").exists()  # its starting blocks
+    ck = load_checkpoint(copy / "streaming" / "last.pt")
+    assert ck["config"]["teacher"] == str(copy / "teacher" / "last.pt")  # the clip student's teacher
+    assert ck["config"]["init_from"] == str(copy / "causal_flow" / "last.pt") and ck["config"]["hint"] is None
     assert s["parity"]["max_rel_diff"] < 1e-4 and (copy / "engines" / "streaming.onnx").exists()
     state = json.loads((copy / "state.json").read_text())
     assert state["stages"]["streaming"]["top1"] == s["top1"]

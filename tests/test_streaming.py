@@ -143,25 +143,55 @@ def test_a_clip_network_refuses_to_stream():
 
 
 def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping_graph(tiny_run, tmp_path):
-    """`--model causal_r3d_18`: the same teacher, loss, hint and start from the teacher's blocks (the
-    layers' shapes are the clip network's); `fts-edge export` then writes the stage graphs."""
+    """`--model causal_r3d_18`: the clip student's teacher and loss, the start from a causal flow
+    network's blocks (``--init-from``: the clip teacher's do not carry over to causal convolutions);
+    `fts-edge export` then writes the stage graphs."""
     from conftest import TINY
 
     from fts_edge.checkpoint import load_checkpoint
     from fts_edge.cli import main
-    from fts_edge.training import TrainConfig, fit
+    from fts_edge.training import TrainConfig, build_networks, fit
+
+    fit(TrainConfig.from_settings(dict(role="teacher", model="causal_r3d_18", out=str(tmp_path / "flow"), **TINY)))
+    start = tmp_path / "flow" / "last.pt"
+    settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), init_from=str(start),
+                    mimic="correlation", **TINY)
+    net, teacher, _ = build_networks(TrainConfig.from_settings(dict(settings, out=str(tmp_path / "x"))), 4)
+    flow = load_checkpoint(start)["model"]
+    copied = [k for k in net.state_dict() if not k.startswith("stem.")]
+    assert copied and all(torch.equal(net.state_dict()[k], flow["backbone." + k]) for k in copied)
+    assert not torch.equal(net.state_dict()["layer1.0.conv1.0.weight"], teacher.backbone.state_dict()["layer1.0.conv1.0.weight"])
 
     out = tmp_path / "causal"
-    res = fit(TrainConfig.from_settings(dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]),
-                                             hint="layer3", init_from_teacher=True, out=str(out), **TINY)))
+    res = fit(TrainConfig.from_settings(dict(settings, out=str(out))))
     assert res["epochs"] == TINY["epochs"]
     ck = load_checkpoint(out / "last.pt")
     assert ck["arch"]["model"] == "causal_r3d_18" and ck["arch"]["window"] == TINY["frames"]
+    assert ck["config"]["init_from"] == str(start)
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(r["train_mse"] > 0 for r in rows)  # the mimic term was really computed
     assert main(["export", str(out / "last.pt"), "--out", str(tmp_path / "e" / "student.onnx")]) == 0
     meta = json.loads((tmp_path / "e" / "student.onnx.json").read_text())
     assert meta["streaming"]["window"] == TINY["frames"] and meta["parity"]["max_rel_diff"] < 1e-4
+
+
+def test_init_from_refuses_a_network_of_other_layers_or_a_second_start(tiny_run):
+    """A clip network's blocks for a causal student, an RGB network, or two starting points: one line."""
+    from conftest import TINY
+
+    from fts_edge.training import TrainConfig
+
+    with pytest.raises(ValueError, match="--init-from sets a student's starting weights"):
+        TrainConfig.from_settings(dict(role="student", teacher=str(tiny_run["teacher"]), init_from=str(tiny_run["teacher"]),
+                                       init_from_teacher=True, **TINY))
+    from fts_edge.errors import CheckpointError
+    from fts_edge.training import build_networks
+
+    settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), **TINY)
+    with pytest.raises(CheckpointError, match=r"--init-from needs a flow network built as the student is \(causal_r3d_18"):
+        build_networks(TrainConfig.from_settings(dict(settings, init_from=str(tiny_run["teacher"]))), 4)
+    with pytest.raises(CheckpointError, match="--init-from needs a flow-teacher checkpoint"):
+        build_networks(TrainConfig.from_settings(dict(settings, init_from=str(tiny_run["student"]))), 4)
 
 
 def test_bench_stream_times_a_frame_against_a_window_side_by_side(tmp_path, capsys):
