@@ -82,8 +82,19 @@ def add_train_args(p, role: str):
         g.add_argument("--init-from", metavar="CKPT",
                        help="start the student from this flow network's weights past the stem instead (a checkpoint of "
                             "train_teacher.py built as the student is): the streaming student (--model causal_r3d_18) "
-                            "distilled from a clip teacher starts from a causal flow network's blocks, as the clip "
-                            "teacher's do not carry over to causal convolutions")
+                            "distilled from a clip teacher starts from a causal copy of that teacher, as the clip "
+                            "teacher's blocks do not carry over to causal convolutions")
+        g.add_argument("--init-stem-from", metavar="CKPT",
+                       help="start the student's stem from this RGB network's (the clip student's: with --init-from a "
+                            "causal copy of its teacher, the streaming student starts where the clip student is)")
+    if role == "teacher":
+        g = p.add_argument_group("following another flow teacher (a causal copy of it for the streaming student)")
+        g.add_argument("--teacher", help="flow-teacher checkpoint to follow: CE + alpha * the mimic of its features")
+        g.add_argument("--alpha", type=float, help=f"weight of the mimic (default {DEFAULT_ALPHA:g})")
+        g.add_argument("--mimic", choices=MIMICS, help="mse or correlation (see train_student.py --help)")
+        g.add_argument("--init-from-teacher", action="store_true",
+                       help="start from the teacher's weights, every one (e.g. --model causal_r3d_18 --teacher "
+                            "runs/teacher/best.pt --init-from-teacher --mimic correlation --optimizer adamw --lr 3e-3)")
     p.set_defaults(**train_defaults(p))
 
 

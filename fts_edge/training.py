@@ -50,7 +50,7 @@ POSITIVE = {"lr", "width", "flow_scale"}
 RUN_DEFINING = ("role", "dataset", "root", "splits", "split", "per_class", "num_classes", "frames", "size", "resize",
                 "stride", "model", "width", "optimizer", "batch_size", "lr", "momentum", "weight_decay", "schedule",
                 "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "init_from_teacher", "init_from",
-                "flow_preset", "flow_scale", "seed", "eval_clips", "flip", "pretrained")
+                "init_stem_from", "flow_preset", "flow_scale", "seed", "eval_clips", "flip", "pretrained")
 
 
 @dataclass(frozen=True)
@@ -86,6 +86,7 @@ class TrainConfig:
     hint: Optional[str] = None  # also mimic these blocks' feature maps ("layer3", "layer2,layer3"; distill.hint_term)
     init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
     init_from: Optional[str] = None  # ... or from another flow network's (a causal one for the streaming student)
+    init_stem_from: Optional[str] = None  # the student's stem from an RGB network's (the clip student's)
     allow_split_anomalies: bool = False  # train on a split that data check warns about
     flip: Optional[bool] = None  # horizontal flips in training: None = off where class names pair directions
     pretrained: Optional[str] = None  # a torchvision-format r3d_18 state dict to start from (load_pretrained)
@@ -114,11 +115,14 @@ class TrainConfig:
                 raise ValueError("--hint is a distillation setting: it needs a student with a teacher")
         if self.pretrained and self.init_from_teacher:
             raise ValueError("--pretrained and --init-from-teacher both set the starting weights: choose one")
-        if self.init_from_teacher and self.role != "student":
-            raise ValueError("--init-from-teacher is a distillation setting: it needs a student with a teacher")
+        if self.init_from_teacher and (self.role == "rgb" or not self.teacher):
+            raise ValueError("--init-from-teacher is a distillation setting: it needs a student (or a flow network) "
+                             "with a teacher")
         if self.init_from and (self.init_from_teacher or self.pretrained or self.role != "student"):
             raise ValueError("--init-from sets a student's starting weights: not with --init-from-teacher or "
                              "--pretrained, and not for the teacher or the RGB baseline")
+        if self.init_stem_from and (self.pretrained or self.role != "student"):
+            raise ValueError("--init-stem-from sets a student's stem: not with --pretrained, and only for a student")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         check_ranges(self.settings())
@@ -260,7 +264,7 @@ def build_networks(cfg: TrainConfig, num_classes: int):
         spec = cfg.spec
         net = FlowTeacher(net, spec.mean, spec.std, flow_scale=cfg.flow_scale,
                           tvl1=TVL1.preset(cfg.flow_preset))
-    if cfg.role == "student" and cfg.alpha > 0:
+    if cfg.teacher and cfg.alpha > 0 and cfg.role in ("student", "teacher"):  # a flow network may follow a teacher too
         tck = load_teacher(cfg.teacher)
         if tck["arch"]["num_classes"] != num_classes:
             raise CheckpointError(f"{cfg.teacher}: the teacher knows {tck['arch']['num_classes']} classes, "
@@ -272,11 +276,31 @@ def build_networks(cfg: TrainConfig, num_classes: int):
                 raise CheckpointError(f"{cfg.teacher}: {flag} needs the student built as its teacher is "
                                       f"({tck['arch']['model']} at width {tck['arch']['width']:g}), "
                                       f"not {cfg.model} at width {cfg.width:g}")
-        if cfg.init_from_teacher:
+        if cfg.init_from_teacher and cfg.role == "teacher":  # flow to flow: every weight, the stem included
+            net.backbone.load_state_dict(teacher.backbone.state_dict())
+        elif cfg.init_from_teacher:
             init_from_teacher(net, teacher)
     if cfg.init_from:
         init_from_teacher(net, starting_network(cfg, num_classes))
+    if cfg.init_stem_from:
+        init_stem(net, cfg)
     return net, teacher, proj
+
+
+def init_stem(net: nn.Module, cfg: TrainConfig) -> None:
+    """Start the student's stem from an RGB network's (``--init-stem-from``, the clip student's):
+    one convolution, so a clip network's carries over to a causal one as the same filter one frame
+    later; with ``--init-from`` a causal copy of the teacher, the student then starts as the clip
+    student's stem feeding the teacher's blocks, laid out causally."""
+    ck = load_checkpoint(cfg.init_stem_from)
+    if ck.get("role") not in ("student", "rgb") or ck["arch"]["width"] != cfg.width:
+        raise CheckpointError(f"{cfg.init_stem_from}: --init-stem-from needs an RGB network (a student or the RGB "
+                              f"baseline) at width {cfg.width:g}, not a {ck.get('role')} at width {ck['arch']['width']:g}")
+    own = net.state_dict()
+    stem = {k: v for k, v in ck["model"].items() if k.startswith("stem.")}
+    if not stem or any(k not in own or own[k].shape != v.shape for k, v in stem.items()):
+        raise CheckpointError(f"{cfg.init_stem_from}: its stem does not fit this network's")
+    net.load_state_dict(stem, strict=False)
 
 
 def starting_network(cfg: TrainConfig, num_classes: int) -> nn.Module:
@@ -343,8 +367,9 @@ class RoleForward(nn.Module):
         self.net, self.role, self.proj, self.mode, self.hint = net, role, proj, mode, tuple(hint)
 
     def forward(self, x):
-        if self.role == "teacher":
-            return self.net.forward_head(self.net.forward_flow_features(x)), None, []
+        if self.role == "teacher":  # features only when it follows a teacher (proj is then set)
+            f = self.net.forward_flow_features(x)
+            return self.net.forward_head(f), (self.proj(f) if self.proj is not None else None), []
         f, maps = self.net.forward_features_and_maps(x, self.hint)
         logits = self.net.forward_head(f.detach() if self.mode == "mers" else f)
         return logits, (self.proj(f) if self.proj is not None else None), maps

@@ -143,31 +143,38 @@ def test_a_clip_network_refuses_to_stream():
 
 
 def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping_graph(tiny_run, tmp_path):
-    """`--model causal_r3d_18`: the clip student's teacher and loss, the start from a causal flow
-    network's blocks (``--init-from``: the clip teacher's do not carry over to causal convolutions);
-    `fts-edge export` then writes the stage graphs."""
+    """`--model causal_r3d_18`: the clip student's teacher and loss; the start from a causal copy of
+    that teacher (a causal flow network started from all its weights and trained to follow it) and
+    the clip student's stem; `fts-edge export` then writes the stage graphs."""
     from conftest import TINY
 
     from fts_edge.checkpoint import load_checkpoint
     from fts_edge.cli import main
     from fts_edge.training import TrainConfig, build_networks, fit
 
-    fit(TrainConfig.from_settings(dict(role="teacher", model="causal_r3d_18", out=str(tmp_path / "flow"), **TINY)))
+    copy = dict(role="teacher", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), init_from_teacher=True,
+                mimic="correlation", **TINY)
+    net, teacher, _ = build_networks(TrainConfig.from_settings(dict(copy, out=str(tmp_path / "x"))), 4)
+    assert all(torch.equal(v, teacher.backbone.state_dict()[k]) for k, v in net.backbone.state_dict().items())
+    fit(TrainConfig.from_settings(dict(copy, out=str(tmp_path / "flow"))))
+    rows = [json.loads(line) for line in (tmp_path / "flow" / "metrics.jsonl").read_text().splitlines()]
+    assert all(r["train_mse"] > 0 for r in rows)  # it followed the teacher's features
     start = tmp_path / "flow" / "last.pt"
+
     settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), init_from=str(start),
-                    mimic="correlation", **TINY)
-    net, teacher, _ = build_networks(TrainConfig.from_settings(dict(settings, out=str(tmp_path / "x"))), 4)
-    flow = load_checkpoint(start)["model"]
-    copied = [k for k in net.state_dict() if not k.startswith("stem.")]
-    assert copied and all(torch.equal(net.state_dict()[k], flow["backbone." + k]) for k in copied)
-    assert not torch.equal(net.state_dict()["layer1.0.conv1.0.weight"], teacher.backbone.state_dict()["layer1.0.conv1.0.weight"])
+                    init_stem_from=str(tiny_run["student"]), mimic="correlation", **TINY)
+    net, _, _ = build_networks(TrainConfig.from_settings(dict(settings, out=str(tmp_path / "x"))), 4)
+    flow, rgb = load_checkpoint(start)["model"], load_checkpoint(tiny_run["student"])["model"]
+    sd = net.state_dict()
+    assert all(torch.equal(sd[k], flow["backbone." + k]) for k in sd if not k.startswith("stem."))
+    assert all(torch.equal(sd[k], rgb[k]) for k in sd if k.startswith("stem."))
 
     out = tmp_path / "causal"
     res = fit(TrainConfig.from_settings(dict(settings, out=str(out))))
     assert res["epochs"] == TINY["epochs"]
     ck = load_checkpoint(out / "last.pt")
     assert ck["arch"]["model"] == "causal_r3d_18" and ck["arch"]["window"] == TINY["frames"]
-    assert ck["config"]["init_from"] == str(start)
+    assert ck["config"]["init_from"] == str(start) and ck["config"]["teacher"] == str(tiny_run["teacher"])
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(r["train_mse"] > 0 for r in rows)  # the mimic term was really computed
     assert main(["export", str(out / "last.pt"), "--out", str(tmp_path / "e" / "student.onnx")]) == 0
@@ -192,6 +199,8 @@ def test_init_from_refuses_a_network_of_other_layers_or_a_second_start(tiny_run)
         build_networks(TrainConfig.from_settings(dict(settings, init_from=str(tiny_run["teacher"]))), 4)
     with pytest.raises(CheckpointError, match="--init-from needs a flow-teacher checkpoint"):
         build_networks(TrainConfig.from_settings(dict(settings, init_from=str(tiny_run["student"]))), 4)
+    with pytest.raises(CheckpointError, match="--init-stem-from needs an RGB network"):
+        build_networks(TrainConfig.from_settings(dict(settings, init_stem_from=str(tiny_run["teacher"]))), 4)
 
 
 def test_bench_stream_times_a_frame_against_a_window_side_by_side(tmp_path, capsys):
