@@ -168,8 +168,8 @@ class Demo:
         (docs/experiments.md); so first the teacher is copied into causal layers (a causal flow
         network started from its weights and trained to follow it on the same cached flow, with the
         student's optimiser), and the streaming student starts from that copy's blocks and the clip
-        student's stem. It follows no hint map: the teacher's layer3 outputs sit on other frames
-        than a causal network's."""
+        student's stem. Where the clip student follows a hint map, the streaming student follows the
+        copy's: the teacher's layer3 outputs sit on other frames than a causal network's."""
         import dataclasses
 
         from .deploy import export
@@ -181,9 +181,10 @@ class Demo:
                                    model=causal, out=str(self.out / "causal_flow"), optimizer=c.optimizer,
                                    lr=c.student_lr, pretrained=None)
         start = fit(copy, progress=self.progress)
-        student = self.train_cfg("student", teacher=teacher, hint=None, init_from_teacher=False)
-        cfg = dataclasses.replace(student, model=causal, out=str(self.out / "streaming"),
-                                  init_from=str(self.out / "causal_flow" / "last.pt"),
+        copy_path = str(self.out / "causal_flow" / "last.pt")
+        student = self.train_cfg("student", teacher=teacher, init_from_teacher=False)
+        cfg = dataclasses.replace(student, model=causal, out=str(self.out / "streaming"), init_from=copy_path,
+                                  hint_from=copy_path if student.hint else None,
                                   init_stem_from=str(self.out / "student" / "last.pt"), pretrained=None,
                                   epochs=STREAMING_EPOCHS * student.epochs)
         fit(cfg, progress=self.progress)

@@ -76,6 +76,10 @@ def add_train_args(p, role: str):
         g.add_argument("--hint", type=_hint, default=None, metavar="LAYER[,LAYER]",
                        help=f"also mimic these blocks' feature maps ({', '.join(HINT_LAYERS)}; every position, "
                             "same --mimic and --alpha); needs the student at the teacher's --model and --width")
+        g.add_argument("--hint-from", metavar="CKPT",
+                       help="take the --hint maps from this flow network instead of the teacher (one built as the "
+                            "student is: for the streaming student, the teacher's causal copy, whose maps sit on the "
+                            "student's frames; the teacher's pooled features stay the mimic's target)")
         g.add_argument("--init-from-teacher", action="store_true",
                        help="start the student from the teacher's weights past the stem (the teacher's stem reads "
                             "flow, not colours: the student's starts fresh); needs the teacher's --model and --width")

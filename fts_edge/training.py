@@ -49,8 +49,8 @@ POSITIVE = {"lr", "width", "flow_scale"}
 # threads may change).
 RUN_DEFINING = ("role", "dataset", "root", "splits", "split", "per_class", "num_classes", "frames", "size", "resize",
                 "stride", "model", "width", "optimizer", "batch_size", "lr", "momentum", "weight_decay", "schedule",
-                "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "init_from_teacher", "init_from",
-                "init_stem_from", "flow_preset", "flow_scale", "seed", "eval_clips", "flip", "pretrained")
+                "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "hint_from", "init_from_teacher",
+                "init_from", "init_stem_from", "flow_preset", "flow_scale", "seed", "eval_clips", "flip", "pretrained")
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ class TrainConfig:
     mode: str = "ftsnet"  # ftsnet | mers
     mimic: str = "mse"  # mse (the paper's) | correlation (batch z-scored features; see distill.mimic_term)
     hint: Optional[str] = None  # also mimic these blocks' feature maps ("layer3", "layer2,layer3"; distill.hint_term)
+    hint_from: Optional[str] = None  # ... taken from this flow network's maps, not the teacher's (its causal copy)
     init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
     init_from: Optional[str] = None  # ... or from another flow network's (a causal one for the streaming student)
     init_stem_from: Optional[str] = None  # the student's stem from an RGB network's (the clip student's)
@@ -113,6 +114,8 @@ class TrainConfig:
             hint_layers(self.hint)
             if self.role != "student":
                 raise ValueError("--hint is a distillation setting: it needs a student with a teacher")
+        if self.hint_from and not self.hint:
+            raise ValueError("--hint-from names where the --hint maps come from: give --hint LAYER too")
         if self.pretrained and self.init_from_teacher:
             raise ValueError("--pretrained and --init-from-teacher both set the starting weights: choose one")
         if self.init_from_teacher and (self.role == "rgb" or not self.teacher):
@@ -271,13 +274,15 @@ def build_networks(cfg: TrainConfig, num_classes: int):
                                   f"this dataset has {num_classes}")
         teacher = build_from_checkpoint(tck, cfg.teacher).freeze()
         proj = FeatureProjection(net.num_features, teacher.num_features)
-        for flag, on in (("--hint", cfg.hint), ("--init-from-teacher", cfg.init_from_teacher)):
+        for flag, on in (("--hint", cfg.hint and not cfg.hint_from), ("--init-from-teacher", cfg.init_from_teacher)):
             if on and not (same_layers(tck["arch"]["model"], cfg.model) and tck["arch"]["width"] == cfg.width):
                 raise CheckpointError(f"{cfg.teacher}: {flag} needs the student built as its teacher is "
                                       f"({tck['arch']['model']} at width {tck['arch']['width']:g}), "
                                       f"not {cfg.model} at width {cfg.width:g}")
         if cfg.init_from_teacher and cfg.role == "teacher":  # flow to flow: every weight, the stem included
             net.backbone.load_state_dict(teacher.backbone.state_dict())
+        if cfg.hint_from:
+            teacher = HintedTeacher(teacher, hint_network(cfg, num_classes))
         elif cfg.init_from_teacher:
             init_from_teacher(net, teacher)
     if cfg.init_from:
@@ -301,6 +306,37 @@ def init_stem(net: nn.Module, cfg: TrainConfig) -> None:
     if not stem or any(k not in own or own[k].shape != v.shape for k, v in stem.items()):
         raise CheckpointError(f"{cfg.init_stem_from}: its stem does not fit this network's")
     net.load_state_dict(stem, strict=False)
+
+
+class HintedTeacher(nn.Module):
+    """The teacher's pooled features with another flow network's block maps for the hint
+    (``--hint-from``): a streaming student follows the clip teacher's features, but the clip
+    teacher's layer3 outputs sit on other frames than a causal network's, so its hint maps come from
+    the teacher's causal copy, whose maps sit where the student's do."""
+
+    def __init__(self, teacher: nn.Module, maps_from: nn.Module):
+        super().__init__()
+        self.teacher, self.maps_from = teacher, maps_from
+
+    @property
+    def num_features(self) -> int:
+        return self.teacher.num_features
+
+    def forward_flow_features_and_maps(self, flow: torch.Tensor, layers: Sequence[str]):
+        f = self.teacher.forward_flow_features(flow)
+        return f, (self.maps_from.forward_flow_features_and_maps(flow, layers)[1] if layers else [])
+
+
+def hint_network(cfg: TrainConfig, num_classes: int) -> nn.Module:
+    """The flow network of ``--hint-from``, frozen, checked to be built exactly as the student is
+    (its maps then sit on the student's frames and positions) and to know the same classes."""
+    ck = load_teacher(cfg.hint_from, flag="--hint-from")
+    arch = ck["arch"]
+    if (arch["model"], arch["width"], arch["num_classes"]) != (cfg.model, cfg.width, num_classes):
+        raise CheckpointError(f"{cfg.hint_from}: --hint-from needs a flow network built as the student is ({cfg.model} "
+                              f"at width {cfg.width:g}, {num_classes} classes), not {arch['model']} at width "
+                              f"{arch['width']:g} ({arch['num_classes']} classes)")
+    return build_from_checkpoint(ck, cfg.hint_from).freeze()
 
 
 def starting_network(cfg: TrainConfig, num_classes: int) -> nn.Module:

@@ -195,7 +195,9 @@ def test_demo_streaming_adds_the_streaming_student_to_a_finished_demo(demo_run, 
     assert 0 <= s["causal_flow_top1"] <= 100 and (copy / "causal_flow" / "last.pt").exists()  # its starting blocks
     ck = load_checkpoint(copy / "streaming" / "last.pt")
     assert ck["config"]["teacher"] == str(copy / "teacher" / "last.pt")  # the clip student's teacher
-    assert ck["config"]["init_from"] == str(copy / "causal_flow" / "last.pt") and ck["config"]["hint"] is None
+    assert ck["config"]["init_from"] == str(copy / "causal_flow" / "last.pt")
+    assert TINY.hint and ck["config"]["hint"] == TINY.hint  # the clip student's hint, on the copy's maps
+    assert ck["config"]["hint_from"] == str(copy / "causal_flow" / "last.pt")
     assert s["parity"]["max_rel_diff"] < 1e-4 and (copy / "engines" / "streaming.onnx").exists()
     state = json.loads((copy / "state.json").read_text())
     assert state["stages"]["streaming"]["top1"] == s["top1"]

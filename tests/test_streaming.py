@@ -145,7 +145,8 @@ def test_a_clip_network_refuses_to_stream():
 def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping_graph(tiny_run, tmp_path):
     """`--model causal_r3d_18`: the clip student's teacher and loss; the start from a causal copy of
     that teacher (a causal flow network started from all its weights and trained to follow it) and
-    the clip student's stem; `fts-edge export` then writes the stage graphs."""
+    the clip student's stem, the hint's maps from the copy; `fts-edge export` then writes the stage
+    graphs."""
     from conftest import TINY
 
     from fts_edge.checkpoint import load_checkpoint
@@ -162,12 +163,23 @@ def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping
     start = tmp_path / "flow" / "last.pt"
 
     settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), init_from=str(start),
-                    init_stem_from=str(tiny_run["student"]), mimic="correlation", **TINY)
-    net, _, _ = build_networks(TrainConfig.from_settings(dict(settings, out=str(tmp_path / "x"))), 4)
+                    init_stem_from=str(tiny_run["student"]), mimic="correlation", hint="layer3", hint_from=str(start),
+                    **TINY)
+    net, teacher, _ = build_networks(TrainConfig.from_settings(dict(settings, out=str(tmp_path / "x"))), 4)
     flow, rgb = load_checkpoint(start)["model"], load_checkpoint(tiny_run["student"])["model"]
     sd = net.state_dict()
     assert all(torch.equal(sd[k], flow["backbone." + k]) for k in sd if not k.startswith("stem."))
     assert all(torch.equal(sd[k], rgb[k]) for k in sd if k.startswith("stem."))
+    # the mimic's target is the clip teacher's pooled features; the hint's maps are the copy's
+    from fts_edge.checkpoint import build_from_checkpoint, load_teacher
+    clip_teacher = build_from_checkpoint(load_teacher(tiny_run["teacher"])).freeze()
+    copy_net = build_from_checkpoint(load_teacher(start)).freeze()
+    x = torch.randn(2, 2, TINY["frames"] - 1, TINY["size"], TINY["size"])
+    with torch.no_grad():
+        f, maps = teacher.forward_flow_features_and_maps(x, ("layer3",))
+        assert torch.equal(f, clip_teacher.forward_flow_features(x))
+        assert torch.equal(maps[0], copy_net.forward_flow_features_and_maps(x, ("layer3",))[1][0])
+        assert not torch.allclose(maps[0], clip_teacher.forward_flow_features_and_maps(x, ("layer3",))[1][0])
 
     out = tmp_path / "causal"
     res = fit(TrainConfig.from_settings(dict(settings, out=str(out))))
@@ -175,6 +187,7 @@ def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping
     ck = load_checkpoint(out / "last.pt")
     assert ck["arch"]["model"] == "causal_r3d_18" and ck["arch"]["window"] == TINY["frames"]
     assert ck["config"]["init_from"] == str(start) and ck["config"]["teacher"] == str(tiny_run["teacher"])
+    assert ck["config"]["hint_from"] == str(start) and ck["config"]["hint"] == "layer3"
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert all(r["train_mse"] > 0 for r in rows)  # the mimic term was really computed
     assert main(["export", str(out / "last.pt"), "--out", str(tmp_path / "e" / "student.onnx")]) == 0
@@ -201,6 +214,22 @@ def test_init_from_refuses_a_network_of_other_layers_or_a_second_start(tiny_run)
         build_networks(TrainConfig.from_settings(dict(settings, init_from=str(tiny_run["student"]))), 4)
     with pytest.raises(CheckpointError, match="--init-stem-from needs an RGB network"):
         build_networks(TrainConfig.from_settings(dict(settings, init_stem_from=str(tiny_run["teacher"]))), 4)
+
+
+def test_hint_from_refuses_maps_laid_out_otherwise_or_no_hint(tiny_run):
+    """--hint-from without --hint, a clip network's maps for a causal student, an RGB network: one line."""
+    from conftest import TINY
+
+    from fts_edge.errors import CheckpointError
+    from fts_edge.training import TrainConfig, build_networks
+
+    settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), **TINY)
+    with pytest.raises(ValueError, match="--hint-from names where the --hint maps come from"):
+        TrainConfig.from_settings(dict(settings, hint_from=str(tiny_run["teacher"])))
+    with pytest.raises(CheckpointError, match=r"--hint-from needs a flow network built as the student is \(causal_r3d_18"):
+        build_networks(TrainConfig.from_settings(dict(settings, hint="layer3", hint_from=str(tiny_run["teacher"]))), 4)
+    with pytest.raises(CheckpointError, match="--hint-from needs a flow-teacher checkpoint"):
+        build_networks(TrainConfig.from_settings(dict(settings, hint="layer3", hint_from=str(tiny_run["student"]))), 4)
 
 
 def test_bench_stream_times_a_frame_against_a_window_side_by_side(tmp_path, capsys):
