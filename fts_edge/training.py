@@ -674,8 +674,10 @@ def _fit(cfg: TrainConfig, resume_run: bool, progress, stop_after_steps: Optiona
         if run.master:
             summary = save_epoch(run, epoch, tot, validate(run), train_s)
     if run.master and not summary and run.last_path.exists():
-        ck = load_checkpoint(run.last_path)
-        summary = {"best_top1": ck["best_metric"], "epochs": ck["epoch"], "out": str(run.out)}
+        ck = load_checkpoint(run.last_path)  # nothing left to train: the summary the last epoch gave
+        last = [r for r in read_jsonl(run.out / "metrics.jsonl") if r.get("epoch") == ck["epoch"]]
+        summary = {"best_top1": ck["best_metric"], "epochs": ck["epoch"], "out": str(run.out),
+                   **({"last_top1": last[-1]["val_top1"]} if last else {})}
     return summary
 
 

@@ -117,6 +117,20 @@ def test_scripts_run_unchanged_on_official_layouts(layout, hmdb_fixture, ucf_fix
     assert {"model", "optimizer", "scheduler", "epoch", "best_metric", "config", "clip_spec", "classes"} <= set(ck)
 
 
+def test_a_finished_run_fitted_again_reports_what_its_last_epoch_did(tmp_path):
+    """Resuming a finished run trains nothing and gives the same summary, the last epoch's top-1
+    included (a demo stage that reuses a finished run reports it, not the best epoch's)."""
+    from conftest import TINY as SETTINGS
+
+    from fts_edge.training import TrainConfig, fit
+
+    cfg = TrainConfig.from_settings(dict(SETTINGS, role="rgb", alpha=0.0, out=str(tmp_path / "rgb")))
+    first = fit(cfg)
+    again = fit(cfg)
+    assert again == first and "last_top1" in again
+    assert len((tmp_path / "rgb" / "metrics.jsonl").read_text().splitlines()) == SETTINGS["epochs"]
+
+
 def test_student_without_teacher_is_a_clear_error(tmp_path):
     r = subprocess.run(_script("train_student.py", *TINY, "--out", str(tmp_path / "s")), capture_output=True, text=True)
     assert r.returncode == 2 and "needs --teacher" in r.stderr and "Traceback" not in r.stderr
