@@ -70,12 +70,6 @@ def demo_minutes(cfg: DemoConfig) -> float:
     return (25 + scale * (110 + 7.5 * cfg.teacher_epochs + 23.5 * cfg.epochs)) / 60.0
 
 
-# The streaming student learns more slowly than the clip student: on development seeds 97 and 98,
-# started from a causal flow network, it scored 86.0 and 90.0 after the student's 14 epochs, 91.2 and
-# 96.4 after 28 (the clip student 90.0 and 94.8); so it trains twice as long (an epoch of it costs
-# about one of the clip student's). Not re-chosen for the start from the teacher's causal copy.
-STREAMING_EPOCHS = 2
-
 QUICK = DemoConfig(per_class=12, classes=6, video_frames=12, video_size=40, frames=6, size=32, resize=36,
                    epochs=4, teacher_epochs=4, batch_size=8)
 
@@ -160,33 +154,36 @@ class Demo:
         return {"table": table, "deploy": deploy, "camera": cam, "speed": speed, "streaming": stream,
                 "seconds": round(time.perf_counter() - t0, 1)}
 
+    def streaming_cfgs(self):
+        """The streaming stage's two trainings: the teacher's causal copy (out causal_flow/) and the
+        streaming student (out streaming/)."""
+        import dataclasses
+
+        c, causal, teacher = self.cfg, "causal_r3d_18", str(self.out / "teacher" / "last.pt")
+        copy = dataclasses.replace(self.train_cfg("teacher", teacher=teacher, mimic=c.mimic, init_from_teacher=True),
+                                   model=causal, out=str(self.out / "causal_flow"), optimizer=c.optimizer,
+                                   lr=c.student_lr, pretrained=None)
+        student = self.train_cfg("student", teacher=teacher, init_from_teacher=False)
+        return copy, dataclasses.replace(student, model=causal, out=str(self.out / "streaming"), init_from=copy.out + "/last.pt",
+                                         hint_from=copy.out + "/last.pt" if student.hint else None,
+                                         init_stem_from=str(self.out / "student" / "last.pt"), pretrained=None)
+
     def streaming_student(self) -> Dict:
         """The streaming student (causal_r3d_18), distilled from the clip student's teacher with the
-        student's loss for STREAMING_EPOCHS times its epochs, scored on the same validation clips, and
-        its stage graphs exported. A clip network's blocks do not carry over to causal convolutions,
+        student's loss, optimiser and epochs, scored on the same validation clips, and its stage
+        graphs exported. A clip network's blocks do not carry over to causal convolutions,
         and a causal student that does not start from causal blocks stays at chance for many epochs
         (docs/experiments.md); so first the teacher is copied into causal layers (a causal flow
         network started from its weights and trained to follow it on the same cached flow, with the
         student's optimiser), and the streaming student starts from that copy's blocks and the clip
         student's stem. Where the clip student follows a hint map, the streaming student follows the
         copy's: the teacher's layer3 outputs sit on other frames than a causal network's."""
-        import dataclasses
-
         from .deploy import export
         from .evaluate import evaluate
         from .training import fit
 
-        c, causal, teacher = self.cfg, "causal_r3d_18", str(self.out / "teacher" / "last.pt")
-        copy = dataclasses.replace(self.train_cfg("teacher", teacher=teacher, mimic=c.mimic, init_from_teacher=True),
-                                   model=causal, out=str(self.out / "causal_flow"), optimizer=c.optimizer,
-                                   lr=c.student_lr, pretrained=None)
+        copy, cfg = self.streaming_cfgs()
         start = fit(copy, progress=self.progress)
-        copy_path = str(self.out / "causal_flow" / "last.pt")
-        student = self.train_cfg("student", teacher=teacher, init_from_teacher=False)
-        cfg = dataclasses.replace(student, model=causal, out=str(self.out / "streaming"), init_from=copy_path,
-                                  hint_from=copy_path if student.hint else None,
-                                  init_stem_from=str(self.out / "student" / "last.pt"), pretrained=None,
-                                  epochs=STREAMING_EPOCHS * student.epochs)
         fit(cfg, progress=self.progress)
         row = evaluate(None, None, str(self.out / "streaming" / "last.pt"))["rows"][0]
         rows = {r["method"]: r for r in self.state["stages"]["table"]["rows"]}

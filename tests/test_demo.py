@@ -144,8 +144,9 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
 
 def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
     """The "demo's table with the scripts" block of docs/results.md, parsed with the scripts' own
-    argument parser, gives the same training settings as the demo's stages: when a default changes
-    (alpha, mimic, epochs), this fails until the page says the same."""
+    argument parser, gives the same training settings as the demo's stages (the streaming stage's
+    two included): when a default changes (alpha, mimic, epochs), this fails until the page says
+    the same."""
     import argparse
     import dataclasses
     import re
@@ -172,13 +173,17 @@ def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
         p = argparse.ArgumentParser()
         add_train_args(p, role)
         got = config_from_args(p.parse_args(argv[2:]), role)
-        want = demo.train_cfg(got.role, **({"alpha": 0.0} if got.role == "rgb" else
-                                           {"teacher": "t.pt"} if got.role == "student" else {}))
+        if got.model == "causal_r3d_18":  # the streaming stage: the teacher's causal copy, the streaming student
+            want = demo.streaming_cfgs()[got.role == "student"]
+        else:
+            want = demo.train_cfg(got.role, **({"alpha": 0.0} if got.role == "rgb" else
+                                               {"teacher": "t.pt"} if got.role == "student" else {}))
         diff = {f.name: (getattr(got, f.name), getattr(want, f.name)) for f in dataclasses.fields(got)
                 if f.name not in ignore and getattr(got, f.name) != getattr(want, f.name)}
         assert not diff, f"docs/results.md line `{line[:60]}...` differs from the demo (page, demo): {diff}"
-        seen.add(got.role)
-    assert seen == {"teacher", "student", "rgb"}
+        seen.add((got.role, got.model))
+    assert seen == {("teacher", "r3d_18"), ("student", "r3d_18"), ("rgb", "r3d_18"),
+                    ("teacher", "causal_r3d_18"), ("student", "causal_r3d_18")}
 
 
 def test_demo_streaming_adds_the_streaming_student_to_a_finished_demo(demo_run, tmp_path):
