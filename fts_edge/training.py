@@ -281,10 +281,10 @@ def build_networks(cfg: TrainConfig, num_classes: int):
                                       f"not {cfg.model} at width {cfg.width:g}")
         if cfg.init_from_teacher and cfg.role == "teacher":  # flow to flow: every weight, the stem included
             net.backbone.load_state_dict(teacher.backbone.state_dict())
-        if cfg.hint_from:
-            teacher = HintedTeacher(teacher, hint_network(cfg, num_classes))
         elif cfg.init_from_teacher:
             init_from_teacher(net, teacher)
+        if cfg.hint_from:
+            teacher = HintedTeacher(teacher, hint_network(cfg, num_classes))
     if cfg.init_from:
         init_from_teacher(net, starting_network(cfg, num_classes))
     if cfg.init_stem_from:

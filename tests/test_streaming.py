@@ -216,6 +216,22 @@ def test_init_from_refuses_a_network_of_other_layers_or_a_second_start(tiny_run)
         build_networks(TrainConfig.from_settings(dict(settings, init_stem_from=str(tiny_run["teacher"]))), 4)
 
 
+def test_hint_from_leaves_the_start_from_the_teacher_as_it_is(tiny_run):
+    """--hint-from changes where the hint maps come from, nothing else: a clip student with
+    --init-from-teacher still starts from the teacher's blocks."""
+    from conftest import TINY
+
+    from fts_edge.training import TrainConfig, build_networks
+
+    settings = dict(role="student", teacher=str(tiny_run["teacher"]), init_from_teacher=True, hint="layer3", **TINY)
+    plain, teacher, _ = build_networks(TrainConfig.from_settings(settings), 4)
+    hinted, _, _ = build_networks(TrainConfig.from_settings(dict(settings, hint_from=str(tiny_run["teacher"]))), 4)
+    blocks = {k: v for k, v in teacher.backbone.state_dict().items() if not k.startswith("stem.")}
+    for net in (plain, hinted):
+        sd = net.state_dict()
+        assert all(torch.equal(sd[k], v) for k, v in blocks.items())
+
+
 def test_hint_from_refuses_maps_laid_out_otherwise_or_no_hint(tiny_run):
     """--hint-from without --hint, a clip network's maps for a causal student, an RGB network: one line."""
     from conftest import TINY
