@@ -392,7 +392,7 @@ def same_layers(a: str, b: str) -> bool:
     """Whether two models have the same layers and weight shapes (a causal network and its clip
     twin do): a student can then take the teacher's blocks or follow its maps. Shapes are not
     function: a causal student started from a clip teacher's blocks learns nothing (it starts
-    from a causal copy of the teacher instead, ``training.starting_network``)."""
+    from a causal copy of the teacher instead, ``training.student_shaped_flow_network``)."""
     return a.replace("causal_", "") == b.replace("causal_", "")
 
 

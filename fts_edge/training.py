@@ -284,9 +284,9 @@ def build_networks(cfg: TrainConfig, num_classes: int):
         elif cfg.init_from_teacher:
             init_from_teacher(net, teacher)
         if cfg.hint_from:
-            teacher = HintedTeacher(teacher, hint_network(cfg, num_classes))
+            teacher = HintedTeacher(teacher, student_shaped_flow_network(cfg, cfg.hint_from, "--hint-from", num_classes))
     if cfg.init_from:
-        init_from_teacher(net, starting_network(cfg, num_classes))
+        init_from_teacher(net, student_shaped_flow_network(cfg, cfg.init_from, "--init-from", num_classes))
     if cfg.init_stem_from:
         init_stem(net, cfg)
     return net, teacher, proj
@@ -327,32 +327,22 @@ class HintedTeacher(nn.Module):
         return f, (self.maps_from.forward_flow_features_and_maps(flow, layers)[1] if layers else [])
 
 
-def hint_network(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    """The flow network of ``--hint-from``, frozen, checked to be built exactly as the student is
-    (its maps then sit on the student's frames and positions) and to know the same classes."""
-    ck = load_teacher(cfg.hint_from, flag="--hint-from")
-    arch = ck["arch"]
-    if (arch["model"], arch["width"], arch["num_classes"]) != (cfg.model, cfg.width, num_classes):
-        raise CheckpointError(f"{cfg.hint_from}: --hint-from needs a flow network built as the student is ({cfg.model} "
-                              f"at width {cfg.width:g}, {num_classes} classes), not {arch['model']} at width "
-                              f"{arch['width']:g} ({arch['num_classes']} classes)")
-    return build_from_checkpoint(ck, cfg.hint_from).freeze()
-
-
-def starting_network(cfg: TrainConfig, num_classes: int) -> nn.Module:
-    """The flow network of ``--init-from``, checked to have the student's layers exactly: a clip
-    network's blocks do not carry over to causal convolutions (a causal student started from the
-    clip teacher's blocks stayed at chance on the motion dataset), so the streaming student starts
-    from a causal flow network's."""
-    ck = load_teacher(cfg.init_from, flag="--init-from")
+def student_shaped_flow_network(cfg: TrainConfig, path: str, flag: str, num_classes: int) -> nn.Module:
+    """The flow network of ``--init-from`` or ``--hint-from``, frozen, checked to be built exactly as
+    the student is and to know the same classes: its blocks then carry over and its maps sit on the
+    student's frames. Not merely the same shapes: a clip network's blocks do not carry over to causal
+    convolutions (a causal student started from the clip teacher's blocks stayed at chance on the
+    motion dataset), so the streaming student starts from, and follows the maps of, the teacher's
+    causal copy."""
+    ck = load_teacher(path, flag=flag)
     arch = ck["arch"]
     if arch["num_classes"] != num_classes:
-        raise CheckpointError(f"{cfg.init_from}: --init-from's network knows {arch['num_classes']} classes, "
+        raise CheckpointError(f"{path}: {flag}'s network knows {arch['num_classes']} classes, "
                               f"this dataset has {num_classes}")
     if (arch["model"], arch["width"]) != (cfg.model, cfg.width):
-        raise CheckpointError(f"{cfg.init_from}: --init-from needs a flow network built as the student is ({cfg.model} "
+        raise CheckpointError(f"{path}: {flag} needs a flow network built as the student is ({cfg.model} "
                               f"at width {cfg.width:g}), not {arch['model']} at width {arch['width']:g}")
-    return build_from_checkpoint(ck, cfg.init_from)
+    return build_from_checkpoint(ck, path).freeze()
 
 
 def load_pretrained(net: nn.Module, path: str) -> Dict[str, List[str]]:
