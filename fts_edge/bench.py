@@ -157,12 +157,11 @@ def build_paths(widths: List[float], spec: ClipSpec, classes: int, workdir: Path
                                          parity_clips=clips[:batch])["onnx"])
             files = {"fp32": onnx_path}
             if "int8" in precisions:
-                from .checkpoint import read_metadata
-                from .export import metadata_path
+                from .bundle import load_bundle
                 from .quantize import write_int8_metadata
                 for flavor in ("cpu", "tensorrt"):
                     q = quantize_int8(onnx_path, clips, flavor=flavor)
-                    write_int8_metadata(read_metadata(metadata_path(onnx_path)), q["int8_onnx"], q)
+                    write_int8_metadata(load_bundle(onnx_path), q["int8_onnx"], q)
                     files[f"int8-{flavor}"] = Path(q["int8_onnx"])
             for label, f in files.items():
                 prec = label.split("-")[0]

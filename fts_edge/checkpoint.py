@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from .artifacts import atomic_write_bytes, sha256_file
-from .bundle import read_metadata, versions, write_metadata  # noqa: F401  (the bundle API, re-exported)
+from .bundle import commit_artifact, differing_keys, versions, write_metadata  # noqa: F401  (the bundle API, re-exported)
 from .clipspec import FLOW_SCALE, ClipSpec
 from .errors import CheckpointError, first_line
 
@@ -22,6 +22,18 @@ def save_checkpoint(path, ckpt: dict) -> Path:
     buf = io.BytesIO()
     torch.save(ckpt, buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def save_with_bundle(path, ckpt: dict) -> Path:
+    """A checkpoint and its bundle (NAME.json) committed together (bundle.commit_artifact): a
+    crash never leaves a best.pt beside another epoch's best.json."""
+    import hashlib
+
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    blob = buf.getvalue()
+    meta = {**bundle_metadata(ckpt), "checkpoint_sha256": hashlib.sha256(blob).hexdigest()}
+    return commit_artifact(path, blob, meta, meta_path=Path(path).with_suffix(".json"))
 
 
 def make_checkpoint(net, role: str, spec: ClipSpec, classes, arch: dict, config: Optional[dict] = None,
@@ -84,6 +96,31 @@ def bundle_metadata(ckpt: dict, ckpt_path=None) -> dict:
     if ckpt_path is not None:
         meta["checkpoint_sha256"] = sha256_file(ckpt_path)
     return meta
+
+
+def checkpoint_bundle(path) -> dict:
+    """A checkpoint's bundle, from the checkpoint itself; a ``best.json`` beside it (what training
+    writes with ``best.pt``) must be that bundle, or the load is refused naming the keys."""
+    p = Path(path)
+    ck = load_checkpoint(p)
+    meta = bundle_metadata(ck, p)
+    side = p.with_suffix(".json")
+    if side.is_file():
+        import json
+
+        try:
+            saved = json.loads(side.read_text())
+        except (ValueError, UnicodeDecodeError) as e:
+            raise CheckpointError(f"{side}: not readable bundle metadata ({type(e).__name__})") from None
+        keys = differing_keys({k: saved.get(k) for k in CHECKPOINT_KEYS}, {k: meta.get(k) for k in CHECKPOINT_KEYS})
+        if keys:
+            raise CheckpointError(f"{p}: {side.name} beside it does not describe it (it differs on {', '.join(keys[:6])}); "
+                                  "remove the stale JSON or train again")
+    return meta
+
+
+# What a best.json beside a checkpoint must agree on with the checkpoint itself.
+CHECKPOINT_KEYS = ("classes", "clip_spec", "arch", "role", "checkpoint_sha256")
 
 
 def load_teacher(path, spec: Optional[ClipSpec] = None, classes: Optional[list] = None, flag: str = "--teacher") -> dict:

@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 from typing import Dict, Optional
 
-from .bundle import metadata_path, read_bundle_of, write_metadata
+from .bundle import load_bundle, metadata_path
 from .clipspec import ClipSpec
 from .errors import EngineError, ExportError, FtsError, first_line
 
@@ -49,20 +49,13 @@ def export(ckpt, out=None, batch: int = 1, dynamic_batch: bool = False, video: O
 
 
 def _commit_int8(fp32_meta: Dict, candidate: Path, final: Path, report: Dict) -> None:
-    """The checked candidate with its bundle inside, committed with its JSON (bundle.commit_artifact)."""
-    import hashlib
-
+    """The checked candidate with its bundle inside, committed with its JSON (bundle.write_onnx)."""
     import onnx
 
-    from .bundle import commit_artifact, embed_bundle
+    from .bundle import write_onnx
     from .quantize import int8_metadata
 
-    meta = int8_metadata(fp32_meta, {**report, "int8_onnx": str(final)})
-    proto = onnx.load(str(candidate))
-    embed_bundle(proto, meta)
-    blob = proto.SerializeToString()
-    meta["onnx_sha256"] = hashlib.sha256(blob).hexdigest()
-    commit_artifact(final, blob, meta)
+    write_onnx(final, onnx.load(str(candidate)), int8_metadata(fp32_meta, {**report, "int8_onnx": str(final)}))
 
 
 def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor: str, calib_method: str,
@@ -138,15 +131,12 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
         report["export"] = exp
         say(f"exported {onnx_path} (parity with PyTorch on {exp['parity']['clips']} clips: "
             f"top-1 {exp['parity']['top1_agreement']:.0%}, max rel diff {exp['parity']['max_rel_diff']:.1e})")
-    meta = read_bundle_of(onnx_path)
+    meta = load_bundle(onnx_path)
     if meta.get("precision", "fp32") != "fp32":
         raise FtsError(f"{onnx_path}: a {meta['precision']} model; build engines from the fp32 ONNX it was made from "
-                       f"({meta.get('parent') or 'NAME.onnx'})")
-    from .runtime import check_artifact_hash
-    if meta.pop("bundle_source", None) == "embedded":
-        from .artifacts import sha256_file
-        meta["onnx_sha256"] = sha256_file(onnx_path)
-    check_artifact_hash(meta.get("onnx_sha256"), onnx_path)
+                       f"({meta.get('parent_onnx') or meta.get('parent') or 'NAME.onnx'})")
+    if meta["role"] == "teacher":
+        raise FtsError(f"{onnx_path}: a flow teacher; engines are built for the RGB student the camera runs")
     spec = ClipSpec.from_dict(meta["clip_spec"])
     precisions = [p for p, on in (("fp16", fp16), ("int8", int8)) if on] or ["fp16"]
     engine_inputs = {}
@@ -171,20 +161,22 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
                 f"{c['clips']} clips{acc})")
         engine_inputs["int8"] = report["int8"]["tensorrt"]["int8_onnx"]
     if "fp16" in precisions:
-        f = fp16_onnx(onnx_path)
+        fmeta = {k: v for k, v in meta.items() if k != "onnx_sha256"}
+        fmeta.update(precision="fp16", parent_sha256=meta.get("onnx_sha256"))
+        out16 = onnx_path.with_name(onnx_path.name.replace(".onnx", "") + ".fp16.onnx")
+        if meta.get("streaming"):  # every stage in fp16 beside the frame stage's, recorded by sha256
+            from .artifacts import sha256_file
+            from .streamplan import stage_file
+            stages = [dict(st) for st in meta["streaming"]["stages"]]
+            for st in stages[1:]:
+                out = stage_file(out16, st["name"])
+                if not fp16_onnx(stage_file(onnx_path, st["name"]), out=out).get("fp16_onnx"):
+                    break
+                st["sha256"] = sha256_file(out)
+            fmeta["streaming"] = {**meta["streaming"], "stages": stages}
+        f = fp16_onnx(onnx_path, out=out16, meta=fmeta)
         report["fp16"] = f
         if f.get("fp16_onnx"):
-            from .artifacts import sha256_file
-            fmeta = {**meta, "precision": "fp16", "parent_sha256": meta.get("onnx_sha256")}
-            if meta.get("streaming"):  # every stage in fp16 beside the frame stage's, recorded by sha256
-                from .streamplan import stage_file
-                stages = [dict(st) for st in meta["streaming"]["stages"]]
-                for st in stages[1:]:
-                    out = stage_file(f["fp16_onnx"], st["name"])
-                    fp16_onnx(stage_file(onnx_path, st["name"]), out=out)
-                    st["sha256"] = sha256_file(out)
-                fmeta["streaming"] = {**meta["streaming"], "stages": stages}
-            write_metadata(metadata_path(f["fp16_onnx"]), {**fmeta, "onnx_sha256": sha256_file(f["fp16_onnx"])})
             say(f"wrote {f['fp16_onnx']} (fp16 weights, for CUDA runtimes)")
         engine_inputs["fp16"] = str(onnx_path)  # TensorRT builds FP16 from the fp32 graph
     report["engines"] = {}

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from .artifacts import atomic_write_bytes, sha256_file
-from .bundle import metadata_path, read_bundle_of, read_metadata, write_metadata
-from .errors import EngineError, TensorRTUnavailable
+from .bundle import load_bundle, metadata_path, write_metadata
+from .errors import CheckpointError, EngineError, TensorRTUnavailable
 
 log = logging.getLogger(__name__)
 SUPPORTED = "TensorRT 10.x (JetPack 6.1/6.2 ship 10.3)"
@@ -86,23 +86,15 @@ def device_identity(trt) -> Dict:
 
 
 def read_engine_metadata(path) -> Dict:
-    mp = metadata_path(path)
-    if not mp.is_file():
-        raise EngineError(f"{path}: no metadata beside the engine ({mp.name}); rebuild it with fts-edge build-engine")
-    meta = read_metadata(mp)
-    if not isinstance(meta.get("engine"), dict):
-        raise EngineError(f"{mp}: not the metadata of an fts-edge engine (no 'engine' section); rebuild it with "
-                          "fts-edge build-engine")
-    return meta
+    """An engine's checked bundle (``bundle.load_bundle``: its JSON, bound to the file by sha256)."""
+    return load_bundle(path)
 
 
 def check_engine(meta: Dict, here: Dict, path) -> None:
-    """Refuse an engine that is not the file its metadata describes, or that was built for another
-    TensorRT or GPU, saying how to rebuild it."""
+    """Refuse an engine built for another TensorRT or GPU, saying how to rebuild it (that the file
+    is the one its metadata describes, load_bundle has checked)."""
     eng = meta["engine"]
     rebuild = f"rebuild it here: fts-edge build-engine {meta.get('rebuild_from') or '<model.onnx>'} --{meta.get('precision', 'fp16')}"
-    if eng.get("sha256") and sha256_file(path) != eng["sha256"]:
-        raise EngineError(f"{path}: the file is not the engine its metadata describes (sha256 differs); {rebuild}")
     for key, what in (("tensorrt", "TensorRT"), ("compute_capability", "GPU compute capability"), ("gpu", "GPU")):
         if eng.get(key) != here.get(key):
             raise EngineError(f"{path}: built for {what} {eng.get(key)!r}, this machine has {here.get(key)!r}; {rebuild}")
@@ -193,8 +185,7 @@ def build_engine(onnx_path, precision: str, workspace_mb: int = 1024, timing_cac
         raise TensorRTUnavailable("TensorRT is installed but no CUDA GPU answers (cuda-python or pycuda); build "
                                   "the engine on the device")
     onnx_path = Path(onnx_path)
-    onnx_meta = read_bundle_of(onnx_path)
-    onnx_meta.pop("bundle_source", None)
+    onnx_meta = load_bundle(onnx_path)
     if stage is not None:
         from .streamplan import STAGES, stage_file
 
@@ -219,7 +210,7 @@ def build_engine(onnx_path, precision: str, workspace_mb: int = 1024, timing_cac
                 raise EngineError("built from another ONNX or precision")
             log.info("reusing %s (it matches this TensorRT, GPU and ONNX)", out)
             return {"engine": str(out), "reused": True, "metadata": old}
-        except EngineError as e:
+        except (EngineError, CheckpointError) as e:
             log.info("rebuilding %s: %s", out, e)
     t0 = time.perf_counter()
     b = EngineBuilder(trt, workspace_mb)

@@ -6,7 +6,6 @@ bundle metadata every later stage reads.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import warnings
@@ -19,7 +18,7 @@ import torch
 from .artifacts import atomic_write_bytes
 from .checkpoint import build_from_checkpoint, bundle_metadata, load_checkpoint
 from .clipspec import ClipSpec
-from .bundle import commit_artifact, embed_bundle, metadata_path
+from .bundle import metadata_path, write_onnx
 from .errors import CheckpointError, ExportError, first_line
 from .onnxrt import compare_logits, ort_session, run_onnx  # noqa: F401  (re-exported)
 
@@ -64,10 +63,7 @@ def export_onnx(ckpt_path, out=None, batch: int = 1, dynamic_batch: bool = False
     meta = bundle_metadata(ck, ckpt_path)
     meta.update(precision="fp32", opset=OPSET, batch=report["batch"], parity=report["parity"],
                 simplified=report["simplified"], parent=str(ckpt_path))
-    embed_bundle(proto, meta)
-    blob = proto.SerializeToString()
-    meta["onnx_sha256"] = hashlib.sha256(blob).hexdigest()
-    commit_artifact(out, blob, meta)
+    write_onnx(out, proto, meta)
     report["metadata"] = str(metadata_path(out))
     return report
 

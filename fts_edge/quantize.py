@@ -23,8 +23,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .artifacts import sha256_file
-from .bundle import metadata_path, write_metadata
+from .bundle import metadata_path
 from .errors import ExportError, first_line
 
 log = logging.getLogger(__name__)
@@ -233,8 +232,9 @@ def _static_batch(onnx_path) -> Optional[int]:
     return dim.dim_value if dim.HasField("dim_value") else None
 
 
-def fp16_onnx(fp32_onnx, out=None) -> Dict:
-    """An fp16 copy for CUDA runtimes (inputs and outputs stay float32, so callers do not change)."""
+def fp16_onnx(fp32_onnx, out=None, meta: Optional[Dict] = None) -> Dict:
+    """An fp16 copy for CUDA runtimes (inputs and outputs stay float32, so callers do not change),
+    committed with ``meta`` as its bundle where given (a stage file beside a main one has none)."""
     import onnx
 
     try:
@@ -247,8 +247,13 @@ def fp16_onnx(fp32_onnx, out=None) -> Dict:
         return {"fp16_onnx": None, "note": "onnxconverter-common not installed: no fp16 ONNX "
                 "(TensorRT builds FP16 from the fp32 ONNX with --fp16 anyway)"}
     m = float16.convert_float_to_float16(onnx.load(str(fp32_onnx)), keep_io_types=True)
-    from .artifacts import atomic_write_bytes
-    atomic_write_bytes(out, m.SerializeToString())
+    if meta is not None:
+        from .bundle import write_onnx
+        write_onnx(out, m, meta)
+    else:
+        from .artifacts import atomic_write_bytes
+        del m.metadata_props[:]
+        atomic_write_bytes(out, m.SerializeToString())
     return {"fp16_onnx": str(out)}
 
 
@@ -258,11 +263,11 @@ def check_int8(fp32_onnx, int8_onnx, clips: np.ndarray, labels: Optional[np.ndar
     where labels are given. Raises ExportError below ``min_agreement``. A streaming student's stage
     graphs (the files beside each path) are stepped through each clip frame by frame, as the camera
     steps them."""
-    from .bundle import read_bundle_of
+    from .bundle import load_bundle
     from .onnxrt import ort_session, run_onnx
     from .streamplan import onnx_stages, stepped_logits
 
-    stream = read_bundle_of(fp32_onnx).get("streaming")
+    stream = load_bundle(fp32_onnx).get("streaming")
     if stream:
         ref = stepped_logits(onnx_stages(fp32_onnx, ["CPUExecutionProvider"]), clips, stream)
         got = stepped_logits(onnx_stages(int8_onnx, ["CPUExecutionProvider"]), clips, stream)
@@ -284,13 +289,18 @@ def check_int8(fp32_onnx, int8_onnx, clips: np.ndarray, labels: Optional[np.ndar
 
 def int8_metadata(fp32_meta: dict, report: Dict) -> dict:
     """The INT8 model's bundle: the fp32 model's, with its precision, quantization report and parent."""
-    meta = {k: v for k, v in fp32_meta.items() if k not in ("parity", "bundle_source")}
+    meta = {k: v for k, v in fp32_meta.items() if k not in ("parity", "onnx_sha256")}
     meta.update(precision="int8", quantization=report, parent_onnx=report.get("fp32_onnx"),
                 parent_sha256=fp32_meta.get("onnx_sha256"))
     return meta
 
 
 def write_int8_metadata(fp32_meta: dict, int8_onnx, report: Dict) -> Path:
-    """The JSON beside an INT8 model written in place (benchmarks; build-engine commits both together)."""
-    return write_metadata(metadata_path(int8_onnx), {**int8_metadata(fp32_meta, report),
-                                                     "onnx_sha256": sha256_file(int8_onnx)})
+    """An INT8 model's bundle written into it and beside it, in place (benchmarks; build-engine
+    commits a checked candidate instead)."""
+    import onnx
+
+    from .bundle import write_onnx
+
+    write_onnx(int8_onnx, onnx.load(str(int8_onnx)), int8_metadata(fp32_meta, report))
+    return metadata_path(int8_onnx)

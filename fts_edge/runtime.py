@@ -81,14 +81,13 @@ class Classifier:
 class TorchClassifier(Classifier):
     backend = "torch"
 
-    def __init__(self, path, device: Optional[str] = None):
+    def __init__(self, path, meta: Dict, device: Optional[str] = None):
         import torch
 
-        from .checkpoint import bundle_metadata
         from .export import load_student
 
-        ck, self.model = load_student(path)
-        super().__init__(bundle_metadata(ck), path)
+        _, self.model = load_student(path)
+        super().__init__(meta, path)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(self.device).eval()
 
@@ -102,18 +101,13 @@ class TorchClassifier(Classifier):
 class OnnxClassifier(Classifier):
     backend = "onnxruntime"
 
-    def __init__(self, path, providers: Optional[List[str]] = None, threads: int = 0):
-        from .bundle import read_bundle_of
+    def __init__(self, path, meta: Dict, providers: Optional[List[str]] = None, threads: int = 0):
         from .onnxrt import ort_session, static_batch
 
-        super().__init__(read_bundle_of(path), path)
-        if self.meta.get("bundle_source") != "embedded":  # the embedded copy cannot name its own file's hash
-            check_artifact_hash(self.meta.get("onnx_sha256"), path)
+        super().__init__(meta, path)  # checked by load_bundle: input shape, output width, precision
         self.session = ort_session(path, providers, threads)
         self.input = self.session.get_inputs()[0]
         self.batch = static_batch(self.session)
-        out = self.session.get_outputs()[0].shape
-        self.check_io(tuple(self.input.shape[1:]), out[-1] if out and isinstance(out[-1], int) else None)
         self.backend = f"onnxruntime-{self.session.get_providers()[0].replace('ExecutionProvider', '').lower()}"
 
     def logits(self, clips):
@@ -181,32 +175,11 @@ class StreamingOnnxClassifier(StreamingClassifier):
     """The stage graphs in ONNX Runtime; each stage file must be the one the bundle records."""
 
     def __init__(self, path, meta: Dict, providers: Optional[List[str]] = None, threads: int = 0):
-        from .artifacts import sha256_file
         from .onnxrt import ort_session
         from .streamplan import stage_file
 
-        super().__init__(meta, path)
-        if self.meta.get("bundle_source") != "embedded":
-            check_artifact_hash(self.meta.get("onnx_sha256"), path)
-        self.sessions = []
-        for st in self.stream["stages"]:
-            f = stage_file(path, st["name"])
-            if st.get("sha256"):
-                if not f.is_file():
-                    raise CheckpointError(f"{f}: missing; a streaming model is {path} and its stage files beside it "
-                                          "(export it again)")
-                if sha256_file(f) != st["sha256"]:
-                    raise CheckpointError(f"{f}: not the {st['name']} stage the metadata of {Path(path).name} records "
-                                          "(sha256 differs); export or build them again")
-            sess = ort_session(f, providers, threads)
-            names = [i.name for i in sess.get_inputs()]
-            if names != st["inputs"]:
-                raise CheckpointError(f"{f}: the graph's inputs {names[:3]}... are not the {st['name']} stage its "
-                                      "metadata describes; export it again")
-            self.sessions.append(sess)
-        frame = tuple(self.sessions[0].get_inputs()[0].shape)
-        if frame != (1, 3, 1, self.spec.size, self.spec.size):
-            raise CheckpointError(f"{path}: the graph takes frames {frame}, its metadata says size {self.spec.size}")
+        super().__init__(meta, path)  # every stage file checked by load_bundle
+        self.sessions = [ort_session(stage_file(path, st["name"]), providers, threads) for st in self.stream["stages"]]
         self.backend = f"onnxruntime-{self.sessions[0].get_providers()[0].replace('ExecutionProvider', '').lower()}"
 
     def run_stage(self, k: int, feeds):
@@ -238,12 +211,11 @@ class TensorRTClassifier(Classifier):
 
     backend = "tensorrt"
 
-    def __init__(self, path):
+    def __init__(self, path, meta: Dict):
         from . import engine as trt_engine
         from .cudamem import DeviceBuffers
 
         trt = _tensorrt_for(path)
-        meta = trt_engine.read_engine_metadata(path)
         self.cuda = DeviceBuffers()  # first: without CUDA the engine's GPU cannot even be asked for
         try:
             trt_engine.check_engine(meta, trt_engine.device_identity(trt), path)
@@ -319,6 +291,7 @@ class StreamingTensorRTClassifier(StreamingClassifier):
 
     def __init__(self, path, meta: Dict):
         from . import engine as trt_engine
+        from .bundle import load_bundle
         from .cudamem import DeviceBuffers
         from .streamplan import stage_file
 
@@ -327,16 +300,10 @@ class StreamingTensorRTClassifier(StreamingClassifier):
         try:
             here = trt_engine.device_identity(trt)
             metas = []
-            for st in meta["streaming"]["stages"]:
+            for st in meta["streaming"]["stages"]:  # each stage engine checked by load_bundle (file, stage)
                 f = stage_file(path, st["name"])
-                if not f.is_file():
-                    raise EngineError(f"{f}: missing; a streaming engine is {path} and its stage engines beside it "
-                                      f"(rebuild: fts-edge build-engine {meta.get('rebuild_from') or '<model.onnx>'})")
-                m = trt_engine.read_engine_metadata(f)
+                m = meta if st["name"] == meta["streaming"]["stages"][0]["name"] else load_bundle(f)
                 trt_engine.check_engine(m, here, f)
-                if m.get("streaming_stage") != st["name"] or m.get("streaming") != meta["streaming"]:
-                    raise EngineError(f"{f}: not the {st['name']} stage of the model {Path(path).name} was built "
-                                      "from; rebuild them together")
                 metas.append((f, m))
         except Exception:
             self.cuda.close()
@@ -414,37 +381,23 @@ class StreamingTensorRTClassifier(StreamingClassifier):
         self.cuda.close()
 
 
-def check_artifact_hash(expected: Optional[str], path) -> None:
-    """The metadata's sha256 of a model file must be the file's: a JSON beside another model
-    would otherwise name classes and clip geometry the model never learned."""
-    if not expected:
-        raise CheckpointError(f"{path}: its metadata records no sha256 of the model; export it again")
-    from .artifacts import sha256_file
-
-    if sha256_file(path) != expected:
-        raise CheckpointError(f"{path}: the file is not the model its metadata ({Path(str(path) + '.json').name}) "
-                              "describes (sha256 differs); export or build it again")
-
-
 def load_classifier(path, device: Optional[str] = None, threads: int = 0) -> Classifier:
+    """The classifier of any artifact, its bundle read and checked once (``bundle.load_bundle``):
+    TensorRT for an ``.engine``, ONNX Runtime for an ``.onnx`` (CUDA where present, CPU with
+    ``device="cpu"``), PyTorch for a checkpoint; a streaming student's stage graphs behind the
+    same interface. Only an RGB network classifies: a flow teacher is refused."""
+    from .bundle import load_bundle
+
     p = Path(path)
-    if not p.exists():
-        raise CheckpointError(f"{p}: no such model (an .engine, .onnx or checkpoint .pt)")
+    meta = load_bundle(p)
+    if meta["role"] not in ("student", "rgb"):
+        raise CheckpointError(f"{p}: a flow {meta['role']} (it reads optical flow, not frames); the camera, predict, "
+                              "evaluate, verify and bench run the RGB student")
     if p.suffix == ".engine":
-        from .engine import read_engine_metadata
-
-        meta = read_engine_metadata(p)
-        if meta.get("streaming"):
-            return StreamingTensorRTClassifier(p, meta)
-        return TensorRTClassifier(p)
+        return StreamingTensorRTClassifier(p, meta) if meta.get("streaming") else TensorRTClassifier(p, meta)
     if p.suffix == ".onnx":
-        from .bundle import read_bundle_of
-
         providers = ["CPUExecutionProvider"] if device == "cpu" else None
-        meta = read_bundle_of(p)
         if meta.get("streaming"):
             return StreamingOnnxClassifier(p, meta, providers, threads)
-        return OnnxClassifier(p, providers, threads)
-    if p.suffix in (".pt", ".pth"):
-        return TorchClassifier(p, device)
-    raise CheckpointError(f"{p}: unknown model type {p.suffix!r} (use .engine, .onnx or .pt)")
+        return OnnxClassifier(p, meta, providers, threads)
+    return TorchClassifier(p, meta, device)

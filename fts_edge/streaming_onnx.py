@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from .artifacts import atomic_write_bytes
-from .bundle import commit_artifact, embed_bundle, metadata_path
+from .bundle import metadata_path, write_onnx
 from .checkpoint import bundle_metadata
 from .clipspec import ClipSpec
 from .errors import ExportError
@@ -92,11 +92,7 @@ def export_streaming_onnx(ckpt_path, out=None, parity_clips: Optional[np.ndarray
     meta.update(precision="fp32", opset=OPSET, batch=1, parity=par, simplified=simplified[STAGES[0]],
                 parent=str(ckpt_path), streaming=stream, input_names=stream["stages"][0]["inputs"],
                 output_names=stream["stages"][0]["outputs"])
-    proto = protos[STAGES[0]]
-    embed_bundle(proto, meta)
-    blob = proto.SerializeToString()
-    meta["onnx_sha256"] = hashlib.sha256(blob).hexdigest()
-    commit_artifact(out, blob, meta)
+    write_onnx(out, protos[STAGES[0]], meta)
     return {"onnx": str(out), "stages": {s: str(stage_file(out, s)) for s in STAGES}, "opset": OPSET, "batch": 1,
             "parity": par, "streaming": stream, "metadata": str(metadata_path(out)),
             "nodes": sum(len(p.graph.node) for p in protos.values()), "simplified": simplified[STAGES[0]]}

@@ -108,3 +108,30 @@ def pair(tiny_run, tmp_path):
     for f in (tiny_run["onnx"], metadata_path(tiny_run["onnx"])):
         shutil.copy(f, d / Path(f).name)
     return d / "student.onnx"
+
+
+def lie(onnx_path, edit, where="both"):
+    """Make an ONNX model's bundle lie: ``edit(meta)`` changes a copy of it, written into the model
+    (``inside``), into the JSON beside it with the file's sha256 kept true (``beside``), or into
+    both alike (``both``: a lie the two copies agree on, which only the graph can contradict)."""
+    import copy
+    import hashlib
+    import json
+
+    import onnx
+
+    from fts_edge.bundle import EMBED_KEY, embed_bundle, metadata_path
+
+    onnx_path = Path(onnx_path)
+    proto = onnx.load(str(onnx_path))
+    inside = json.loads(next(p.value for p in proto.metadata_props if p.key == EMBED_KEY))
+    beside = json.loads(metadata_path(onnx_path).read_text()) if metadata_path(onnx_path).exists() else None
+    edited = copy.deepcopy(inside)
+    edit(edited)
+    if where in ("inside", "both"):
+        embed_bundle(proto, edited)
+        onnx_path.write_bytes(proto.SerializeToString())
+    sha = hashlib.sha256(onnx_path.read_bytes()).hexdigest()
+    side = edited if where in ("beside", "both") else (beside or inside)
+    metadata_path(onnx_path).write_text(json.dumps({**side, "onnx_sha256": sha}))
+    return onnx_path

@@ -12,6 +12,8 @@ import pytest
 from fts_edge.bundle import EMBED_KEY, metadata_path
 from fts_edge.cli import main
 
+from conftest import lie
+
 
 def _camera(model, capsys, tmp_path=None):
     rc = main(["camera", "--input", "synthetic://", "--model", str(model), "--max-windows", "2"])
@@ -43,16 +45,17 @@ def test_another_models_json_is_refused(pair, tiny_run, tmp_path, capsys):
     assert rc == 1 and "is not the model its metadata" in out.err and out.err.count("\n") == 1
 
 
-@pytest.mark.parametrize("edit,message", [
-    (lambda m: m.update(classes=m["classes"] + ["extra_a", "extra_b"]), "has 4 outputs, its metadata names 6 classes"),
-    (lambda m: m["clip_spec"].update(frames=8), "its metadata says (3, 8, 24, 24)"),
+@pytest.mark.parametrize("edit,where,message", [
+    (lambda m: m.update(classes=m["classes"][::-1]), "beside", "disagree on classes"),
+    (lambda m: m["clip_spec"].update(frames=8), "beside", "disagree on clip_spec.frames"),
+    (lambda m: m["clip_spec"].update(mean=[0.5, 0.5, 0.5]), "inside", "disagree on clip_spec.mean"),
+    (lambda m: m.update(classes=m["classes"] + ["extra_a", "extra_b"]), "both", "has 4 outputs, its bundle names 6 classes"),
+    (lambda m: m["clip_spec"].update(frames=8), "both", "its bundle says (N, 3, 8, 24, 24)"),
 ])
-def test_an_edited_json_is_refused(pair, capsys, edit, message):
-    meta = json.loads(metadata_path(pair).read_text())
-    edit(meta)  # the sha256 still matches the file: the shape checks catch it
-    metadata_path(pair).write_text(json.dumps(meta))
+def test_a_lying_bundle_is_refused(pair, capsys, edit, where, message):
+    lie(pair, edit, where)  # the sha256 beside the file stays true: the bundles or the graph contradict the lie
     rc, out = _camera(pair, capsys)
-    assert rc == 1 and message in out.err and out.err.count("\n") == 1
+    assert rc == 1 and message in out.err and out.err.count("\n") == 1, out.err
 
 
 def test_a_crash_between_the_renames_never_pairs_a_model_with_old_metadata(pair, tiny_run, monkeypatch, capsys):
