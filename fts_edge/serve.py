@@ -9,27 +9,61 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+# The page is static: everything that comes from a model (class names), a file name or a source
+# reaches it only through /status as JSON, and the script puts it into the page as text
+# (textContent), never as markup. The Content-Security-Policy forbids inline script and styles,
+# inline event handlers and every origin but this one, so even a class name that slipped into
+# markup could not run.
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>fts-edge live</title>
-<style>body{font-family:sans-serif;background:#111;color:#eee;margin:1em}img{width:100%;max-width:640px}
-#label{font-size:2em;margin:.3em 0}#top,#events{font-size:.95em;color:#bbb}#state{color:#fa0}
-.row{display:flex;flex-wrap:wrap;gap:1.5em}h3{margin:.2em 0}
-table{border-collapse:collapse}td{padding:0 .8em 0 0}</style></head><body>
+<link rel="stylesheet" href="/page.css"></head><body>
 <div id="source"></div><div id="label">waiting for the first window...</div><div id="state"></div>
-<div id="meta"></div><div class="row"><div style="flex:1 1 480px;max-width:640px">
+<div id="meta"></div><div class="row"><div class="video">
 <img id="stream" src="/stream.mjpg" alt="live stream"></div>
 <div><h3>top classes (smoothed)</h3><table id="top"></table><h3>events</h3><table id="events"></table></div></div>
-<script>
-function rows(el,items){document.getElementById(el).innerHTML=items.map(r=>'<tr>'+r.map(c=>'<td>'+c+'</td>').join('')+'</tr>').join('');}
-async function tick(){let again=true;try{const r=await fetch('/status');const s=await r.json();
-if(s.model){document.getElementById('source').textContent=s.source+' \u00b7 '+s.model;}
-if(s.label){document.getElementById('label').textContent=s.label+' '+Math.round(100*s.score)+'%';
-document.getElementById('meta').textContent='frame '+s.frame+' \u00b7 '+s.latency_ms.toFixed(0)+' ms \u00b7 '
-+s.classifications_per_s.toFixed(1)+' classifications/s';}
-if(s.top){rows('top',s.top.map(t=>[t.label,Math.round(100*t.score)+'%']));}
-if(s.events){rows('events',s.events.slice().reverse().map(e=>['frame '+e.frame,e.phase,e.label,Math.round(100*e.score)+'%']));}
-if(s.ended){document.getElementById('state').textContent='the source has ended ('+s.ended+'): this is its last window';again=false;}
-}catch(e){}if(again){setTimeout(tick,300);}}tick();
-</script></body></html>"""
+<script src="/page.js"></script></body></html>"""
+
+CSS = """body{font-family:sans-serif;background:#111;color:#eee;margin:1em}img{width:100%;max-width:640px}
+#label{font-size:2em;margin:.3em 0}#top,#events{font-size:.95em;color:#bbb}#state{color:#fa0}
+.row{display:flex;flex-wrap:wrap;gap:1.5em}.video{flex:1 1 480px;max-width:640px}h3{margin:.2em 0}
+table{border-collapse:collapse}td{padding:0 .8em 0 0}"""
+
+SCRIPT = """'use strict';
+function text(id, value) { document.getElementById(id).textContent = value; }
+function rows(id, items) {
+  const table = document.getElementById(id);
+  table.replaceChildren(...items.map(cells => {
+    const tr = document.createElement('tr');
+    for (const c of cells) { const td = document.createElement('td'); td.textContent = String(c); tr.appendChild(td); }
+    return tr;
+  }));
+}
+function pct(x) { return Math.round(100 * Number(x)) + '%'; }
+async function tick() {
+  let again = true;
+  try {
+    const s = await (await fetch('/status')).json();
+    if (s.model) { text('source', s.source + ' \\u00b7 ' + s.model); }
+    if (s.label) {
+      text('label', s.label + ' ' + pct(s.score));
+      text('meta', 'frame ' + s.frame + ' \\u00b7 ' + Number(s.latency_ms).toFixed(0) + ' ms \\u00b7 '
+           + Number(s.classifications_per_s).toFixed(1) + ' classifications/s');
+    }
+    if (s.top) { rows('top', s.top.map(t => [t.label, pct(t.score)])); }
+    if (s.events) { rows('events', s.events.slice().reverse().map(e => ['frame ' + e.frame, e.phase, e.label, pct(e.score)])); }
+    if (s.ended) { text('state', 'the source has ended (' + s.ended + '): this is its last window'); again = false; }
+  } catch (e) { /* the app is restarting or gone: try again */ }
+  if (again) { setTimeout(tick, 300); }
+}
+tick();
+"""
+
+# Sent with every response: no inline script or style, nothing from other origins, no framing.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                               "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 
 class LiveServer:
@@ -46,8 +80,11 @@ class LiveServer:
 
             def do_GET(self):
                 if self.path in ("/", "/index.html"):
-                    body = PAGE.encode()
-                    self._send(200, "text/html; charset=utf-8", body)
+                    self._send(200, "text/html; charset=utf-8", PAGE.encode())
+                elif self.path == "/page.js":
+                    self._send(200, "text/javascript; charset=utf-8", SCRIPT.encode())
+                elif self.path == "/page.css":
+                    self._send(200, "text/css; charset=utf-8", CSS.encode())
                 elif self.path == "/status":
                     with server.cond:
                         body = json.dumps(server.status).encode()
@@ -56,6 +93,7 @@ class LiveServer:
                     self.send_response(200)
                     self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
                     self.send_header("Cache-Control", "no-cache")
+                    self._security_headers()
                     self.end_headers()
                     last = None
                     try:
@@ -73,10 +111,16 @@ class LiveServer:
                 else:
                     self._send(404, "text/plain", b"not found")
 
+            def _security_headers(self):
+                for key, value in SECURITY_HEADERS.items():
+                    self.send_header(key, value)
+
             def _send(self, code, ctype, body):
                 self.send_response(code)
                 self.send_header("Content-Type", ctype)
                 self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", "no-cache")
+                self._security_headers()
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -187,10 +187,10 @@ def test_realtime_30fps_capture_drops_no_frames(tiny_run, tmp_path):
 
 
 @contextlib.contextmanager
-def _live_page(model, tmp_path):
+def _live_page(model, tmp_path, source=None):
     """Run the app with --serve on a realtime synthetic source until the page shows a label.
     Yields (url, status); the source is ended by the test (max 60 s of frames), never by a timer."""
-    src = SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=1800)
+    src = source or SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=1800)
     result, lines = {}, tmp_path / "serve.jsonl"
     th = threading.Thread(target=lambda: result.update(run([], str(model), stride=2, sources=[src],
                                                            serve="127.0.0.1:0", json_out=str(lines))))
@@ -270,6 +270,46 @@ def test_live_page_in_a_real_headless_browser(tiny_run, tmp_path):
     assert "synthetic://" in dom and "onnxruntime" in dom  # the source and the model
     assert sum(dom.count(c) for c in classes) >= 3  # the smoothed top classes, as a table
     assert shot.exists() and shot.stat().st_size > 5000
+
+
+MARKUP = ['<img src=x onerror="document.body.dataset.ran=1">', "<script>document.body.dataset.ran=2</script>",
+          '"><svg onload="document.body.dataset.ran=3">', "<b>bold</b> & co"]
+
+
+@pytest.mark.skipif(not _chromium(), reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_class_names_and_sources_that_are_markup_show_as_text_and_run_nothing(tiny_run, tmp_path):
+    """A model's class names, its file name and a source's name reach the page as text: in a real
+    browser nothing of them runs, and each shows as written. The page forbids inline script."""
+    import shutil
+    import subprocess
+
+    from fts_edge.bundle import metadata_path
+
+    from conftest import lie
+
+    model = tmp_path / '<img src=y onerror="document.body.dataset.ran=4">.onnx'
+    shutil.copy(tiny_run["onnx"], model)
+    shutil.copy(metadata_path(tiny_run["onnx"]), metadata_path(model))
+    lie(model, lambda m: m.update(classes=MARKUP), "both")
+    src = SyntheticSource('synthetic://<svg onload="document.body.dataset.ran=5">', size=32, fps=30, realtime=True,
+                          max_frames=1800)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=4000"]
+    with _live_page(model, tmp_path, source=src) as (url, _):
+        with urllib.request.urlopen(url, timeout=5) as r:
+            csp, page = r.headers["Content-Security-Policy"], r.read().decode()
+        dom = subprocess.run([_chromium(), *flags, "--dump-dom", url], capture_output=True, text=True,
+                             timeout=60).stdout
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+    assert "<script>" not in page and "onload" not in page  # the page's own script is a file, not inline
+    assert "data-ran" not in dom, dom[:2000]  # no handler, no script of a name ran
+    shown = sum(escaped in dom for escaped in ("&lt;img src=x onerror=", "&lt;script&gt;document.body",
+                                                "\"&gt;&lt;svg onload=", "&lt;b&gt;bold&lt;/b&gt; &amp; co"))
+    assert shown >= 3, dom[:2000]  # the top classes, as the model names them, as text
+    assert "&lt;svg onload=&quot;document.body.dataset.ran=5" in dom or \
+        '&lt;svg onload="document.body.dataset.ran=5' in dom  # the source's name
+    assert "document.body.dataset.ran=4" in dom  # the model's file name, as text
 
 
 def test_the_page_says_when_the_source_has_ended(tiny_run, tmp_path):
