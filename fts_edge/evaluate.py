@@ -26,13 +26,14 @@ from .errors import DatasetError
 def predict(model, ds: ClipSet, key: str, batch_size: int = 16, device="cpu", flow_input=False) -> Dict:
     """Softmax scores and labels for every clip of ``ds``, with the throughput (clips/s)."""
     model.eval()
+    dtype = next(model.parameters()).dtype  # float64 for a run in fp64, float32 otherwise
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
                                          collate_fn=_readable_only)
     probs, labels, seconds = [], [], 0.0
     for batch in loader:
         if batch is None:  # every video of this batch was unreadable
             continue
-        x = batch[key].to(device)
+        x = batch[key].to(device, dtype)
         t = time.perf_counter()
         if flow_input:
             logits = model.forward_head(model.forward_flow_features(x))

@@ -58,6 +58,9 @@ def add_train_args(p, role: str):
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int)
     g.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda (default: cuda if present)")
+    g.add_argument("--precision", choices=("fp32", "bf16", "fp16", "fp64"),
+                   help="how a step computes: fp32 (default); bf16 or fp16 autocast on a GPU (fp16 with a gradient "
+                        "scaler); fp64 for numerical checks")
     g.add_argument("--threads", type=int, help="CPU threads (default: torch's choice)")
     g.add_argument("--allow-split-anomalies", action="store_true",
                    help="train although `fts-edge data check` warns about the split (a video in both subsets, "

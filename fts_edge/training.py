@@ -22,8 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .checkpoint import (build_from_checkpoint, bundle_metadata, load_checkpoint, load_teacher, make_checkpoint,
-                         save_checkpoint, write_metadata)
+from .checkpoint import (build_from_checkpoint, load_checkpoint, load_teacher, make_checkpoint, save_checkpoint,
+                         save_with_bundle)
 from .clipspec import FLOW_SCALE, ClipSpec
 from .datasets import ClipSet, DatasetIndex, index_from_settings
 from .evaluate import metrics, predict
@@ -35,6 +35,9 @@ from .models import CAUSAL_MODELS, hint_layers, same_layers
 log = logging.getLogger(__name__)
 ROLES = ("teacher", "rgb", "student")
 OPTIMIZERS = ("sgd", "adamw")
+# How a step computes: fp32; bf16 or fp16 autocast (fp16 with a gradient scaler), for GPUs; fp64,
+# where rounding must not hide what is being checked (the distributed parity test).
+PRECISIONS = ("fp32", "bf16", "fp16", "fp64")
 
 
 # What each numeric setting may be (name, min, max); POSITIVE ones must be above 0. A run that would
@@ -99,6 +102,7 @@ class TrainConfig:
     seed: int = 0
     eval_clips: int = 1
     device: str = "cpu"
+    precision: str = "fp32"
     threads: int = 0
 
     def __post_init__(self):
@@ -128,6 +132,8 @@ class TrainConfig:
             raise ValueError("--init-stem-from sets a student's stem: not with --pretrained, and only for a student")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         check_ranges(self.settings())
 
     @classmethod
@@ -467,6 +473,7 @@ class Run:
     start: int = 0  # the first epoch still to train
     best: float = -1.0  # the best validation top-1 so far
     model: Optional[nn.Module] = None  # what a step calls: RoleForward, wrapped in DDP over several processes
+    scaler: Optional["torch.amp.GradScaler"] = None  # fp16: the loss scale, part of the state a resume restores
 
     @property
     def out(self) -> Path:
@@ -512,13 +519,30 @@ def build_run(cfg: TrainConfig, world: int, rank: int, progress) -> Run:
     if cfg.batch_size % world:
         raise ValueError(f"batch size {cfg.batch_size} does not split over {world} processes")
     dev = torch.device(cfg.device)
-    net.to(dev)
-    if teacher is not None:
-        teacher.to(dev)
+    dtype = param_dtype(cfg)
+    for m in (net, teacher, proj):
+        if m is not None:
+            m.to(dev, dtype)
     params = list(net.parameters()) + (list(proj.parameters()) if proj is not None else [])
     opt = make_optimizer(cfg, params)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: lr_factor(cfg, e))
-    return Run(cfg, index, train_ds, val_ds, net, teacher, proj, opt, sched, dev, world, rank)
+    scaler = torch.amp.GradScaler(dev.type) if cfg.precision == "fp16" else None
+    return Run(cfg, index, train_ds, val_ds, net, teacher, proj, opt, sched, dev, world, rank, scaler=scaler)
+
+
+def param_dtype(cfg: TrainConfig) -> torch.dtype:
+    """The dtype of weights and inputs: float64 for fp64, float32 otherwise (autocast computes in
+    bf16 or fp16 inside a step, from float32 weights)."""
+    return torch.float64 if cfg.precision == "fp64" else torch.float32
+
+
+def autocast(cfg: TrainConfig, dev: torch.device):
+    """The mixed-precision context of a step (bf16 or fp16 autocast), or none."""
+    import contextlib
+
+    if cfg.precision in ("bf16", "fp16"):
+        return torch.autocast(dev.type, dtype=torch.bfloat16 if cfg.precision == "bf16" else torch.float16)
+    return contextlib.nullcontext()
 
 
 def resume(run: Run) -> None:
@@ -541,6 +565,8 @@ def resume(run: Run) -> None:
         run.sched.load_state_dict(ck["scheduler"])
         if run.proj is not None and ck.get("projection"):
             run.proj.load_state_dict(ck["projection"])
+        if run.scaler is not None and ck.get("scaler"):
+            run.scaler.load_state_dict(ck["scaler"])
         run.start, run.best = ck["epoch"], ck["best_metric"]
         if run.master:
             log.info("resuming %s from epoch %d (best top-1 %.1f)", run.out, run.start, run.best)
@@ -562,6 +588,8 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
     """One epoch of optimiser steps over full global batches. Returns the epoch's sums (loss, CE,
     mimic, correct, n) and its step count; stops after ``max_steps`` steps (for tests of kills)."""
     cfg, dev, per_rank = run.cfg, run.dev, run.cfg.batch_size // run.world
+    dtype = param_dtype(cfg)
+    full = (lambda t: t.float()) if cfg.precision in ("bf16", "fp16") else (lambda t: t)  # losses in full precision
     run.train_ds.set_epoch(epoch)
     order = torch.randperm(len(run.train_ds), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch)).tolist()
     nb = len(order) // cfg.batch_size  # full global batches only: every rank sees the same count
@@ -575,25 +603,36 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
     for b in bar:
         lo = b * cfg.batch_size + run.rank * per_rank
         batch = torch.utils.data.default_collate([run.train_ds[i] for i in order[lo:lo + per_rank]])
-        y = batch["label"].to(dev)
-        logits, f_rgb, maps_rgb = run.model(batch["flow" if cfg.role == "teacher" else "rgb"].to(dev))
-        if run.teacher is not None:
-            with torch.no_grad():
-                f_flow, maps_flow = run.teacher.forward_flow_features_and_maps(batch["flow"].to(dev), hints)
-            loss, ce, mse = distillation_loss(logits, y, f_rgb, f_flow, cfg.alpha, cfg.mode, cfg.mimic,
-                                              maps=list(zip(maps_rgb, maps_flow)))
-        else:
-            loss = ce = F.cross_entropy(logits, y)
-            mse = torch.zeros(())
+        y = batch["label"].to(dev, non_blocking=True)
+        x = batch["flow" if cfg.role == "teacher" else "rgb"].to(dev, dtype, non_blocking=True)
+        with autocast(cfg, dev):
+            logits, f_rgb, maps_rgb = run.model(x)
+            if run.teacher is not None:
+                with torch.no_grad():
+                    flow = batch["flow"].to(dev, dtype, non_blocking=True)
+                    f_flow, maps_flow = run.teacher.forward_flow_features_and_maps(flow, hints)
+                loss, ce, mse = distillation_loss(full(logits), y, full(f_rgb), full(f_flow), cfg.alpha, cfg.mode,
+                                                  cfg.mimic, maps=[(full(a), full(b)) for a, b in zip(maps_rgb, maps_flow)])
+            else:
+                loss = ce = F.cross_entropy(full(logits), y)
+                mse = torch.zeros((), device=dev)
         if not torch.isfinite(loss):
             raise FtsError(f"{cfg.role}: the loss became {loss.item()} at epoch {epoch + 1}, step {b + 1}; "
                            f"lower --lr (now {cfg.lr}) or --alpha (now {cfg.alpha}); the last good epoch is in "
                            f"{run.last_path}")
         run.opt.zero_grad(set_to_none=True)
-        loss.backward()  # under DDP, gradients are averaged over processes here
+        if run.scaler is not None:  # fp16: scaled loss, gradients unscaled before clipping
+            run.scaler.scale(loss).backward()
+            run.scaler.unscale_(run.opt)
+        else:
+            loss.backward()  # under DDP, gradients are averaged over processes here
         if cfg.clip_grad:
             torch.nn.utils.clip_grad_norm_(run.params, cfg.clip_grad)
-        run.opt.step()
+        if run.scaler is not None:
+            run.scaler.step(run.opt)
+            run.scaler.update()
+        else:
+            run.opt.step()
         n = len(y)
         for key, v in (("loss", loss.item() * n), ("ce", ce.item() * n), ("mse", mse.item() * n),
                        ("correct", int((logits.argmax(1) == y).sum())), ("n", n), ("steps", 1)):
@@ -630,12 +669,12 @@ def save_epoch(run: Run, epoch: int, tot: Dict, m: Dict, train_s: float) -> Dict
     ck = make_checkpoint(run.net, cfg.role, cfg.spec, run.index.classes, arch_of(cfg, num_classes), cfg.settings(),
                          optimizer=run.opt.state_dict(), scheduler=run.sched.state_dict(), epoch=epoch + 1,
                          best_metric=run.best, flow={"preset": cfg.flow_preset, "scale": cfg.flow_scale},
-                         projection=run.proj.state_dict() if run.proj is not None else {})
+                         projection=run.proj.state_dict() if run.proj is not None else {},
+                         **({"scaler": run.scaler.state_dict()} if run.scaler is not None else {}))
     # best.pt and the metrics line first, last.pt last: last.pt is the commit point of an epoch. A
     # kill before it leaves files ahead of last.pt, which a resume rolls back (_repair_to) and redoes.
     if is_best:
-        save_checkpoint(out / "best.pt", ck)
-        write_metadata(out / "best.json", bundle_metadata(ck, out / "best.pt"))
+        save_with_bundle(out / "best.pt", ck)
     _append_jsonl(out / "metrics.jsonl", row)
     save_checkpoint(run.last_path, ck)
     plot_curves(out / "metrics.jsonl", out / "curves.png")
@@ -681,7 +720,7 @@ def changed_settings(saved: dict, cfg: "TrainConfig") -> List[str]:
 def _repair_to(out: Path, epoch: int) -> None:
     """Roll a run folder back to its last committed epoch (last.pt): drop metrics lines of later
     epochs and temporaries a kill left behind; a best.pt from a later epoch is redone with it."""
-    for tmp in out.glob(".*.tmp"):
+    for tmp in [*out.glob(".*.tmp"), *out.glob(".*.commit")]:  # what a kill in a write left
         tmp.unlink()
     m = out / "metrics.jsonl"
     if m.exists():
