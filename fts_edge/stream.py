@@ -5,10 +5,11 @@
 * One classification every ``stride`` frames; scores smoothed over the last ``smooth`` windows.
 * Events with hysteresis: an action starts when its smoothed score passes ``on``, ends when it
   falls below ``off``.
-* Capture runs in its own thread. For live sources (and files played in real time) a slow model
-  never stalls the camera: only the newest window waits for the model, and every window replaced
-  before the model took it is counted as dropped. Files read as fast as possible classify every
-  window instead (back-pressure), so offline and live results agree window for window.
+* Live sources (and files played in real time) are read in a thread of their own: a slow model
+  never stalls the camera; only the newest window waits for the model, and every window replaced
+  before the model took it is counted as dropped. A file read as fast as possible is read by the
+  loop itself, one window at a time as the model asks for it: every window is classified, in
+  order, and two runs on one file read the same frames and print the same numbers.
 """
 from __future__ import annotations
 
@@ -64,7 +65,7 @@ class FrameBuffer(ClipBuffer):
     def window(self) -> np.ndarray:
         if not self.full:
             raise RuntimeError("no frame yet")
-        return np.ascontiguousarray(self.ring[0][:, None])
+        return self.ring[0][:, None].copy()  # a copy: the next frame overwrites the ring
 
 
 @dataclass(frozen=True)
@@ -158,44 +159,82 @@ class StreamState:
             self.cond.notify_all()
 
 
-class Capture(threading.Thread):
-    """Reads one source in its own thread, preprocesses each frame once into the ring, and hands
-    every ``stride``-th full window to the model through a one-window slot."""
+class Reader:
+    """Reads one source: each frame is preprocessed once into the ring, and every ``stride``-th
+    full window becomes a Window. ``next_window()`` reads until the next one (a file, in the
+    loop's own thread); ``Capture`` runs a Reader in a thread of its own (a live source)."""
 
-    def __init__(self, index: int, source, state: StreamState, drop: bool, keep_frame: bool,
-                 stop: threading.Event, on_event=None):
-        super().__init__(daemon=True, name=f"capture-{index}")
-        self.index, self.source, self.state, self.drop = index, source, state, drop
-        self.keep_frame, self.stop, self.on_event = keep_frame, stop, on_event or (lambda e: None)
+    def __init__(self, index: int, source, state: StreamState, keep_frame: bool):
+        self.index, self.source, self.state, self.keep_frame = index, source, state, keep_frame
+        live = getattr(source, "live", False) and not getattr(source, "realtime", False)
+        self.wall_clock = live  # a live frame's time is now; a file's, its place in the file
+        self.fps = float(getattr(source, "fps", 30.0) or 30.0)
+
+    def read_one(self) -> Optional[Window]:
+        """Read one frame: the window it completes, or None; raises EOFError at the end."""
+        st = self.state
+        frame = self.source.read()
+        if frame is None:
+            raise EOFError
+        t = time.perf_counter()
+        st.buffer.push(frame)
+        st.frames += 1
+        if st.frames_out is not None:
+            st.frames_out.append(frame)
+        if not (st.buffer.full and (st.buffer.count - st.buffer.span) % st.stride == 0):
+            return None
+        src_t = time.time() if self.wall_clock else (st.buffer.count - 1) / self.fps
+        return Window(self.index, st.buffer.count - 1, st.buffer.window(), t, frame if self.keep_frame else None,
+                      round(src_t, 3))
+
+    def next_window(self) -> Optional[Window]:
+        """Read up to the next window (None once the source has ended or failed)."""
+        st = self.state
+        if st.ended:
+            return None
+        try:
+            while True:
+                w = self.read_one()
+                if w is not None:
+                    st.windows += 1
+                    return w
+        except EOFError:
+            pass
+        except Exception as e:  # a source that gave up: reported by the loop, never a traceback
+            st.error = _reason(e)
+        st.ended = True
+        return None
+
+
+def _reason(e: BaseException) -> str:
+    return str(e) if hasattr(e, "exit_code") else f"{type(e).__name__}: {e}"
+
+
+class Capture(threading.Thread):
+    """A live source's Reader in its own thread: it hands each window to the model through a
+    one-window slot, replacing (and counting as dropped) a window the model has not taken yet."""
+
+    def __init__(self, reader: Reader, stop: threading.Event):
+        super().__init__(daemon=True, name=f"capture-{reader.index}")
+        self.reader, self.state, self.stop = reader, reader.state, stop
 
     def run(self):
         st = self.state
         try:
             while not self.stop.is_set():
-                frame = self.source.read()
-                if frame is None:
-                    break
-                t = time.perf_counter()
-                st.buffer.push(frame)
-                st.frames += 1
-                if st.frames_out is not None:
-                    st.frames_out.append(frame)
-                if st.buffer.full and (st.buffer.count - st.buffer.span) % st.stride == 0:
-                    live = getattr(self.source, "live", False) and not getattr(self.source, "realtime", False)
-                    src_t = time.time() if live else (st.buffer.count - 1) / float(getattr(self.source, "fps", 30.0) or 30.0)
-                    w = Window(self.index, st.buffer.count - 1, st.buffer.window(), t,
-                               frame if self.keep_frame else None, round(src_t, 3))
-                    with st.cond:
-                        if not self.drop:
-                            while st.slot is not None and not self.stop.is_set():
-                                st.cond.wait(0.1)
-                        elif st.slot is not None:
-                            st.dropped += 1
-                        st.slot = w
-                        st.windows += 1
-                        st.cond.notify_all()
+                w = self.reader.read_one()
+                if w is None:
+                    continue
+                with st.cond:
+                    if st.slot is not None:
+                        st.dropped += 1
+                    st.slot = w
+                    st.windows += 1
+                    st.cond.notify_all()
+        except EOFError:
+            pass
         except Exception as e:  # a source that gave up: reported by the loop, never a traceback
-            st.error = f"{type(e).__name__}: {e}" if not hasattr(e, "exit_code") else str(e)
+            st.error = _reason(e)
         finally:
             with st.cond:
                 st.ended = True
@@ -219,7 +258,8 @@ class Capture(threading.Thread):
 
 
 class Streams:
-    """The app's sources, each read by its own Capture thread into its own ring.
+    """The app's sources, each read into its own ring: a live one (or a file in ``realtime``) by a
+    Capture thread, a file by the loop itself as it takes windows (every window, in order).
 
     ``Streams.open(uris, ...)`` opens every input once (live ones reconnect on their own);
     ``with streams:`` starts the threads and, on the way out, stops them and closes the sources;
@@ -245,9 +285,10 @@ class Streams:
             self.states[0].frames_out = deque()
         self.fps = float(getattr(self.sources[0], "fps", 25.0) or 25.0)
         self._stop = threading.Event()
-        self.captures = [Capture(i, s, st, drop=bool(getattr(s, "live", False) or realtime), keep_frame=keep_frames,
-                                 stop=self._stop, on_event=on_event)
-                         for i, (s, st) in enumerate(zip(self.sources, self.states))]
+        readers = [Reader(i, s, st, keep_frames) for i, (s, st) in enumerate(zip(self.sources, self.states))]
+        threaded = [bool(getattr(s, "live", False) or realtime) for s in self.sources]
+        self.captures = [Capture(r, self._stop) for r, t in zip(readers, threaded) if t]
+        self.inline = [r for r, t in zip(readers, threaded) if not t]
 
     @classmethod
     def open(cls, uris: List[str], spec: ClipSpec, every: int, realtime: bool = False, max_retries: int = 0,
@@ -276,7 +317,13 @@ class Streams:
         self.close()
 
     def take(self, timeout: float = 0.5) -> List[Window]:
-        return Capture.take(self.states, timeout)
+        """The next window of every file, and the windows the live sources have ready (waiting up
+        to ``timeout`` for one where no file gave any)."""
+        ready = [w for w in (r.next_window() for r in self.inline) if w is not None]
+        live = [c.state for c in self.captures]
+        if live:
+            ready += Capture.take(live, 0.0 if ready else timeout)
+        return sorted(ready, key=lambda w: w.source)
 
     @property
     def streaming(self) -> bool:

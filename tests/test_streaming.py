@@ -328,6 +328,37 @@ def test_the_camera_steps_a_streaming_student_on_every_frame(tmp_path):
         jsonschema.validate(r, schema)
 
 
+def _without_times(rows):
+    drop = ("time", "latency_ms", "inference_ms", "seconds", "classifications_per_s", "duration_s")
+    out = []
+    for r in rows:
+        r = {k: v for k, v in r.items() if k not in drop}
+        if r["type"] == "summary":
+            r.pop("inference_ms_p50")
+        out.append(r)
+    return out
+
+
+@pytest.mark.parametrize("which", ["streaming", "clip"])
+def test_a_file_gives_the_same_json_lines_every_run(tmp_path, tiny_run, shared_data, which):
+    """A file is not a live camera: every run steps the same frames in the same order and prints
+    the same numbers (times aside), with --max-windows too."""
+    from fts_edge.cli import main
+
+    model = _streaming_onnx(tmp_path)[1] if which == "streaming" else tiny_run["onnx"]
+    runs = []
+    for i in range(3):
+        out = tmp_path / f"run{i}.jsonl"
+        assert main(["camera", "--input", str(shared_data / "vtest.avi"), "--model", str(model), "--every", "2",
+                     "--max-windows", "40", "--json-out", str(out)]) == 0
+        runs.append(_without_times(json.loads(line) for line in out.read_text().splitlines()))
+    assert runs[0] == runs[1] == runs[2]
+    summary = runs[0][-1]
+    assert summary["classifications"] == 40 and summary["sources"][0]["dropped_windows"] == 0
+    last = [r for r in runs[0] if r["type"] == "prediction"][-1]
+    assert summary["sources"][0]["frames"] == last["frame"] + 1  # read up to the last window, not beyond
+
+
 def test_build_engine_quantizes_each_stage_and_the_runtime_checks_every_file(tmp_path):
     from fts_edge.cli import main
     from fts_edge.errors import CheckpointError
