@@ -5,34 +5,40 @@
     python apps/camera.py rtsp://cam/stream annotated.mp4  # and an annotated video
     python apps/camera.py clip.mp4 --model engines/student.int8.engine --serve 127.0.0.1:8080
 
-Load the classifier, open the input, then: take the windows that are ready, classify them
-(smoothing, events, overlay, page and JSON line inside), write the frames to the output, until
-the input ends. `fts-edge camera` runs the same pieces (fts_edge.camera.run) with every option:
-several inputs, teacher mode, reconnect limits, real-time playback.
+Load the model, open the input, then while it streams: capture the windows that are ready,
+classify them (smoothing, events, a JSON line each), overlay the label and render it to the page,
+write the frames to the output. The model says what a window is: a clip of its T frames, or one
+frame for a streaming student, which it steps. `fts-edge camera` runs the same pieces
+(fts_edge.live.camera.iterate) with every option: several inputs, teacher mode, reconnect limits,
+real-time playback.
 """
 import argparse
 import sys
 
-from fts_edge.camera import JsonLines, LiveApp, Outputs, check_output, default_model
-from fts_edge.errors import guarded
-from fts_edge.runtime import load_classifier
-from fts_edge.stream import LIVE, LiveSettings, Streams
+import fts_edge
+from fts_edge.core.errors import guarded
+from fts_edge.device.locate import default_model
+from fts_edge.live.camera import JsonLines, LiveApp, Outputs, check_output
+from fts_edge.live.stream import LIVE, LiveSettings, Streams
 
 
 def camera(a) -> int:
-    net = load_classifier(a.model or default_model())
+    model = fts_edge.load(a.model or default_model())
+    net = model.classifier
     say = JsonLines(None)  # one JSON object a line on stdout: docs/camera-jsonl.md
     if a.output:
         check_output(a.output, overwrite=True)
-    with Streams.open([a.input], net.spec, a.every, keep_frames=bool(a.serve), every_frame=bool(a.output),
+    live = LiveSettings(every=a.every)
+    with Streams.open([a.input], net, live.every, keep_frames=bool(a.serve), every_frame=bool(a.output),
                       on_event=say) as stream:
         output = Outputs(a.output, a.serve, display=False, say=say, fps=stream.fps)
-        app = LiveApp(net, stream.uris, LiveSettings(every=a.every), say, output)
+        app = LiveApp(net, stream.uris, live, stream.every, say, output)
         app.start()
         try:
             while stream.streaming:
-                app.classify(stream.take(), stream.dropped)
-                app.write_frames(stream.new_frames())
+                for result in app.classify(stream.take(), stream.dropped):  # capture, classify
+                    app.render(result)  # overlay, render
+                app.write_frames(stream.new_frames())  # the output video, every frame
         finally:
             app.write_frames(stream.new_frames())
             output.finish(None)

@@ -13,9 +13,10 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from .clipspec import TVL1_PRESETS
-from .errors import FtsError, UsageError, guarded
+from .core.version import __version__
+from .data.clipspec import TVL1_PRESETS
+from .core.errors import FtsError, UsageError, guarded
+from .core.parser import Parser
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -30,8 +31,8 @@ def _add_dataset_args(p, root_required=False):
 
 
 def cmd_data_check(a):
-    from .datasets import check_dataset, dataset_index
-    from .progress import progress
+    from .data.datasets import check_dataset, dataset_index
+    from .core.progress import progress
 
     idx = dataset_index(a.dataset, a.root, a.splits, a.split)
     rep = check_dataset(idx, progress=progress)
@@ -58,8 +59,8 @@ def cmd_data_check(a):
 
 
 def cmd_data_synth(a):
-    from .progress import progress
-    from .synthetic import write_motion_dataset
+    from .core.progress import progress
+    from .data.synthetic import write_motion_dataset
 
     counts = write_motion_dataset(a.out, a.per_class, a.seed, a.classes, a.frames, a.size, a.size,
                                   a.val_fraction, progress=progress,
@@ -71,7 +72,7 @@ def cmd_data_synth(a):
 
 # -- flow -----------------------------------------------------------------------------------
 def cmd_flow(a):
-    from .flowviz import write_flow_pictures
+    from .flow.pictures import write_flow_pictures
 
     rep = write_flow_pictures(a.video, a.out, device=a.device, preset=a.preset, size=a.size,
                               max_frames=a.max_frames, compare_opencv=a.compare_opencv)
@@ -88,10 +89,8 @@ RANGES = {"per_class": (1, None), "classes": (2, None), "frames": (2, None), "si
           "val_fraction": (0.0, 0.9), "background": (0.0, 1.0), "max_frames": (2, None), "batch": (1, 256),
           "workspace": (16, None), "calib_clips": (1, None), "min_agreement": (0.0, 1.0), "max_batch": (1, 256),
           "calib_memory_mb": (64, None), "clips": (1, None), "runs": (1, None), "warmup": (0, None),
-          "threads": (0, 256), "epochs": (1, None), "teacher_epochs": (1, None), "seed": (0, None), "every": (1, None),
-          "every_deprecated": (1, None), "smooth": (1, None), "topk": (1, None), "on": (0.0, 1.0),
-          "max_windows": (1, None), "max_retries": (0, None), "max_rel_diff": (0.0, None), "limit": (1, None),
-          "linger": (0.0, 3600.0)}
+          "threads": (0, 256), "epochs": (1, None), "teacher_epochs": (1, None), "seed": (0, None),
+          "every_deprecated": (1, None), "topk": (1, None), "max_rel_diff": (0.0, None), "limit": (1, None)}
 RANGE_OVERRIDES = {("synth", "classes"): (2, 10)}
 
 
@@ -106,40 +105,22 @@ def check_ranges(a) -> None:
             rng = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
             flag = "--stride" if dest == "every_deprecated" else "--" + dest.replace("_", "-")
             raise UsageError(f"{flag} must be {rng}, got {v}")
-    if getattr(a, "off", None) is not None and not 0.0 <= a.off <= a.on:
-        raise UsageError(f"--off must be from 0.0 to --on ({a.on}), got {a.off}")
-
-
-def parse_serve(value: str) -> str:
-    """HOST:PORT, [IPV6]:PORT or PORT (on 127.0.0.1: the page has no authentication) -> "host:port"."""
-    host, sep, port = value.rpartition(":")
-    if not sep:
-        host, port = "127.0.0.1", value
-    host = host.strip("[]") or "127.0.0.1"
-    if not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(f"--serve {value}: the port must be a number from 0 to 65535 (HOST:PORT, [::1]:PORT or PORT)")
-    return f"{host}:{int(port)}"
-
-
-class Parser(argparse.ArgumentParser):
-    """argparse, with usage errors as one line (and the way to see more) instead of the usage block."""
-
-    def error(self, message):
-        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
 
 
 def cmd_bench(a):
     if a.model:
-        from . import bench_model
-        from .progress import progress
+        from .bench import model as bench_model
+        from .core.progress import progress
+
+        from .api import load_classifier
 
         rep = bench_model.bench_model(a.model, a.input or a.video, warmup=a.warmup, runs=a.runs, batch=a.batch,
-                                      device=a.device, threads=a.threads, progress=progress)
+                                      device=a.device, threads=a.threads, progress=progress, load=load_classifier)
         bench_model.print_report(rep)
         print(f"\nsaved {bench_model.save(rep, a.out)}")
         return 0
     if a.target == "flow":
-        from . import bench_flow
+        from .bench import flow as bench_flow
 
         try:
             sizes = [tuple(int(v) for v in s.lower().split("x")) for s in a.sizes.split(",")]
@@ -153,7 +134,7 @@ def cmd_bench(a):
         print(f"\nsaved {path}")
         return 0
     if a.target == "stream":
-        from . import bench_stream
+        from .bench import stream as bench_stream
 
         widths = [float(w) for w in a.widths.split(",")]
         res = bench_stream.run(width=widths[0], frames=a.frames, size=a.size, classes=a.classes, runs=a.runs,
@@ -161,8 +142,8 @@ def cmd_bench(a):
         bench_stream.print_report(res)
         print(f"\nsaved {Path(a.out) / 'bench_stream.json'}")
         return 0
-    from . import bench
-    from .progress import progress
+    from .bench import pipeline as bench
+    from .core.progress import progress
 
     res = bench.run(widths=[float(w) for w in a.widths.split(",")], backends=a.backends.split(","),
                     precisions=a.precisions.split(","), frames=a.frames, size=a.size, batch=a.batch,
@@ -175,7 +156,7 @@ def cmd_bench(a):
 
 # -- export and engines ----------------------------------------------------------------------
 def cmd_export(a):
-    from .deploy import export
+    from .export.onnx import export
 
     rep = export(a.checkpoint, a.out, batch=a.batch, dynamic_batch=a.dynamic_batch, video=a.video)
     p = rep["parity"]
@@ -192,8 +173,8 @@ def cmd_export(a):
 
 
 def cmd_build_engine(a):
-    from .deploy import build_engine
-    from .progress import progress
+    from .api import build_engine
+    from .core.progress import progress
 
     build_engine(a.model, fp16=a.fp16, int8=a.int8, workspace_mb=a.workspace, timing_cache=a.timing_cache,
                  calib_data=a.calib_data, calib_input=a.calib_input, calib_clips=a.calib_clips,
@@ -206,9 +187,12 @@ def cmd_build_engine(a):
 def cmd_predict(a):
     import csv
 
-    from .predict import predict
+    from .device.predict import predict
 
-    rows = predict(a.inputs, a.model or _default_model(), clips=a.clips, k=a.topk, device=a.device, threads=a.threads)
+    from .api import load_classifier
+
+    rows = predict(a.inputs, a.model or _default_model(), clips=a.clips, k=a.topk, device=a.device, threads=a.threads,
+                   load=load_classifier)
     if a.json:
         print(json.dumps(rows))
     elif a.csv:
@@ -228,41 +212,46 @@ def cmd_predict(a):
 
 
 def cmd_evaluate(a):
-    from .predict import evaluate_artifact
+    from .device.predict import evaluate_artifact
 
     index = None
     if a.root or a.dataset:
-        from .datasets import dataset_index
+        from .data.datasets import dataset_index
         index = dataset_index(a.dataset or "folder", a.root, a.splits, a.split or 1)
-    rep = evaluate_artifact(a.model or _default_model(), index, limit=a.limit, device=a.device, threads=a.threads)
+    from .api import load_classifier
+
+    rep = evaluate_artifact(a.model or _default_model(), index, limit=a.limit, device=a.device, threads=a.threads,
+                            load=load_classifier)
     print(f"{rep['backend']} on {rep['n']} test clips: top-1 {rep['top1']:.1f}, top-5 {rep['top5']:.1f}, "
           f"{rep['clips_per_s']:.1f} clips/s")
     print("test clips per class: " + ", ".join(f"{c} {k}" for c, k in zip(rep["classes"], rep["per_class_n"])))
     for path, why in sorted(rep["excluded_unreadable"].items()):
         print(f"excluded (unreadable): {path}: {why}")
     if a.json_out:
-        from .artifacts import atomic_write_text
+        from .core.artifacts import atomic_write_text
         atomic_write_text(a.json_out, json.dumps(rep, indent=2))
     return 0
 
 
 def _default_model() -> str:
-    from .camera import default_model
+    from .device.locate import default_model
 
     return default_model()
 
 
 def cmd_verify(a):
-    from . import verify
+    from .device import verify
+
+    from .api import load_classifier
 
     rep = verify.verify(a.model, a.against, a.input, clips=a.clips, runs=a.runs, min_agreement=a.min_agreement,
-                        max_rel_diff=a.max_rel_diff, device=a.device, threads=a.threads)
+                        max_rel_diff=a.max_rel_diff, device=a.device, threads=a.threads, load=load_classifier)
     if a.json:
         print(json.dumps(rep))
     else:
         verify.print_report(rep)
     if a.json_out:
-        from .artifacts import atomic_write_text
+        from .core.artifacts import atomic_write_text
         atomic_write_text(a.json_out, json.dumps(rep, indent=2))
     return 0 if rep["passed"] else 1
 
@@ -276,33 +265,30 @@ def add_camera_args(c):
                         "synthetic://")
     c.add_argument("--model", help="student artifact: .engine, .onnx or .pt (default: the best found in engines/ "
                                    "or runs/demo/)")
-    from .stream import LIVE
+    from .live.stream import LIVE  # the defaults: declared there, named here
 
-    c.add_argument("--every", type=int, default=LIVE.every, metavar="N",
-                   help=f"classify every N frames (default {LIVE.every})")
+    c.add_argument("--every", type=int, metavar="N",
+                   help=f"classify every N frames (default {LIVE.every}; a streaming student steps on every frame)")
     c.add_argument("--stride", dest="every_deprecated", type=int, help=argparse.SUPPRESS)
-    c.add_argument("--smooth", type=int, default=LIVE.smooth,
-                   help=f"average scores over the last K windows (default {LIVE.smooth})")
-    c.add_argument("--topk", type=int, default=LIVE.topk, help=f"classes reported per window (default {LIVE.topk})")
-    c.add_argument("--on", type=float, default=LIVE.on,
-                   help=f"event starts above this smoothed score (default {LIVE.on})")
-    c.add_argument("--off", type=float, default=LIVE.off,
-                   help=f"event ends below this smoothed score (default {LIVE.off})")
+    c.add_argument("--smooth", type=int, help=f"average scores over the last K windows (default {LIVE.smooth})")
+    c.add_argument("--topk", type=int, help=f"classes reported per window (default {LIVE.topk})")
+    c.add_argument("--on", type=float, help=f"event starts above this smoothed score (default {LIVE.on})")
+    c.add_argument("--off", type=float, help=f"event ends below this smoothed score (default {LIVE.off})")
     c.add_argument("--realtime", action="store_true", help="play files at their own frame rate, as a camera")
     c.add_argument("--headless", action="store_true", help=argparse.SUPPRESS)  # the default; kept so old units run
     c.add_argument("--json-out", help="append the JSON lines to this file instead of stdout")
     c.add_argument("--display", action="store_true", help="show an annotated window (needs a screen and OpenCV GUI)")
     c.add_argument("--output", help="write the annotated stream to this video file (.mp4, .avi, .mkv, .mov)")
     c.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
-    c.add_argument("--linger", type=float, default=0.0, metavar="SECONDS",
+    c.add_argument("--linger", type=float, metavar="SECONDS",
                    help="with --serve: keep the page up this long after the input ends, showing that it ended")
     c.add_argument("--serve", metavar="HOST:PORT", help="serve a live page (MJPEG + label); host defaults to 127.0.0.1")
     c.add_argument("--teacher", help="teacher mode: run this flow-teacher checkpoint beside the student")
     c.add_argument("--flow-dir", help="teacher mode: write the flow pictures to this folder")
     c.add_argument("--max-windows", type=int, help="stop after this many classifications")
-    c.add_argument("--max-retries", type=int, default=0,
+    c.add_argument("--max-retries", type=int,
                    help="give up on a lost camera after N failed reopenings (default 0: keep trying)")
-    c.add_argument("--threads", type=int, default=0, help="inference threads (default: the runtime's choice)")
+    c.add_argument("--threads", type=int, help="inference threads (default: the runtime's choice)")
     c.add_argument("--cpu", action="store_true", help=argparse.SUPPRESS)  # the same as --device cpu
 
 
@@ -311,8 +297,10 @@ def _device_or_input(value: str) -> str:
     return value if value in ("cpu", "cuda", "auto") else "input:" + value
 
 
-def cmd_camera(a):
-    from .camera import run
+def camera_settings(a):
+    """The camera's settings from its flags, built and validated once (CameraSettings); a flag left
+    unset keeps the settings' own default."""
+    from .live.camera import CameraSettings
 
     if a.device.startswith("input:"):
         print(f"warning: camera --device {a.device[6:]} is now --input {a.device[6:]} (--device is cpu or cuda)",
@@ -321,16 +309,22 @@ def cmd_camera(a):
         a.device = "auto"
     if a.headless and a.display:
         raise UsageError("--headless and --display contradict each other")
-
     if a.every_deprecated is not None:
         print("warning: camera --stride is now --every (--stride is the clip's temporal sampling elsewhere)",
               file=sys.stderr)
         a.every = a.every_deprecated
-    serve = parse_serve(a.serve) if a.serve else None
-    summary = run(a.inputs or [], a.model, stride=a.every, overwrite=a.overwrite, linger=a.linger, smooth=a.smooth, k=a.topk, on=a.on, off=a.off,
-                  realtime=a.realtime, json_out=a.json_out, output=a.output, serve=serve, display=a.display,
-                  teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows, max_retries=a.max_retries,
-                  threads=a.threads, device="cpu" if a.cpu else (None if a.device == "auto" else a.device))
+    return CameraSettings.make(
+        inputs=a.inputs or [], model=a.model, every=a.every, smooth=a.smooth, topk=a.topk, on=a.on, off=a.off,
+        realtime=a.realtime, json_out=a.json_out, output=a.output, overwrite=a.overwrite, serve=a.serve,
+        display=a.display, linger=a.linger, teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows,
+        max_retries=a.max_retries, threads=a.threads, device="cpu" if a.cpu else (None if a.device == "auto" else a.device))
+
+
+def cmd_camera(a):
+    from .api import load_classifier
+    from .live.camera import run
+
+    summary = run(camera_settings(a), load=load_classifier)
     if a.json_out:
         print(f"{summary['classifications']} classifications in {summary['seconds']:.1f} s "
               f"({summary['classifications_per_s']:.2f}/s), latency p50 {summary['latency_ms']['p50']:.0f} ms; "
@@ -365,7 +359,7 @@ def demo_settings(a):
 def cmd_train(a):
     import dataclasses
 
-    from .progress import progress
+    from .core.progress import progress
     from .trainrun import PRESETS, TrainRun, TrainSettings
 
     if a.config:
@@ -390,7 +384,7 @@ def cmd_train(a):
 
 def cmd_demo(a):
     from .demo import Demo, demo_minutes, summary_text
-    from .progress import progress
+    from .core.progress import progress
 
     cfg, out = demo_settings(a)
     when = "quick settings" if a.quick else f"about {demo_minutes(cfg):.0f} minutes on a 2-core CPU"
@@ -403,7 +397,7 @@ def cmd_demo(a):
 
 
 def cmd_doctor(a):
-    from .doctor import diagnose, print_report
+    from .device.doctor import diagnose, print_report
 
     rep = diagnose()
     if a.json:

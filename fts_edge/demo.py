@@ -15,7 +15,7 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from .artifacts import atomic_write_text
+from .core.artifacts import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -83,14 +83,14 @@ class Demo:
         self.state_path = self.out / "state.json"
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         if saved_config(self.state) not in (None, cfg.__dict__):
-            from .errors import FtsError
+            from .core.errors import FtsError
             raise FtsError(f"{self.out} holds a run with other settings (its state.json); use another --out or delete it")
         self.state["config"] = cfg.__dict__
 
     @property
     def clip(self):
         """The recipe's clip geometry, the ClipSpec every stage of the run reads."""
-        from .clipspec import ClipSpec
+        from .data.clipspec import ClipSpec
 
         c = self.cfg
         return ClipSpec(frames=c.frames, size=c.size, resize=c.resize, stride=c.stride)
@@ -118,7 +118,7 @@ class Demo:
         return info
 
     def train_cfg(self, role: str, **kw):
-        from .training import TrainConfig
+        from .train.loop import TrainConfig
 
         c = self.cfg
         teacher = role == "teacher"
@@ -134,7 +134,7 @@ class Demo:
 
     # -- the stages ---------------------------------------------------------------------------
     def run(self) -> Dict:
-        from .training import fit
+        from .train.loop import fit
 
         t0 = time.perf_counter()
         n = 8 + self.streaming
@@ -178,9 +178,9 @@ class Demo:
         student's optimiser), and the streaming student starts from that copy's blocks and the clip
         student's stem. Where the clip student follows a hint map, the streaming student follows the
         copy's: the teacher's layer3 outputs sit on other frames than a causal network's."""
-        from .deploy import export
-        from .evaluate import evaluate
-        from .training import fit
+        from .export.onnx import export
+        from .train.evaluate import evaluate
+        from .train.loop import fit
 
         copy, cfg = self.streaming_cfgs()
         start = fit(copy, progress=self.progress)
@@ -199,7 +199,7 @@ class Demo:
         return info
 
     def write_data(self):
-        from .synthetic import write_motion_dataset
+        from .data.synthetic import write_motion_dataset
 
         c = self.cfg
         counts = write_motion_dataset(self.out / "data", c.per_class, c.seed, c.classes, c.video_frames,
@@ -209,7 +209,7 @@ class Demo:
         return counts
 
     def _table(self):
-        from .evaluate import diagnostics_text, evaluate, markdown
+        from .train.evaluate import diagnostics_text, evaluate, markdown
 
         r = evaluate(str(self.out / "rgb" / "last.pt"), str(self.out / "teacher" / "last.pt"),
                      str(self.out / "student" / "last.pt"), out=self.out / "table")
@@ -218,8 +218,9 @@ class Demo:
                 "diagnostics": r["diagnostics"]}
 
     def _export(self):
-        from .deploy import build_engine, export
-        from .errors import TensorRTUnavailable
+        from .device.build import build_engine
+        from .export.onnx import export
+        from .core.errors import TensorRTUnavailable
 
         exp = export(self.out / "student" / "last.pt", self.out / "engines" / "student.onnx")
         p = exp["parity"]
@@ -234,7 +235,7 @@ class Demo:
             info["engine"] = str(e)
         int8 = {}
         for flavor in ("tensorrt", "cpu"):
-            from .quantize import int8_path
+            from .device.quantize import int8_path
             meta_p = Path(str(int8_path(exp["onnx"], flavor)) + ".json")
             if meta_p.exists():
                 q = json.loads(meta_p.read_text())["quantization"]
@@ -243,14 +244,15 @@ class Demo:
         return info
 
     def _camera(self):
-        from .camera import run
-        from .sources import SyntheticSource
+        from .live.camera import CameraSettings, run
+        from .data.sources import SyntheticSource
 
         model = self.live_model()
         lines = self.out / "camera.jsonl"
         src = SyntheticSource("synthetic://", seed=99, size=self.cfg.video_size, max_frames=40 * 3, clip_frames=40)
-        summary = run([], str(model), stride=self.cfg.frames, json_out=str(lines), sources=[src],
-                      teacher=str(self.out / "teacher" / "last.pt"), flow_dir=str(self.out / "flow"))
+        summary = run(CameraSettings.make(model=str(model), every=self.cfg.frames, json_out=str(lines),
+                                          teacher=str(self.out / "teacher" / "last.pt"), flow_dir=str(self.out / "flow")),
+                      sources=[src])
         preds = [json.loads(l) for l in lines.read_text().splitlines()]
         preds = [p for p in preds if p["type"] == "prediction"]
         for p in preds[:: max(1, len(preds) // 5)][:5]:
@@ -263,18 +265,19 @@ class Demo:
                 "jsonl": str(lines)}
         if self.video:
             vl = self.out / "camera_input.jsonl"
-            s2 = run([self.video], str(model), stride=self.cfg.frames, json_out=str(vl), max_windows=10)
+            s2 = run(CameraSettings.make(inputs=[self.video], model=str(model), every=self.cfg.frames, json_out=str(vl),
+                                         max_windows=10))
             info["input"] = {"video": self.video, "classifications": s2["classifications"], "jsonl": str(vl)}
             self.say(f"      {self.video}: {s2['classifications']} classifications, JSON lines in {vl}")
         return info
 
     def _speed(self):
-        from .two_stream import two_stream_vs_student
-        from .export import ort_session
+        from .bench.two_stream import two_stream_vs_student
+        from .export.onnx import ort_session
 
         c = self.cfg
         spec = self.clip
-        from .clips import check_clips
+        from .data.clips import check_clips
         x = check_clips(spec, None, self.video, n_video=1)[:1]
         fns = {}
         for label, f in (("fp32", "student.onnx"), ("int8", "student.int8.cpu.onnx")):
@@ -293,14 +296,14 @@ class Demo:
     def _report(self):
         import cv2
 
-        from .report import write_report
+        from .train.report import write_report
 
         pics = sorted((self.out / "flow").glob("*.png"))[:6]
         if pics:
             imgs = [cv2.imread(str(p)) for p in pics]
             h = min(i.shape[0] for i in imgs)
             strip = np.concatenate([cv2.resize(i, (i.shape[1] * h // i.shape[0], h)) for i in imgs], 1)
-            from .artifacts import atomic_write_bytes
+            from .core.artifacts import atomic_write_bytes
             atomic_write_bytes(self.out / "flow_strip.png", cv2.imencode(".png", strip)[1].tobytes())
         path = write_report(self.out, "fts-edge demo report",
                             "The whole pipeline on the procedural motion dataset (classes carried by motion alone).",

@@ -17,9 +17,9 @@ import json
 from pathlib import Path
 from typing import Dict, Optional
 
-from .artifacts import atomic_write_text
+from .core.artifacts import atomic_write_text
 from .demo import Demo, DemoConfig
-from .errors import DatasetError, UsageError
+from .core.errors import DatasetError, UsageError
 
 PRESETS = {
     "small": DemoConfig(),
@@ -70,7 +70,7 @@ class TrainRun(Demo):
                          streaming=settings.streaming)
         saved = self.state.get("settings")
         if saved is not None and saved != json.loads(json.dumps(settings.to_dict())):
-            from .errors import FtsError
+            from .core.errors import FtsError
             raise FtsError(f"{self.out} holds a run with other settings ({self.out / 'settings.json'}); resume it "
                            "with --config that file, or train into another --out")
         self.state["settings"] = settings.to_dict()
@@ -83,7 +83,7 @@ class TrainRun(Demo):
                                    pretrained=s.pretrained if not cfg.init_from_teacher else None)
 
     def run(self) -> Dict:
-        from .training import fit
+        from .train.loop import fit
 
         n = self.STAGES + self.streaming
         if self.streaming and "streaming" not in self.state.get("stages", {}):
@@ -102,7 +102,7 @@ class TrainRun(Demo):
         return {"table": table, "deploy": deploy, "camera": cam}
 
     def _check(self) -> Dict:
-        from .datasets import check_dataset
+        from .data.datasets import check_dataset
 
         idx = self.train_cfg("teacher").index()
         rep = check_dataset(idx, progress=self.progress)
@@ -116,7 +116,7 @@ class TrainRun(Demo):
         return {k: rep[k] for k in ("classes", "train", "test", "unreadable")}
 
     def _table(self):
-        from .evaluate import diagnostics_text, evaluate, markdown
+        from .train.evaluate import diagnostics_text, evaluate, markdown
 
         rgb = str(self.out / "rgb" / "last.pt") if self.settings.baseline else None
         r = evaluate(rgb, str(self.out / "teacher" / "last.pt"), str(self.out / "student" / "last.pt"),
@@ -126,11 +126,12 @@ class TrainRun(Demo):
 
     def _video_camera(self) -> Dict:
         """The deployable model in the camera app, on the first validation video played as a camera."""
-        from .camera import run
+        from .live.camera import CameraSettings, run
         video = self.train_cfg("teacher").index().test[0]
         model = self.live_model()
         lines = self.out / "camera.jsonl"
-        summary = run([video.path], str(model), stride=self.cfg.frames, json_out=str(lines), max_windows=40)
+        summary = run(CameraSettings.make(inputs=[video.path], model=str(model), every=self.cfg.frames,
+                                          json_out=str(lines), max_windows=40))
         rows = [json.loads(l) for l in lines.read_text().splitlines()]
         labels = [r["top"][0]["label"] for r in rows if r["type"] == "prediction"]
         name = self.train_cfg("teacher").index().classes[video.label]
@@ -142,7 +143,7 @@ class TrainRun(Demo):
                 "accuracy": acc, "jsonl": str(lines)}
 
     def _train_report(self) -> Dict:
-        from .report import write_report
+        from .train.report import write_report
 
         s = self.settings
         intro = (f"`fts-edge train` on {s.dataset} data at `{s.root}` (split {s.split}): a flow teacher, the student "

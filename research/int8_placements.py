@@ -49,7 +49,7 @@ def qdq_profile(path):
 
 
 def evaluate(fp32, int8, clips, labels):
-    from fts_edge.onnxrt import ort_session, run_onnx
+    from fts_edge.device.onnxrt import ort_session, run_onnx
 
     ref = run_onnx(ort_session(fp32, ["CPUExecutionProvider"]), clips)
     s = ort_session(int8, ["CPUExecutionProvider"])
@@ -68,10 +68,10 @@ def main(argv=None):
     ap.add_argument("--clips", type=int, default=128, help="calibration clips (default 128)")
     ap.add_argument("--out", help="JSON report (default DEMO/int8_placements.json)")
     a = ap.parse_args(argv)
-    from fts_edge.bundle import read_bundle_of
-    from fts_edge.clips import calibration_clips, validation_set
-    from fts_edge.clipspec import ClipSpec
-    from fts_edge.quantize import quantize_int8
+    from fts_edge.device.bundle import read_bundle_of
+    from fts_edge.data.clips import calibration_clips, validation_set
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.device.quantize import quantize_int8
 
     demo = Path(a.demo)
     fp32 = demo / "engines" / "student.onnx"

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     try:
         runs = load(a.runs, a.mixed)
     except (OSError, ValueError, KeyError) as e:
-        from fts_edge.errors import exit_status
+        from fts_edge.core.errors import exit_status
         return exit_status(e)
     s = summarise(runs)
     print(markdown(s, runs))
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     checks = criteria(runs, a.lead, a.gap)
     print("\n".join(checks))
     if a.json:
-        from fts_edge.artifacts import atomic_write_text
+        from fts_edge.core.artifacts import atomic_write_text
 
         atomic_write_text(a.json, json.dumps({"runs": runs, "summary": s, "checks": checks}, indent=2))
     return 0

@@ -63,7 +63,7 @@ def merged_rows(saved: Path, rows):
 
 
 def main(argv=None, cfg=None) -> int:
-    from fts_edge.distill import MIMICS
+    from fts_edge.train.distill import MIMICS
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="runs/sweep-alpha", help="folder for the data, the teacher and the students")
@@ -75,12 +75,12 @@ def main(argv=None, cfg=None) -> int:
                     help="the students' mimic loss (default mse, the paper's; see train_student.py --mimic)")
     a = ap.parse_args(argv)
 
-    from fts_edge.artifacts import atomic_write_text
+    from fts_edge.core.artifacts import atomic_write_text
     from fts_edge.demo import Demo, DemoConfig, saved_config
-    from fts_edge.errors import exit_status
-    from fts_edge.evaluate import student_mimic_fit
-    from fts_edge.progress import progress
-    from fts_edge.training import fit, read_jsonl
+    from fts_edge.core.errors import exit_status
+    from fts_edge.train.evaluate import student_mimic_fit
+    from fts_edge.core.progress import progress
+    from fts_edge.train.loop import fit, read_jsonl
 
     try:
         alphas = parse_alphas(a.alphas)

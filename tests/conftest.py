@@ -19,8 +19,8 @@ def shared_data():
 
 
 def _tiny_video(path, label, index, frames=10, size=40):
-    from fts_edge.synthetic import render_clip
-    from fts_edge.video import write_video
+    from fts_edge.data.synthetic import render_clip
+    from fts_edge.data.video import write_video
 
     write_video(path, render_clip(label % 10, seed=7, index=index, frames=frames, height=size, width=size + 8))
 
@@ -80,14 +80,14 @@ TINY = dict(dataset="synthetic", per_class=6, num_classes=4, frames=4, size=24, 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """A tiny teacher and distilled student, trained for real (seconds), and the student's ONNX."""
-    from fts_edge.clips import check_clips
-    from fts_edge.export import export_onnx
-    from fts_edge.training import TrainConfig, fit
+    from fts_edge.data.clips import check_clips
+    from fts_edge.export.onnx import export_onnx
+    from fts_edge.train.loop import TrainConfig, fit
 
     base = tmp_path_factory.mktemp("run")
     fit(TrainConfig.from_settings(dict(role="teacher", out=str(base / "teacher"), **TINY)))
     fit(TrainConfig.from_settings(dict(role="student", teacher=str(base / "teacher" / "best.pt"), out=str(base / "student"), **TINY)))
-    from fts_edge.clipspec import ClipSpec
+    from fts_edge.data.clipspec import ClipSpec
     spec = ClipSpec(frames=4, size=24, resize=28)
     video = SHARED / "vtest.avi"
     clips = check_clips(spec, None, str(video) if video.exists() else None, n_video=3)
@@ -101,7 +101,7 @@ def pair(tiny_run, tmp_path):
     """A copy of the tiny student's ONNX and its JSON in tmp_path/engines, free to edit."""
     import shutil
 
-    from fts_edge.bundle import metadata_path
+    from fts_edge.device.bundle import metadata_path
 
     d = tmp_path / "engines"
     d.mkdir()
@@ -120,7 +120,7 @@ def lie(onnx_path, edit, where="both"):
 
     import onnx
 
-    from fts_edge.bundle import EMBED_KEY, embed_bundle, metadata_path
+    from fts_edge.device.bundle import EMBED_KEY, embed_bundle, metadata_path
 
     onnx_path = Path(onnx_path)
     proto = onnx.load(str(onnx_path))

@@ -9,7 +9,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from fts_edge.bundle import EMBED_KEY, metadata_path
+from fts_edge.device.bundle import EMBED_KEY, metadata_path
 from fts_edge.cli import main
 
 from conftest import lie
@@ -38,7 +38,7 @@ def test_a_copied_onnx_works_alone(pair, tmp_path, capsys):
 
 def test_another_models_json_is_refused(pair, tiny_run, tmp_path, capsys):
     other = tmp_path / "other.onnx"
-    from fts_edge.export import export_onnx
+    from fts_edge.export.onnx import export_onnx
     export_onnx(tiny_run["student"], other, dynamic_batch=True)  # same classes, another file
     shutil.copy(metadata_path(other), metadata_path(pair))
     rc, out = _camera(pair, capsys)
@@ -61,7 +61,7 @@ def test_a_lying_bundle_is_refused(pair, capsys, edit, where, message):
 def test_a_crash_between_the_renames_never_pairs_a_model_with_old_metadata(pair, tiny_run, monkeypatch, capsys):
     """Kill the export after the new model is in place and before its JSON is: the old JSON is
     already gone, so the camera reads the new model's own bundle."""
-    from fts_edge.export import export_onnx
+    from fts_edge.export.onnx import export_onnx
 
     real = os.replace
     calls = []
@@ -138,8 +138,8 @@ def test_unusable_outputs_fail_at_start(pair, tmp_path, capsys):
 
 
 def test_a_source_that_ends_early_is_not_success(pair, tmp_path, capsys):
-    from fts_edge.synthetic import render_clip
-    from fts_edge.video import write_video
+    from fts_edge.data.synthetic import render_clip
+    from fts_edge.data.video import write_video
 
     short = tmp_path / "short.avi"
     write_video(short, render_clip(0, 0, 0, 3, 32, 32))  # 3 frames: the model wants 4

@@ -7,9 +7,9 @@ import socket
 import numpy as np
 import pytest
 
-from fts_edge.bundle import metadata_path
+from fts_edge.device.bundle import metadata_path
 from fts_edge.cli import main
-from fts_edge.train_cli import evaluate_main, train_main
+from fts_edge.train.cli import evaluate_main, train_main
 
 
 @pytest.fixture(scope="module")

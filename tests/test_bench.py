@@ -2,7 +2,7 @@ import json
 
 import torch
 
-from fts_edge import bench
+from fts_edge.bench import pipeline as bench
 
 
 def test_bench_measures_every_present_path_and_skips_the_rest(tmp_path, capsys):

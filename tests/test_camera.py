@@ -8,16 +8,16 @@ import urllib.request
 import numpy as np
 import pytest
 
-from fts_edge import stream as stream_mod
-from fts_edge.camera import run
+from fts_edge.live import stream as stream_mod
+from fts_edge.live.camera import CameraSettings, run
 from fts_edge.cli import main
-from fts_edge.clipspec import ClipSpec
-from fts_edge.errors import SourceError
-from fts_edge.runtime import load_classifier
-from fts_edge.sources import Resilient, Source, SyntheticSource
-from fts_edge.stream import ClipBuffer, EventDetector, Smoother
-from fts_edge.transforms import preprocess_clip
-from fts_edge.video import read_frames
+from fts_edge.data.clipspec import ClipSpec
+from fts_edge.core.errors import CheckpointError, SourceError
+from fts_edge.device.runtime import load_classifier
+from fts_edge.data.sources import Resilient, Source, SyntheticSource
+from fts_edge.live.stream import ClipBuffer, EventDetector, Smoother
+from fts_edge.data.transforms import preprocess_clip
+from fts_edge.data.video import read_frames
 
 SPEC = ClipSpec(frames=4, size=8, resize=8)
 
@@ -80,8 +80,12 @@ def test_smoothing_and_hysteresis_events():
 
 
 def test_backends_agree(tiny_run):
+    import fts_edge
+
     onnx_clf = load_classifier(tiny_run["onnx"])
-    torch_clf = load_classifier(tiny_run["student"], device="cpu")
+    torch_clf = fts_edge.load(tiny_run["student"], device="cpu").classifier  # a checkpoint: the API's loader
+    with pytest.raises(CheckpointError, match="a training checkpoint; running it needs torch"):
+        load_classifier(tiny_run["student"])  # the device half runs exported models only
     assert onnx_clf.classes == torch_clf.classes and onnx_clf.spec == torch_clf.spec
     x = np.random.default_rng(0).standard_normal((3, 3, 4, 24, 24)).astype(np.float32)
     np.testing.assert_allclose(onnx_clf.classify(x), torch_clf.classify(x), atol=1e-5)
@@ -141,7 +145,7 @@ def test_a_source_that_fails_mid_run_is_reopened_and_reported(tiny_run, shared_d
 
     src = Resilient(opener, "flaky://0", backoff=0.01)
     out = tmp_path / "l.jsonl"
-    summary = run([], str(tiny_run["onnx"]), stride=4, json_out=str(out), sources=[src])
+    summary = run(CameraSettings.make(model=str(tiny_run["onnx"]), every=4, json_out=str(out)), sources=[src])
     kinds = [r["type"] for r in _lines(out)]
     assert "source_lost" in kinds and "source_back" in kinds and len(opens) >= 2
     s = summary["sources"][0]
@@ -163,13 +167,13 @@ def test_a_source_that_never_comes_back_is_one_line(tiny_run, capsys, monkeypatc
     src = Resilient(lambda: Dead(), "dead://0", max_retries=2, backoff=0.01)
     src.opener = dead_opener
     with pytest.raises(SourceError, match="reopening attempts failed"):
-        run([], str(tiny_run["onnx"]), sources=[src], json_out=None)
+        run(CameraSettings.make(model=str(tiny_run["onnx"]), json_out=None), sources=[src])
 
 
 def test_several_inputs_in_one_batched_inference(tiny_run, tmp_path):
     out = tmp_path / "m.jsonl"
     srcs = [SyntheticSource(f"synthetic://{i}", seed=i, size=32, max_frames=12) for i in range(2)]
-    summary = run([], str(tiny_run["onnx"]), stride=4, json_out=str(out), sources=srcs)
+    summary = run(CameraSettings.make(model=str(tiny_run["onnx"]), every=4, json_out=str(out)), sources=srcs)
     rows = [r for r in _lines(out) if r["type"] == "prediction"]
     assert {r["source"] for r in rows} == {"synthetic://0", "synthetic://1"}
     assert [s["windows"] for s in summary["sources"]] == [3, 3]
@@ -179,7 +183,7 @@ def test_realtime_30fps_capture_drops_no_frames(tiny_run, tmp_path):
     src = SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=45)
     out = tmp_path / "rt.jsonl"
     t = time.perf_counter()
-    summary = run([], str(tiny_run["onnx"]), stride=3, json_out=str(out), sources=[src])
+    summary = run(CameraSettings.make(model=str(tiny_run["onnx"]), every=3, json_out=str(out)), sources=[src])
     assert time.perf_counter() - t >= 45 / 30 * 0.9  # it really ran at 30 fps
     s = summary["sources"][0]
     assert s["frames"] == 45 and s["windows"] == (45 - 4) // 3 + 1
@@ -192,8 +196,8 @@ def _live_page(model, tmp_path, source=None):
     Yields (url, status); the source is ended by the test (max 60 s of frames), never by a timer."""
     src = source or SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=1800)
     result, lines = {}, tmp_path / "serve.jsonl"
-    th = threading.Thread(target=lambda: result.update(run([], str(model), stride=2, sources=[src],
-                                                           serve="127.0.0.1:0", json_out=str(lines))))
+    th = threading.Thread(target=lambda: result.update(run(CameraSettings.make(
+        model=str(model), every=2, serve="127.0.0.1:0", json_out=str(lines)), sources=[src])))
     th.start()
     try:
         url, status, deadline = None, {}, time.monotonic() + 45
@@ -225,8 +229,8 @@ def test_live_page_serves_stream_and_label(tiny_run, tmp_path):
 def test_teacher_mode_on_the_cpu_writes_flow_pictures(tiny_run, tmp_path):
     out = tmp_path / "t.jsonl"
     src = SyntheticSource("synthetic://", size=32, max_frames=12)
-    summary = run([], str(tiny_run["onnx"]), stride=4, json_out=str(out), sources=[src],
-                  teacher=str(tiny_run["teacher"]), flow_dir=str(tmp_path / "flow"))
+    summary = run(CameraSettings.make(model=str(tiny_run["onnx"]), every=4, json_out=str(out),
+                                      teacher=str(tiny_run["teacher"]), flow_dir=str(tmp_path / "flow")), sources=[src])
     rows = _lines(out)
     assert any(r["type"] == "warning" and "CPU" in r["message"] for r in rows)
     preds = [r for r in rows if r["type"] == "prediction"]
@@ -283,7 +287,7 @@ def test_class_names_and_sources_that_are_markup_show_as_text_and_run_nothing(ti
     import shutil
     import subprocess
 
-    from fts_edge.bundle import metadata_path
+    from fts_edge.device.bundle import metadata_path
 
     from conftest import lie
 
@@ -315,8 +319,8 @@ def test_class_names_and_sources_that_are_markup_show_as_text_and_run_nothing(ti
 def test_the_page_says_when_the_source_has_ended(tiny_run, tmp_path):
     src = SyntheticSource("synthetic://", size=32, fps=30, max_frames=40)
     lines = tmp_path / "serve.jsonl"
-    th = threading.Thread(target=lambda: run([], str(tiny_run["onnx"]), stride=2, sources=[src],
-                                             serve="127.0.0.1:0", json_out=str(lines), linger=5))
+    th = threading.Thread(target=lambda: run(CameraSettings.make(
+        model=str(tiny_run["onnx"]), every=2, serve="127.0.0.1:0", json_out=str(lines), linger=5), sources=[src]))
     th.start()
     try:
         deadline, status = time.monotonic() + 45, {}

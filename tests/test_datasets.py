@@ -5,11 +5,11 @@ import pytest
 import torch
 
 from fts_edge.cli import main
-from fts_edge.clipspec import ClipSpec
-from fts_edge.datasets import (VideoDataset, check_dataset, dataset_index, folder_index, hmdb51_index,
-                               synthetic_index, ucf101_index)
-from fts_edge.errors import DatasetError
-from fts_edge.synthetic import MOTION_CLASSES, render_clip, write_motion_dataset
+from fts_edge.data.clipspec import ClipSpec
+from fts_edge.train.data import VideoDataset
+from fts_edge.data.datasets import check_dataset, dataset_index, folder_index, hmdb51_index, synthetic_index, ucf101_index
+from fts_edge.core.errors import DatasetError
+from fts_edge.data.synthetic import MOTION_CLASSES, render_clip, write_motion_dataset
 
 SPEC = ClipSpec(frames=4, size=24, resize=32)
 
@@ -164,7 +164,7 @@ def test_one_frame_says_nothing_but_motion_says_everything():
 
 
 def test_limited_centre_clips_cover_every_class_not_just_the_first():
-    from fts_edge.datasets import centre_clips, synthetic_index
+    from fts_edge.data.datasets import centre_clips, synthetic_index
 
     idx = synthetic_index(5, 0, 4)  # 4 classes, ordered by class in the list
     spec = ClipSpec(frames=4, size=16, resize=16)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from fts_edge.checkpoint import load_checkpoint
+from fts_edge.nets.checkpoint import load_checkpoint
 from fts_edge.demo import QUICK, Demo, summary_text
 from dataclasses import replace
 
@@ -60,7 +60,7 @@ def test_an_interrupted_demo_resumes_from_finished_stages(demo_run, tmp_path):
 
 
 def test_other_settings_in_the_same_folder_are_refused(demo_run):
-    from fts_edge.errors import FtsError
+    from fts_edge.core.errors import FtsError
 
     out, _, _ = demo_run
     with pytest.raises(FtsError, match="other settings"):
@@ -69,7 +69,7 @@ def test_other_settings_in_the_same_folder_are_refused(demo_run):
 
 def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_ran_with(tmp_path):
     from fts_edge.demo import LEGACY_SETTINGS, DemoConfig
-    from fts_edge.errors import FtsError
+    from fts_edge.core.errors import FtsError
 
     old = {k: v for k, v in TINY.__dict__.items() if k not in LEGACY_SETTINGS}
     (tmp_path / "state.json").write_text(json.dumps({"config": old, "stages": {}}))
@@ -110,7 +110,7 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     fit = res["rows"][1]["mimic_fit"]  # the student's fit to the teacher's features, on real clips
     assert res["rows"][0]["mimic_fit"] is None and fit["clips"] > 1 and fit["split"] == "val"
     assert fit["var_ratio"] >= 0 and fit["r2"] <= 1 and fit["mse"] > 0
-    from fts_edge.evaluate import student_mimic_fit
+    from fts_edge.train.evaluate import student_mimic_fit
     cache = {}
     fits = [student_mimic_fit(str(out / "alpha-5" / "last.pt"), str(out / "teacher" / "last.pt"), max_clips=8,
                               cache=cache) for _ in range(2)]
@@ -154,7 +154,7 @@ def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
     from pathlib import Path
 
     from fts_edge.demo import DemoConfig
-    from fts_edge.train_cli import add_train_args, config_from_args
+    from fts_edge.train.cli import add_train_args, config_from_args
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text().replace("\\\n", " ")
     m = re.search(r'^M="([^"]+)"$', text, re.M)

@@ -5,10 +5,10 @@ import onnx
 import pytest
 import torch
 
-from fts_edge.checkpoint import load_checkpoint, save_checkpoint
+from fts_edge.nets.checkpoint import load_checkpoint, save_checkpoint
 from fts_edge.cli import main
-from fts_edge.errors import CheckpointError, ExportError
-from fts_edge.export import export_onnx, metadata_path, ort_session, run_onnx
+from fts_edge.core.errors import CheckpointError, ExportError
+from fts_edge.export.onnx import export_onnx, metadata_path, ort_session, run_onnx
 
 
 def test_export_writes_checked_onnx_with_metadata(tiny_run):
@@ -58,8 +58,8 @@ def test_garbage_checkpoint_is_one_line(tmp_path, capsys):
 
 def test_parity_failure_is_loud(tiny_run, tmp_path):
     ck = load_checkpoint(tiny_run["student"])
-    from fts_edge.export import parity
-    from fts_edge.checkpoint import build_from_checkpoint
+    from fts_edge.export.onnx import parity
+    from fts_edge.nets.checkpoint import build_from_checkpoint
     model = build_from_checkpoint(ck)
     with torch.no_grad():
         model.fc.bias += 5.0 * torch.arange(model.fc.bias.numel())  # the ONNX no longer matches this model

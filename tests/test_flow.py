@@ -3,8 +3,10 @@ import numpy as np
 import pytest
 import torch
 
-from fts_edge.flow import TVL1, endpoint_error, flow_to_color, opencv_tvl1
-from fts_edge.flow_eval import known_pair, known_pairs, photometric_error
+from fts_edge.flow.tvl1 import TVL1
+from fts_edge.flow.evaluation import endpoint_error, opencv_tvl1
+from fts_edge.flow.pictures import flow_to_color
+from fts_edge.flow.evaluation import known_pair, known_pairs, photometric_error
 
 
 def _flow(model, f1, f2):
@@ -117,7 +119,7 @@ def test_flow_to_color_wheel():
 
 
 def test_flow_pictures_carry_their_colour_wheel_key():
-    from fts_edge.flow import with_legend
+    from fts_edge.flow.pictures import with_legend
 
     h, w, top = 120, 160, 4.0
     pic = with_legend(flow_to_color(np.zeros((h, w, 2), np.float32), top), top)
@@ -153,7 +155,7 @@ def test_flow_command_writes_pictures_and_compares(shared_data, tmp_path, capsys
 
 
 def test_bench_flow_measures_both_on_the_same_pairs(tmp_path):
-    from fts_edge import bench_flow
+    from fts_edge.bench import flow as bench_flow
 
     res = bench_flow.run(None, sizes=((32, 40),), repeats=1, devices=["cpu"], known_per_kind=1)
     methods = res["sizes"]["32x40"]["methods"]
@@ -166,9 +168,9 @@ def test_bench_flow_measures_both_on_the_same_pairs(tmp_path):
 def test_flow_cache_follows_the_frames_not_the_path(tmp_path):
     import numpy as np
 
-    from fts_edge.flow import TVL1
-    from fts_edge.flowcache import FlowCache
-    from fts_edge.synthetic import render_clip
+    from fts_edge.flow.tvl1 import TVL1
+    from fts_edge.flow.store import FlowCache
+    from fts_edge.data.synthetic import render_clip
 
     a = render_clip(0, seed=1, frames=4, height=24, width=24)
     b = render_clip(1, seed=1, frames=4, height=24, width=24)
@@ -185,9 +187,9 @@ def test_flow_cache_follows_the_frames_not_the_path(tmp_path):
 
 
 def test_flow_cache_hashes_an_array_once_and_new_content_again():
-    from fts_edge.flow import TVL1
-    from fts_edge.flowcache import FlowCache
-    from fts_edge.synthetic import render_clip
+    from fts_edge.flow.tvl1 import TVL1
+    from fts_edge.flow.store import FlowCache
+    from fts_edge.data.synthetic import render_clip
 
     a = render_clip(0, seed=1, frames=4, height=24, width=24)
     cache = FlowCache(TVL1.fast(), None)
@@ -210,12 +212,12 @@ def test_cached_flow_is_the_flow_the_teacher_computes_from_the_clip():
     import pytest
     import torch
 
-    from fts_edge.clipspec import ClipSpec
-    from fts_edge.flow import TVL1, to_grey
-    from fts_edge.flowcache import FlowCache
-    from fts_edge.models import FlowTeacher, r3d_18
-    from fts_edge.synthetic import render_clip
-    from fts_edge.transforms import clip_geometry, crop_clip, crop_flow, sample_indices
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.flow.tvl1 import TVL1, to_grey
+    from fts_edge.flow.store import FlowCache
+    from fts_edge.nets.models import FlowTeacher, r3d_18
+    from fts_edge.data.synthetic import render_clip
+    from fts_edge.data.transforms import clip_geometry, crop_clip, crop_flow, sample_indices
 
     spec = ClipSpec(frames=4, size=40, resize=48, stride=3)
     frames = render_clip(2, seed=3, frames=12, height=48, width=48)

@@ -6,14 +6,14 @@ import pytest
 import torch
 
 from fts_edge.cli import main
-from fts_edge.clipspec import ClipSpec
-from fts_edge.datasets import hmdb51_index
-from fts_edge.errors import CheckpointError, DatasetError
-from fts_edge.evaluate import evaluate
-from fts_edge.models import create_model
-from fts_edge.datasets import ClipSet
-from fts_edge.evaluate import predict
-from fts_edge.training import TrainConfig, fit
+from fts_edge.data.clipspec import ClipSpec
+from fts_edge.data.datasets import hmdb51_index
+from fts_edge.core.errors import CheckpointError, DatasetError
+from fts_edge.train.evaluate import evaluate
+from fts_edge.nets.models import create_model
+from fts_edge.train.data import ClipSet
+from fts_edge.train.evaluate import score
+from fts_edge.train.loop import TrainConfig, fit
 
 
 def test_a_teacher_passed_as_the_student_is_refused(tiny_run):
@@ -28,7 +28,7 @@ def test_unreadable_test_videos_are_left_out_not_replaced(hmdb_fixture):
     spec = ClipSpec(frames=4, size=24, resize=28)
     ds = ClipSet(idx.test, spec, False, idx.flip)
     torch.manual_seed(0)
-    res = predict(create_model("r3d_18", 3, width=0.125), ds, "rgb", batch_size=2)
+    res = score(create_model("r3d_18", 3, width=0.125), ds, "rgb", batch_size=2)
     assert len(res["labels"]) == len(idx.test) - 1  # the random-bytes video is not scored
     assert str(hmdb_fixture["bad"]) in res["unreadable"]
     assert sorted(res["labels"].tolist()) == sorted(i.label for i in idx.test if i.path != str(hmdb_fixture["bad"]))

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from fts_edge.models import MODELS, count_macs, count_parameters, create_model
+from fts_edge.nets.models import MODELS, count_macs, count_parameters, create_model
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

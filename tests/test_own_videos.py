@@ -4,11 +4,12 @@ the frames that do."""
 import logging
 
 
-from fts_edge.clips import dataset_index_from_meta, validation_set
-from fts_edge.clipspec import ClipSpec
-from fts_edge.datasets import VideoDataset, dataset_index, direction_pairs, folder_index
-from fts_edge.synthetic import render_clip
-from fts_edge.video import write_video
+from fts_edge.data.clips import dataset_index_from_meta, validation_set
+from fts_edge.data.clipspec import ClipSpec
+from fts_edge.train.data import VideoDataset
+from fts_edge.data.datasets import dataset_index, direction_pairs, folder_index
+from fts_edge.data.synthetic import render_clip
+from fts_edge.data.video import write_video
 
 
 def _folder(root, classes=("swipe_left", "swipe_right", "wave"), per_class=5, frames=10):
@@ -37,15 +38,15 @@ def test_flips_are_off_by_default_where_direction_is_the_class(tmp_path, caplog)
 def test_the_split_is_rebuilt_with_the_runs_seed(tmp_path):
     """A folder dataset trained with seed 3: the INT8 check's clips (the bundle's validation split)
     hold none of its training videos; rebuilt with seed 0 they would."""
-    from fts_edge.checkpoint import bundle_metadata
-    from fts_edge.training import TrainConfig, fit
+    from fts_edge.nets.checkpoint import bundle_metadata
+    from fts_edge.train.loop import TrainConfig, fit
 
     root = _folder(tmp_path / "v", ("walk", "run", "wave"), per_class=10, frames=8)
     cfg = TrainConfig.from_settings(dict(role="rgb", dataset="folder", root=str(root), seed=3, frames=4, size=24, resize=28, width=0.125,
                       epochs=1, batch_size=8, warmup_epochs=0, alpha=0.0, optimizer="adamw", lr=1e-3,
                       out=str(tmp_path / "run")))
     fit(cfg)
-    from fts_edge.checkpoint import load_checkpoint
+    from fts_edge.nets.checkpoint import load_checkpoint
     meta = bundle_metadata(load_checkpoint(tmp_path / "run" / "last.pt"))
     assert meta["dataset"]["seed"] == 3
     trained_on = {i.path for i in folder_index(root, seed=3).train}
@@ -74,7 +75,7 @@ def test_a_video_that_declares_more_frames_than_decode_is_used(tmp_path, capsys)
 
 
 def test_small_folders_say_what_is_missing_and_how_to_fix_it(tmp_path, capsys):
-    from fts_edge.train_cli import train_main
+    from fts_edge.train.cli import train_main
 
     root = _folder(tmp_path / "v", ("walk", "cartoon"), per_class=1)
     assert train_main("student", ["--dataset", "folder", "--root", str(root), "--alpha", "0", "--frames", "4",
@@ -141,9 +142,9 @@ def test_pretrained_torchvision_r3d_18_weights_load_past_the_classifier(tmp_path
     import pytest
     import torch
 
-    from fts_edge.errors import CheckpointError
-    from fts_edge.models import create_model
-    from fts_edge.training import load_pretrained
+    from fts_edge.core.errors import CheckpointError
+    from fts_edge.nets.models import create_model
+    from fts_edge.train.loop import load_pretrained
 
     sd = torchvision_r3d_18_state_dict()
     path = tmp_path / "r3d_18_kinetics400.pth"
@@ -163,7 +164,7 @@ def test_evaluate_scores_an_onnx_as_the_training_table_scores_its_checkpoint(tin
     import json
 
     from fts_edge.cli import main
-    from fts_edge.evaluate import evaluate
+    from fts_edge.train.evaluate import evaluate
 
     table = evaluate(None, None, str(tiny_run["student"]))
     row = table["rows"][0]

@@ -6,9 +6,9 @@ import pytest
 from onnx import numpy_helper
 
 from fts_edge.cli import main
-from fts_edge.bundle import metadata_path
-from fts_edge.engine import engine_path, tensor_precision, tensorrt_or_none
-from fts_edge.quantize import activation_bytes, check_int8, quantize_int8
+from fts_edge.device.bundle import metadata_path
+from fts_edge.device.engine import engine_path, tensor_precision, tensorrt_or_none
+from fts_edge.device.quantize import activation_bytes, check_int8, quantize_int8
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +67,8 @@ def test_calibration_memory_is_bounded(tiny_run, tmp_path):
     rep = quantize_int8(tiny_run["onnx"], clips, tmp_path / "b.int8.onnx", method="entropy", memory_mb=budget_mb)
     assert rep["calibration_clips"] == 6 and rep["calibration_peak_mib"] <= budget_mb
     # a budget below one batch is refused with the way out in the message
-    from fts_edge.errors import ExportError
-    import fts_edge.quantize as q
+    from fts_edge.core.errors import ExportError
+    import fts_edge.device.quantize as q
     with pytest.raises(ExportError, match="raise --calib-memory-mb"):
         q.quantize_int8(tiny_run["onnx"], clips, tmp_path / "c.int8.onnx", memory_mb=0)
 
@@ -138,7 +138,7 @@ def test_tensor_precision_reads_long_and_short_formats():
 
 @pytest.mark.skipif(tensorrt_or_none() is None, reason="TensorRT is not installed here (it runs on the Jetson/GPU host)")
 def test_tensorrt_builds_and_reports_layer_precisions(tiny_run):
-    from fts_edge.engine import build_engine, gpu_identity
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine, gpu_identity
     if gpu_identity() is None:
         pytest.skip("TensorRT is installed but no GPU is visible")
     rep = build_engine(tiny_run["onnx"], "fp16")
@@ -147,7 +147,7 @@ def test_tensorrt_builds_and_reports_layer_precisions(tiny_run):
 
 def test_fp16_onnx_keeps_float32_io(tiny_run, tmp_path):
     import shutil
-    from fts_edge.quantize import fp16_onnx
+    from fts_edge.device.quantize import fp16_onnx
 
     src = tmp_path / "student.onnx"
     shutil.copy(tiny_run["onnx"], src)
@@ -163,7 +163,7 @@ def test_fp16_onnx_keeps_float32_io(tiny_run, tmp_path):
 def test_residuals_are_rewired_where_the_quantizer_left_them_float(int8, tmp_path):
     """ONNX Runtime's quantizer already points consumers at the DQ copy; where a quantizer does not
     (older versions, other tools), residuals_read_quantized does it."""
-    from fts_edge.quantize import residuals_read_quantized
+    from fts_edge.device.quantize import residuals_read_quantized
 
     rep, _ = int8
     m = onnx.load(rep["int8_onnx"])

@@ -8,9 +8,9 @@ import multiprocessing as mp
 import pytest
 import torch
 
-from fts_edge.checkpoint import load_checkpoint
-from fts_edge.errors import CheckpointError, FtsError, UsageError
-from fts_edge.training import RunLock, TrainConfig, fit, read_jsonl
+from fts_edge.nets.checkpoint import load_checkpoint
+from fts_edge.core.errors import CheckpointError, FtsError, UsageError
+from fts_edge.train.loop import RunLock, TrainConfig, fit, read_jsonl
 
 TINY = dict(dataset="synthetic", per_class=6, num_classes=4, frames=4, size=24, resize=28, width=0.125, epochs=2,
             batch_size=8, warmup_epochs=0, role="rgb", alpha=0.0, optimizer="adamw", lr=1e-3, threads=1)
@@ -33,13 +33,13 @@ def uninterrupted(tmp_path_factory):
 
 def _writes():
     """The write calls of one epoch, in the order fit makes them."""
-    import fts_edge.training as t
+    import fts_edge.train.loop as t
     return [("save_checkpoint", t), ("save_with_bundle", t), ("_append_jsonl", t)]
 
 
 @pytest.mark.parametrize("kill_at", range(1, 6))  # every write of epoch 1 (3) and of epoch 2 (2 or 3)
 def test_a_kill_at_any_write_then_resume_equals_an_uninterrupted_run(kill_at, uninterrupted, tmp_path, monkeypatch):
-    import fts_edge.training as t
+    import fts_edge.train.loop as t
 
     calls = []
     originals = {name: getattr(t, name) for name, _ in _writes()}

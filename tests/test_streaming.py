@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from fts_edge.models import create_model
-from fts_edge.streamplan import LATENCY, schedule
+from fts_edge.nets.models import create_model
+from fts_edge.device.streamplan import LATENCY, schedule
 
 
 def _net(window=6, width=0.125, classes=5, seed=0):
@@ -68,7 +68,7 @@ def test_a_step_runs_the_frame_stage_and_at_most_one_more():
 
 
 def test_a_mean_step_costs_under_a_twelfth_of_a_window_at_the_papers_geometry():
-    from fts_edge.models import count_macs, stream_macs
+    from fts_edge.nets.models import count_macs, stream_macs
 
     torch.manual_seed(0)
     causal = create_model("causal_r3d_18", 51, width=0.25, window=25).eval()
@@ -96,9 +96,9 @@ def test_the_output_at_a_frame_never_reads_a_later_frame():
 
 
 def _export(tmp_path, window=6, size=32, classes=5, name="s.onnx", clips=None):
-    from fts_edge.checkpoint import make_checkpoint, save_checkpoint
-    from fts_edge.clipspec import ClipSpec
-    from fts_edge.streaming_onnx import export_streaming_onnx
+    from fts_edge.nets.checkpoint import make_checkpoint, save_checkpoint
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.export.streaming import export_streaming_onnx
 
     spec = ClipSpec(frames=window, size=size, resize=size + 4)
     net = _net(window=window, classes=classes)
@@ -113,7 +113,7 @@ def _export(tmp_path, window=6, size=32, classes=5, name="s.onnx", clips=None):
 def test_the_stage_graphs_stepped_in_onnx_runtime_match_pytorch(tmp_path):
     import onnx
 
-    from fts_edge.streamplan import STAGES, onnx_stages, stage_file, stepped_logits
+    from fts_edge.device.streamplan import STAGES, onnx_stages, stage_file, stepped_logits
 
     clips = np.random.default_rng(0).standard_normal((3, 3, 6, 32, 32)).astype(np.float32)
     net, rep = _export(tmp_path, clips=clips)
@@ -149,9 +149,9 @@ def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping
     graphs."""
     from conftest import TINY
 
-    from fts_edge.checkpoint import load_checkpoint
+    from fts_edge.nets.checkpoint import load_checkpoint
     from fts_edge.cli import main
-    from fts_edge.training import TrainConfig, build_networks, fit
+    from fts_edge.train.loop import TrainConfig, build_networks, fit
 
     copy = dict(role="teacher", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), init_from_teacher=True,
                 mimic="correlation", **TINY)
@@ -171,7 +171,7 @@ def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping
     assert all(torch.equal(sd[k], flow["backbone." + k]) for k in sd if not k.startswith("stem."))
     assert all(torch.equal(sd[k], rgb[k]) for k in sd if k.startswith("stem."))
     # the mimic's target is the clip teacher's pooled features; the hint's maps are the copy's
-    from fts_edge.checkpoint import build_from_checkpoint, load_teacher
+    from fts_edge.nets.checkpoint import build_from_checkpoint, load_teacher
     clip_teacher = build_from_checkpoint(load_teacher(tiny_run["teacher"])).freeze()
     copy_net = build_from_checkpoint(load_teacher(start)).freeze()
     x = torch.randn(2, 2, TINY["frames"] - 1, TINY["size"], TINY["size"])
@@ -199,13 +199,13 @@ def test_init_from_refuses_a_network_of_other_layers_or_a_second_start(tiny_run)
     """A clip network's blocks for a causal student, an RGB network, or two starting points: one line."""
     from conftest import TINY
 
-    from fts_edge.training import TrainConfig
+    from fts_edge.train.loop import TrainConfig
 
     with pytest.raises(ValueError, match="--init-from sets a student's starting weights"):
         TrainConfig.from_settings(dict(role="student", teacher=str(tiny_run["teacher"]), init_from=str(tiny_run["teacher"]),
                                        init_from_teacher=True, **TINY))
-    from fts_edge.errors import CheckpointError
-    from fts_edge.training import build_networks
+    from fts_edge.core.errors import CheckpointError
+    from fts_edge.train.loop import build_networks
 
     settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), **TINY)
     with pytest.raises(CheckpointError, match=r"--init-from needs a flow network built as the student is \(causal_r3d_18"):
@@ -221,7 +221,7 @@ def test_hint_from_leaves_the_start_from_the_teacher_as_it_is(tiny_run):
     --init-from-teacher still starts from the teacher's blocks."""
     from conftest import TINY
 
-    from fts_edge.training import TrainConfig, build_networks
+    from fts_edge.train.loop import TrainConfig, build_networks
 
     settings = dict(role="student", teacher=str(tiny_run["teacher"]), init_from_teacher=True, hint="layer3", **TINY)
     plain, teacher, _ = build_networks(TrainConfig.from_settings(settings), 4)
@@ -236,8 +236,8 @@ def test_hint_from_refuses_maps_laid_out_otherwise_or_no_hint(tiny_run):
     """--hint-from without --hint, a clip network's maps for a causal student, an RGB network: one line."""
     from conftest import TINY
 
-    from fts_edge.errors import CheckpointError
-    from fts_edge.training import TrainConfig, build_networks
+    from fts_edge.core.errors import CheckpointError
+    from fts_edge.train.loop import TrainConfig, build_networks
 
     settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), **TINY)
     with pytest.raises(ValueError, match="--hint-from names where the --hint maps come from"):
@@ -272,7 +272,7 @@ def _motion_video(path, frames: int, seed: int, size: int = 48):
     """A real video file of rendered motion (a file, not a live source: the camera drops nothing)."""
     import cv2
 
-    from fts_edge.sources import SyntheticSource
+    from fts_edge.data.sources import SyntheticSource
 
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 15.0, (size, size))
     for f in SyntheticSource("synthetic://", seed=seed, size=size, max_frames=frames).frames():
@@ -287,7 +287,7 @@ def _streaming_onnx(tmp_path, window=6, size=32, classes=5):
 
 
 def test_the_runtime_streams_per_source_and_scores_whole_clips_like_a_clip_model(tmp_path):
-    from fts_edge.runtime import load_classifier
+    from fts_edge.device.runtime import load_classifier
 
     net, onnx_path = _streaming_onnx(tmp_path)
     clf = load_classifier(onnx_path)
@@ -309,12 +309,12 @@ def _streams_like_pytorch(clf, net):
 
 
 def test_the_camera_steps_a_streaming_student_on_every_frame(tmp_path):
-    from fts_edge.camera import run
+    from fts_edge.live.camera import CameraSettings, run
 
     _, onnx_path = _streaming_onnx(tmp_path)
     video = _motion_video(tmp_path / "clip.avi", frames=20, seed=3)
     lines = tmp_path / "cam.jsonl"
-    summary = run([str(video)], str(onnx_path), stride=5, json_out=str(lines))
+    summary = run(CameraSettings.make(model=str(onnx_path), inputs=[str(video)], every=5, json_out=str(lines)))
     rows = [json.loads(line) for line in lines.read_text().splitlines()]
     assert rows[0]["streaming"] is True and rows[0]["every"] == 1  # every frame, whatever --every said
     s = summary["sources"][0]
@@ -361,9 +361,9 @@ def test_a_file_gives_the_same_json_lines_every_run(tmp_path, tiny_run, shared_d
 
 def test_build_engine_quantizes_each_stage_and_the_runtime_checks_every_file(tmp_path):
     from fts_edge.cli import main
-    from fts_edge.errors import CheckpointError
-    from fts_edge.runtime import load_classifier
-    from fts_edge.streamplan import STAGES, stage_file
+    from fts_edge.core.errors import CheckpointError
+    from fts_edge.device.runtime import load_classifier
+    from fts_edge.device.streamplan import STAGES, stage_file
 
     _, onnx_path = _streaming_onnx(tmp_path)
     video = _motion_video(tmp_path / "calib.avi", frames=40, seed=4)
@@ -399,8 +399,8 @@ def test_tensorrt_engines_of_the_stages_stream_like_onnx_runtime(tmp_path, monke
     import sys
 
     from fts_edge.cli import main
-    from fts_edge.runtime import load_classifier
-    from fts_edge.streamplan import stage_file
+    from fts_edge.device.runtime import load_classifier
+    from fts_edge.device.streamplan import stage_file
 
     standin = Path(__file__).resolve().parent / "standin"
     for m in ("tensorrt", "cuda", "cuda.bindings", "cuda.bindings.runtime", "pycuda", "pycuda.driver"):
@@ -427,7 +427,7 @@ def test_tensorrt_engines_of_the_stages_stream_like_onnx_runtime(tmp_path, monke
     clf.close()
     assert rt.live_allocations() == before
     # a stage engine of another model (here: metadata that says another stage) is refused in one line
-    from fts_edge.errors import EngineError
+    from fts_edge.core.errors import EngineError
     layer3 = stage_file(engine, "layer3").with_suffix(".engine.json")
     meta = json.loads(layer3.read_text())
     layer3.write_text(json.dumps({**meta, "streaming_stage": "layer2"}))

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fts_edge.bundle import metadata_path
+from fts_edge.device.bundle import metadata_path
 from fts_edge.cli import main
 
 STANDIN = Path(__file__).resolve().parent / "standin"
@@ -139,9 +139,9 @@ def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, pair, tmp
 
 
 def test_engine_refused_elsewhere(standin, pair, monkeypatch, capsys):
-    from fts_edge.engine import build_engine
-    from fts_edge.errors import EngineError
-    from fts_edge.runtime import load_classifier
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+    from fts_edge.core.errors import EngineError
+    from fts_edge.device.runtime import load_classifier
 
     engine = Path(build_engine(pair, "fp16")["engine"])
     load_classifier(engine).close()
@@ -171,9 +171,9 @@ def test_engine_refused_elsewhere(standin, pair, monkeypatch, capsys):
 
 
 def test_dynamic_batch_engine_has_an_optimization_profile(standin, tiny_run, tmp_path):
-    from fts_edge.engine import build_engine
-    from fts_edge.export import export_onnx
-    from fts_edge.runtime import load_classifier
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+    from fts_edge.export.onnx import export_onnx
+    from fts_edge.device.runtime import load_classifier
 
     rep = export_onnx(tiny_run["student"], tmp_path / "dyn.onnx", dynamic_batch=True)
     eng = build_engine(rep["onnx"], "fp16", max_batch=4)
@@ -185,8 +185,8 @@ def test_dynamic_batch_engine_has_an_optimization_profile(standin, tiny_run, tmp
 
 
 def test_buffers_are_pinned_and_freed(standin, pair):
-    from fts_edge.engine import build_engine
-    from fts_edge.runtime import load_classifier
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+    from fts_edge.device.runtime import load_classifier
 
     rt = importlib.import_module("cuda.bindings.runtime")
     before = rt.live_allocations()
@@ -201,8 +201,8 @@ def test_buffers_are_pinned_and_freed(standin, pair):
 def test_cuda_python_with_a_wrong_driver_falls_back_to_pycuda(standin, pair, monkeypatch):
     """cuda-python 13 on JetPack 6 imports, then answers cudaErrorInsufficientDriver: use pycuda,
     and pop its context when done."""
-    from fts_edge.engine import build_engine
-    from fts_edge.runtime import load_classifier
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+    from fts_edge.device.runtime import load_classifier
 
     path = build_engine(pair, "fp16")["engine"]
     monkeypatch.setenv("FTS_STANDIN_CUDA_ERROR", "35")
@@ -217,9 +217,9 @@ def test_cuda_python_with_a_wrong_driver_falls_back_to_pycuda(standin, pair, mon
 
 
 def test_no_cuda_at_all_is_one_clear_error(standin, pair, monkeypatch):
-    from fts_edge.engine import build_engine
-    from fts_edge.errors import EngineError
-    from fts_edge.runtime import load_classifier
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+    from fts_edge.core.errors import EngineError
+    from fts_edge.device.runtime import load_classifier
 
     path = build_engine(pair, "fp16")["engine"]
     monkeypatch.setenv("FTS_STANDIN_CUDA_ERROR", "35")
@@ -244,7 +244,7 @@ INSPECTOR_FILES = sorted(INSPECTOR_DIR.glob("*.json"))
 def test_layer_report_on_real_inspector_output(path):
     """Real engines' inspector JSON (public files): every layer is read, convolutions are counted
     by what their kernels take in, and a LAYER_NAMES_ONLY file says it cannot tell."""
-    from fts_edge.engine import layer_report
+    from fts_edge.device.engine import layer_report
 
     info = json.loads(path.read_text())
     rep = layer_report(info)
@@ -279,7 +279,7 @@ def _attribute_chains(path, roots):
 def test_the_code_names_only_what_the_real_modules_have():
     """Beyond what the tests run: every trt.X in the engine and runtime code, and every rt.X in the
     CUDA code, is a name of TensorRT 10.3 or cuda-python 12.6."""
-    src = Path(__file__).resolve().parents[1] / "fts_edge"
+    src = Path(__file__).resolve().parents[1] / "fts_edge" / "device"
     trt_real = _names(DATA / "tensorrt-10.3.0-names.txt")
     roots = {"trt", "builder", "config", "network", "parser", "profile", "runtime", "engine", "context", "t"}
     used = _attribute_chains(src / "engine.py", roots) | (_attribute_chains(src / "runtime.py", roots) - {"meta", "spec"})

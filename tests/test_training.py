@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from fts_edge.checkpoint import load_checkpoint
+from fts_edge.nets.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--dataset", "synthetic", "--frames", "4", "--size", "24", "--resize", "28", "--width", "0.125",
@@ -126,7 +126,7 @@ def test_a_finished_run_fitted_again_reports_what_its_last_epoch_did(tmp_path):
     included (a demo stage that reuses a finished run reports it, not the best epoch's)."""
     from conftest import TINY as SETTINGS
 
-    from fts_edge.training import TrainConfig, fit
+    from fts_edge.train.loop import TrainConfig, fit
 
     cfg = TrainConfig.from_settings(dict(SETTINGS, role="rgb", alpha=0.0, out=str(tmp_path / "rgb")))
     first = fit(cfg)
@@ -155,7 +155,7 @@ def test_adamw_trains_resumes_and_refuses_another_optimizer(tmp_path):
 
 
 def test_distillation_loss_terms():
-    from fts_edge.distill import distillation_loss
+    from fts_edge.train.distill import distillation_loss
 
     logits = torch.tensor([[2.0, 0.0]])
     y = torch.tensor([0])
@@ -167,7 +167,7 @@ def test_distillation_loss_terms():
 
 
 def test_mimic_fit_tells_a_collapsed_student_from_one_that_learned_the_teacher():
-    from fts_edge.distill import mimic_fit
+    from fts_edge.train.distill import mimic_fit
 
     g = torch.Generator().manual_seed(0)
     ft = torch.rand(64, 16, generator=g) + 0.5  # ReLU-like features: a large mean, some variation
@@ -183,7 +183,7 @@ def test_mimic_fit_tells_a_collapsed_student_from_one_that_learned_the_teacher()
 
 
 def test_correlation_mimic_gives_no_reward_for_collapsing_onto_the_teachers_mean():
-    from fts_edge.distill import distillation_loss, mimic_term
+    from fts_edge.train.distill import distillation_loss, mimic_term
 
     g = torch.Generator().manual_seed(1)
     ft = torch.rand(32, 8, generator=g) + 0.5
@@ -240,7 +240,7 @@ def test_student_trains_with_the_correlation_mimic(tmp_path):
 
 
 def test_hint_term_follows_the_teachers_feature_map_position_by_position():
-    from fts_edge.distill import distillation_loss, hint_term, mimic_term
+    from fts_edge.train.distill import distillation_loss, hint_term, mimic_term
 
     g = torch.Generator().manual_seed(2)
     t_map = torch.rand(4, 6, 2, 5, 5, generator=g)  # the teacher's block output (N, C, T, H, W)
@@ -268,8 +268,8 @@ def test_hint_term_follows_the_teachers_feature_map_position_by_position():
 
 
 def test_init_from_teacher_copies_every_block_but_the_flow_stem():
-    from fts_edge.models import FlowTeacher, create_model
-    from fts_edge.training import init_from_teacher
+    from fts_edge.nets.models import FlowTeacher, create_model
+    from fts_edge.train.loop import init_from_teacher
 
     torch.manual_seed(0)
     teacher = FlowTeacher(create_model("r3d_18", 4, in_channels=2, width=0.125), (0.5,) * 3, (0.25,) * 3)
@@ -289,7 +289,7 @@ def test_init_from_teacher_copies_every_block_but_the_flow_stem():
 
 
 def test_hint_names_blocks_of_the_network_in_order():
-    from fts_edge.models import create_model, hint_layers
+    from fts_edge.nets.models import create_model, hint_layers
 
     assert hint_layers(None) == () and hint_layers("layer3") == ("layer3",)
     assert hint_layers("layer3, layer2") == ("layer2", "layer3")
@@ -344,7 +344,7 @@ def test_seed_table_mean_and_spread(tmp_path, capsys):
 def test_table_diagnostics_count_shared_errors_clip_by_clip():
     import torch
 
-    from fts_edge.evaluate import diagnostics, diagnostics_text
+    from fts_edge.train.evaluate import diagnostics, diagnostics_text
 
     y = torch.tensor([0, 1, 2, 3, 0, 1, 2, 3, 0, 1])
     def scores(pred):

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from fts_edge.clipspec import ClipSpec
-from fts_edge.transforms import denormalise, preprocess_clip, preprocess_frame, sample_indices
+from fts_edge.data.clipspec import ClipSpec
+from fts_edge.data.transforms import denormalise, preprocess_clip, preprocess_frame, sample_indices
 
 SPEC = ClipSpec(frames=5, size=16, resize=20, stride=2)
 
@@ -25,7 +25,7 @@ def test_short_videos_loop_instead_of_crashing():
 
 
 def test_eval_clip_is_the_per_frame_function(shared_data):
-    from fts_edge.video import read_frames
+    from fts_edge.data.video import read_frames
 
     frames = read_frames(shared_data / "Megamind.avi", max_frames=5)
     clip = preprocess_clip(frames, SPEC)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fts_edge.video import VideoError, probe, read_frames, write_video
+from fts_edge.data.video import VideoError, probe, read_frames, write_video
 
 
 @pytest.mark.parametrize("name,frames,hw", [("vtest.avi", 795, (576, 768)), ("Megamind.avi", 270, (528, 720))])

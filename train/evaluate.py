@@ -9,7 +9,7 @@ The dataset defaults to the one the checkpoints were trained on.
 """
 import sys
 
-from fts_edge.train_cli import evaluate_main
+from fts_edge.train.cli import evaluate_main
 
 if __name__ == "__main__":
     sys.exit(evaluate_main(doc=__doc__))

@@ -14,7 +14,7 @@ Resume after a kill:  the same command with --resume.
 """
 import sys
 
-from fts_edge.train_cli import train_main
+from fts_edge.train.cli import train_main
 
 if __name__ == "__main__":
     sys.exit(train_main("teacher", doc=__doc__))

@@ -1,0 +1,120 @@
+"""Benchmark of the flow stage: OpenCV DualTVL1 (one pair at a time, as people run it) against
+the TVL1 layers (batched), on the same pairs, in one run. Accuracy from known displacement
+fields at the same size; speed on real footage (25 frames of vtest.avi = 24 pairs)."""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..flow.tvl1 import TVL1
+from ..flow.evaluation import endpoint_error, opencv_tvl1
+from ..flow.evaluation import known_pairs
+
+
+def cover_crop(frame: np.ndarray, h: int, w: int) -> np.ndarray:
+    """Scale a frame so it covers h x w, then take the centre h x w."""
+    import cv2
+
+    scale = max(h / frame.shape[0], w / frame.shape[1])
+    size = (max(w, round(frame.shape[1] * scale)), max(h, round(frame.shape[0] * scale)))
+    f = cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    y, x = (f.shape[0] - h) // 2, (f.shape[1] - w) // 2
+    return f[y:y + h, x:x + w]
+
+
+def _real_pairs(video: Optional[str], h: int, w: int, n: int = 25):
+    """n grey frames (n, h, w) uint8 from a real video, or rendered motion if none is given."""
+    import cv2
+
+    from ..data.video import read_frames
+
+    if video and Path(video).exists():
+        frames, src = read_frames(video, max_frames=n), f"real ({Path(video).name})"
+    else:
+        from ..data.synthetic import render_clip
+        frames, src = render_clip(0, seed=0, frames=n, height=h, width=w), "rendered motion"
+    return np.stack([cv2.cvtColor(cover_crop(f, h, w), cv2.COLOR_RGB2GRAY) for f in frames]), src
+
+
+def _time(fn, repeats: int) -> List[float]:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def run(video: Optional[str] = None, sizes=((112, 112), (240, 320)), repeats: int = 3, devices=None,
+        known_per_kind: int = 2, progress=None) -> Dict:
+    devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    solvers = {f"TVL1 {name}": TVL1.preset(name) for name in ("default", "fast")}
+    result = {"torch_threads": torch.get_num_threads(), "repeats": repeats, "sizes": {}, "devices": devices}
+    if "cuda" not in devices:
+        result["cuda"] = "skipped: no CUDA GPU on this machine"
+    for (h, w) in sizes:
+        frames, src = _real_pairs(video, h, w)
+        pairs = len(frames) - 1
+        entry = {"pairs": pairs, "source": src, "methods": {}}
+        known = list(known_pairs(known_per_kind, seed=0, h=h, w=w, magnitude=8.0))
+        # OpenCV, one pair at a time
+        cv_times = _time(lambda: [opencv_tvl1(frames[i], frames[i + 1]) for i in range(pairs)], repeats)
+        cv_flow = [opencv_tvl1(frames[i], frames[i + 1]) for i in range(pairs)]
+        cv_epe = [endpoint_error(opencv_tvl1(f1, f2), gt, m) for _, f1, f2, gt, m in known]
+        entry["methods"]["opencv DualTVL1 (cpu, one by one)"] = {
+            "seconds": statistics.median(cv_times), "pairs_per_s": pairs / statistics.median(cv_times),
+            "epe_known": float(np.mean(cv_epe)), "runs_s": cv_times}
+        a = torch.tensor(frames[:-1], dtype=torch.float32)[:, None]
+        b = torch.tensor(frames[1:], dtype=torch.float32)[:, None]
+        ka = torch.tensor(np.stack([k[1] for k in known]), dtype=torch.float32)[:, None]
+        kb = torch.tensor(np.stack([k[2] for k in known]), dtype=torch.float32)[:, None]
+        for dev in devices:
+            for name, solver in solvers.items():
+                s = solver.to(dev)
+                da, db = a.to(dev), b.to(dev)
+
+                def go():
+                    with torch.no_grad():
+                        out = s(da, db)
+                    if dev == "cuda":
+                        torch.cuda.synchronize()
+                    return out
+
+                go()  # warm-up (allocator, kernels)
+                times = _time(go, repeats)
+                with torch.no_grad():
+                    f = s(da, db).permute(0, 2, 3, 1).cpu().numpy()
+                    kf = s(ka.to(dev), kb.to(dev)).permute(0, 2, 3, 1).cpu().numpy()
+                epe = [endpoint_error(kf[i], known[i][3], known[i][4]) for i in range(len(known))]
+                med = statistics.median(times)
+                entry["methods"][f"{name} ({dev}, batched)"] = {
+                    "seconds": med, "pairs_per_s": pairs / med, "epe_known": float(np.mean(epe)),
+                    "epe_vs_opencv_real": float(np.mean([endpoint_error(f[i], cv_flow[i]) for i in range(pairs)])),
+                    "speedup_vs_opencv": statistics.median(cv_times) / med, "runs_s": times}
+        result["sizes"][f"{h}x{w}"] = entry
+    return result
+
+
+def print_table(result: Dict) -> None:
+    for size, entry in result["sizes"].items():
+        print(f"\n{size}: {entry['pairs']} pairs of {entry['source']} footage; accuracy on known fields at the same size")
+        print(f"  {'method':44s} {'s/clip':>8s} {'pairs/s':>8s} {'speed-up':>9s} {'EPE px':>7s} {'vs CV px':>8s}")
+        for name, m in entry["methods"].items():
+            print(f"  {name:44s} {m['seconds']:8.3f} {m['pairs_per_s']:8.1f} {m.get('speedup_vs_opencv', 1.0):8.2f}x "
+                  f"{m['epe_known']:7.3f} {m.get('epe_vs_opencv_real', 0.0):8.3f}")
+    if "cuda" in result:
+        print(f"\nCUDA: {result['cuda']}")
+
+
+def save(result: Dict, out: str) -> Path:
+    from ..core.artifacts import atomic_write_text
+
+    p = Path(out)
+    atomic_write_text(p, json.dumps(result, indent=2))
+    return p

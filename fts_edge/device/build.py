@@ -1,0 +1,181 @@
+"""From checkpoint to edge artifact: what `fts-edge export` and `fts-edge build-engine` do.
+
+build-engine does everything up to the engine on any machine (export from a checkpoint, parity,
+calibration, the Q/DQ INT8 ONNX and its check in ONNX Runtime); the engine itself is built only
+where TensorRT and a GPU are, and elsewhere it stops with TensorRTUnavailable (exit status 3)
+after saying what it made. From an ONNX it needs no torch.
+
+An INT8 model and its metadata are committed together, and only once the INT8 check has passed:
+a model that fails it is kept as NAME.int8.rejected.onnx (which no command loads by default) and
+the previous good pair is left as it was.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Dict, Optional
+
+from .bundle import load_bundle, metadata_path
+from ..data.clipspec import ClipSpec
+from ..core.errors import ExportError, FtsError, first_line
+
+log = logging.getLogger(__name__)
+def _commit_int8(fp32_meta: Dict, candidate: Path, final: Path, report: Dict) -> None:
+    """The checked candidate with its bundle inside, committed with its JSON (bundle.write_onnx)."""
+    import onnx
+
+    from .bundle import write_onnx
+    from .quantize import int8_metadata
+
+    write_onnx(final, onnx.load(str(candidate)), int8_metadata(fp32_meta, {**report, "int8_onnx": str(final)}))
+
+
+def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor: str, calib_method: str,
+              keep_stem_fp: bool, min_agreement: float, progress=None, memory_mb: Optional[int] = None) -> Dict:
+    """Calibrate, check against fp32 and commit one INT8 flavour; a failed check keeps the model
+    as NAME.int8(.cpu).rejected.onnx and raises, leaving the previous pair untouched."""
+    from .quantize import CALIB_MEMORY_MB, check_int8, int8_path, quantize_int8
+
+    final = int8_path(onnx_path, flavor)
+    candidate = final.with_name(f".{final.name}.{os.getpid()}.candidate.onnx")
+    stream = meta.get("streaming")
+    from .streamplan import STAGES, stage_file
+    names = STAGES if stream else STAGES[:1]  # a streaming student is quantized stage by stage
+    try:
+        if stream:  # each stage calibrated on the feeds stepping real clips gives it
+            from .streamplan import onnx_stages, step_feeds
+            feeds = step_feeds(onnx_stages(onnx_path, ["CPUExecutionProvider"]), clips, stream)
+            parts = [quantize_int8(stage_file(onnx_path, n), feeds[k], out=stage_file(candidate, n),
+                                   method=calib_method, keep_stem_fp=keep_stem_fp and k == 0, flavor=flavor,
+                                   memory_mb=memory_mb or CALIB_MEMORY_MB) for k, n in enumerate(STAGES)]
+            q = {**parts[0], "calibration_clips": len(clips), "calibration_steps": len(feeds[0]),
+                 "qdq": {op: sum(p["qdq"][op] for p in parts) for op in ("QuantizeLinear", "DequantizeLinear")},
+                 "stages": {n: {"qdq": p["qdq"], "calibration_feeds": p["calibration_clips"]}
+                            for n, p in zip(STAGES, parts)}}
+        else:
+            q = quantize_int8(onnx_path, clips, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
+                              progress=progress, flavor=flavor, memory_mb=memory_mb or CALIB_MEMORY_MB)
+        try:
+            q["check"] = check_int8(onnx_path, candidate, val_clips, val_labels, min_agreement=min_agreement)
+        except ExportError:
+            rejected = final.with_name(final.name.replace(".onnx", ".rejected.onnx"))
+            for n in names:
+                os.replace(stage_file(candidate, n), stage_file(rejected, n))
+            raise ExportError(f"{final.name} not written: INT8 agreement with fp32 below {min_agreement:.0%} "
+                              f"(kept for inspection as {rejected}); calibrate on more or other clips "
+                              "(--calib-clips, --calib-input, --calib-method)") from None
+        q["int8_onnx"] = str(final)
+        if stream:  # the other stages land first, recorded by sha256: the frame stage's commit is the last step
+            from ..core.artifacts import sha256_file
+            stages = [dict(st) for st in stream["stages"]]
+            for st in stages[1:]:
+                st["sha256"] = sha256_file(stage_file(candidate, st["name"]))
+                os.replace(stage_file(candidate, st["name"]), stage_file(final, st["name"]))
+            meta = {**meta, "streaming": {**stream, "stages": stages}}
+        _commit_int8(meta, candidate, final, q)
+        return q
+    finally:
+        for n in names:
+            for t in (stage_file(candidate, n), metadata_path(stage_file(candidate, n))):
+                if t.exists():
+                    t.unlink()
+
+
+def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = False, workspace_mb: int = 1024,
+                 timing_cache: Optional[str] = None, calib_data=None, calib_input=None, calib_clips: int = 128,
+                 calib_method: str = "minmax", keep_stem_fp: bool = True, min_agreement: float = 0.9,
+                 force: bool = False, onnx_only: bool = False, max_batch: int = 8, calib_memory_mb: Optional[int] = None,
+                 progress=None, say=print) -> Dict:
+    from . import engine as trt_engine
+    from ..data.clips import calibration_clips, source_clips, validation_set
+    from .quantize import fp16_onnx
+
+    from .locate import BUILD_FROM, default_model
+
+    model = model or default_model(BUILD_FROM, checkpoint=False)
+    report: Dict = {}
+    if not Path(model).exists():
+        raise FtsError(f"{model}: no such ONNX")
+    if not str(model).endswith(".onnx"):
+        raise FtsError(f"{model}: engines are built from an exported ONNX; export it first (fts-edge export), or give "
+                       "fts-edge build-engine the checkpoint, which exports it for you")
+    onnx_path = Path(model)
+    _check_onnx_file(onnx_path)
+    meta = load_bundle(onnx_path)
+    if meta.get("precision", "fp32") != "fp32":
+        raise FtsError(f"{onnx_path}: a {meta['precision']} model; build engines from the fp32 ONNX it was made from "
+                       f"({meta.get('parent_onnx') or meta.get('parent') or 'NAME.onnx'})")
+    if meta["role"] == "teacher":
+        raise FtsError(f"{onnx_path}: a flow teacher; engines are built for the RGB student the camera runs")
+    spec = ClipSpec.from_dict(meta["clip_spec"])
+    precisions = [p for p, on in (("fp16", fp16), ("int8", int8)) if on] or ["fp16"]
+    engine_inputs = {}
+    if "int8" in precisions:
+        clips = calibration_clips(spec, meta, calib_data, calib_input, calib_clips)
+        vx, vy = validation_set(spec, meta)
+        if vx is None:  # no validation split here: check on the deployment input itself, never on noise
+            if not calib_input:
+                raise ExportError("no validation data for the INT8 check: pass --calib-input VIDEO or a camera "
+                                  "(e.g. /dev/video0), or run where the training dataset is")
+            vx = source_clips(calib_input, spec, max(8, min(32, calib_clips)))
+        report["int8"] = {}
+        for flavor in ("tensorrt", "cpu"):
+            q = make_int8(onnx_path, meta, clips, vx, vy, flavor, calib_method, keep_stem_fp, min_agreement,
+                          progress, calib_memory_mb)
+            report["int8"][flavor] = q
+            c = q["check"]
+            acc = (f", accuracy fp32 {c['fp32_top1']:.1f}% vs int8 {c['int8_top1']:.1f}%" if "int8_top1" in c else "")
+            use = "for TensorRT" if flavor == "tensorrt" else "for ONNX Runtime on x86 CPUs"
+            say(f"wrote {q['int8_onnx']} ({use}: {q['qdq']['QuantizeLinear']} Q/DQ pairs, {q['method']} calibration "
+                f"on {q['calibration_clips']} clips; top-1 agreement with fp32 {c['top1_agreement']:.1%} on "
+                f"{c['clips']} clips{acc})")
+        engine_inputs["int8"] = report["int8"]["tensorrt"]["int8_onnx"]
+    if "fp16" in precisions:
+        fmeta = {k: v for k, v in meta.items() if k != "onnx_sha256"}
+        fmeta.update(precision="fp16", parent_sha256=meta.get("onnx_sha256"))
+        out16 = onnx_path.with_name(onnx_path.name.replace(".onnx", "") + ".fp16.onnx")
+        if meta.get("streaming"):  # every stage in fp16 beside the frame stage's, recorded by sha256
+            from ..core.artifacts import sha256_file
+            from .streamplan import stage_file
+            stages = [dict(st) for st in meta["streaming"]["stages"]]
+            for st in stages[1:]:
+                out = stage_file(out16, st["name"])
+                if not fp16_onnx(stage_file(onnx_path, st["name"]), out=out).get("fp16_onnx"):
+                    break
+                st["sha256"] = sha256_file(out)
+            fmeta["streaming"] = {**meta["streaming"], "stages": stages}
+        f = fp16_onnx(onnx_path, out=out16, meta=fmeta)
+        report["fp16"] = f
+        if f.get("fp16_onnx"):
+            say(f"wrote {f['fp16_onnx']} (fp16 weights, for CUDA runtimes)")
+        engine_inputs["fp16"] = str(onnx_path)  # TensorRT builds FP16 from the fp32 graph
+    report["engines"] = {}
+    if onnx_only:
+        say("--onnx-only: no TensorRT engine built; on the device run: fts-edge build-engine "
+            f"{onnx_path} {' '.join('--' + p for p in precisions)}")
+        return report
+    for prec, src in engine_inputs.items():
+        out = trt_engine.engine_path(onnx_path, prec)
+        if meta.get("streaming"):  # one engine per stage, the frame stage's (which loads the others) last
+            from .streamplan import STAGES, stage_file
+            for name in (*STAGES[1:], STAGES[0]):
+                res = trt_engine.build_tensorrt_engine(src, prec, workspace_mb, timing_cache, force=force, max_batch=max_batch,
+                                              out=stage_file(out, name), rebuild_from=onnx_path, stage=name)
+        else:
+            res = trt_engine.build_tensorrt_engine(src, prec, workspace_mb, timing_cache, force=force, max_batch=max_batch,
+                                          out=out, rebuild_from=onnx_path)
+        report["engines"][prec] = res
+        m = res["metadata"]
+        say(f"{'reused' if res['reused'] else 'built'} {res['engine']} for {m['engine']['gpu']} (TensorRT "
+            f"{m['engine']['tensorrt']}): {trt_engine.summary_line(m['layers'])}")
+    return report
+
+
+def _check_onnx_file(path: Path):
+    import onnx
+
+    try:
+        onnx.checker.check_model(onnx.load(str(path)))
+    except Exception as e:
+        raise ExportError(f"{path}: not a valid ONNX model ({type(e).__name__}: {first_line(e, 160)})")

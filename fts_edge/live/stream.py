@@ -1,0 +1,364 @@
+"""Live classification of a frame stream: a rolling window of the last T frames, kept as a ring
+(no shifting of T frames per new frame), each frame preprocessed once as it arrives.
+
+* No classification until the window is full (never a zero-padded window at start-up).
+* One classification every ``every`` frames (a streaming student: every frame of its sampling,
+  the classifier's own cadence); scores smoothed over the last ``smooth`` windows.
+* Events with hysteresis: an action starts when its smoothed score passes ``on``, ends when it
+  falls below ``off``.
+* Live sources (and files played in real time) are read in a thread of their own: a slow model
+  never stalls the camera; only the newest window waits for the model, and every window replaced
+  before the model took it is counted as dropped. A file read as fast as possible is read by the
+  loop itself, one window at a time as the model asks for it: every window is classified, in
+  order, and two runs on one file read the same frames and print the same numbers.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Deque, Dict, List, Optional
+
+import numpy as np
+
+from ..core.settings import Settings, setting
+from ..data.clipspec import ClipSpec
+from ..data.transforms import preprocess_frame
+
+
+class ClipBuffer:
+    """Ring of the last ``spec.span`` preprocessed frames, (span, 3, S, S) float32.
+
+    A clip is ``spec.frames`` frames ``spec.stride`` apart, ending at the newest frame: the same
+    temporal sampling the network was trained with (a stride-2 model sees every other frame here too).
+    """
+
+    def __init__(self, spec: ClipSpec):
+        self.spec = spec
+        self.span = spec.span
+        self.ring = np.zeros((self.span, 3, spec.size, spec.size), np.float32)
+        self.count = 0  # frames pushed so far
+
+    def push(self, frame_rgb: np.ndarray) -> None:
+        self.ring[self.count % self.span] = preprocess_frame(frame_rgb, self.spec)
+        self.count += 1
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.span
+
+    def window(self) -> np.ndarray:
+        """The clip ending at the newest frame, in time order, (3, T, S, S)."""
+        if not self.full:
+            raise RuntimeError("the window is not full yet")
+        slots = (self.count - self.span + np.arange(self.spec.frames) * self.spec.stride) % self.span
+        return np.ascontiguousarray(self.ring[slots].transpose(1, 0, 2, 3))
+
+
+class FrameBuffer(ClipBuffer):
+    """The streaming student's buffer: no ring, only the newest preprocessed frame, handed over as
+    a one-frame window (3, 1, S, S); the model carries the past in its state instead."""
+
+    def __init__(self, spec: ClipSpec):
+        self.spec, self.span, self.count = spec, 1, 0
+        self.ring = np.zeros((1, 3, spec.size, spec.size), np.float32)
+
+    def window(self) -> np.ndarray:
+        if not self.full:
+            raise RuntimeError("no frame yet")
+        return self.ring[0][:, None].copy()  # a copy: the next frame overwrites the ring
+
+
+@dataclass(frozen=True)
+class LiveSettings(Settings):
+    """How a live stream is classified and reported, declared once: the camera command, the app,
+    the Python API's stream, the benchmark and the event detector all read them from here."""
+
+    every: int = setting(5, lo=1, help="classify every N frames")
+    smooth: int = setting(3, lo=1, help="average scores over the last K windows")
+    topk: int = setting(3, lo=1, help="classes reported per window")
+    on: float = setting(0.6, lo=0.0, hi=1.0, help="an event starts when a smoothed score rises above this")
+    off: float = setting(0.4, lo=0.0, hi=1.0, help="and ends when it falls below this")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.off > self.on:
+            from ..core.errors import UsageError
+            raise UsageError(f"--off must be from 0.0 to --on ({self.on}), got {self.off}")
+
+
+LIVE = LiveSettings()
+
+
+class Smoother:
+    def __init__(self, k: int):
+        self.k = max(1, k)
+        self.hist: Deque[np.ndarray] = deque(maxlen=self.k)
+
+    def __call__(self, probs: np.ndarray) -> np.ndarray:
+        self.hist.append(probs)
+        return np.mean(self.hist, axis=0)
+
+
+class EventDetector:
+    """Hysteresis per class: start above ``on``, end below ``off``."""
+
+    def __init__(self, classes: List[str], on: float = LIVE.on, off: float = LIVE.off):
+        if not 0 <= off <= on <= 1:
+            raise ValueError("event thresholds need 0 <= off <= on <= 1")
+        self.classes, self.on, self.off = classes, on, off
+        self.active: Dict[int, dict] = {}
+
+    def __call__(self, smoothed: np.ndarray, frame: int, t: float) -> List[dict]:
+        events = []
+        for c, s in enumerate(smoothed):
+            if c not in self.active and s >= self.on:
+                self.active[c] = {"frame": frame, "time": t}
+                events.append({"type": "event", "phase": "begin", "label": self.classes[c], "score": float(s),
+                               "frame": frame, "time": t})
+            elif c in self.active and s < self.off:
+                began = self.active.pop(c)
+                events.append({"type": "event", "phase": "end", "label": self.classes[c], "score": float(s),
+                               "frame": frame, "time": t, "started_frame": began["frame"],
+                               "duration_s": t - began["time"]})
+        return events
+
+
+@dataclass
+class Window:
+    source: int
+    frame: int  # index of the newest frame in the window
+    clip: np.ndarray
+    captured_at: float  # perf_counter when the newest frame arrived
+    frame_rgb: Optional[np.ndarray] = None
+    source_time: Optional[float] = None  # the newest frame's time in the source: seconds into a file, or epoch time live
+
+
+@dataclass
+class StreamState:
+    """Per-source state: the buffer, counters and the capture thread's hand-off slot."""
+
+    uri: str
+    buffer: ClipBuffer
+    every: int  # frames between windows handed to the model
+    frames: int = 0
+    windows: int = 0
+    dropped: int = 0
+    ended: bool = False
+    error: Optional[str] = None
+    slot: Optional[Window] = None
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    # every frame as read, for an output video at the source's own rate (None: nobody wants them)
+    frames_out: Optional[Deque] = None
+
+    def wake(self) -> None:
+        """Wake a capture thread waiting for the model to take its window (at shutdown)."""
+        with self.cond:
+            self.cond.notify_all()
+
+
+class Reader:
+    """Reads one source: each frame is preprocessed once into the ring, and every ``every``-th
+    full window becomes a Window. ``next_window()`` reads until the next one (a file, in the
+    loop's own thread); ``Capture`` runs a Reader in a thread of its own (a live source)."""
+
+    def __init__(self, index: int, source, state: StreamState, keep_frame: bool):
+        self.index, self.source, self.state, self.keep_frame = index, source, state, keep_frame
+        live = getattr(source, "live", False) and not getattr(source, "realtime", False)
+        self.wall_clock = live  # a live frame's time is now; a file's, its place in the file
+        self.fps = float(getattr(source, "fps", 30.0) or 30.0)
+
+    def read_one(self) -> Optional[Window]:
+        """Read one frame: the window it completes, or None; raises EOFError at the end."""
+        st = self.state
+        frame = self.source.read()
+        if frame is None:
+            raise EOFError
+        t = time.perf_counter()
+        st.buffer.push(frame)
+        st.frames += 1
+        if st.frames_out is not None:
+            st.frames_out.append(frame)
+        if not (st.buffer.full and (st.buffer.count - st.buffer.span) % st.every == 0):
+            return None
+        src_t = time.time() if self.wall_clock else (st.buffer.count - 1) / self.fps
+        return Window(self.index, st.buffer.count - 1, st.buffer.window(), t, frame if self.keep_frame else None,
+                      round(src_t, 3))
+
+    def next_window(self) -> Optional[Window]:
+        """Read up to the next window (None once the source has ended or failed)."""
+        st = self.state
+        if st.ended:
+            return None
+        try:
+            while True:
+                w = self.read_one()
+                if w is not None:
+                    st.windows += 1
+                    return w
+        except EOFError:
+            pass
+        except Exception as e:  # a source that gave up: reported by the loop, never a traceback
+            st.error = _reason(e)
+        st.ended = True
+        return None
+
+
+def _reason(e: BaseException) -> str:
+    return str(e) if hasattr(e, "exit_code") else f"{type(e).__name__}: {e}"
+
+
+class Capture(threading.Thread):
+    """A live source's Reader in its own thread: it hands each window to the model through a
+    one-window slot, replacing (and counting as dropped) a window the model has not taken yet."""
+
+    def __init__(self, reader: Reader, stop: threading.Event):
+        super().__init__(daemon=True, name=f"capture-{reader.index}")
+        self.reader, self.state, self.stop = reader, reader.state, stop
+
+    def run(self):
+        st = self.state
+        try:
+            while not self.stop.is_set():
+                w = self.reader.read_one()
+                if w is None:
+                    continue
+                with st.cond:
+                    if st.slot is not None:
+                        st.dropped += 1
+                    st.slot = w
+                    st.windows += 1
+                    st.cond.notify_all()
+        except EOFError:
+            pass
+        except Exception as e:  # a source that gave up: reported by the loop, never a traceback
+            st.error = _reason(e)
+        finally:
+            with st.cond:
+                st.ended = True
+                st.cond.notify_all()
+
+    @staticmethod
+    def take(states: List[StreamState], timeout: float = 0.5) -> List[Window]:
+        """The windows ready now (at most one per source), waiting up to ``timeout`` for one."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            ready = []
+            for st in states:
+                with st.cond:
+                    if st.slot is not None:
+                        ready.append(st.slot)
+                        st.slot = None
+                        st.cond.notify_all()
+            if ready or all(st.ended for st in states) or time.perf_counter() > deadline:
+                return ready
+            time.sleep(0.002)
+
+
+class Streams:
+    """The app's sources, each read into its own ring: a live one (or a file in ``realtime``) by a
+    Capture thread, a file by the loop itself as it takes windows (every window, in order).
+
+    ``Streams.open(uris, ...)`` opens every input once (live ones reconnect on their own);
+    ``with streams:`` starts the threads and, on the way out, stops them and closes the sources;
+    ``take()`` hands over the windows ready now; ``streaming`` is False once every source ended and
+    its last window was taken.
+    The classifier says what a window is: a clip of ``spec.frames`` frames, or for a streaming
+    student the newest frame alone (it keeps the past in its state), and how often one is taken
+    (``clf.cadence(every)``).
+    ``keep_frames``: windows carry their newest frame (for the page and the window);
+    ``every_frame``: every frame of the first source is kept, in order, for an output video.
+    """
+
+    def __init__(self, sources: List, clf, every: int, realtime: bool = False, keep_frames: bool = False,
+                 every_frame: bool = False, on_event=None):
+        from ..data.sources import Resilient
+
+        self.sources = list(sources)
+        for s in self.sources:  # reconnections are reported with everything else
+            if on_event is not None and isinstance(s, Resilient):
+                s.on_event = on_event
+        self.uris = [getattr(s, "uri", f"source{i}") for i, s in enumerate(self.sources)]
+        buffer = FrameBuffer if clf.streaming else ClipBuffer
+        self.every = clf.cadence(every)
+        self.states = [StreamState(u, buffer(clf.spec), self.every) for u in self.uris]
+        if every_frame:
+            self.states[0].frames_out = deque()
+        self.fps = float(getattr(self.sources[0], "fps", 25.0) or 25.0)
+        self._stop = threading.Event()
+        readers = [Reader(i, s, st, keep_frames) for i, (s, st) in enumerate(zip(self.sources, self.states))]
+        threaded = [bool(getattr(s, "live", False) or realtime) for s in self.sources]
+        self.captures = [Capture(r, self._stop) for r, t in zip(readers, threaded) if t]
+        self.inline = [r for r, t in zip(readers, threaded) if not t]
+
+    @classmethod
+    def open(cls, uris: List[str], clf, every: int, realtime: bool = False, max_retries: int = 0,
+             on_event=None, **kw) -> "Streams":
+        from ..core.errors import SourceError
+        from ..data.sources import open_input
+
+        if not uris:
+            raise SourceError("no input: give --input URI (/dev/video0, csi://0, rtsp://..., a file, synthetic://)")
+        opened = []
+        try:
+            for uri in uris:
+                opened.append(open_input(uri, realtime, max_retries, on_event))
+        except BaseException:
+            for s in opened:
+                s.close()
+            raise
+        return cls(opened, clf, every, realtime, on_event=on_event, **kw)
+
+    def __enter__(self) -> "Streams":
+        for c in self.captures:
+            c.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def take(self, timeout: float = 0.5) -> List[Window]:
+        """The next window of every file, and the windows the live sources have ready (waiting up
+        to ``timeout`` for one where no file gave any)."""
+        ready = [w for w in (r.next_window() for r in self.inline) if w is not None]
+        live = [c.state for c in self.captures]
+        if live:
+            ready += Capture.take(live, 0.0 if ready else timeout)
+        return sorted(ready, key=lambda w: w.source)
+
+    @property
+    def streaming(self) -> bool:
+        """True while a source is still reading or a window is still waiting to be taken."""
+        return any(not st.ended or st.slot is not None for st in self.states)
+
+    @property
+    def dropped(self) -> List[int]:
+        """Windows each source replaced before the model took them."""
+        return [st.dropped for st in self.states]
+
+    def new_frames(self) -> List[np.ndarray]:
+        """The first source's frames read since the last call (``every_frame``), oldest first."""
+        q = self.states[0].frames_out
+        out = []
+        while q:
+            out.append(q.popleft())
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        for st in self.states:
+            st.wake()
+        for c in self.captures:
+            if c.is_alive():
+                c.join(timeout=2)
+        for s in self.sources:
+            try:
+                s.close()
+            except Exception:  # a source already gone: nothing left to release
+                pass
+
+
+def topk(probs: np.ndarray, classes: List[str], k: int = 3) -> List[dict]:
+    idx = np.argsort(-probs)[:k]
+    return [{"label": classes[i], "score": round(float(probs[i]), 6)} for i in idx]
