@@ -11,7 +11,7 @@ export (checkpoint -> ONNX), live (streams, the camera app, the page: no torch),
 ``fts-edge`` command and the demo on top. The library imports on a CPU-only machine: torch,
 TensorRT, pycuda and cameras are imported inside the functions that need them.
 """
-from .api import Model, build_engine, bundle, export, load, train  # noqa: F401
+from .api import Model, build_engine, bundle, export_checkpoint, fit, load  # noqa: F401
 from .core.errors import FtsError  # noqa: F401
 from .core.version import __version__  # noqa: F401
 from .data.clipspec import ClipSpec  # noqa: F401
@@ -19,7 +19,7 @@ from .data.clipspec import ClipSpec  # noqa: F401
 
 def __getattr__(name):  # TrainConfig needs torch: imported when first asked for
     if name == "TrainConfig":
-        from .train.loop import TrainConfig
+        from .train.config import TrainConfig
 
         return TrainConfig
     raise AttributeError(f"module 'fts_edge' has no attribute {name!r}")

@@ -8,7 +8,8 @@
     for row in model.stream("/dev/video0", max_windows=100):  # the camera's prediction rows, live
         print(row["label"])
 
-    fts_edge.train(fts_edge.TrainConfig(role="teacher", dataset="folder", root="my_videos"))
+    fts_edge.fit(fts_edge.TrainConfig(role="teacher", dataset="folder", root="my_videos"))
+    fts_edge.export_checkpoint("runs/student/best.pt")               # ONNX, checked against PyTorch
 
 ``load`` reads and checks the artifact's bundle once (class names, ClipSpec, role, precision,
 sha256); a checkpoint needs torch, everything else runs without it.
@@ -103,16 +104,16 @@ def bundle(path) -> Dict:
     return load_bundle(path)
 
 
-def train(settings) -> Dict:
+def fit(settings) -> Dict:
     """Train one network (teacher, RGB baseline or distilled student) with a ``TrainConfig``:
     resumable, atomic, the same as ``train/train_teacher.py`` and ``train/train_student.py``.
     Returns the run's summary (best and last top-1, epochs, folder)."""
-    from .train.loop import fit
+    from .train.loop import fit as fit_run
 
-    return fit(settings)
+    return fit_run(settings)
 
 
-def export(checkpoint, out=None, **kw) -> Dict:
+def export_checkpoint(checkpoint, out=None, **kw) -> Dict:
     """A student checkpoint to ONNX (a streaming student to its stage graphs), simplified and
     checked against PyTorch on real clips; returns the report (``onnx``, ``parity``, ...)."""
     from .export.onnx import export as export_checkpoint
@@ -120,19 +121,21 @@ def export(checkpoint, out=None, **kw) -> Dict:
     return export_checkpoint(checkpoint, out, **kw)
 
 
-def build_engine(model=None, say=print, **kw) -> Dict:
+def build_engine(model=None, settings=None, say=print, progress=None, **kw) -> Dict:
     """From an fp32 ONNX (a student checkpoint is exported first, which needs torch): INT8 Q/DQ
     models checked against fp32, an fp16 copy, and the TensorRT engine where TensorRT and a GPU
-    are (``fts-edge build-engine``'s settings as keywords). Returns the report."""
-    from .device.build import build_engine as build
+    are. ``settings``: a ``device.build.BuildSettings``, or its fields as keywords (``int8=True``,
+    ``calib_clips=64``, ...). Returns the report."""
+    from .device.build import BuildSettings, build_engine as build
 
+    s = settings or BuildSettings.make(**kw)
     report = {}
     if model is not None and Path(model).suffix in (".pt", ".pth"):
-        calib = kw.get("calib_input")
-        exp = export(model, video=calib if calib and Path(calib).is_file() else None)
+        calib = s.calib_input
+        exp = export_checkpoint(model, video=calib if calib and Path(calib).is_file() else None)
         say(f"exported {exp['onnx']} (parity with PyTorch on {exp['parity']['clips']} clips: top-1 "
             f"{exp['parity']['top1_agreement']:.0%}, max rel diff {exp['parity']['max_rel_diff']:.1e})")
         report["export"], model = exp, exp["onnx"]
-    return {**report, **build(model, say=say, **kw)}
+    return {**report, **build(model, s, progress=progress, say=say)}
 
 

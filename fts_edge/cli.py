@@ -15,8 +15,10 @@ from pathlib import Path
 
 from .core.version import __version__
 from .data.clipspec import TVL1_PRESETS
-from .core.errors import FtsError, UsageError, guarded
+from .core.errors import UsageError, guarded
 from .core.parser import Parser
+from .core.artifacts import check_output_folder
+from .core.settings import check_range
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -62,11 +64,14 @@ def cmd_data_synth(a):
     from .core.progress import progress
     from .data.synthetic import write_motion_dataset
 
-    counts = write_motion_dataset(a.out, a.per_class, a.seed, a.classes, a.frames, a.size, a.size,
-                                  a.val_fraction, progress=progress,
-                                  background=a.background)
+    from .data.synthetic import SynthSettings
+
+    s = SynthSettings.make(**vars(a))
+    check_output_folder(a.out, "data synth")
+    counts = write_motion_dataset(a.out, s.per_class, s.seed, s.classes, s.frames, s.size, s.size, s.val_fraction,
+                                  progress=progress, background=s.background)
     print(f"wrote the motion dataset to {a.out}: {counts['train']} train and {counts['val']} val videos, "
-          f"{a.classes} classes, {a.frames} frames of {a.size}x{a.size}")
+          f"{s.classes} classes, {s.frames} frames of {s.size}x{s.size}")
     return 0
 
 
@@ -74,8 +79,11 @@ def cmd_data_synth(a):
 def cmd_flow(a):
     from .flow.pictures import write_flow_pictures
 
-    rep = write_flow_pictures(a.video, a.out, device=a.device, preset=a.preset, size=a.size,
-                              max_frames=a.max_frames, compare_opencv=a.compare_opencv)
+    from .flow.settings import FlowPicturesSettings
+
+    s = FlowPicturesSettings.make(**vars(a))  # checked before the TV-L1 layers load
+    rep = write_flow_pictures(a.video, a.out, device=s.device, preset=s.preset, size=s.size, max_frames=s.max_frames,
+                              compare_opencv=s.compare_opencv)
     print(f"wrote {rep['pairs']} flow pictures of {a.video} to {rep['out']} ({rep['seconds']:.1f} s, {rep['device']})")
     if a.compare_opencv:
         print(f"end-point difference to OpenCV DualTVL1: mean {rep['epe_vs_opencv']:.3f} px "
@@ -83,74 +91,43 @@ def cmd_flow(a):
     return 0
 
 
-# The allowed range of every numeric flag, by its name (one table for every subcommand), checked
-# after parsing: a value outside it is one line naming the range, exit status 2.
-RANGES = {"per_class": (1, None), "classes": (2, None), "frames": (2, None), "size": (8, 4096),
-          "val_fraction": (0.0, 0.9), "background": (0.0, 1.0), "max_frames": (2, None), "batch": (1, 256),
-          "workspace": (16, None), "calib_clips": (1, None), "min_agreement": (0.0, 1.0), "max_batch": (1, 256),
-          "calib_memory_mb": (64, None), "clips": (1, None), "runs": (1, None), "warmup": (0, None),
-          "threads": (0, 256), "epochs": (1, None), "teacher_epochs": (1, None), "seed": (0, None),
-          "every_deprecated": (1, None), "topk": (1, None), "max_rel_diff": (0.0, None), "limit": (1, None)}
-RANGE_OVERRIDES = {("synth", "classes"): (2, 10)}
-
-
-def check_ranges(a) -> None:
-    sub = getattr(a, "data_command", None) or getattr(a, "command", None)
-    for dest, (lo, hi) in RANGES.items():
-        v = getattr(a, dest, None)
-        if v is None or isinstance(v, bool):
-            continue
-        lo, hi = RANGE_OVERRIDES.get((sub, dest), (lo, hi))
-        if (lo is not None and v < lo) or (hi is not None and v > hi):
-            rng = f"at least {lo}" if hi is None else f"from {lo} to {hi}"
-            flag = "--stride" if dest == "every_deprecated" else "--" + dest.replace("_", "-")
-            raise UsageError(f"{flag} must be {rng}, got {v}")
-
-
 def cmd_bench(a):
-    if a.model:
-        from .bench import model as bench_model
-        from .core.progress import progress
-
-        from .api import load_classifier
-
-        rep = bench_model.bench_model(a.model, a.input or a.video, warmup=a.warmup, runs=a.runs, batch=a.batch,
-                                      device=a.device, threads=a.threads, progress=progress, load=load_classifier)
-        bench_model.print_report(rep)
-        print(f"\nsaved {bench_model.save(rep, a.out)}")
-        return 0
-    if a.target == "flow":
-        from .bench import flow as bench_flow
-
-        try:
-            sizes = [tuple(int(v) for v in s.lower().split("x")) for s in a.sizes.split(",")]
-        except ValueError:
-            sizes = []
-        if not sizes or any(len(hw) != 2 or min(hw) < 16 for hw in sizes):
-            raise UsageError(f"--sizes {a.sizes}: HxW pairs of at least 16x16, comma-separated (e.g. 112x112,240x320)")
-        res = bench_flow.run(a.video, sizes=sizes, repeats=a.runs, devices=a.devices.split(",") if a.devices else None)
-        bench_flow.print_table(res)
-        path = bench_flow.save(res, Path(a.out) / "bench_flow.json")
-        print(f"\nsaved {path}")
-        return 0
-    if a.target == "stream":
-        from .bench import stream as bench_stream
-
-        widths = [float(w) for w in a.widths.split(",")]
-        res = bench_stream.run(width=widths[0], frames=a.frames, size=a.size, classes=a.classes, runs=a.runs,
-                               warmup=a.warmup, video=a.input or a.video, out=a.out, two_stream=not a.no_two_stream)
-        bench_stream.print_report(res)
-        print(f"\nsaved {Path(a.out) / 'bench_stream.json'}")
-        return 0
-    from .bench import pipeline as bench
+    from .bench.settings import BenchSettings, checked_input
     from .core.progress import progress
 
-    res = bench.run(widths=[float(w) for w in a.widths.split(",")], backends=a.backends.split(","),
-                    precisions=a.precisions.split(","), frames=a.frames, size=a.size, batch=a.batch,
-                    warmup=a.warmup, runs=a.runs, out=a.out, video=a.input or a.video, classes=a.classes,
-                    two_stream=not a.no_two_stream, progress=progress)
+    s = BenchSettings.from_flags(**{**vars(a), "input": a.input or a.video})
+    video = checked_input(s.input)
+    if s.model:
+        from .api import load_classifier
+        from .bench import model as bench_model
+
+        rep = bench_model.bench_model(s.model, video, warmup=s.warmup, runs=s.runs, batch=s.batch, device=s.device,
+                                      threads=s.threads, progress=progress, load=load_classifier)
+        bench_model.print_report(rep)
+        print(f"\nsaved {bench_model.save(rep, s.out)}")
+        return 0
+    if s.target == "flow":
+        from .bench import flow as bench_flow
+
+        res = bench_flow.run(video, sizes=s.sizes, repeats=s.runs, devices=list(s.devices) if s.devices else None)
+        bench_flow.print_table(res)
+        print(f"\nsaved {bench_flow.save(res, Path(s.out) / 'bench_flow.json')}")
+        return 0
+    if s.target == "stream":
+        from .bench import stream as bench_stream
+
+        res = bench_stream.run(width=s.widths[0], frames=s.frames, size=s.size, classes=s.classes, runs=s.runs,
+                               warmup=s.warmup, video=video, out=s.out, two_stream=s.two_stream)
+        bench_stream.print_report(res)
+        print(f"\nsaved {Path(s.out) / 'bench_stream.json'}")
+        return 0
+    from .bench import pipeline as bench
+
+    res = bench.run(widths=s.widths, backends=s.backends, precisions=s.precisions, frames=s.frames, size=s.size,
+                    batch=s.batch, warmup=s.warmup, runs=s.runs, out=s.out, video=video, classes=s.classes,
+                    two_stream=s.two_stream, progress=progress)
     bench.print_table(res)
-    print(f"\nsaved {Path(a.out) / 'bench.json'} and {Path(a.out) / 'bench.png'}")
+    print(f"\nsaved {Path(s.out) / 'bench.json'} and {Path(s.out) / 'bench.png'}")
     return 0
 
 
@@ -158,7 +135,10 @@ def cmd_bench(a):
 def cmd_export(a):
     from .export.onnx import export
 
-    rep = export(a.checkpoint, a.out, batch=a.batch, dynamic_batch=a.dynamic_batch, video=a.video)
+    from .export.settings import ExportSettings
+
+    s = ExportSettings.make(**vars(a))  # checked before torch loads
+    rep = export(a.checkpoint, s.out, batch=s.batch, dynamic_batch=s.dynamic_batch, video=s.video)
     p = rep["parity"]
     print(f"wrote {rep['onnx']} (opset {rep['opset']}, batch {rep['batch']}, {rep['nodes']} nodes, simplified: "
           f"{rep['simplified']}) and {rep['metadata']}")
@@ -176,11 +156,10 @@ def cmd_build_engine(a):
     from .api import build_engine
     from .core.progress import progress
 
-    build_engine(a.model, fp16=a.fp16, int8=a.int8, workspace_mb=a.workspace, timing_cache=a.timing_cache,
-                 calib_data=a.calib_data, calib_input=a.calib_input, calib_clips=a.calib_clips,
-                 calib_method=a.calib_method, keep_stem_fp=not a.int8_stem, min_agreement=a.min_agreement,
-                 force=a.force, onnx_only=a.onnx_only, max_batch=a.max_batch, calib_memory_mb=a.calib_memory_mb,
-                 progress=progress)
+    from .device.build import BuildSettings
+
+    s = BuildSettings.make(**{**vars(a), "workspace_mb": a.workspace, "keep_stem_fp": not a.int8_stem})
+    build_engine(a.model, s, progress=progress)
     return 0
 
 
@@ -191,7 +170,10 @@ def cmd_predict(a):
 
     from .api import load_classifier
 
-    rows = predict(a.inputs, a.model or _default_model(), clips=a.clips, k=a.topk, device=a.device, threads=a.threads,
+    from .device.predict import PredictSettings
+
+    s = PredictSettings.make(**vars(a))
+    rows = predict(a.inputs, a.model or _default_model(), clips=s.clips, k=s.topk, device=s.device, threads=s.threads,
                    load=load_classifier)
     if a.json:
         print(json.dumps(rows))
@@ -214,13 +196,15 @@ def cmd_predict(a):
 def cmd_evaluate(a):
     from .device.predict import evaluate_artifact
 
-    index = None
-    if a.root or a.dataset:
-        from .data.datasets import dataset_index
-        index = dataset_index(a.dataset or "folder", a.root, a.splits, a.split or 1)
     from .api import load_classifier
+    from .device.predict import EvaluateSettings
 
-    rep = evaluate_artifact(a.model or _default_model(), index, limit=a.limit, device=a.device, threads=a.threads,
+    s = EvaluateSettings.make(**vars(a))
+    index = None
+    if s.root or s.dataset:
+        from .data.datasets import dataset_index
+        index = dataset_index(s.dataset or "folder", s.root, s.splits, s.split)
+    rep = evaluate_artifact(a.model or _default_model(), index, limit=s.limit, device=s.device, threads=s.threads,
                             load=load_classifier)
     print(f"{rep['backend']} on {rep['n']} test clips: top-1 {rep['top1']:.1f}, top-5 {rep['top5']:.1f}, "
           f"{rep['clips_per_s']:.1f} clips/s")
@@ -244,8 +228,9 @@ def cmd_verify(a):
 
     from .api import load_classifier
 
-    rep = verify.verify(a.model, a.against, a.input, clips=a.clips, runs=a.runs, min_agreement=a.min_agreement,
-                        max_rel_diff=a.max_rel_diff, device=a.device, threads=a.threads, load=load_classifier)
+    s = verify.VerifySettings.make(**vars(a))
+    rep = verify.verify(a.model, a.against, a.input, clips=s.clips, runs=s.runs, min_agreement=s.min_agreement,
+                        max_rel_diff=s.max_rel_diff, device=s.device, threads=s.threads, load=load_classifier)
     if a.json:
         print(json.dumps(rep))
     else:
@@ -310,6 +295,7 @@ def camera_settings(a):
     if a.headless and a.display:
         raise UsageError("--headless and --display contradict each other")
     if a.every_deprecated is not None:
+        check_range("--stride", a.every_deprecated, lo=1)
         print("warning: camera --stride is now --every (--stride is the clip's temporal sampling elsewhere)",
               file=sys.stderr)
         a.every = a.every_deprecated
@@ -329,6 +315,8 @@ def cmd_camera(a):
         print(f"{summary['classifications']} classifications in {summary['seconds']:.1f} s "
               f"({summary['classifications_per_s']:.2f}/s), latency p50 {summary['latency_ms']['p50']:.0f} ms; "
               f"JSON lines in {a.json_out}")
+    if summary.get("stopped") == "reader gone":  # | head -1: the reader has what it wanted
+        return 0
     if summary.get("stopped"):
         print(f"stopped by {summary['stopped']}; outputs finished", file=sys.stderr)
         return 143 if summary["stopped"] == "SIGTERM" else 130
@@ -340,40 +328,58 @@ def cmd_camera(a):
 
 
 def demo_settings(a):
-    """(DemoConfig, output folder) from the demo's flags."""
+    """(DemoConfig, output folder) from the demo's flags (checked by DemoConfig's own ranges)."""
     from dataclasses import replace
 
     from .demo import QUICK, DemoConfig
 
     base = QUICK if a.quick else DemoConfig()
-    for flag, v in (("--epochs", a.epochs), ("--teacher-epochs", a.teacher_epochs)):
-        if v is not None and v < 1:
-            raise FtsError(f"{flag} must be at least 1, got {v}")
-    cfg = replace(base, seed=a.seed, epochs=a.epochs or base.epochs,
-                  teacher_epochs=a.teacher_epochs or base.teacher_epochs)
+    given = {k: getattr(a, k) for k in ("seed", "epochs", "teacher_epochs") if getattr(a, k) is not None}
+    cfg = replace(base, **given)
     longer = (cfg.epochs, cfg.teacher_epochs) != (base.epochs, base.teacher_epochs)
     name = ("runs/demo-quick" if a.quick else "runs/demo") + (f"-e{cfg.epochs}-t{cfg.teacher_epochs}" if longer else "")
-    return cfg, a.out or (name + (f"-seed{a.seed}" if a.seed else ""))
+    return cfg, a.out or (name + (f"-seed{cfg.seed}" if cfg.seed else ""))
+
+
+def train_settings(a):
+    """(TrainSettings, run folder) of `fts-edge train`: the settings of ``--config`` or of the
+    preset, then every flag given on top (DATA is the data, so with ``--config`` it trains that
+    run's recipe on other videos, into their own folder). Without DATA, ``--config RUN/settings.json``
+    resumes RUN itself."""
+    import dataclasses
+
+    from .pipeline import PRESETS
+    from .trainrun import TrainSettings
+
+    if a.config:
+        if a.preset:
+            raise UsageError("--preset and --config both give the recipe: the recipe is the config file's; change "
+                             "its epochs with --epochs and --teacher-epochs")
+        s = TrainSettings.from_file(a.config)
+    elif not a.data:
+        raise UsageError("give the data folder (DATA) or --config a settings.json of an earlier run")
+    else:
+        s = TrainSettings(recipe=PRESETS[a.preset or "small"])
+    given = {k: getattr(a, k) for k in ("dataset", "splits", "split", "seed", "flip", "pretrained", "baseline",
+                                        "streaming") if getattr(a, k) is not None}
+    if a.data:
+        given["root"] = str(Path(a.data).resolve())
+    recipe = {k: getattr(a, k) for k in ("epochs", "teacher_epochs") if getattr(a, k) is not None}
+    s = dataclasses.replace(s, **given, recipe=dataclasses.replace(s.recipe, **recipe))
+    if a.out:
+        out = a.out
+    elif a.config and not a.data:
+        out = str(Path(a.config).resolve().parent)
+    else:
+        out = str(Path("runs") / Path(s.root or "run").name)
+    return s, out
 
 
 def cmd_train(a):
-    import dataclasses
-
     from .core.progress import progress
-    from .trainrun import PRESETS, TrainRun, TrainSettings
+    from .trainrun import TrainRun
 
-    if a.config:
-        s = TrainSettings.from_file(a.config)
-    else:
-        if not a.data:
-            raise UsageError("give the data folder (DATA) or --config a settings.json of an earlier run")
-        recipe = PRESETS[a.preset]
-        recipe = dataclasses.replace(recipe, epochs=a.epochs or recipe.epochs,
-                                     teacher_epochs=a.teacher_epochs or recipe.teacher_epochs)
-        s = TrainSettings(dataset=a.dataset, root=str(Path(a.data).resolve()), splits=a.splits, split=a.split,
-                          seed=a.seed, flip=a.flip, pretrained=a.pretrained, baseline=a.baseline,
-                          streaming=a.streaming, recipe=recipe)
-    out = a.out or str(Path("runs") / Path(s.root or "run").name)
+    s, out = train_settings(a)
     print(f"fts-edge train: {s.dataset} at {s.root} into {out} (Ctrl-C and run again to resume)")
     res = TrainRun(out, s, progress=progress).run()
     onnx = res["deploy"]["onnx"]
@@ -407,10 +413,23 @@ def cmd_doctor(a):
     return 1 if rep["missing_required"] else 0
 
 
+def add_settings(parser, cls, only=None) -> None:
+    """Flags for a settings class's fields (``--per-class`` for ``per_class``), their help and
+    default read from the class: a flag left unset keeps the field's own default (Settings.make)."""
+    import dataclasses
+
+    for f in dataclasses.fields(cls):
+        if (only and f.name not in only) or not f.metadata.get("help"):
+            continue
+        kind = type(f.default) if f.default is not None else int
+        parser.add_argument("--" + f.name.replace("_", "-"), type=kind,
+                            help=f"{f.metadata['help']} (default {f.default})".replace("%", "%%"))
+
+
 # -- parser ---------------------------------------------------------------------------------
 def _add_runtime_args(p):
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="ONNX Runtime device (default: best)")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime threads (default: all cores)")
+    p.add_argument("--threads", type=int, help="ONNX Runtime threads (default: all cores)")
 
 
 def _data_parser(sub):
@@ -426,14 +445,9 @@ def _data_parser(sub):
                         description="Write the motion dataset (classes carried by motion alone) as MJPG "
                                     "videos in the folder layout OUT/{train,val}/<class>/. Resumes if interrupted.")
     s.add_argument("out", help="output folder")
-    s.add_argument("--per-class", type=int, default=40, help="videos per class (default 40)")
-    s.add_argument("--seed", type=int, default=0, help="seed (default 0)")
-    s.add_argument("--classes", type=int, default=10, help="number of motion classes, 2..10 (default 10)")
-    s.add_argument("--frames", type=int, default=32, help="frames per video (default 32)")
-    s.add_argument("--size", type=int, default=128, help="frame side in pixels (default 128)")
-    s.add_argument("--val-fraction", type=float, default=0.25, help="held-out fraction per class (default 0.25)")
-    s.add_argument("--background", type=float, default=1.0,
-                   help="background texture contrast, 0 (flat) to 1 (as textured as the object: default)")
+    from .data.synthetic import SynthSettings
+
+    add_settings(s, SynthSettings)
     s.set_defaults(func=cmd_data_synth)
     data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
     return dsub
@@ -447,11 +461,12 @@ def _flow_parser(sub) -> None:
     fl.add_argument("--out", required=True, help="OUT.mp4 / OUT.avi, or a folder for PNG files")
     fl.add_argument("--compare-opencv", action="store_true",
                     help="add OpenCV DualTVL1's flow and print the end-point difference")
-    fl.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where TVL1 runs (default cpu)")
-    fl.add_argument("--preset", choices=TVL1_PRESETS, default="default",
+    fl.add_argument("--device", choices=("cpu", "cuda"), help="where TVL1 runs (default cpu)")
+    fl.add_argument("--preset", choices=TVL1_PRESETS,
                     help="TVL1 settings: OpenCV's defaults, or the teacher's fast preset")
-    fl.add_argument("--size", type=int, default=240, help="short side frames are scaled to (default 240)")
-    fl.add_argument("--max-frames", type=int, default=50, help="frames to read (default 50)")
+    from .flow.settings import FlowPicturesSettings
+
+    add_settings(fl, FlowPicturesSettings, only=("size", "max_frames"))
     fl.set_defaults(func=cmd_flow)
 
 
@@ -472,7 +487,7 @@ def _export_parser(sub) -> None:
     e.add_argument("checkpoint", help="student checkpoint (best.pt)")
     e.add_argument("--out", help="ONNX path (default engines/student.onnx, where build-engine and camera look)")
     g = e.add_mutually_exclusive_group()
-    g.add_argument("--batch", type=int, default=1, help="static batch size (default 1)")
+    g.add_argument("--batch", type=int, help="static batch size (default 1)")
     g.add_argument("--dynamic-batch", action="store_true", help="a dynamic batch axis instead")
     e.add_argument("--video", help="real footage for the parity check, besides the validation split")
     e.set_defaults(func=cmd_export)
@@ -484,31 +499,34 @@ def _build_engine_parser(sub) -> None:
                                     "calibration into a Q/DQ ONNX checked in ONNX Runtime, an fp16 ONNX. The "
                                     "TensorRT engine is built where TensorRT and a GPU are; elsewhere the command "
                                     "says so and exits with status 3.")
-    be.add_argument("model", nargs="?", help="ONNX or student checkpoint (default: engines/student.onnx, "
-                                             "then runs/demo/student/best.pt)")
+    from .device.build import BuildSettings
+    from .device.quantize import METHODS
+
+    d = BuildSettings()  # the defaults, declared there
+    be.add_argument("model", nargs="?", help="ONNX or student checkpoint (default: student.onnx in engines/ or the "
+                                             "newest runs/*/engines/)")
     be.add_argument("--fp16", action="store_true", help="FP16 engine (default when neither is given)")
     be.add_argument("--int8", action="store_true", help="INT8 engine from a calibrated Q/DQ ONNX")
-    be.add_argument("--workspace", type=int, default=1024, help="TensorRT workspace in MB (default 1024)")
+    be.add_argument("--workspace", type=int, help=f"TensorRT workspace in MB (default {d.workspace_mb})")
     be.add_argument("--timing-cache", help="TensorRT timing cache file, reused across builds")
     be.add_argument("--calib-data", help="folder of videos to calibrate on (default: the training split)")
     be.add_argument("--calib-input", "--calib-video", "--calib-camera", dest="calib_input", metavar="URI",
                     help="calibrate (and, without the training data here, check INT8) on this video or camera "
                          "(/dev/video0, csi://0, rtsp://...)")
-    be.add_argument("--calib-clips", type=int, default=128,
-                    help="calibration clips (default 128: with 32, INT8 agreed with fp32 on only 93-97%% of clips)")
-    be.add_argument("--calib-method", choices=("minmax", "entropy", "percentile"), default="minmax",
-                    help="how activation ranges are chosen (default minmax)")
+    be.add_argument("--calib-clips", type=int, help=f"calibration clips (default {d.calib_clips})")
+    be.add_argument("--calib-method", choices=METHODS, help=f"how activation ranges are chosen (default {d.calib_method})")
     be.add_argument("--int8-stem", action="store_true",
                     help="quantize the stem convolution too (default: keep it in float, measured faster)")
-    be.add_argument("--min-agreement", type=float, default=0.9,
-                    help="fail if INT8 agrees with fp32 on fewer clips than this (default 0.9)")
+    be.add_argument("--min-agreement", type=float,
+                    help=f"fail if INT8 agrees with fp32 on fewer clips than this (default {d.min_agreement})")
     be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
     be.add_argument("--onnx-only", action="store_true",
                     help="make the INT8/fp16 ONNX files and stop before the TensorRT engine (exit 0 without TensorRT)")
-    be.add_argument("--max-batch", type=int, default=8,
-                    help="largest batch of a dynamic-batch ONNX's optimization profile (default 8)")
-    be.add_argument("--calib-memory-mb", type=int, default=None,
-                    help="memory budget of calibration (default 2048): entropy/percentile past it are refused")
+    be.add_argument("--max-batch", type=int,
+                    help=f"largest batch of a dynamic-batch ONNX's optimization profile (default {d.max_batch})")
+    be.add_argument("--calib-memory-mb", type=int,
+                    help=f"memory budget of calibration (default {d.calib_memory_mb}): entropy/percentile past it are "
+                         "refused")
     be.set_defaults(func=cmd_build_engine)
 
 
@@ -520,8 +538,9 @@ def _predict_parser(sub) -> None:
                         epilog="example: fts-edge predict my_videos/ clip.mp4 --model engines/student.int8.cpu.onnx --csv")
     pr.add_argument("inputs", nargs="+", metavar="INPUT", help="video file, folder or glob pattern")
     pr.add_argument("--model", help="the model (default: the one the camera would use, from engines/ or runs/demo/)")
-    pr.add_argument("--clips", type=int, default=5, help="clips per video, averaged (default 5)")
-    pr.add_argument("--topk", type=int, default=3, help="classes reported per video (default 3)")
+    from .device.predict import PredictSettings
+
+    add_settings(pr, PredictSettings, only=("clips", "topk"))
     g = pr.add_mutually_exclusive_group()
     g.add_argument("--json", action="store_true", help="one JSON list")
     g.add_argument("--csv", action="store_true", help="CSV rows: video,label,score,top,error")
@@ -556,8 +575,9 @@ def _verify_parser(sub) -> None:
     v.add_argument("model", help="the artifact to check (.engine, .onnx)")
     v.add_argument("--against", help="the reference (default: the fp32 ONNX or checkpoint it was made from)")
     v.add_argument("--input", help="clips from this video or camera (default: the validation split in its metadata)")
-    v.add_argument("--clips", type=int, default=16, help="clips to compare (default 16)")
-    v.add_argument("--runs", type=int, default=20, help="timed runs for the latency (default 20)")
+    from .device.verify import VerifySettings
+
+    add_settings(v, VerifySettings, only=("clips", "runs"))
     v.add_argument("--min-agreement", type=float, default=None,
                    help="fail below this top-1 agreement (default by precision: fp32 0.99, fp16 0.95, int8 0.9)")
     v.add_argument("--max-rel-diff", type=float, default=None,
@@ -584,7 +604,7 @@ def _demo_parser(sub) -> None:
                     help="also distil the streaming student (causal_r3d_18) from the same teacher and score it beside "
                          "the clip student (a stage of its own; adds it to a finished demo folder too)")
     dm.add_argument("--input", help="also run the camera pipeline on this video (any file of yours)")
-    dm.add_argument("--seed", type=int, default=0,
+    dm.add_argument("--seed", type=int,
                     help="seed of the dataset and of training (default 0; other seeds go to runs/demo-seedN)")
     dm.add_argument("--epochs", type=int, metavar="N",
                     help=f"epochs of the RGB baseline and of the student (same budget; default {DemoConfig.epochs}, "
@@ -605,18 +625,20 @@ def _train_parser(sub) -> None:
     tr.add_argument("data", nargs="?", help="the video folder (<class>/<video> or {train,val}/<class>/), or the "
                                             "HMDB51/UCF101 video root with --dataset")
     tr.add_argument("--out", help="run folder (default runs/<name of DATA>)")
-    tr.add_argument("--preset", choices=("small", "paper"), default="small",
+    from .pipeline import PRESETS
+
+    tr.add_argument("--preset", choices=tuple(PRESETS),
                     help="small: the recipe measured on the motion dataset (minutes on a CPU); paper: FTSnet's "
                          "(25x112, full width, SGD lr 0.1; a GPU's work)")
     tr.add_argument("--config", help="a settings.json of an earlier run: every setting from it")
-    tr.add_argument("--dataset", choices=("folder", "hmdb51", "ucf101"), default="folder", help="layout (default folder)")
+    tr.add_argument("--dataset", choices=("folder", "hmdb51", "ucf101"), help="layout (default folder)")
     tr.add_argument("--splits", help="official split files (hmdb51/ucf101; default DATA)")
-    tr.add_argument("--split", type=int, choices=(1, 2, 3), default=1, help="official split (default 1)")
-    tr.add_argument("--seed", type=int, default=0, help="seed of the folder split and of training (default 0)")
+    tr.add_argument("--split", type=int, choices=(1, 2, 3), help="official split (default 1)")
+    tr.add_argument("--seed", type=int, help="seed of the folder split and of training (default 0)")
     tr.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                     help="horizontal flips (default: off where class names pair directions)")
-    tr.add_argument("--baseline", action="store_true", help="also train the RGB-only network, for the table")
-    tr.add_argument("--streaming", action="store_true",
+    tr.add_argument("--baseline", action="store_true", default=None, help="also train the RGB-only network, for the table")
+    tr.add_argument("--streaming", action="store_true", default=None,
                     help="also distil the streaming student (causal_r3d_18: the camera steps it on every frame)")
     tr.add_argument("--pretrained", help="a torchvision-format r3d_18 state dict to start from (paper preset)")
     tr.add_argument("--epochs", type=int, help="epochs of the student (and baseline)")
@@ -640,23 +662,27 @@ def _bench_parser(sub) -> None:
     b.add_argument("target", nargs="?", choices=("pipeline", "flow", "stream"), default="pipeline",
                    help="what to measure: the pipeline per backend (default), the flow stage, or classifying every "
                         "frame (window recompute vs the streaming student)")
+    from .bench.settings import BenchSettings
+
+    d = BenchSettings()  # the defaults, declared there
     b.add_argument("--model", help="time this model or engine (.engine, .onnx, .pt) per stage, as trtexec does")
     b.add_argument("--input", help="real footage for timing (a video file)")
     b.add_argument("--video", default=None, help=argparse.SUPPRESS)
-    b.add_argument("--device", choices=("cpu", "cuda"), default=None, help="--model: ONNX Runtime device")
-    b.add_argument("--threads", type=int, default=0, help="--model: ONNX Runtime threads (default: all cores)")
-    b.add_argument("--sizes", default="112x112,240x320", help="flow: frame sizes HxW, comma-separated")
-    b.add_argument("--devices", default=None, help="flow: cpu,cuda (default: what exists)")
-    b.add_argument("--runs", type=int, default=7, help="timed rounds (median reported; default 7)")
-    b.add_argument("--out", default="runs/bench", help="folder for the JSON and PNG (default runs/bench)")
-    b.add_argument("--widths", default="1.0,0.5", help="pipeline: r3d_18 width multipliers (default 1.0,0.5)")
-    b.add_argument("--backends", default="torch,onnxruntime,tensorrt", help="pipeline: backends to try")
-    b.add_argument("--precisions", default="fp32,fp16,int8", help="pipeline: precisions to try")
-    b.add_argument("--frames", type=int, default=25, help="pipeline: frames per clip (default 25)")
-    b.add_argument("--size", type=int, default=112, help="pipeline: crop size (default 112)")
-    b.add_argument("--batch", type=int, default=1, help="pipeline: batch size (default 1)")
-    b.add_argument("--warmup", type=int, default=2, help="untimed runs first (default 2)")
-    b.add_argument("--classes", type=int, default=51, help="pipeline: classifier outputs (default 51, HMDB51)")
+    b.add_argument("--device", choices=("cpu", "cuda"), help="--model: ONNX Runtime device")
+    b.add_argument("--threads", type=int, help="--model: ONNX Runtime threads (default: all cores)")
+    b.add_argument("--sizes", help="flow: frame sizes HxW, comma-separated (default "
+                                   + ",".join(f"{h}x{w}" for h, w in d.sizes) + ")")
+    b.add_argument("--devices", help="flow: cpu,cuda (default: what exists)")
+    b.add_argument("--runs", type=int, help=f"timed rounds (median reported; default {d.runs})")
+    b.add_argument("--out", help=f"folder for the JSON and PNG (default {d.out})")
+    b.add_argument("--widths", help="pipeline: r3d_18 width multipliers (default " + ",".join(map(str, d.widths)) + ")")
+    b.add_argument("--backends", help="pipeline: backends to try (default " + ",".join(d.backends) + ")")
+    b.add_argument("--precisions", help="pipeline: precisions to try (default " + ",".join(d.precisions) + ")")
+    b.add_argument("--frames", type=int, help=f"pipeline: frames per clip (default {d.frames})")
+    b.add_argument("--size", type=int, help=f"pipeline: crop size (default {d.size})")
+    b.add_argument("--batch", type=int, help=f"pipeline: batch size (default {d.batch})")
+    b.add_argument("--warmup", type=int, help=f"untimed runs first (default {d.warmup})")
+    b.add_argument("--classes", type=int, help=f"pipeline: classifier outputs (default {d.classes}, HMDB51)")
     b.add_argument("--no-two-stream", action="store_true", help="pipeline: skip the two-stream comparison")
     b.set_defaults(func=cmd_bench)
 
@@ -712,7 +738,6 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     def command():
-        check_ranges(a)
         return a.func(a)
 
     return guarded(command)

@@ -6,6 +6,7 @@ baseline -> table -> export + INT8 -> camera -> two-stream vs student -> report.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -15,38 +16,29 @@ from typing import Callable, Dict, Optional
 
 import numpy as np
 
-from .core.artifacts import atomic_write_text
+from .core.settings import setting
+from .pipeline import Recipe, RecipeRun
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DemoConfig:
-    """The demo's settings, each chosen on development seeds (docs/experiments.md says how): frames
-    two apart, AdamW for the small RGB network and the student, 75 training clips per class, the
-    correlation mimic at alpha 10 with layer3's map as a hint, the student started from the
-    teacher's blocks at its own peak lr. Changing one refuses older demo folders (LEGACY_SETTINGS)."""
-    per_class: int = 100
-    classes: int = 10
-    video_frames: int = 16
-    video_size: int = 64
-    frames: int = 8
-    size: int = 56
-    resize: int = 64
-    stride: int = 2
-    width: float = 0.125
-    epochs: int = 14  # the RGB baseline and the student (same budget)
-    teacher_epochs: int = 6
-    optimizer: str = "adamw"  # of the RGB baseline and the student; the teacher keeps the paper's SGD
-    lr: float = 1e-3  # the RGB baseline's peak lr
-    batch_size: int = 16
-    seed: int = 0
-    alpha: float = 10.0
-    background: float = 1.0
-    mimic: str = "correlation"  # the student's mimic loss (distill.mimic_term); see distill.DEFAULT_ALPHA
-    hint: Optional[str] = "layer3"  # also mimic layer3's feature map (distill.hint_term)
-    init_from_teacher: bool = True  # start from the teacher's blocks past its flow stem (training.init_from_teacher)
-    student_lr: float = 3e-3  # the student's peak lr (each network takes the better of 1e-3 and 3e-3)
+class DemoConfig(Recipe):
+    """The demo: the motion dataset it writes (videos per class, classes, frames and size of each
+    video, background texture), the seed, and the recipe it trains with (the ``small`` preset, each
+    setting chosen on development seeds: pipeline.Recipe). Changing one refuses older demo folders
+    (LEGACY_SETTINGS)."""
+
+    per_class: int = setting(100, lo=1)
+    classes: int = setting(10, lo=2, hi=10)
+    video_frames: int = setting(16, lo=2)
+    video_size: int = setting(64, lo=8, hi=4096)
+    seed: int = setting(0, lo=0)
+    background: float = setting(1.0, lo=0.0, hi=1.0)
+
+    @property
+    def recipe(self) -> Recipe:
+        return Recipe(**{f.name: getattr(self, f.name) for f in dataclasses.fields(Recipe)})
 
 
 # Settings added after demos were first saved, with the value those older demos ran with: a
@@ -72,131 +64,37 @@ def demo_minutes(cfg: DemoConfig) -> float:
 
 QUICK = DemoConfig(per_class=12, classes=6, video_frames=12, video_size=40, frames=6, size=32, resize=36,
                    epochs=4, teacher_epochs=4, batch_size=8)
+STAGES = ("data", "teacher", "student", "table", "streaming", "export", "camera", "speed", "report")
 
 
-class Demo:
+class Demo(RecipeRun):
+    """`fts-edge demo`'s stages: the motion dataset written, the teacher, the student and the RGB
+    baseline, the table, (the streaming student), export and INT8, the camera with the teacher
+    beside it, two-stream against student speed, the report."""
+
+    baseline = True
+
     def __init__(self, out: str, cfg: DemoConfig, say: Callable[[str], None] = print, progress=None,
                  video: Optional[str] = None, streaming: bool = False):
-        self.out, self.cfg, self.say, self.progress, self.video = Path(out), cfg, say, progress, video
-        self.streaming = streaming  # also distil the streaming student (causal_r3d_18) from the same teacher
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.state_path = self.out / "state.json"
-        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
-        if saved_config(self.state) not in (None, cfg.__dict__):
-            from .core.errors import FtsError
-            raise FtsError(f"{self.out} holds a run with other settings (its state.json); use another --out or delete it")
-        self.state["config"] = cfg.__dict__
+        self.cfg, self.recipe, self.seed, self.video, self.streaming = cfg, cfg.recipe, cfg.seed, video, streaming
+        super().__init__(out, dataclasses.asdict(cfg), "config", say, progress, STAGES,
+                         resume_hint="use the same demo settings", legacy=LEGACY_SETTINGS)
 
     @property
-    def clip(self):
-        """The recipe's clip geometry, the ClipSpec every stage of the run reads."""
-        from .data.clipspec import ClipSpec
+    def data(self) -> Dict:
+        return {"dataset": "synthetic", "root": str(self.out / "data")}
 
-        c = self.cfg
-        return ClipSpec(frames=c.frames, size=c.size, resize=c.resize, stride=c.stride)
+    def stage_list(self):
+        return [("data", self.write_data), ("teacher", self.teacher_stage), ("student", self.students_stage),
+                ("table", self.table_stage), *([("streaming", self.streaming_stage)] if self.streaming else []),
+                ("export", lambda: self.export_stage(min(128, self.cfg.per_class * self.cfg.classes // 2))),
+                ("camera", self._camera), ("speed", self._speed), ("report", self._report)]
 
-    def live_model(self) -> Path:
-        """The model this run's camera stage plays: the CPU INT8 ONNX where calibration made one."""
-        int8 = self.out / "engines" / "student.int8.cpu.onnx"
-        return int8 if int8.exists() else self.out / "engines" / "student.onnx"
-
-    # -- bookkeeping ---------------------------------------------------------------------------
-    def _done(self, stage: str, info: Dict):
-        self.state.setdefault("stages", {})[stage] = info
-        atomic_write_text(self.state_path, json.dumps(self.state, indent=2))
-
-    def stage(self, n: int, name: str, fn: Callable[[], Dict], total: int = 8) -> Dict:
-        done = self.state.get("stages", {}).get(name)
-        if done is not None:
-            self.say(f"[{n}/{total}] {name}: already done (resumed)")
-            return done
-        self.say(f"[{n}/{total}] {name} ...")
-        t = time.perf_counter()
-        info = fn()
-        info["seconds"] = round(time.perf_counter() - t, 1)
-        self._done(name, info)
-        return info
-
-    def train_cfg(self, role: str, **kw):
-        from .train.loop import TrainConfig
-
-        c = self.cfg
-        teacher = role == "teacher"
-        return TrainConfig(role=role, out=str(self.out / role), dataset="synthetic", root=str(self.out / "data"),
-                           clip=self.clip, width=c.width,
-                           epochs=c.teacher_epochs if teacher else c.epochs,
-                           optimizer="sgd" if teacher else c.optimizer,
-                           lr=0.1 if teacher else c.student_lr if role == "student" else c.lr,
-                           batch_size=c.batch_size, seed=c.seed, flow_cache=str(self.out / "flow_cache"),
-                           alpha=kw.pop("alpha", c.alpha), mimic=kw.pop("mimic", c.mimic if role == "student" else "mse"),
-                           hint=kw.pop("hint", c.hint if role == "student" else None),
-                           init_from_teacher=kw.pop("init_from_teacher", c.init_from_teacher and role == "student"), **kw)
-
-    # -- the stages ---------------------------------------------------------------------------
     def run(self) -> Dict:
-        from .train.loop import fit
-
         t0 = time.perf_counter()
-        n = 8 + self.streaming
-        if self.streaming and "streaming" not in self.state.get("stages", {}):
-            self.state.get("stages", {}).pop("report", None)  # the report gains the new stage's row
-        self.stage(1, "data", lambda: self.write_data(), n)
-        self.stage(2, "teacher", lambda: fit(self.train_cfg("teacher"), progress=self.progress), n)
-        self.stage(3, "student", lambda: {
-            "student": fit(self.train_cfg("student", teacher=str(self.out / "teacher" / "last.pt")), progress=self.progress),
-            "rgb": fit(self.train_cfg("rgb", alpha=0.0), progress=self.progress)}, n)
-        table = self.stage(4, "table", self._table, n)
-        stream = self.stage(5, "streaming", self.streaming_student, n) if self.streaming else None
-        deploy = self.stage(5 + self.streaming, "export", self._export, n)
-        cam = self.stage(6 + self.streaming, "camera", self._camera, n)
-        speed = self.stage(7 + self.streaming, "speed", self._speed, n)
-        self.stage(n, "report", self._report, n)
-        return {"table": table, "deploy": deploy, "camera": cam, "speed": speed, "streaming": stream,
-                "seconds": round(time.perf_counter() - t0, 1)}
-
-    def streaming_cfgs(self):
-        """The streaming stage's two trainings: the teacher's causal copy (out causal_flow/) and the
-        streaming student (out streaming/)."""
-        import dataclasses
-
-        c, causal, teacher = self.cfg, "causal_r3d_18", str(self.out / "teacher" / "last.pt")
-        copy = dataclasses.replace(self.train_cfg("teacher", teacher=teacher, mimic=c.mimic, init_from_teacher=True),
-                                   model=causal, out=str(self.out / "causal_flow"), optimizer=c.optimizer,
-                                   lr=c.student_lr, pretrained=None)
-        student = self.train_cfg("student", teacher=teacher, init_from_teacher=False)
-        return copy, dataclasses.replace(student, model=causal, out=str(self.out / "streaming"), init_from=copy.out + "/last.pt",
-                                         hint_from=copy.out + "/last.pt" if student.hint else None,
-                                         init_stem_from=str(self.out / "student" / "last.pt"), pretrained=None)
-
-    def streaming_student(self) -> Dict:
-        """The streaming student (causal_r3d_18), distilled from the clip student's teacher with the
-        student's loss, optimiser and epochs, scored on the same validation clips, and its stage
-        graphs exported. A clip network's blocks do not carry over to causal convolutions,
-        and a causal student that does not start from causal blocks stays at chance for many epochs
-        (docs/experiments.md); so first the teacher is copied into causal layers (a causal flow
-        network started from its weights and trained to follow it on the same cached flow, with the
-        student's optimiser), and the streaming student starts from that copy's blocks and the clip
-        student's stem. Where the clip student follows a hint map, the streaming student follows the
-        copy's: the teacher's layer3 outputs sit on other frames than a causal network's."""
-        from .export.onnx import export
-        from .train.evaluate import evaluate
-        from .train.loop import fit
-
-        copy, cfg = self.streaming_cfgs()
-        start = fit(copy, progress=self.progress)
-        fit(cfg, progress=self.progress)
-        row = evaluate(None, None, str(self.out / "streaming" / "last.pt"))["rows"][0]
-        rows = {r["method"]: r for r in self.state["stages"]["table"]["rows"]}
-        exp = export(self.out / "streaming" / "last.pt", self.out / "engines" / "streaming.onnx")
-        info = {"top1": row["top1"], "n": row["n"], "epochs": cfg.epochs,
-                "causal_flow_top1": start.get("last_top1", start.get("best_top1")),
-                "clip_student_top1": rows["distilled student"]["top1"],
-                "rgb_top1": rows["RGB"]["top1"] if "RGB" in rows else None, "onnx": exp["onnx"], "parity": exp["parity"]}
-        self.say(f"      streaming student: top-1 {info['top1']:.1f} (same teacher; clip student "
-                 f"{info['clip_student_top1']:.1f}" + (f", RGB {info['rgb_top1']:.1f}" if info["rgb_top1"] is not None else "")
-                 + f"; started from the teacher's causal copy, {info['causal_flow_top1']:.1f} on flow); stage graphs "
-                 f"{exp['onnx']} and three beside it, parity with the clip forward {exp['parity']['max_rel_diff']:.1e}")
-        return info
+        done = self.run_stages()
+        return {"table": done["table"], "deploy": done["export"], "camera": done["camera"], "speed": done["speed"],
+                "streaming": done.get("streaming"), "seconds": round(time.perf_counter() - t0, 1)}
 
     def write_data(self):
         from .data.synthetic import write_motion_dataset
@@ -208,44 +106,9 @@ class Demo:
         self.say(f"      {counts['train']} training and {counts['val']} validation videos in {self.out / 'data'}")
         return counts
 
-    def _table(self):
-        from .train.evaluate import diagnostics_text, evaluate, markdown
-
-        r = evaluate(str(self.out / "rgb" / "last.pt"), str(self.out / "teacher" / "last.pt"),
-                     str(self.out / "student" / "last.pt"), out=self.out / "table")
-        self.say("\n" + markdown(r) + "\n\n" + diagnostics_text(r) + "\n")
-        return {"markdown": markdown(r), "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]],
-                "diagnostics": r["diagnostics"]}
-
-    def _export(self):
-        from .device.build import build_engine
-        from .export.onnx import export
-        from .core.errors import TensorRTUnavailable
-
-        exp = export(self.out / "student" / "last.pt", self.out / "engines" / "student.onnx")
-        p = exp["parity"]
-        self.say(f"      ONNX {exp['onnx']}: parity with PyTorch on {p['clips']} real clips: top-1 "
-                 f"{p['top1_agreement']:.0%}, max rel diff {p['max_rel_diff']:.1e}")
-        info = {"onnx": exp["onnx"], "parity": p}
-        try:
-            build_engine(exp["onnx"], int8=True, calib_clips=min(128, self.cfg.per_class * self.cfg.classes // 2),
-                         min_agreement=0.0, say=lambda m: self.say("      " + m), progress=self.progress)
-        except TensorRTUnavailable as e:
-            self.say(f"      engine: {e}")
-            info["engine"] = str(e)
-        int8 = {}
-        for flavor in ("tensorrt", "cpu"):
-            from .device.quantize import int8_path
-            meta_p = Path(str(int8_path(exp["onnx"], flavor)) + ".json")
-            if meta_p.exists():
-                q = json.loads(meta_p.read_text())["quantization"]
-                int8[flavor] = {"onnx": q["int8_onnx"], "check": q["check"]}
-        info["int8"] = int8
-        return info
-
     def _camera(self):
-        from .live.camera import CameraSettings, run
         from .data.sources import SyntheticSource
+        from .live.camera import CameraSettings, run
 
         model = self.live_model()
         lines = self.out / "camera.jsonl"
@@ -253,7 +116,7 @@ class Demo:
         summary = run(CameraSettings.make(model=str(model), every=self.cfg.frames, json_out=str(lines),
                                           teacher=str(self.out / "teacher" / "last.pt"), flow_dir=str(self.out / "flow")),
                       sources=[src])
-        preds = [json.loads(l) for l in lines.read_text().splitlines()]
+        preds = [json.loads(line) for line in lines.read_text().splitlines()]
         preds = [p for p in preds if p["type"] == "prediction"]
         for p in preds[:: max(1, len(preds) // 5)][:5]:
             t = p["top"][0]
@@ -310,6 +173,8 @@ class Demo:
                             self.state, self.state["config"], "`fts-edge demo` with these settings "
                             "(`fts-edge demo --seed N` changes the seed).", chance=100.0 / self.cfg.classes)
         return {"report": str(path)}
+
+
 
 
 def noise_points(a: Dict, b: Dict) -> float:

@@ -2,13 +2,10 @@
 
 Stages (each recorded in OUT/state.json when finished, like the demo's): data check -> flow
 teacher -> distilled student (and, with --baseline, the RGB-only network on the same budget) ->
-table -> export + INT8 -> the camera app on a validation video -> report. The settings are one file, OUT/settings.json; `--config
-OUT/settings.json` alone reproduces the run.
-
-Presets: ``small`` is the recipe measured on the motion dataset (docs/experiments.md: 8 frames two
-apart at 56 pixels, width 0.125, AdamW, the correlation mimic with a layer3 hint, the student
-started from the teacher); ``paper`` is FTSnet's (25 frames, 112 crops, full-width R3D-18, SGD lr
-0.1, momentum 0.9, weight decay 5e-4, the paper's MSE mimic).
+table -> export + INT8 -> the camera app on a validation video -> report. The settings are one
+file, OUT/settings.json; `--config OUT/settings.json` alone reproduces or resumes the run. The
+recipe is a preset of pipeline.Recipe: ``small`` (the demo's, measured on the motion dataset) or
+``paper`` (FTSnet's).
 """
 from __future__ import annotations
 
@@ -18,14 +15,9 @@ from pathlib import Path
 from typing import Dict, Optional
 
 from .core.artifacts import atomic_write_text
-from .demo import Demo, DemoConfig
 from .core.errors import DatasetError, UsageError
+from .pipeline import PRESETS, Recipe, RecipeRun
 
-PRESETS = {
-    "small": DemoConfig(),
-    "paper": DemoConfig(frames=25, size=112, resize=128, stride=1, width=1.0, epochs=30, teacher_epochs=30,
-                        optimizer="sgd", lr=0.1, student_lr=0.1, mimic="mse", hint=None, init_from_teacher=False),
-}
 DATA_KEYS = ("dataset", "root", "splits", "split", "seed", "flip", "pretrained")
 
 
@@ -42,7 +34,7 @@ class TrainSettings:
     pretrained: Optional[str] = None
     baseline: bool = False
     streaming: bool = False  # also distil the streaming student (causal_r3d_18) from the same teacher
-    recipe: DemoConfig = PRESETS["small"]
+    recipe: Recipe = PRESETS["small"]
 
     def to_dict(self) -> Dict:
         d = dataclasses.asdict(self)
@@ -50,56 +42,59 @@ class TrainSettings:
         return d
 
     @classmethod
+    def from_dict(cls, d: Dict, where: str = "settings") -> "TrainSettings":
+        try:
+            d = dict(d)
+            recipe = Recipe(**d.pop("recipe"))
+            return cls(**d, recipe=recipe)
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise UsageError(f"{where}: not a settings file of fts-edge train ({type(e).__name__}: {e})") from None
+
+    @classmethod
     def from_file(cls, path) -> "TrainSettings":
         try:
             d = json.loads(Path(path).read_text())
-            recipe = DemoConfig(**d.pop("recipe"))
-            return cls(**d, recipe=recipe)
-        except (OSError, ValueError, TypeError, KeyError) as e:
-            raise UsageError(f"--config {path}: not a settings file of fts-edge train ({type(e).__name__}: {e})")
+        except (OSError, ValueError) as e:
+            raise UsageError(f"--config {path}: not a settings file of fts-edge train ({type(e).__name__}: {e})") from None
+        if not isinstance(d, dict):
+            raise UsageError(f"--config {path}: not a settings file of fts-edge train (not a JSON object)")
+        return cls.from_dict(d, f"--config {path}")
 
 
-class TrainRun(Demo):
-    """The demo's stages on the user's data (no data to write; the camera plays a validation video)."""
+STAGES = ("data", "teacher", "student", "table", "streaming", "export", "camera", "report")
 
-    STAGES = 7
+
+class TrainRun(RecipeRun):
+    """`fts-edge train`'s stages over the user's data: the data check, the teacher, the student
+    (and the RGB baseline), the table, (the streaming student), export and INT8, the camera on a
+    validation video, the report."""
 
     def __init__(self, out: str, settings: TrainSettings, say=print, progress=None):
-        self.settings = settings
-        super().__init__(out, dataclasses.replace(settings.recipe, seed=settings.seed), say=say, progress=progress,
-                         streaming=settings.streaming)
-        saved = self.state.get("settings")
-        if saved is not None and saved != json.loads(json.dumps(settings.to_dict())):
-            from .core.errors import FtsError
-            raise FtsError(f"{self.out} holds a run with other settings ({self.out / 'settings.json'}); resume it "
-                           "with --config that file, or train into another --out")
-        self.state["settings"] = settings.to_dict()
+        self.settings, self.recipe, self.seed = settings, settings.recipe, settings.seed
+        self.baseline, self.streaming = settings.baseline, settings.streaming
+        super().__init__(out, settings.to_dict(), "settings", say, progress, STAGES,
+                         resume_hint=f"resume it with its settings (fts-edge train --config {Path(out) / 'settings.json'})")
         atomic_write_text(self.out / "settings.json", json.dumps(settings.to_dict(), indent=2))
 
-    def train_cfg(self, role: str, **kw):
+    @property
+    def cfg(self) -> Recipe:
+        return self.recipe
+
+    @property
+    def data(self) -> Dict:
         s = self.settings
-        cfg = super().train_cfg(role, **kw)
-        return dataclasses.replace(cfg, dataset=s.dataset, root=s.root, splits=s.splits, split=s.split, flip=s.flip,
-                                   pretrained=s.pretrained if not cfg.init_from_teacher else None)
+        return {"dataset": s.dataset, "root": s.root, "splits": s.splits, "split": s.split, "flip": s.flip,
+                "pretrained": s.pretrained}
+
+    def stage_list(self):
+        return [("data", self._check), ("teacher", self.teacher_stage), ("student", self.students_stage),
+                ("table", self.table_stage), *([("streaming", self.streaming_stage)] if self.streaming else []),
+                ("export", lambda: self.export_stage(128)), ("camera", self._video_camera),
+                ("report", self._train_report)]
 
     def run(self) -> Dict:
-        from .train.loop import fit
-
-        n = self.STAGES + self.streaming
-        if self.streaming and "streaming" not in self.state.get("stages", {}):
-            self.state.get("stages", {}).pop("report", None)  # the report gains the new stage's row
-        self.stage(1, "data", self._check, n)
-        self.stage(2, "teacher", lambda: fit(self.train_cfg("teacher"), progress=self.progress), n)
-        self.stage(3, "student", lambda: {
-            "student": fit(self.train_cfg("student", teacher=str(self.out / "teacher" / "last.pt")), progress=self.progress),
-            **({"rgb": fit(self.train_cfg("rgb", alpha=0.0), progress=self.progress)} if self.settings.baseline else {})}, n)
-        table = self.stage(4, "table", self._table, n)
-        if self.streaming:
-            self.stage(5, "streaming", self.streaming_student, n)
-        deploy = self.stage(5 + self.streaming, "export", self._export, n)
-        cam = self.stage(6 + self.streaming, "camera", self._video_camera, n)
-        self.stage(n, "report", self._train_report, n)
-        return {"table": table, "deploy": deploy, "camera": cam}
+        done = self.run_stages()
+        return {"table": done["table"], "deploy": done["export"], "camera": done["camera"]}
 
     def _check(self) -> Dict:
         from .data.datasets import check_dataset
@@ -114,15 +109,6 @@ class TrainRun(Demo):
         for w in idx.anomalies[:5]:
             self.say(f"      warning: {w}")
         return {k: rep[k] for k in ("classes", "train", "test", "unreadable")}
-
-    def _table(self):
-        from .train.evaluate import diagnostics_text, evaluate, markdown
-
-        rgb = str(self.out / "rgb" / "last.pt") if self.settings.baseline else None
-        r = evaluate(rgb, str(self.out / "teacher" / "last.pt"), str(self.out / "student" / "last.pt"),
-                     out=self.out / "table")
-        self.say("\n" + markdown(r) + "\n\n" + (diagnostics_text(r) if rgb else "") + "\n")
-        return {"markdown": markdown(r), "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]]}
 
     def _video_camera(self) -> Dict:
         """The deployable model in the camera app, on the first validation video played as a camera."""

@@ -72,10 +72,10 @@ CLI_CASES = [
     (["data", "synth", "{d}/s", "--size", "0"], 2, "--size must be from 8 to 4096"),
     (["data", "synth", "{d}/s", "--classes", "0"], 2, "--classes must be from 2 to 10"),
     (["data", "synth", "{d}/s", "--per-class", "0"], 2, "--per-class must be at least 1"),
-    (["data", "synth", "{d}/a_file"], 1, "a_file"),
+    (["data", "synth", "{d}/a_file"], 2, "a_file: is a file; name a folder"),
     (["data", "check", "--dataset", "hmdb51", "--root", "{d}/hmdb", "--splits", "{d}/hmdb_splits"], 1,
      "jump_test_split1.txt"),
-    (["flow", "{d}/nothing.avi", "--out", "{d}/f.mp4", "--size", "-5"], 2, "--size must be from 8 to 4096"),
+    (["flow", "{d}/nothing.avi", "--out", "{d}/f.mp4", "--size", "-5"], 2, "--size must be from 16 to 1080"),
     (["demo", "--epochs", "0"], 2, "--epochs must be at least 1"),
     (["camera", *SYN, "--model", "{d}/m.onnx", "--nonsense"], 2, "unrecognized arguments"),
 ]

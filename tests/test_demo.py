@@ -59,12 +59,28 @@ def test_an_interrupted_demo_resumes_from_finished_stages(demo_run, tmp_path):
     assert any(s.startswith("[5/8] export ...") for s in said)
 
 
-def test_other_settings_in_the_same_folder_are_refused(demo_run):
+def test_other_settings_in_the_same_folder_are_refused_naming_each(demo_run):
     from fts_edge.core.errors import FtsError
 
     out, _, _ = demo_run
-    with pytest.raises(FtsError, match="other settings"):
-        Demo(str(out), replace(TINY, epochs=3))
+    with pytest.raises(FtsError, match=r"other settings: lr 0.001 \(now 0.01\), mimic \"correlation\" \(now \"mse\"\)"):
+        Demo(str(out), replace(TINY, lr=0.01, mimic="mse"))
+    with pytest.raises(FtsError, match="epochs 2 \\(now 1\\); epochs can only grow"):
+        Demo(str(out), replace(TINY, epochs=1))
+
+
+def test_more_epochs_in_a_finished_folder_train_on_from_the_stage_they_change(demo_run, tmp_path):
+    import shutil
+
+    out, _, _ = demo_run
+    copy = tmp_path / "demo"
+    shutil.copytree(out, copy)
+    said = []
+    d = Demo(str(copy), replace(TINY, epochs=3), say=said.append)
+    assert set(d.state["stages"]) == {"data", "teacher"}  # the students (and all after them) train on
+    assert said and "epochs 2 -> 3: training on" in said[0]
+    d = Demo(str(copy), replace(TINY, teacher_epochs=TINY.teacher_epochs + 1), say=said.append)
+    assert set(d.state["stages"]) == {"data"}
 
 
 def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_ran_with(tmp_path):
@@ -162,6 +178,7 @@ def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
     lines = [ln.replace("$M", m.group(1)) for ln in text.splitlines() if ln.startswith("python train/train_") and "$M" in ln]
     demo = Demo.__new__(Demo)  # only its settings: nothing written
     demo.cfg, demo.out = DemoConfig(), Path("runs/m")
+    demo.recipe, demo.seed = demo.cfg.recipe, demo.cfg.seed
     synth = re.search(r"^fts-edge data synth \S+ --per-class (\d+) --frames (\d+) --size (\d+)$", text, re.M)
     assert synth and tuple(map(int, synth.groups())) == (demo.cfg.per_class, demo.cfg.video_frames, demo.cfg.video_size)
     ignore = {"out", "root", "flow_cache", "teacher", "device", "threads"}

@@ -162,9 +162,10 @@ def test_a_failed_int8_check_keeps_the_previous_pair(bundle, shared_data, tmp_pa
     # a check that cannot pass: the candidate is kept aside, the good pair stays
     import fts_edge.device.build as deploy
     from fts_edge.core.errors import ExportError
+    impossible = deploy.BuildSettings(int8=True, calib_input=str(video), calib_clips=4, onnx_only=True)
+    object.__setattr__(impossible, "min_agreement", 1.0 + 1e-9)  # past what any model can reach (the flag refuses it)
     with pytest.raises(ExportError, match="not written"):
-        deploy.build_engine(str(d / "student.onnx"), int8=True, calib_input=str(video), calib_clips=4,
-                            min_agreement=1.0 + 1e-9, onnx_only=True, say=lambda m: None)
+        deploy.build_engine(str(d / "student.onnx"), impossible, say=lambda m: None)
     assert ((d / "student.int8.onnx").read_bytes(), metadata_path(d / "student.int8.onnx").read_text()) == good
     assert (d / "student.int8.rejected.onnx").exists()
     assert not list(d.glob(".*candidate*"))

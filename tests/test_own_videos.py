@@ -182,12 +182,11 @@ def test_train_runs_a_folder_to_a_deployable_student_and_resumes(tmp_path, capsy
     import json
 
     from fts_edge.cli import main
-    from fts_edge.demo import DemoConfig
+    from fts_edge.pipeline import Recipe
     from fts_edge.trainrun import TrainSettings
 
     root = _folder(tmp_path / "v", ("walk", "run", "wave"), per_class=6, frames=12)
-    recipe = DemoConfig(per_class=3, classes=3, video_frames=12, video_size=32, frames=4, size=24, resize=28, stride=1,
-                        epochs=1, teacher_epochs=1, batch_size=4, width=0.125)
+    recipe = Recipe(frames=4, size=24, resize=28, stride=1, epochs=1, teacher_epochs=1, batch_size=4, width=0.125)
     cfg = tmp_path / "settings.json"
     cfg.write_text(json.dumps(TrainSettings(root=str(root), baseline=True, streaming=True, recipe=recipe).to_dict()))
     out = tmp_path / "run"
@@ -212,7 +211,26 @@ def test_train_runs_a_folder_to_a_deployable_student_and_resumes(tmp_path, capsy
     assert meta["dataset"]["dataset"] == "folder" and meta["dataset"]["root"] == str(root)
     assert main(["train", "--config", str(out / "settings.json"), "--out", str(out)]) == 0
     assert "already done (resumed)" in capsys.readouterr().out
+    # a flag given with --config changes that setting: more epochs train on, from the stage they change
+    assert main(["train", "--config", str(out / "settings.json"), "--epochs", "2"]) == 0  # the run's own folder
+    said = capsys.readouterr().out
+    assert "recipe.epochs 1 -> 2: training on (stages student, table, streaming, export, camera, report again)" in said
+    assert json.loads((out / "settings.json").read_text())["recipe"]["epochs"] == 2
+    from fts_edge.nets.checkpoint import load_checkpoint
+    assert load_checkpoint(out / "student" / "last.pt")["epoch"] == 2 and load_checkpoint(out / "rgb" / "last.pt")["epoch"] == 2
+    # fewer epochs, or an edited settings file, are refused naming each setting with both values
+    assert main(["train", "--config", str(out / "settings.json"), "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "recipe.epochs 2 (now 1); recipe.epochs can only grow" in err and err.count("\n") == 1
     other = dataclasses.replace(TrainSettings.from_file(cfg), seed=5)
     cfg.write_text(json.dumps(other.to_dict()))
     assert main(["train", "--config", str(cfg), "--out", str(out)]) == 1
-    assert "holds a run with other settings" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds a run with other settings: recipe.epochs 2 (now 1), seed 0 (now 5)" in err and err.count("\n") == 1
+    # DATA with --config: that run's recipe on these videos, in their own folder; --preset with it is refused
+    from fts_edge.cli import build_parser, train_settings
+    s, where = train_settings(build_parser().parse_args(["train", str(root), "--config", str(out / "settings.json")]))
+    assert s.root == str(root.resolve()) and s.recipe == TrainSettings.from_file(out / "settings.json").recipe
+    assert where == str(type(root)("runs") / root.name)
+    assert main(["train", str(root), "--config", str(cfg), "--preset", "paper"]) == 2
+    assert "--preset and --config both give the recipe" in capsys.readouterr().err

@@ -64,9 +64,11 @@ def test_normalisation_round_trips():
 
 
 def test_clipspec_validates_and_round_trips():
-    with pytest.raises(ValueError):
+    from fts_edge.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="--frames must be at least 2, got 1"):
         ClipSpec(frames=1)
-    with pytest.raises(ValueError):
+    with pytest.raises(UsageError, match="--resize must be at least --size"):
         ClipSpec(size=128, resize=112)
     s = ClipSpec(frames=9, stride=2)
     assert ClipSpec.from_dict(s.to_dict()) == s and s.span == 17

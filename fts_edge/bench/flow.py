@@ -54,6 +54,9 @@ def _time(fn, repeats: int) -> List[float]:
 def run(video: Optional[str] = None, sizes=((112, 112), (240, 320)), repeats: int = 3, devices=None,
         known_per_kind: int = 2, progress=None) -> Dict:
     devices = devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    if "cuda" in devices and not torch.cuda.is_available():
+        from ..core.errors import FtsError
+        raise FtsError("--devices cuda: no CUDA GPU is visible to torch here; use --devices cpu")
     solvers = {f"TVL1 {name}": TVL1.preset(name) for name in ("default", "fast")}
     result = {"torch_threads": torch.get_num_threads(), "repeats": repeats, "sizes": {}, "devices": devices}
     if "cuda" not in devices:

@@ -55,6 +55,35 @@ class SourceError(FtsError):
 INTERRUPTED = "interrupted; finished work is kept, run the same command again to resume"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what systemd, docker and `kill` send), raised where the program is, as Ctrl-C is:
+    the command finishes what it must (atomic writes, the camera's outputs) and exits 143."""
+
+
+def terminate_as_interrupt():
+    """While inside, SIGTERM raises Terminated in the main thread (elsewhere: nothing changes)."""
+    import contextlib
+    import signal
+    import threading
+
+    @contextlib.contextmanager
+    def installed():
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def on_sigterm(signum, frame):
+            raise Terminated()
+
+        old = signal.signal(signal.SIGTERM, on_sigterm)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGTERM, old)
+
+    return installed()
+
+
 def exit_status(e: BaseException, interrupted: str = INTERRUPTED) -> int:
     """End a command on ``e``: print one line to stderr and return the exit status. Every entry
     point (`fts-edge`, the train/ scripts, apps/, research/) ends through here.
@@ -69,11 +98,13 @@ def exit_status(e: BaseException, interrupted: str = INTERRUPTED) -> int:
     if isinstance(e, FtsError):
         msg, code = f"error: {e}", e.exit_code
     elif isinstance(e, KeyboardInterrupt):
-        msg, code = interrupted, 130
-    elif isinstance(e, (ValueError, FileNotFoundError, PermissionError, IsADirectoryError)):
+        msg, code = (interrupted + " (stopped by SIGTERM)", 143) if isinstance(e, Terminated) else (interrupted, 130)
+    elif isinstance(e, OSError):  # bad paths: 2; the machine (a full disk, a lost device): 1
+        code = 2 if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)) else 1
+        what = e.strerror or first_line(e)
+        msg = f"error: {e.filename}: {what}" if e.filename else f"error: {what}"
+    elif isinstance(e, ValueError):
         msg, code = f"error: {first_line(e, 300)}", 2
-    elif isinstance(e, OSError):
-        msg, code = f"error: {e.filename or ''}: {e.strerror or first_line(e)}", 1
     else:
         if os.environ.get("FTS_EDGE_DEBUG"):
             raise e
@@ -83,9 +114,11 @@ def exit_status(e: BaseException, interrupted: str = INTERRUPTED) -> int:
 
 
 def guarded(fn, *args, interrupted: str = INTERRUPTED, **kw) -> int:
-    """Run a command's body, ``fn(*args, **kw)``, and return its exit status (0 for None)."""
+    """Run a command's body, ``fn(*args, **kw)``, and return its exit status (0 for None).
+    SIGTERM stops it as Ctrl-C does (exit status 143)."""
     try:
-        return int(fn(*args, **kw) or 0)
+        with terminate_as_interrupt():
+            return int(fn(*args, **kw) or 0)
     except Exception as e:
         return exit_status(e, interrupted)
     except KeyboardInterrupt as e:

@@ -12,6 +12,7 @@ names the flag (``--every must be at least 1, got 0``): exit status 2.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Dict, Optional
 
 from .errors import UsageError
@@ -36,6 +37,8 @@ def check_range(flag: str, value, lo=None, hi=None, above=None) -> None:
     """One line naming the flag and the range where ``value`` is outside it."""
     if value is None or isinstance(value, bool):
         return
+    if isinstance(value, float) and math.isnan(value):
+        raise UsageError(f"{flag} must be a number, got {value}")
     if above is not None and not value > above:
         raise UsageError(f"{flag} must be above {above}, got {value}")
     if (lo is not None and value < lo) or (hi is not None and value > hi):

@@ -9,6 +9,9 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Tuple
 
+from ..core.errors import UsageError
+from ..core.settings import Settings, setting
+
 # Kinetics statistics, RGB in [0, 1]: the usual choice for 3D ResNets.
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
 KINETICS_STD = (0.22803, 0.22145, 0.216989)
@@ -20,7 +23,7 @@ FLOW_SCALE = 2.0
 
 
 @dataclass(frozen=True)
-class ClipSpec:
+class ClipSpec(Settings):
     """Geometry and normalisation of one clip.
 
     frames: frames per clip (the paper: 25). size: square crop side (112).
@@ -29,22 +32,19 @@ class ClipSpec:
     Layout of the network input is always N x 3 x T x H x W, RGB.
     """
 
-    frames: int = 25
-    size: int = 112
-    resize: int = 128
-    stride: int = 1
+    frames: int = setting(25, lo=2, help="frames per clip (flow needs pairs)")
+    size: int = setting(112, lo=8, hi=4096, help="square crop side, pixels")
+    resize: int = setting(128, lo=8, hi=8192, help="short side before cropping")
+    stride: int = setting(1, lo=1, help="temporal sampling stride, in decoded frames")
     mean: Tuple[float, float, float] = KINETICS_MEAN
     std: Tuple[float, float, float] = KINETICS_STD
     layout: str = "NCTHW"
     color: str = "RGB"
 
     def __post_init__(self):
-        if self.frames < 2:
-            raise ValueError(f"ClipSpec.frames must be >= 2 (flow needs pairs), got {self.frames}")
-        if self.size < 8 or self.resize < self.size:
-            raise ValueError(f"ClipSpec needs 8 <= size <= resize, got size={self.size} resize={self.resize}")
-        if self.stride < 1:
-            raise ValueError(f"ClipSpec.stride must be >= 1, got {self.stride}")
+        super().__post_init__()
+        if self.resize < self.size:
+            raise UsageError(f"--resize must be at least --size ({self.size}), got {self.resize}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("ClipSpec.mean and std need three values, std > 0")
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))

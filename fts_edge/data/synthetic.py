@@ -13,7 +13,11 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import cv2
+from dataclasses import dataclass
+
 import numpy as np
+
+from ..core.settings import Settings, setting
 
 MOTION_CLASSES = (
     "translate_left", "translate_right", "translate_up", "translate_down",
@@ -137,6 +141,20 @@ def iter_motion_dataset(per_class: int, seed: int = 0, num_classes: int = len(MO
     for label in range(num_classes):
         for i in range(per_class):
             yield split_of(i, per_class, val_fraction), MOTION_CLASSES[label], label, i
+
+
+@dataclass(frozen=True)
+class SynthSettings(Settings):
+    """`fts-edge data synth`: the motion dataset written as videos."""
+
+    per_class: int = setting(40, lo=1, help="videos per class")
+    seed: int = setting(0, lo=0)
+    classes: int = setting(len(MOTION_CLASSES), lo=2, hi=len(MOTION_CLASSES), help="motion classes")
+    frames: int = setting(32, lo=2, help="frames per video")
+    size: int = setting(128, lo=8, hi=4096, help="frame side in pixels")
+    val_fraction: float = setting(0.25, lo=0.0, hi=0.9, help="held-out fraction per class")
+    background: float = setting(1.0, lo=0.0, hi=1.0, help="background texture contrast, 0 (flat) to 1 (as textured as "
+                                                          "the object)")
 
 
 def write_motion_dataset(out, per_class: int, seed: int = 0, num_classes: int = len(MOTION_CLASSES),

@@ -14,11 +14,14 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Dict, Optional
 
 from .bundle import load_bundle, metadata_path
 from ..data.clipspec import ClipSpec
-from ..core.errors import ExportError, FtsError, first_line
+from ..core.errors import ExportError, FtsError, UsageError, first_line
+from ..core.settings import Settings, setting
+from .quantize import CALIB_MEMORY_MB, METHODS
 
 log = logging.getLogger(__name__)
 def _commit_int8(fp32_meta: Dict, candidate: Path, final: Path, report: Dict) -> None:
@@ -32,10 +35,10 @@ def _commit_int8(fp32_meta: Dict, candidate: Path, final: Path, report: Dict) ->
 
 
 def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor: str, calib_method: str,
-              keep_stem_fp: bool, min_agreement: float, progress=None, memory_mb: Optional[int] = None) -> Dict:
+              keep_stem_fp: bool, min_agreement: float, progress=None, memory_mb: int = CALIB_MEMORY_MB) -> Dict:
     """Calibrate, check against fp32 and commit one INT8 flavour; a failed check keeps the model
     as NAME.int8(.cpu).rejected.onnx and raises, leaving the previous pair untouched."""
-    from .quantize import CALIB_MEMORY_MB, check_int8, int8_path, quantize_int8
+    from .quantize import check_int8, int8_path, quantize_int8
 
     final = int8_path(onnx_path, flavor)
     candidate = final.with_name(f".{final.name}.{os.getpid()}.candidate.onnx")
@@ -48,14 +51,14 @@ def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor:
             feeds = step_feeds(onnx_stages(onnx_path, ["CPUExecutionProvider"]), clips, stream)
             parts = [quantize_int8(stage_file(onnx_path, n), feeds[k], out=stage_file(candidate, n),
                                    method=calib_method, keep_stem_fp=keep_stem_fp and k == 0, flavor=flavor,
-                                   memory_mb=memory_mb or CALIB_MEMORY_MB) for k, n in enumerate(STAGES)]
+                                   memory_mb=memory_mb) for k, n in enumerate(STAGES)]
             q = {**parts[0], "calibration_clips": len(clips), "calibration_steps": len(feeds[0]),
                  "qdq": {op: sum(p["qdq"][op] for p in parts) for op in ("QuantizeLinear", "DequantizeLinear")},
                  "stages": {n: {"qdq": p["qdq"], "calibration_feeds": p["calibration_clips"]}
                             for n, p in zip(STAGES, parts)}}
         else:
             q = quantize_int8(onnx_path, clips, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
-                              progress=progress, flavor=flavor, memory_mb=memory_mb or CALIB_MEMORY_MB)
+                              progress=progress, flavor=flavor, memory_mb=memory_mb)
         try:
             q["check"] = check_int8(onnx_path, candidate, val_clips, val_labels, min_agreement=min_agreement)
         except ExportError:
@@ -82,11 +85,56 @@ def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor:
                     t.unlink()
 
 
-def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = False, workspace_mb: int = 1024,
-                 timing_cache: Optional[str] = None, calib_data=None, calib_input=None, calib_clips: int = 128,
-                 calib_method: str = "minmax", keep_stem_fp: bool = True, min_agreement: float = 0.9,
-                 force: bool = False, onnx_only: bool = False, max_batch: int = 8, calib_memory_mb: Optional[int] = None,
-                 progress=None, say=print) -> Dict:
+@dataclass(frozen=True)
+class BuildSettings(Settings):
+    """What `fts-edge build-engine` makes and how, built once from the flags and checked here.
+
+    Args:
+        fp16, int8: the engines to build (neither: fp16).
+        workspace_mb: TensorRT's workspace.
+        timing_cache: a TensorRT timing cache file, reused across builds.
+        calib_data: a folder of videos to calibrate on (default: the training split in the bundle).
+        calib_input: a video or camera to calibrate on (and to check INT8 on without the split).
+        calib_clips: calibration clips; calib_method: minmax, entropy or percentile.
+        keep_stem_fp: the CPU flavour keeps the stem convolution in float.
+        min_agreement: the INT8 model must agree with fp32 on at least this share of clips.
+        force: rebuild an engine that matches; onnx_only: stop before the engine.
+        max_batch: the largest batch of a dynamic-batch ONNX's optimization profile.
+        calib_memory_mb: the memory entropy and percentile calibration may take.
+    """
+
+    fp16: bool = False
+    int8: bool = False
+    workspace_mb: int = setting(1024, lo=16, flag="--workspace")
+    timing_cache: Optional[str] = None
+    calib_data: Optional[str] = None
+    calib_input: Optional[str] = None
+    calib_clips: int = setting(128, lo=1, help="with 32, INT8 agreed with fp32 on only 93-97% of clips")
+    calib_method: str = "minmax"
+    keep_stem_fp: bool = True
+    min_agreement: float = setting(0.9, lo=0.0, hi=1.0)
+    force: bool = False
+    onnx_only: bool = False
+    max_batch: int = setting(8, lo=1, hi=256)
+    calib_memory_mb: int = setting(CALIB_MEMORY_MB, lo=64, help="histogram calibration keeps every activation of every clip")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.calib_method not in METHODS:
+            raise UsageError(f"--calib-method must be one of {', '.join(METHODS)}, got {self.calib_method!r}")
+
+    @property
+    def precisions(self):
+        return [p for p, on in (("fp16", self.fp16), ("int8", self.int8)) if on] or ["fp16"]
+
+
+def build_engine(model: Optional[str] = None, settings: Optional[BuildSettings] = None, progress=None,
+                 say=print) -> Dict:
+    """From an fp32 ONNX (``model``; default: the first found in engines/ or runs/): the INT8 Q/DQ
+    models (TensorRT and CPU flavours) checked against fp32 before they are committed, an fp16
+    copy, and the TensorRT engine of each precision where TensorRT and a GPU are (elsewhere
+    TensorRTUnavailable, exit status 3, after saying what was made). Returns the report."""
+    s = settings or BuildSettings()
     from . import engine as trt_engine
     from ..data.clips import calibration_clips, source_clips, validation_set
     from .quantize import fp16_onnx
@@ -109,20 +157,20 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
     if meta["role"] == "teacher":
         raise FtsError(f"{onnx_path}: a flow teacher; engines are built for the RGB student the camera runs")
     spec = ClipSpec.from_dict(meta["clip_spec"])
-    precisions = [p for p, on in (("fp16", fp16), ("int8", int8)) if on] or ["fp16"]
+    precisions = s.precisions
     engine_inputs = {}
     if "int8" in precisions:
-        clips = calibration_clips(spec, meta, calib_data, calib_input, calib_clips)
+        clips = calibration_clips(spec, meta, s.calib_data, s.calib_input, s.calib_clips)
         vx, vy = validation_set(spec, meta)
         if vx is None:  # no validation split here: check on the deployment input itself, never on noise
-            if not calib_input:
+            if not s.calib_input:
                 raise ExportError("no validation data for the INT8 check: pass --calib-input VIDEO or a camera "
                                   "(e.g. /dev/video0), or run where the training dataset is")
-            vx = source_clips(calib_input, spec, max(8, min(32, calib_clips)))
+            vx = source_clips(s.calib_input, spec, max(8, min(32, s.calib_clips)))
         report["int8"] = {}
         for flavor in ("tensorrt", "cpu"):
-            q = make_int8(onnx_path, meta, clips, vx, vy, flavor, calib_method, keep_stem_fp, min_agreement,
-                          progress, calib_memory_mb)
+            q = make_int8(onnx_path, meta, clips, vx, vy, flavor, s.calib_method, s.keep_stem_fp, s.min_agreement,
+                          progress, s.calib_memory_mb)
             report["int8"][flavor] = q
             c = q["check"]
             acc = (f", accuracy fp32 {c['fp32_top1']:.1f}% vs int8 {c['int8_top1']:.1f}%" if "int8_top1" in c else "")
@@ -151,7 +199,7 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
             say(f"wrote {f['fp16_onnx']} (fp16 weights, for CUDA runtimes)")
         engine_inputs["fp16"] = str(onnx_path)  # TensorRT builds FP16 from the fp32 graph
     report["engines"] = {}
-    if onnx_only:
+    if s.onnx_only:
         say("--onnx-only: no TensorRT engine built; on the device run: fts-edge build-engine "
             f"{onnx_path} {' '.join('--' + p for p in precisions)}")
         return report
@@ -160,11 +208,12 @@ def build_engine(model: Optional[str] = None, fp16: bool = False, int8: bool = F
         if meta.get("streaming"):  # one engine per stage, the frame stage's (which loads the others) last
             from .streamplan import STAGES, stage_file
             for name in (*STAGES[1:], STAGES[0]):
-                res = trt_engine.build_tensorrt_engine(src, prec, workspace_mb, timing_cache, force=force, max_batch=max_batch,
-                                              out=stage_file(out, name), rebuild_from=onnx_path, stage=name)
+                res = trt_engine.build_tensorrt_engine(src, prec, s.workspace_mb, s.timing_cache, force=s.force,
+                                                       max_batch=s.max_batch, out=stage_file(out, name),
+                                                       rebuild_from=onnx_path, stage=name)
         else:
-            res = trt_engine.build_tensorrt_engine(src, prec, workspace_mb, timing_cache, force=force, max_batch=max_batch,
-                                          out=out, rebuild_from=onnx_path)
+            res = trt_engine.build_tensorrt_engine(src, prec, s.workspace_mb, s.timing_cache, force=s.force,
+                                                   max_batch=s.max_batch, out=out, rebuild_from=onnx_path)
         report["engines"][prec] = res
         m = res["metadata"]
         say(f"{'reused' if res['reused'] else 'built'} {res['engine']} for {m['engine']['gpu']} (TensorRT "

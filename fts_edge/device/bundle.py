@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 from ..core.artifacts import atomic_write_text, sha256_file
 from ..data.clipspec import ClipSpec
-from ..core.errors import CheckpointError, EngineError, first_line
+from ..core.errors import CheckpointError, EngineError, FtsError, first_line
 
 
 def metadata_path(artifact) -> Path:
@@ -158,7 +158,7 @@ def check_bundle(meta: dict, path) -> dict:
             raise ValueError("the class names must be a list of non-empty strings")
         if len(set(classes)) != len(classes):
             raise ValueError("two classes have the same name")
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, FtsError) as e:
         raise CheckpointError(f"{path}: malformed bundle metadata ({type(e).__name__}: {first_line(e)})") from None
     role = meta.get("role")
     if role not in ROLES:

@@ -72,6 +72,12 @@ def l4t_at_least(l4t: Optional[str], want=(36, 4)) -> bool:
 
 def diagnose() -> Dict:
     checks: List[Dict] = []
+    try:
+        cwd = os.getcwd()
+    except FileNotFoundError:
+        cwd = None
+    checks.append(_check("working folder", cwd is not None, cwd or "deleted while this shell stood in it",
+                         "cd to a folder that exists (relative paths, engines/ and runs/ are looked up there)"))
     py = platform.python_version()
     checks.append(_check("python", sys.version_info >= (3, 8), py, "use Python 3.8 or newer"))
     jet = jetson_info()
@@ -101,7 +107,8 @@ def diagnose() -> Dict:
     else:
         checks.append(_check("onnxruntime", False, "not installed", "pip install onnxruntime"))
     checks.append(_check("onnx", _version("onnx") is not None, _version("onnx") or "not installed", "pip install onnx"))
-    checks.append(_check("onnxsim", _version("onnxsim") is not None, _version("onnxsim") or "not installed",
+    sim = _pkg_version("onnxsim")  # by its metadata: importing onnxsim imports torch
+    checks.append(_check("onnxsim", sim is not None, sim or "not installed",
                          "pip install onnxsim (optional: without it the ONNX is kept unsimplified)", needed=False))
 
     from .engine import tensorrt_or_none, trt_version

@@ -5,12 +5,44 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
 
 from ..core.errors import FtsError, VideoError
+from ..core.settings import Settings, setting
 from ..data.video import VIDEO_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class PredictSettings(Settings):
+    """`fts-edge predict`: clips per video (averaged), classes reported, the runtime's device and threads."""
+
+    clips: int = setting(5, lo=1, help="clips per video, averaged")
+    topk: int = setting(3, lo=1, help="classes reported per video")
+    device: Optional[str] = None
+    threads: int = setting(0, lo=0, hi=256)
+
+
+@dataclass(frozen=True)
+class EvaluateSettings(Settings):
+    """`fts-edge evaluate`: the split (the bundle's, or another), how many test videos, the runtime."""
+
+    dataset: Optional[str] = None
+    root: Optional[str] = None
+    splits: Optional[str] = None
+    split: int = setting(1, lo=1, hi=3)
+    limit: Optional[int] = setting(None, lo=1, help="score only the first N test videos")
+    device: Optional[str] = None
+    threads: int = setting(0, lo=0, hi=256)
+    json_out: Optional[str] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.json_out:
+            from ..core.artifacts import check_output_file
+            check_output_file(self.json_out, "--json-out")
 
 
 def expand_inputs(inputs: Iterable[str]) -> List[str]:

@@ -335,7 +335,7 @@ class StreamingTensorRTClassifier(StreamingClassifier):
         return _DeviceTensor(self, key, ptr, shape)
 
     def run_stage(self, k: int, feeds):
-        st, ctx, engine = self.stream["stages"][k], self.contexts[k], self.engines[k]
+        st, ctx = self.stream["stages"][k], self.contexts[k]
         held = []  # uploads of host arrays (the frame, a zero state): alive until the sync below
         for name in st["inputs"]:
             value = feeds[name]

@@ -10,15 +10,36 @@ every intermediate tensor compared, NVIDIA's Polygraphy does the deeper job on t
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Optional
 
 import numpy as np
 
 from ..core.errors import FtsError
+from ..core.settings import Settings, setting
 
 # Default thresholds by the artifact's precision: (min top-1 agreement, max relative logit difference)
 THRESHOLDS = {"fp32": (0.99, 1e-3), "fp16": (0.95, 5e-2), "int8": (0.90, None)}
+
+
+@dataclass(frozen=True)
+class VerifySettings(Settings):
+    """`fts-edge verify`: clips compared, timed runs, the thresholds (None: by precision)."""
+
+    clips: int = setting(16, lo=1, help="clips to compare")
+    runs: int = setting(20, lo=1, help="timed runs for the latency")
+    min_agreement: Optional[float] = setting(None, lo=0.0, hi=1.0)
+    max_rel_diff: Optional[float] = setting(None, lo=0.0)
+    device: Optional[str] = None
+    threads: int = setting(0, lo=0, hi=256)
+    json_out: Optional[str] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.json_out:
+            from ..core.artifacts import check_output_file
+            check_output_file(self.json_out, "--json-out")
 
 
 class VerifyFailed(FtsError):

@@ -7,19 +7,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import signal
 import sys
-import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ..core.errors import FtsError, SourceError, UsageError
+from ..core.errors import FtsError, SourceError, Terminated, UsageError, terminate_as_interrupt
+from ..core.artifacts import check_output_file
 from ..core.settings import Settings, setting
 from ..device.locate import default_model
 from ..device.runtime import softmax
@@ -31,21 +29,54 @@ NO_ACTION = "no action"  # the label while no smoothed score is above --on
 
 
 class JsonLines:
-    """The camera's JSON lines, one object a line, each with the schema version."""
+    """The camera's JSON lines, one object a line, each with the schema version: to a file
+    (appended) or to standard output. A write that fails names the file; standard output whose
+    reader has gone (``| head``) raises ReaderGone, which ends the app quietly."""
 
     def __init__(self, path: Optional[str]):
-        self.f = open(path, "a", buffering=1) if path else sys.stdout
+        self.path = path or "standard output"
+        if path:
+            try:
+                self.f = open(path, "a", buffering=1)
+            except OSError as e:
+                raise type(e)(e.errno, e.strerror, str(path)) from None
+        elif sys.stdout is None:
+            raise FtsError("standard output is closed: write the JSON lines to a file with --json-out FILE")
+        else:
+            self.f = sys.stdout
         self.last_summary: Dict = {}
 
     def __call__(self, row: dict):
         if row.get("type") == "summary":
             self.last_summary = row
-        self.f.write(json.dumps({"schema": SCHEMA_VERSION, **row}) + "\n")
-        self.f.flush()
+        try:
+            self.f.write(json.dumps({"schema": SCHEMA_VERSION, **row}) + "\n")
+            self.f.flush()
+        except BrokenPipeError:
+            if self.f is sys.stdout:
+                _quiet_stdout()
+                raise ReaderGone() from None
+            raise
+        except OSError as e:  # a full disk
+            raise type(e)(e.errno, e.strerror, self.path) from None
 
     def close(self):
         if self.f is not sys.stdout:
             self.f.close()
+
+
+def _quiet_stdout() -> None:
+    """Standard output's reader has gone: what is still written (and the flush at exit) goes to
+    /dev/null instead of raising again."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(devnull)
 
 
 
@@ -93,8 +124,16 @@ def check_output(output: str, overwrite: bool) -> None:
         raise FtsError(f"--output {output}: its folder is not writable")
 
 
-class Stopped(KeyboardInterrupt):
-    """SIGTERM (what systemd and docker stop send): the camera finishes its outputs and exits 143."""
+Stopped = Terminated  # SIGTERM (what systemd and docker stop send): the camera finishes its outputs, exits 143
+
+
+class ReaderGone(KeyboardInterrupt):
+    """Standard output's reader has gone (``fts-edge camera | head -1``): the camera finishes its
+    outputs and stops quietly, as a Unix tool does."""
+
+
+def stop_reason(e: KeyboardInterrupt) -> str:
+    return "SIGTERM" if isinstance(e, Stopped) else "reader gone" if isinstance(e, ReaderGone) else "SIGINT"
 
 
 class Outputs:
@@ -269,19 +308,9 @@ class LiveApp:
         return out
 
 
-@contextmanager
 def sigterm_stops():
     """SIGTERM (systemd's and docker's stop) raises Stopped in the main thread while inside."""
-    def on_sigterm(signum, frame):
-        raise Stopped()
-
-    main = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGTERM, on_sigterm) if main else None
-    try:
-        yield
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+    return terminate_as_interrupt()
 
 
 @dataclass(frozen=True)
@@ -327,6 +356,10 @@ class CameraSettings(Settings):
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(str(i) for i in self.inputs))
         super().__post_init__()
+        if self.json_out:
+            check_output_file(self.json_out, "--json-out")
+        if self.flow_dir and Path(self.flow_dir).exists() and not Path(self.flow_dir).is_dir():
+            raise UsageError(f"--flow-dir {self.flow_dir}: is a file; name a folder for the flow pictures")
         if self.device not in (None, "cpu", "cuda"):
             raise UsageError(f"--device must be cpu or cuda, got {self.device!r}")
         if self.serve is not None:
@@ -381,7 +414,7 @@ def iterate(clf, s: CameraSettings, sources=None, load=None) -> Iterator[Dict]:
                 while rows:
                     yield rows.popleft()
     except KeyboardInterrupt as e:
-        stopped_by = "SIGTERM" if isinstance(e, Stopped) else "SIGINT"
+        stopped_by = stop_reason(e)
         say({"type": "stopped", "reason": stopped_by})
     finally:
         app.write_frames(streams.new_frames())  # the frames read after the last window, with its label
@@ -395,12 +428,14 @@ def run(s: CameraSettings, clf=None, load=None, sources=None) -> Dict:
     """The camera app: classify the inputs' windows until they end (or ``max_windows``
     classifications), write the JSON lines, and return the summary (``iterate`` has the rest)."""
     say = JsonLines(s.json_out)
-    summary: Dict = {}
     rows = iterate(clf, s, sources, load)
     try:
         try:
             for row in rows:
                 say(row)
+        except ReaderGone as e:  # nobody reads the lines any more: finish the outputs, write nothing more
+            for row in _finish(rows, e):
+                say.last_summary = row if row.get("type") == "summary" else say.last_summary
         except KeyboardInterrupt as e:  # arrived while a row was being written: the app finishes all the same
             for row in _finish(rows, e):
                 say(row)

@@ -13,6 +13,7 @@ import torch.nn as nn
 
 from ..data.clipspec import FLOW_SCALE
 from ..device.streamplan import NEXT, schedule
+from .names import CAUSAL_MODELS, HINT_LAYERS, MODEL_NAMES, hint_layers, same_layers  # noqa: F401  (re-exported)
 
 
 # -- convolutions ---------------------------------------------------------------------------
@@ -169,21 +170,6 @@ class BasicStem(nn.Sequential):
 
 # -- the network ----------------------------------------------------------------------------
 # The residual blocks whose feature maps the student can be asked to follow (``--hint``).
-HINT_LAYERS = ("layer1", "layer2", "layer3", "layer4")
-
-
-def hint_layers(hint: Optional[str]) -> Tuple[str, ...]:
-    """``--hint`` as the blocks it names: None -> (), "layer3" -> ("layer3",), "layer2,layer3" ->
-    both, in network order. ValueError (one line) for an unknown or repeated block."""
-    if not hint:
-        return ()
-    names = [n.strip() for n in hint.split(",")]
-    bad = [n for n in names if n not in HINT_LAYERS]
-    if bad or len(set(names)) != len(names):
-        raise ValueError(f"hint must be blocks of {', '.join(HINT_LAYERS)}, comma-separated and each once, got {hint!r}")
-    return tuple(n for n in HINT_LAYERS if n in names)
-
-
 class ResNet3D(nn.Module):
     def __init__(self, block, layers: Sequence[int], num_classes: int, in_channels: int = 3,
                  width: float = 1.0, cardinality: int = 32, dropout: float = 0.0, window: Optional[int] = None):
@@ -385,17 +371,7 @@ def causal_r3d_18(num_classes: int, in_channels: int = 3, width: float = 1.0, wi
 
 MODELS: Dict[str, Callable[..., ResNet3D]] = {"r3d_18": r3d_18, "resnext3d_18": resnext3d_18,
                                               "causal_r3d_18": causal_r3d_18}
-CAUSAL_MODELS = ("causal_r3d_18",)
-
-
-def same_layers(a: str, b: str) -> bool:
-    """Whether two models have the same layers and weight shapes (a causal network and its clip
-    twin do): a student can then take the teacher's blocks or follow its maps. Shapes are not
-    function: a causal student started from a clip teacher's blocks learns nothing (it starts
-    from a causal copy of the teacher instead, ``training.student_shaped_flow_network``)."""
-    return a.replace("causal_", "") == b.replace("causal_", "")
-
-
+assert tuple(MODELS) == MODEL_NAMES
 def create_model(name: str, num_classes: int, in_channels: int = 3, width: float = 1.0, **kwargs) -> ResNet3D:
     """Build a network by name. ``None`` keyword values are dropped, so CLI defaults never override
     a model's own defaults."""

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..data.clipspec import TVL1_PRESETS
-from .distill import DEFAULT_ALPHA, MIMICS
+from .config import DEFAULT_LR, DEFAULTS, MIMICS
 from ..nets.models import HINT_LAYERS, MODELS, hint_layers
 from ..core.errors import FtsError, guarded
 
@@ -45,7 +45,8 @@ def add_train_args(p, role: str):
     g.add_argument("--batch-size", type=int, help="global batch, split over torchrun processes (default %(default)s)")
     g.add_argument("--optimizer", choices=("sgd", "adamw"),
                    help="sgd (the paper's, default) or adamw (trains small networks from scratch faster)")
-    g.add_argument("--lr", type=float, default=None, help="learning rate (default 0.1 for sgd, 1e-3 for adamw)")
+    g.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate (default {DEFAULT_LR['sgd']:g} for sgd, {DEFAULT_LR['adamw']:g} for adamw)")
     g.add_argument("--momentum", type=float)
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--schedule", choices=("cosine", "step"))
@@ -69,7 +70,7 @@ def add_train_args(p, role: str):
         g = p.add_argument_group("distillation")
         g.add_argument("--teacher", help="flow-teacher checkpoint (required unless --alpha 0)")
         g.add_argument("--alpha", type=float,
-                       help=f"weight of ||F_rgb - F_flow||^2 (default {DEFAULT_ALPHA:g}; 0 = the RGB-only baseline)")
+                       help=f"weight of ||F_rgb - F_flow||^2 (default {DEFAULTS.alpha:g}; 0 = the RGB-only baseline)")
         g.add_argument("--mode", choices=("ftsnet", "mers"),
                        help="ftsnet: CE + alpha*MSE; mers: the pure-mimic ablation (MSE trains the network, CE only the classifier)")
         g.add_argument("--mimic", choices=MIMICS,
@@ -97,7 +98,7 @@ def add_train_args(p, role: str):
     if role == "teacher":
         g = p.add_argument_group("following another flow teacher (a causal copy of it for the streaming student)")
         g.add_argument("--teacher", help="flow-teacher checkpoint to follow: CE + alpha * the mimic of its features")
-        g.add_argument("--alpha", type=float, help=f"weight of the mimic (default {DEFAULT_ALPHA:g})")
+        g.add_argument("--alpha", type=float, help=f"weight of the mimic (default {DEFAULTS.alpha:g})")
         g.add_argument("--mimic", choices=MIMICS, help="mse or correlation (see train_student.py --help)")
         g.add_argument("--init-from-teacher", action="store_true",
                        help="start from the teacher's weights, every one (e.g. --model causal_r3d_18 --teacher "
@@ -108,11 +109,8 @@ def add_train_args(p, role: str):
 def train_defaults(p) -> dict:
     """Every flag's default from TrainConfig's (and its ClipSpec's) fields: a default changes in one
     line, there."""
-    from .loop import TrainConfig
-
     dests = {a.dest for a in p._actions}
-    return {k: v for k, v in TrainConfig().settings().items()
-            if k in dests and k not in ("out", "lr", "device", "flip")}
+    return {k: v for k, v in DEFAULTS.settings().items() if k in dests and k not in ("out", "lr", "device", "flip")}
 
 
 def _hint(value: str) -> str:
@@ -132,10 +130,10 @@ def _cuda() -> bool:
 
 def config_from_args(a, role: str):
     """The TrainConfig of the parsed flags: every field the parser has, by name."""
-    from .loop import TrainConfig
+    from .config import DEFAULT_LR, TrainConfig
 
-    kw = {k: getattr(a, k) for k in TrainConfig().settings() if hasattr(a, k)}
-    kw["lr"] = a.lr if a.lr is not None else (1e-3 if a.optimizer == "adamw" else 0.1)
+    kw = {k: getattr(a, k) for k in DEFAULTS.settings() if hasattr(a, k)}
+    kw["lr"] = a.lr if a.lr is not None else DEFAULT_LR[a.optimizer]
     kw["role"] = role if role == "teacher" else ("student" if a.alpha > 0 else "rgb")
     return TrainConfig.from_settings(kw)
 

@@ -12,13 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-# The weight of the mimic term: the best mean of research/sweep_alpha.py on three development copies
-# of the motion dataset (docs/experiments.md). The paper's MSE stays the scripts' default mimic: that
-# is the method as published; the demo uses the correlation mimic at the same alpha.
-DEFAULT_ALPHA = 10.0
-
-
-MIMICS = ("mse", "correlation")
+from .config import MIMICS
 
 
 def _sum_over_processes(t: torch.Tensor) -> torch.Tensor:
@@ -82,7 +76,7 @@ def hint_term(map_rgb: torch.Tensor, map_flow: torch.Tensor, mimic: str = "mse")
 
 
 def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.Tensor, f_flow: torch.Tensor,
-                      alpha: float = DEFAULT_ALPHA, mode: str = "ftsnet", mimic: str = "mse", maps=None):
+                      alpha: float, mode: str = "ftsnet", mimic: str = "mse", maps=None):
     """Returns (loss, ce, mse); mse is always the plain feature MSE (what the logs compare), the
     loss uses ``mimic_term(mimic)``. mode "ftsnet": CE + alpha * mimic. mode "mers" (MARS's pure
     mimic ablation): the backbone learns from the mimic term alone; the classifier learns CE on

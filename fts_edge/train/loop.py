@@ -7,7 +7,6 @@ rank 0 logs and saves.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -23,160 +22,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..nets.checkpoint import build_from_checkpoint, load_checkpoint, load_teacher, make_checkpoint, save_checkpoint, save_with_bundle
-from ..data.clipspec import FLOW_SCALE, ClipSpec
 from .data import ClipSet
-from ..data.datasets import DatasetIndex, index_from_settings
+from ..data.datasets import DatasetIndex
 from .evaluate import metrics, score
-from .distill import DEFAULT_ALPHA, MIMICS, FeatureProjection, distillation_loss
+from .config import PRECISIONS, TrainConfig, arch_of, changed_settings, window_of  # noqa: F401  (re-exported)
+from .distill import FeatureProjection, distillation_loss
 from ..core.artifacts import atomic_write_text
 from ..core.errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
-from ..nets.models import CAUSAL_MODELS, hint_layers, same_layers
+from ..nets.names import hint_layers, same_layers
 
 log = logging.getLogger(__name__)
-ROLES = ("teacher", "rgb", "student")
-OPTIMIZERS = ("sgd", "adamw")
-# How a step computes: fp32; bf16 or fp16 autocast (fp16 with a gradient scaler), for GPUs; fp64,
-# where rounding must not hide what is being checked (the distributed parity test).
-PRECISIONS = ("fp32", "bf16", "fp16", "fp64")
-
-
-# What each numeric setting may be (name, min, max); POSITIVE ones must be above 0. A run that would
-# do nothing, or train backwards (a negative --clip-grad or --alpha), is refused at the start.
-RANGES = (("epochs", 1, None), ("batch_size", 1, None), ("lr", None, None), ("momentum", 0.0, 0.999),
-          ("weight_decay", 0.0, None), ("warmup_epochs", 0, None), ("clip_grad", 0.0, None), ("alpha", 0.0, None),
-          ("width", None, None), ("frames", 2, None), ("size", 8, None), ("resize", 8, None), ("stride", 1, None),
-          ("per_class", 1, None), ("num_classes", 2, None), ("split", 1, 3), ("flow_scale", None, None),
-          ("eval_clips", 1, None), ("threads", 0, 256), ("seed", 0, None))
-POSITIVE = {"lr", "width", "flow_scale"}
-# Settings that define a run: --resume refuses a change to any of them (epochs may grow, device and
-# threads may change).
-RUN_DEFINING = ("role", "dataset", "root", "splits", "split", "per_class", "num_classes", "frames", "size", "resize",
-                "stride", "model", "width", "optimizer", "batch_size", "lr", "momentum", "weight_decay", "schedule",
-                "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "hint_from", "init_from_teacher",
-                "init_from", "init_stem_from", "flow_preset", "flow_scale", "seed", "eval_clips", "flip", "pretrained")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    role: str = "rgb"  # teacher (flow), rgb (baseline, alpha = 0), student (distilled)
-    out: str = "runs/train"
-    # data
-    dataset: str = "synthetic"
-    root: Optional[str] = None
-    splits: Optional[str] = None
-    split: int = 1
-    per_class: int = 40  # synthetic, rendered on the fly
-    num_classes: int = 10  # synthetic
-    clip: ClipSpec = ClipSpec()  # geometry and normalisation; checkpoints and settings files keep it flat
-    # network
-    model: str = "r3d_18"
-    width: float = 1.0
-    # optimisation (the paper: SGD lr 0.1, momentum 0.9, weight decay 5e-4)
-    optimizer: str = "sgd"  # sgd (the paper) | adamw (lr ~1e-3; momentum unused)
-    epochs: int = 30
-    batch_size: int = 16
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    schedule: str = "cosine"  # cosine | step
-    warmup_epochs: int = 1
-    clip_grad: float = 5.0  # max gradient norm (0: off); distillation at alpha 50, lr 0.1 diverged without it
-    # distillation
-    teacher: Optional[str] = None
-    alpha: float = DEFAULT_ALPHA
-    mode: str = "ftsnet"  # ftsnet | mers
-    mimic: str = "mse"  # mse (the paper's) | correlation (batch z-scored features; see distill.mimic_term)
-    hint: Optional[str] = None  # also mimic these blocks' feature maps ("layer3", "layer2,layer3"; distill.hint_term)
-    hint_from: Optional[str] = None  # ... taken from this flow network's maps, not the teacher's (its causal copy)
-    init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
-    init_from: Optional[str] = None  # ... or from another flow network's (a causal one for the streaming student)
-    init_stem_from: Optional[str] = None  # the student's stem from an RGB network's (the clip student's)
-    allow_split_anomalies: bool = False  # train on a split that data check warns about
-    flip: Optional[bool] = None  # horizontal flips in training: None = off where class names pair directions
-    pretrained: Optional[str] = None  # a torchvision-format r3d_18 state dict to start from (load_pretrained)
-    # flow
-    flow_preset: str = "fast"
-    flow_scale: float = FLOW_SCALE
-    flow_cache: Optional[str] = None
-    # run
-    seed: int = 0
-    eval_clips: int = 1
-    device: str = "cpu"
-    precision: str = "fp32"
-    threads: int = 0
-
-    def __post_init__(self):
-        if self.role not in ROLES:
-            raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
-        if self.role == "student" and not self.teacher and self.alpha > 0:
-            raise ValueError("the student needs --teacher CKPT (or --alpha 0 for the RGB baseline)")
-        if self.schedule not in ("cosine", "step"):
-            raise ValueError("schedule must be cosine or step")
-        if self.mimic not in MIMICS:
-            raise ValueError(f"mimic must be one of {MIMICS}, got {self.mimic!r}")
-        if self.hint is not None:
-            hint_layers(self.hint)
-            if self.role != "student":
-                raise ValueError("--hint is a distillation setting: it needs a student with a teacher")
-        if self.hint_from and not self.hint:
-            raise ValueError("--hint-from names where the --hint maps come from: give --hint LAYER too")
-        if self.pretrained and self.init_from_teacher:
-            raise ValueError("--pretrained and --init-from-teacher both set the starting weights: choose one")
-        if self.init_from_teacher and (self.role == "rgb" or not self.teacher):
-            raise ValueError("--init-from-teacher is a distillation setting: it needs a student (or a flow network) "
-                             "with a teacher")
-        if self.init_from and (self.init_from_teacher or self.pretrained or self.role != "student"):
-            raise ValueError("--init-from sets a student's starting weights: not with --init-from-teacher or "
-                             "--pretrained, and not for the teacher or the RGB baseline")
-        if self.init_stem_from and (self.pretrained or self.role != "student"):
-            raise ValueError("--init-stem-from sets a student's stem: not with --pretrained, and only for a student")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
-        check_ranges(self.settings())
-
-    @classmethod
-    def from_settings(cls, settings: dict) -> "TrainConfig":
-        """A TrainConfig from flat settings (the flags, a checkpoint's saved config): the clip's
-        fields (frames, size, resize, stride) go into ``clip``, the rest by name."""
-        flat = dict(settings)
-        check_ranges(flat)
-        geometry = {k: flat.pop(k) for k in CLIP_FIELDS if k in flat and flat[k] is not None}
-        for k in CLIP_FIELDS:
-            flat.pop(k, None)
-        clip = dataclasses.replace(flat.pop("clip", None) or ClipSpec(), **geometry)
-        return cls(clip=clip, **flat)
-
-    def settings(self) -> dict:
-        """The flat form saved in checkpoints and compared on --resume: the clip's geometry as
-        top-level keys, as the flags spell them."""
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "clip"}
-        d.update({k: getattr(self.clip, k) for k in CLIP_FIELDS})
-        return d
-
-    @property
-    def spec(self) -> ClipSpec:
-        return self.clip
-
-    def index(self) -> DatasetIndex:
-        return index_from_settings(self.settings())
-
-
-CLIP_FIELDS = ("frames", "size", "resize", "stride")
-
-
-def check_ranges(settings: dict) -> None:
-    """Refuse, naming the flag, a numeric setting outside RANGES."""
-    for name, lo, hi in RANGES:
-        v = settings.get(name)
-        if v is None:
-            continue
-        if (lo is not None and v < lo) or (hi is not None and v > hi) or (name in POSITIVE and v <= 0):
-            rng = "above 0" if name in POSITIVE else (f"at least {lo}" if hi is None else f"from {lo} to {hi}")
-            raise UsageError(f"--{name.replace('_', '-')} must be {rng}, got {v}")
-
-
 # -- data -----------------------------------------------------------------------------------
 def make_flow_cache(cfg: TrainConfig):
     from ..flow.tvl1 import TVL1
@@ -405,19 +260,6 @@ class RoleForward(nn.Module):
         f, maps = self.net.forward_features_and_maps(x, self.hint)
         logits = self.net.forward_head(f.detach() if self.mode == "mers" else f)
         return logits, (self.proj(f) if self.proj is not None else None), maps
-
-
-def window_of(cfg: TrainConfig) -> Optional[int]:
-    """A causal network averages over the clip length it trains on; others have no window."""
-    return cfg.spec.frames if cfg.model in CAUSAL_MODELS else None
-
-
-def arch_of(cfg: TrainConfig, num_classes: int) -> dict:
-    arch = {"model": cfg.model, "width": cfg.width, "num_classes": num_classes,
-            "in_channels": 2 if cfg.role == "teacher" else 3}
-    if window_of(cfg):
-        arch["window"] = window_of(cfg)
-    return arch
 
 
 # -- schedule -------------------------------------------------------------------------------
@@ -708,13 +550,6 @@ def _fit(cfg: TrainConfig, resume_run: bool, progress, stop_after_steps: Optiona
         summary = {"best_top1": ck["best_metric"], "epochs": ck["epoch"], "out": str(run.out),
                    **({"last_top1": last[-1]["val_top1"]} if last else {})}
     return summary
-
-
-def changed_settings(saved: dict, cfg: "TrainConfig") -> List[str]:
-    """The run-defining settings in which ``cfg`` differs from a checkpoint's saved config."""
-    now = cfg.settings()
-    return [f"--{k.replace('_', '-')} {saved.get(k)!r} (now {now[k]!r})" for k in RUN_DEFINING
-            if k in saved and saved.get(k) != now[k]]
 
 
 def _repair_to(out: Path, epoch: int) -> None:

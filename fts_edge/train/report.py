@@ -76,7 +76,7 @@ def write_report(out: Path, title: str, intro: str, state: Dict, settings: Dict,
         start = (f"the clip student's teacher, started from the teacher's blocks copied into causal layers (that "
                  f"copy: top-1 {s['causal_flow_top1']:.1f} % on flow) and the clip student's stem" if "causal_flow_top1" in s else
                  f"a flow teacher of the same causal layers (top-1 {s['teacher_top1']:.1f} %)")
-        lines += ["## Streaming student", "", f"`causal_r3d_18` distilled with the student's loss"
+        lines += ["## Streaming student", "", "`causal_r3d_18` distilled with the student's loss"
                   + (f" for {s['epochs']} epochs" if s.get("epochs") else "") + f" from {start}: top-1 {s['top1']:.1f} % on "
                   f"the same {s['n']} validation clips (clip student "
                   f"{s['clip_student_top1']:.1f} %" + (f", RGB {s['rgb_top1']:.1f} %" if s.get("rgb_top1") is not None
