@@ -2,6 +2,7 @@
 file, the class count against the output width and the ClipSpec against the input shape; writes
 commit both together; a model copied alone carries its bundle inside."""
 import json
+import re
 import os
 import shutil
 from pathlib import Path
@@ -153,3 +154,40 @@ def test_a_source_that_ends_early_is_not_success(pair, tmp_path, capsys):
     rc = main(["camera", "--input", str(cut), "--model", str(pair), "--json-out", str(tmp_path / "l.jsonl")])
     err = capsys.readouterr().err
     assert rc == 1 and "truncated or damaged" in err
+
+
+@pytest.mark.parametrize("edit,where,message", [
+    (lambda m: m.update(classes=m["classes"][::-1]), "beside", "disagree on classes"),
+    (lambda m: m["clip_spec"].update(mean=[0.5, 0.5, 0.5]), "inside", "disagree on clip_spec.mean"),
+    (lambda m: m.update(role="teacher"), "both", "says role 'teacher'"),
+    (lambda m: m.update(precision="int8"), "both", "says int8 but the graph has no Q/DQ"),
+])
+def test_the_python_api_refuses_the_same_lies(pair, edit, where, message):
+    import fts_edge
+
+    lie(pair, edit, where)
+    with pytest.raises(fts_edge.FtsError, match=re.escape(message)):
+        fts_edge.load(pair)
+    with pytest.raises(fts_edge.FtsError, match=re.escape(message)):
+        fts_edge.bundle(pair)
+
+
+def test_a_model_far_below_what_training_measured_is_not_quantized(pair, tiny_run):
+    """A bundle whose preprocessing lies in the model and beside it alike passes every file check;
+    the model then scores far below the accuracy its bundle records from training, on the same
+    split: build-engine refuses to quantize it."""
+    from fts_edge.data.clips import validation_set
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.device.build import check_as_trained
+    from fts_edge.device.bundle import load_bundle
+    from fts_edge.core.errors import ExportError
+
+    meta = load_bundle(pair)
+    spec = ClipSpec.from_dict(meta["clip_spec"])
+    meta["dataset"] = {**meta["dataset"], "per_class": 40}  # a larger split of the same motion set: 40 clips
+    clips, labels = validation_set(spec, meta, limit=40)
+    honest = check_as_trained(pair, {**meta, "validation": {"top1": 0.0}}, clips, labels)
+    measured = honest["top1"]
+    assert check_as_trained(pair, {**meta, "validation": {"top1": measured}}, clips, labels)["checked"]
+    with pytest.raises(ExportError, match="training measured 100.0%.*is not what it was trained with"):
+        check_as_trained(pair, {**meta, "validation": {"top1": 100.0}}, clips, labels)

@@ -290,3 +290,32 @@ def test_the_code_names_only_what_the_real_modules_have():
     used = _attribute_chains(src / "cudamem.py", {"rt"})
     assert {"cudaMalloc", "cudaMallocHost", "cudaMemcpyAsync", "cudaFreeHost"} <= used
     assert not sorted(n for n in used if n not in cuda_real)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda m: m.update(classes=m["classes"][::-1]), "disagree on classes"),
+    (lambda m: m["clip_spec"].update(mean=[0.5, 0.5, 0.5]), "disagree on clip_spec.mean"),
+    (lambda m: m.update(role="teacher"), "says role 'teacher'"),
+])
+def test_an_engine_json_that_lies_is_refused_by_every_command(standin, pair, capsys, edit, message):
+    """An engine holds no metadata of its own: its JSON is bound to it by sha256, and where the ONNX
+    it was built from is at hand, must say what that ONNX's own bundle says."""
+    import json
+
+    from fts_edge.device.bundle import metadata_path
+    from fts_edge.device.engine import build_tensorrt_engine
+    from fts_edge.device.runtime import load_classifier
+    from fts_edge.core.errors import FtsError
+
+    engine = Path(build_tensorrt_engine(pair, "fp16")["engine"])
+    meta = json.loads(metadata_path(engine).read_text())
+    edit(meta)  # the sha256 of the engine stays true
+    metadata_path(engine).write_text(json.dumps(meta))
+    with pytest.raises(FtsError, match=message):
+        load_classifier(engine)
+    for argv in (["camera", "--input", "synthetic://", "--max-windows", "1", "--model", str(engine)],
+                 ["verify", str(engine), "--against", str(pair), "--clips", "2", "--runs", "1"],
+                 ["bench", "--model", str(engine), "--runs", "1", "--warmup", "0", "--out", str(pair.parent / "b")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, err

@@ -148,7 +148,7 @@ class SynthSettings(Settings):
     """`fts-edge data synth`: the motion dataset written as videos."""
 
     per_class: int = setting(40, lo=1, help="videos per class")
-    seed: int = setting(0, lo=0)
+    seed: int = setting(0, lo=0, help="seed of the videos")
     classes: int = setting(len(MOTION_CLASSES), lo=2, hi=len(MOTION_CLASSES), help="motion classes")
     frames: int = setting(32, lo=2, help="frames per video")
     size: int = setting(128, lo=8, hi=4096, help="frame side in pixels")

@@ -167,6 +167,8 @@ def build_engine(model: Optional[str] = None, settings: Optional[BuildSettings] 
                 raise ExportError("no validation data for the INT8 check: pass --calib-input VIDEO or a camera "
                                   "(e.g. /dev/video0), or run where the training dataset is")
             vx = source_clips(s.calib_input, spec, max(8, min(32, s.calib_clips)))
+        else:
+            report["fp32_check"] = check_as_trained(onnx_path, meta, vx, vy)
         report["int8"] = {}
         for flavor in ("tensorrt", "cpu"):
             q = make_int8(onnx_path, meta, clips, vx, vy, flavor, s.calib_method, s.keep_stem_fp, s.min_agreement,
@@ -221,10 +223,44 @@ def build_engine(model: Optional[str] = None, settings: Optional[BuildSettings] 
     return report
 
 
+def check_as_trained(onnx_path: Path, meta: Dict, clips, labels) -> Dict:
+    """The fp32 model on its validation split must score near what training measured there (the
+    bundle's ``validation``): a bundle whose preprocessing is not the model's (a mean, a size that
+    was edited, in the model and beside it alike) classifies the same clips far worse. Refused
+    below halfway from chance to the trained top-1 (and two standard errors more); returns the
+    figures where it passes."""
+    import numpy as np
+
+    from .onnxrt import ort_session, run_onnx
+    from .streamplan import onnx_stages, stepped_logits
+
+    trained = meta.get("validation") or {}
+    if trained.get("top1") is None or labels is None or len(labels) < 20:
+        return {"checked": False}
+    if meta.get("streaming"):
+        logits = stepped_logits(onnx_stages(onnx_path, ["CPUExecutionProvider"]), clips, meta["streaming"])
+    else:
+        logits = run_onnx(ort_session(onnx_path, ["CPUExecutionProvider"]), clips)
+    top1 = float((logits.argmax(1) == labels).mean() * 100)
+    chance = 100.0 / len(meta["classes"])
+    noise = 200.0 * float(np.sqrt(max(top1, 1.0) / 100 * (1 - min(top1, 99.0) / 100) / len(labels)))
+    floor = chance + 0.5 * (trained["top1"] - chance) - noise
+    rep = {"checked": True, "top1": top1, "trained_top1": trained["top1"], "clips": int(len(labels)), "floor": floor}
+    if trained["top1"] > chance + 2 * noise and top1 < floor:
+        raise ExportError(f"{onnx_path}: scores {top1:.1f}% top-1 on {len(labels)} clips of its validation split, where "
+                          f"training measured {trained['top1']:.1f}% (chance {chance:.1f}%): the clip_spec in its bundle "
+                          "(mean, std, size, frames) is not what it was trained with, or the split has changed; export "
+                          "it again from its checkpoint")
+    return rep
+
+
 def _check_onnx_file(path: Path):
     import onnx
 
+    from .bundle import _load_proto
+
+    proto = _load_proto(path)  # one line for a file that is not ONNX at all
     try:
-        onnx.checker.check_model(onnx.load(str(path)))
+        onnx.checker.check_model(proto)
     except Exception as e:
         raise ExportError(f"{path}: not a valid ONNX model ({type(e).__name__}: {first_line(e, 160)})")

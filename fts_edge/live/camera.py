@@ -58,11 +58,16 @@ class JsonLines:
                 raise ReaderGone() from None
             raise
         except OSError as e:  # a full disk
+            self.failed = True
             raise type(e)(e.errno, e.strerror, self.path) from None
 
     def close(self):
         if self.f is not sys.stdout:
-            self.f.close()
+            try:
+                self.f.close()
+            except OSError as e:
+                if not getattr(self, "failed", False):  # the write that failed has said so already
+                    raise type(e)(e.errno, e.strerror, self.path) from None
 
 
 def _quiet_stdout() -> None:

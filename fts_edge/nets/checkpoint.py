@@ -93,6 +93,8 @@ def bundle_metadata(ckpt: dict, ckpt_path=None) -> dict:
     from ..data.datasets import DATASET_SETTINGS
 
     meta["dataset"] = {k: cfg.get(k) for k in DATASET_SETTINGS}  # enough to rebuild the split exactly
+    if ckpt.get("validation"):  # what this epoch scored on that split: later stages hold the artifact to it
+        meta["validation"] = dict(ckpt["validation"])
     if ckpt_path is not None:
         meta["checkpoint_sha256"] = sha256_file(ckpt_path)
     return meta

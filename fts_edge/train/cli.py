@@ -18,6 +18,8 @@ def add_data_args(p):
     p.add_argument("--root", help="video root (synthetic: a folder from `fts-edge data synth`, or omit to render on the fly)")
     p.add_argument("--splits", help="official split files (default --root)")
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default 1)")
+    p.add_argument("--per-class", type=int, help=f"synthetic rendered on the fly: videos per class (default {DEFAULTS.per_class})")
+    p.add_argument("--num-classes", type=int, help=f"synthetic rendered on the fly: classes (default {DEFAULTS.num_classes})")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="horizontal flips in training (default: off where class names pair directions, such as "
                         "swipe_left/swipe_right, which a flip would swap; on otherwise)")

@@ -511,6 +511,7 @@ def save_epoch(run: Run, epoch: int, tot: Dict, m: Dict, train_s: float) -> Dict
     ck = make_checkpoint(run.net, cfg.role, cfg.spec, run.index.classes, arch_of(cfg, num_classes), cfg.settings(),
                          optimizer=run.opt.state_dict(), scheduler=run.sched.state_dict(), epoch=epoch + 1,
                          best_metric=run.best, flow={"preset": cfg.flow_preset, "scale": cfg.flow_scale},
+                         validation={"top1": m["top1"], "clips": m["n"]},
                          projection=run.proj.state_dict() if run.proj is not None else {},
                          **({"scaler": run.scaler.state_dict()} if run.scaler is not None else {}))
     # best.pt and the metrics line first, last.pt last: last.pt is the commit point of an epoch. A
