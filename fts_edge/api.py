@@ -126,7 +126,8 @@ def build_engine(model=None, settings=None, say=print, progress=None, **kw) -> D
     models checked against fp32, an fp16 copy, and the TensorRT engine where TensorRT and a GPU
     are. ``settings``: a ``device.build.BuildSettings``, or its fields as keywords (``int8=True``,
     ``calib_clips=64``, ...). Returns the report."""
-    from .device.build import BuildSettings, build_engine as build
+    from .device.build import BuildSettings
+    from .device.build import build_engine as build
 
     s = settings or BuildSettings.make(**kw)
     report = {}

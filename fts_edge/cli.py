@@ -13,12 +13,12 @@ import logging
 import sys
 from pathlib import Path
 
-from .core.version import __version__
-from .data.clipspec import TVL1_PRESETS
+from .core.artifacts import check_output_folder
 from .core.errors import UsageError, guarded
 from .core.parser import Parser
-from .core.artifacts import check_output_folder
 from .core.settings import check_range
+from .core.version import __version__
+from .data.clipspec import TVL1_PRESETS
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -33,8 +33,8 @@ def _add_dataset_args(p, root_required=False):
 
 
 def cmd_data_check(a):
-    from .data.datasets import check_dataset, dataset_index
     from .core.progress import progress
+    from .data.datasets import check_dataset, dataset_index
 
     idx = dataset_index(a.dataset, a.root, a.splits, a.split)
     rep = check_dataset(idx, progress=progress)
@@ -62,9 +62,7 @@ def cmd_data_check(a):
 
 def cmd_data_synth(a):
     from .core.progress import progress
-    from .data.synthetic import write_motion_dataset
-
-    from .data.synthetic import SynthSettings
+    from .data.synthetic import SynthSettings, write_motion_dataset
 
     s = SynthSettings.make(**vars(a))
     check_output_folder(a.out, "data synth")
@@ -78,7 +76,6 @@ def cmd_data_synth(a):
 # -- flow -----------------------------------------------------------------------------------
 def cmd_flow(a):
     from .flow.pictures import write_flow_pictures
-
     from .flow.settings import FlowPicturesSettings
 
     s = FlowPicturesSettings.make(**vars(a))  # checked before the TV-L1 layers load
@@ -134,7 +131,6 @@ def cmd_bench(a):
 # -- export and engines ----------------------------------------------------------------------
 def cmd_export(a):
     from .export.onnx import export
-
     from .export.settings import ExportSettings
 
     s = ExportSettings.make(**vars(a))  # checked before torch loads
@@ -155,7 +151,6 @@ def cmd_export(a):
 def cmd_build_engine(a):
     from .api import build_engine
     from .core.progress import progress
-
     from .device.build import BuildSettings
 
     s = BuildSettings.make(**{**vars(a), "workspace_mb": a.workspace, "keep_stem_fp": not a.int8_stem})
@@ -166,11 +161,8 @@ def cmd_build_engine(a):
 def cmd_predict(a):
     import csv
 
-    from .device.predict import predict
-
     from .api import load_classifier
-
-    from .device.predict import PredictSettings
+    from .device.predict import PredictSettings, predict
 
     s = PredictSettings.make(**vars(a))
     rows = predict(a.inputs, a.model or _default_model(), clips=s.clips, k=s.topk, device=s.device, threads=s.threads,
@@ -194,10 +186,8 @@ def cmd_predict(a):
 
 
 def cmd_evaluate(a):
-    from .device.predict import evaluate_artifact
-
     from .api import load_classifier
-    from .device.predict import EvaluateSettings
+    from .device.predict import EvaluateSettings, evaluate_artifact
 
     s = EvaluateSettings.make(**vars(a))
     index = None
@@ -224,9 +214,8 @@ def _default_model() -> str:
 
 
 def cmd_verify(a):
-    from .device import verify
-
     from .api import load_classifier
+    from .device import verify
 
     s = verify.VerifySettings.make(**vars(a))
     rep = verify.verify(a.model, a.against, a.input, clips=s.clips, runs=s.runs, min_agreement=s.min_agreement,
@@ -300,10 +289,27 @@ def camera_settings(a):
               file=sys.stderr)
         a.every = a.every_deprecated
     return CameraSettings.make(
-        inputs=a.inputs or [], model=a.model, every=a.every, smooth=a.smooth, topk=a.topk, on=a.on, off=a.off,
-        realtime=a.realtime, json_out=a.json_out, output=a.output, overwrite=a.overwrite, serve=a.serve,
-        display=a.display, linger=a.linger, teacher=a.teacher, flow_dir=a.flow_dir, max_windows=a.max_windows,
-        max_retries=a.max_retries, threads=a.threads, device="cpu" if a.cpu else (None if a.device == "auto" else a.device))
+        inputs=a.inputs or [],
+        model=a.model,
+        every=a.every,
+        smooth=a.smooth,
+        topk=a.topk,
+        on=a.on,
+        off=a.off,
+        realtime=a.realtime,
+        json_out=a.json_out,
+        output=a.output,
+        overwrite=a.overwrite,
+        serve=a.serve,
+        display=a.display,
+        linger=a.linger,
+        teacher=a.teacher,
+        flow_dir=a.flow_dir,
+        max_windows=a.max_windows,
+        max_retries=a.max_retries,
+        threads=a.threads,
+        device="cpu" if a.cpu else (None if a.device == "auto" else a.device),
+    )
 
 
 def cmd_camera(a):
@@ -389,8 +395,8 @@ def cmd_train(a):
 
 
 def cmd_demo(a):
-    from .demo import Demo, demo_minutes, summary_text
     from .core.progress import progress
+    from .demo import Demo, demo_minutes, summary_text
 
     cfg, out = demo_settings(a)
     when = "quick settings" if a.quick else f"about {demo_minutes(cfg):.0f} minutes on a 2-core CPU"
@@ -514,9 +520,11 @@ def _build_engine_parser(sub) -> None:
                     help="calibrate (and, without the training data here, check INT8) on this video or camera "
                          "(/dev/video0, csi://0, rtsp://...)")
     be.add_argument("--calib-clips", type=int, help=f"calibration clips (default {d.calib_clips})")
-    be.add_argument("--calib-method", choices=METHODS, help=f"how activation ranges are chosen (default {d.calib_method})")
+    be.add_argument("--calib-method", choices=METHODS, help=f"how activation ranges are chosen (default "
+                                                            f"{d.calib_method})")
     be.add_argument("--int8-stem", action="store_true",
-                    help="quantize the stem convolution too (default: keep it in float, measured faster)")
+                    help="quantize the stem convolution too (default: keep it in float: faster on CPUs, "
+                         "docs/results.md)")
     be.add_argument("--min-agreement", type=float,
                     help=f"fail if INT8 agrees with fp32 on fewer clips than this (default {d.min_agreement})")
     be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
@@ -535,7 +543,8 @@ def _predict_parser(sub) -> None:
                         description="One label per video: clips spread over each video are classified and their "
                                     "scores averaged. Inputs are files, folders (searched recursively) or glob "
                                     "patterns. Exit status 1 if a video could not be read (its row says why).",
-                        epilog="example: fts-edge predict my_videos/ clip.mp4 --model engines/student.int8.cpu.onnx --csv")
+                        epilog="example: fts-edge predict my_videos/ clip.mp4 --model engines/student.int8.cpu.onnx "
+                               "--csv")
     pr.add_argument("inputs", nargs="+", metavar="INPUT", help="video file, folder or glob pattern")
     pr.add_argument("--model", help="the model (default: the one the camera would use, from engines/ or runs/demo/)")
     from .device.predict import PredictSettings
@@ -590,6 +599,7 @@ def _verify_parser(sub) -> None:
 
 def _demo_parser(sub) -> None:
     from dataclasses import replace
+
     from .demo import DemoConfig, demo_minutes
     dflt = DemoConfig()
     epoch_s = 60 * (demo_minutes(replace(dflt, epochs=dflt.epochs + 1)) - demo_minutes(dflt))
@@ -608,7 +618,8 @@ def _demo_parser(sub) -> None:
                     help="seed of the dataset and of training (default 0; other seeds go to runs/demo-seedN)")
     dm.add_argument("--epochs", type=int, metavar="N",
                     help=f"epochs of the RGB baseline and of the student (same budget; default {DemoConfig.epochs}, "
-                         f"which keeps the demo near {demo_minutes(dflt):.0f} minutes; each epoch of the two adds about "
+                         f"which keeps the demo near {demo_minutes(dflt):.0f} minutes; each epoch of the two adds "
+                         "about "
                          f"{epoch_s:.0f} s on a 2-core CPU)")
     dm.add_argument("--teacher-epochs", type=int, metavar="N",
                     help=f"epochs of the flow teacher (default {DemoConfig.teacher_epochs})")
@@ -637,7 +648,8 @@ def _train_parser(sub) -> None:
     tr.add_argument("--seed", type=int, help="seed of the folder split and of training (default 0)")
     tr.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                     help="horizontal flips (default: off where class names pair directions)")
-    tr.add_argument("--baseline", action="store_true", default=None, help="also train the RGB-only network, for the table")
+    tr.add_argument("--baseline", action="store_true", default=None, help="also train the RGB-only network, for the "
+                                                                          "table")
     tr.add_argument("--streaming", action="store_true", default=None,
                     help="also distil the streaming student (causal_r3d_18: the camera steps it on every frame)")
     tr.add_argument("--pretrained", help="a torchvision-format r3d_18 state dict to start from (paper preset)")
@@ -708,7 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
     _doctor_parser(sub)
     _bench_parser(sub)
     for name, sp in list(sub.choices.items()) + list(dsub.choices.items()):
-        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="log more (debug level)")
+        sp.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log more (debug level)")
         if not sp.epilog and name in EXAMPLES:
             sp.epilog = "example: " + EXAMPLES[name]
     return p

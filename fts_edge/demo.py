@@ -113,9 +113,16 @@ class Demo(RecipeRun):
         model = self.live_model()
         lines = self.out / "camera.jsonl"
         src = SyntheticSource("synthetic://", seed=99, size=self.cfg.video_size, max_frames=40 * 3, clip_frames=40)
-        summary = run(CameraSettings.make(model=str(model), every=self.cfg.frames, json_out=str(lines),
-                                          teacher=str(self.out / "teacher" / "last.pt"), flow_dir=str(self.out / "flow")),
-                      sources=[src])
+        summary = run(
+            CameraSettings.make(
+                model=str(model),
+                every=self.cfg.frames,
+                json_out=str(lines),
+                teacher=str(self.out / "teacher" / "last.pt"),
+                flow_dir=str(self.out / "flow"),
+            ),
+            sources=[src],
+        )
         preds = [json.loads(line) for line in lines.read_text().splitlines()]
         preds = [p for p in preds if p["type"] == "prediction"]
         for p in preds[:: max(1, len(preds) // 5)][:5]:
@@ -214,8 +221,10 @@ def summary_text(out: Path, res: Dict) -> str:
         f"camera.jsonl, flow/, report.md", "",
         "next:",
         "  other seeds:       fts-edge demo --seed 1   (docs/results.md has seeds 0-2, with mean and spread)",
-        "  train longer:      fts-edge demo --epochs 30   (RGB alone catches up given time on this data: docs/experiments.md)",
-        "  train on HMDB51:   python train/train_teacher.py --dataset hmdb51 --root hmdb51/videos --splits hmdb51/splits",
+        "  train longer:      fts-edge demo --epochs 30   (RGB alone catches up given time on this data: "
+        "docs/experiments.md)",
+        "  train on HMDB51:   python train/train_teacher.py --dataset hmdb51 --root hmdb51/videos --splits "
+        "hmdb51/splits",
         "                     python train/train_student.py --dataset hmdb51 --root ... --teacher runs/teacher/best.pt",
         "  your own videos:   fts-edge data check --dataset folder --root my_videos   (then the same scripts)",
         f"  on the Jetson:     fts-edge build-engine {out}/engines/student.onnx --int8",

@@ -24,7 +24,8 @@ from typing import Callable, Dict, List, Optional, Tuple
 from .core.artifacts import atomic_write_text
 from .core.errors import FtsError
 from .core.settings import Settings, setting
-from .train.config import DEFAULT_LR, DEFAULTS as TRAIN
+from .train.config import DEFAULT_LR
+from .train.config import DEFAULTS as TRAIN
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,18 @@ class Recipe(Settings):
 
     def train_config(self, role: str, out: Path, data: Dict, seed: int, flow_cache: Optional[str] = None, **kw):
         """The TrainConfig of one role (teacher, rgb, student) under this recipe, on ``data`` (the
-        dataset settings: dataset, root, splits, split, flip, pretrained). ``kw`` overrides."""
+        dataset settings: dataset, root, splits, split, flip, pretrained). ``kw`` overrides.
+
+        Args:
+            role: teacher, rgb or student.
+            out: the run folder (the role's own lies under it).
+            data: the dataset settings.
+            seed: the run's seed.
+            flow_cache: the flow store's folder.
+
+        Returns:
+            TrainConfig.
+        """
         from .train.config import TrainConfig
 
         teacher = role == "teacher"
@@ -129,7 +141,8 @@ class StagedRun:
         if shown:
             fewer = [k for k in diff if leaf[k] in ("epochs", "teacher_epochs") and k not in grows]
             why = (f"; {', '.join(fewer)} can only grow: a finished run does not train backwards" if fewer else "")
-            raise FtsError(f"{self.out} holds a run with other settings: {shown}{why}; {resume_hint or 'resume it with the same settings'}, "
+            raise FtsError(f"{self.out} holds a run with other settings: {shown}{why}; "
+                           f"{resume_hint or 'resume it with the same settings'}, "
                            "or train into another --out")
         stages = self.state.get("stages", {})
         redo = [GROWS[leaf[k]] for k in grows]
@@ -138,7 +151,8 @@ class StagedRun:
             dropped = [s for s in order[first:] if stages.pop(s, None) is not None]
             if dropped:
                 self.say(f"{self.out}: " + ", ".join(f"{k} {json.dumps(saved.get(k))} -> {json.dumps(now.get(k))}"
-                                                   for k in grows) + f": training on (stages {', '.join(dropped)} again)")
+                                                   for k in grows) + f": training on (stages {', '.join(dropped)} "
+                                                                     "again)")
 
     def _done(self, stage: str, info: Dict) -> None:
         self.state.setdefault("stages", {})[stage] = info
@@ -211,8 +225,11 @@ class RecipeRun(StagedRun):
         r = evaluate(rgb, str(self.out / "teacher" / "last.pt"), str(self.out / "student" / "last.pt"),
                      out=self.out / "table")
         self.say("\n" + markdown(r) + "\n\n" + (diagnostics_text(r) if rgb else "") + "\n")
-        return {"markdown": markdown(r), "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]],
-                "diagnostics": r.get("diagnostics")}
+        return {
+            "markdown": markdown(r),
+            "rows": [{k: v for k, v in row.items() if k != "confusion"} for row in r["rows"]],
+            "diagnostics": r.get("diagnostics"),
+        }
 
     def streaming_cfgs(self):
         """The streaming stage's two trainings: the teacher's causal copy (out causal_flow/) and the
@@ -243,14 +260,23 @@ class RecipeRun(StagedRun):
         row = evaluate(None, None, str(self.out / "streaming" / "last.pt"))["rows"][0]
         rows = {r["method"]: r for r in self.state["stages"]["table"]["rows"]}
         exp = export(self.out / "streaming" / "last.pt", self.out / "engines" / "streaming.onnx")
-        info = {"top1": row["top1"], "n": row["n"], "epochs": cfg.epochs,
-                "causal_flow_top1": start.get("last_top1", start.get("best_top1")),
-                "clip_student_top1": rows["distilled student"]["top1"],
-                "rgb_top1": rows["RGB"]["top1"] if "RGB" in rows else None, "onnx": exp["onnx"], "parity": exp["parity"]}
-        self.say(f"      streaming student: top-1 {info['top1']:.1f} (same teacher; clip student "
-                 f"{info['clip_student_top1']:.1f}" + (f", RGB {info['rgb_top1']:.1f}" if info["rgb_top1"] is not None else "")
-                 + f"; started from the teacher's causal copy, {info['causal_flow_top1']:.1f} on flow); stage graphs "
-                 f"{exp['onnx']} and three beside it, parity with the clip forward {exp['parity']['max_rel_diff']:.1e}")
+        info = {
+            "top1": row["top1"],
+            "n": row["n"],
+            "epochs": cfg.epochs,
+            "causal_flow_top1": start.get("last_top1", start.get("best_top1")),
+            "clip_student_top1": rows["distilled student"]["top1"],
+            "rgb_top1": rows["RGB"]["top1"] if "RGB" in rows else None,
+            "onnx": exp["onnx"],
+            "parity": exp["parity"],
+        }
+        self.say(
+            f"      streaming student: top-1 {info['top1']:.1f} (same teacher; clip student "
+            f"{info['clip_student_top1']:.1f}"
+            + (f", RGB {info['rgb_top1']:.1f}" if info["rgb_top1"] is not None else "")
+            + f"; started from the teacher's causal copy, {info['causal_flow_top1']:.1f} on flow); stage graphs "
+            f"{exp['onnx']} and three beside it, parity with the clip forward {exp['parity']['max_rel_diff']:.1e}"
+        )
         return info
 
     def export_stage(self, calib_clips: int) -> Dict:

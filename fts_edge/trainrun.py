@@ -55,7 +55,8 @@ class TrainSettings:
         try:
             d = json.loads(Path(path).read_text())
         except (OSError, ValueError) as e:
-            raise UsageError(f"--config {path}: not a settings file of fts-edge train ({type(e).__name__}: {e})") from None
+            raise UsageError(f"--config {path}: not a settings file of fts-edge train "
+                             f"({type(e).__name__}: {e})") from None
         if not isinstance(d, dict):
             raise UsageError(f"--config {path}: not a settings file of fts-edge train (not a JSON object)")
         return cls.from_dict(d, f"--config {path}")
@@ -73,7 +74,8 @@ class TrainRun(RecipeRun):
         self.settings, self.recipe, self.seed = settings, settings.recipe, settings.seed
         self.baseline, self.streaming = settings.baseline, settings.streaming
         super().__init__(out, settings.to_dict(), "settings", say, progress, STAGES,
-                         resume_hint=f"resume it with its settings (fts-edge train --config {Path(out) / 'settings.json'})")
+                         resume_hint=f"resume it with its settings (fts-edge train --config "
+                                     f"{Path(out) / 'settings.json'})")
         atomic_write_text(self.out / "settings.json", json.dumps(settings.to_dict(), indent=2))
 
     @property
@@ -118,7 +120,7 @@ class TrainRun(RecipeRun):
         lines = self.out / "camera.jsonl"
         summary = run(CameraSettings.make(inputs=[video.path], model=str(model), every=self.cfg.frames,
                                           json_out=str(lines), max_windows=40))
-        rows = [json.loads(l) for l in lines.read_text().splitlines()]
+        rows = [json.loads(line) for line in lines.read_text().splitlines()]
         labels = [r["top"][0]["label"] for r in rows if r["type"] == "prediction"]
         name = self.train_cfg("teacher").index().classes[video.label]
         acc = sum(lab == name for lab in labels) / len(labels) if labels else None

@@ -41,11 +41,15 @@ def qdq_profile(path):
     reads = Counter(n.op_type for n in g.node if n.op_type not in ("QuantizeLinear", "DequantizeLinear")
                     for i in n.input[:1] if i in dq_out and not from_weight(dq_out[i]))
     weights = {numpy_helper.to_array(i).dtype.name for i in g.initializer if i.name in {n.input[0] for n in dq}}
-    return {"QuantizeLinear": len(q), "DequantizeLinear": len(dq),
-            "activation_qdq": sum(1 for n in dq if not from_weight(n)), "weight_dq": sum(1 for n in dq if from_weight(n)),
-            "ops_reading_quantized_activations": dict(reads), "float_types": sorted(
-                {onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type) for v in g.value_info}),
-            "weight_storage": sorted(weights)}
+    return {
+        "QuantizeLinear": len(q),
+        "DequantizeLinear": len(dq),
+        "activation_qdq": sum(1 for n in dq if not from_weight(n)),
+        "weight_dq": sum(1 for n in dq if from_weight(n)),
+        "ops_reading_quantized_activations": dict(reads),
+        "float_types": sorted({onnx.TensorProto.DataType.Name(v.type.tensor_type.elem_type) for v in g.value_info}),
+        "weight_storage": sorted(weights),
+    }
 
 
 def evaluate(fp32, int8, clips, labels):
@@ -68,9 +72,9 @@ def main(argv=None):
     ap.add_argument("--clips", type=int, default=128, help="calibration clips (default 128)")
     ap.add_argument("--out", help="JSON report (default DEMO/int8_placements.json)")
     a = ap.parse_args(argv)
-    from fts_edge.device.bundle import read_bundle_of
     from fts_edge.data.clips import calibration_clips, validation_set
     from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.device.bundle import read_bundle_of
     from fts_edge.device.quantize import quantize_int8
 
     demo = Path(a.demo)
@@ -99,7 +103,8 @@ def main(argv=None):
     report = {"model": str(fp32), "calibration_clips": int(len(calib)), "validation_clips": int(len(vx)), "rows": rows}
     path = Path(a.out) if a.out else demo / "int8_placements.json"
     path.write_text(json.dumps(report, indent=2))
-    print(f"{fp32}: calibrated on {len(calib)} training clips, judged on {len(vx)} validation clips (ONNX Runtime, CPU)")
+    print(f"{fp32}: calibrated on {len(calib)} training clips, judged on {len(vx)} validation clips "
+          "(ONNX Runtime, CPU)")
     keys = ("activation_qdq", "weight_dq", "top1_agreement_with_fp32", "fp32_val_top1", "int8_val_top1",
             "max_abs_logit_diff", "onnxruntime_cpu_ms_per_clip")
     print("| placement | " + " | ".join(keys) + " | ops reading int8 activations |")

@@ -8,7 +8,8 @@ to two-stream; then which seeds meet the paper's claim (the student at least --l
 RGB, no more than --gap points below two-stream). Saves the same as JSON with --json. Runs of
 `fts-edge demo` whose settings differ in more than the seed are refused unless --mixed.
 
-    fts-edge demo --seed 0 && fts-edge demo --seed 1 --out runs/demo-seed1 && fts-edge demo --seed 2 --out runs/demo-seed2
+    fts-edge demo --seed 0 && fts-edge demo --seed 1 --out runs/demo-seed1 && \
+        fts-edge demo --seed 2 --out runs/demo-seed2
     python research/seed_table.py runs/demo runs/demo-seed1 runs/demo-seed2 --json runs/seeds.json
 """
 import argparse
@@ -16,7 +17,6 @@ import json
 import statistics
 import sys
 from pathlib import Path
-
 
 ORDER = ("RGB", "flow (teacher)", "two-stream", "distilled student")
 
@@ -56,8 +56,11 @@ def load(paths, mixed: bool = False):
     cfgs = [r["config"] for r in runs if r["config"]]
     differ = sorted({k for c in cfgs for k in c if k != "seed" and len({json.dumps(x.get(k)) for x in cfgs}) > 1})
     if differ and not mixed:
-        raise ValueError("the runs differ in more than the seed (" + ", ".join(
-            f"{k}: {', '.join(str(c.get(k)) for c in cfgs)}" for k in differ) + "); pass --mixed to average them anyway")
+        raise ValueError(
+            "the runs differ in more than the seed ("
+            + ", ".join(f"{k}: {', '.join(str(c.get(k)) for c in cfgs)}" for k in differ)
+            + "); pass --mixed to average them anyway"
+        )
     return runs
 
 

@@ -28,7 +28,6 @@ from dataclasses import replace
 from pathlib import Path
 
 
-
 def parse_alphas(text: str):
     try:
         alphas = [float(x) for x in text.split(",") if x.strip()]
@@ -76,10 +75,10 @@ def main(argv=None, cfg=None) -> int:
     a = ap.parse_args(argv)
 
     from fts_edge.core.artifacts import atomic_write_text
-    from fts_edge.demo import Demo, DemoConfig, saved_config
     from fts_edge.core.errors import exit_status
-    from fts_edge.train.evaluate import student_mimic_fit
     from fts_edge.core.progress import progress
+    from fts_edge.demo import Demo, DemoConfig, saved_config
+    from fts_edge.train.evaluate import student_mimic_fit
     from fts_edge.train.loop import fit, read_jsonl
 
     try:
@@ -117,7 +116,8 @@ def main(argv=None, cfg=None) -> int:
                          "mimic_fit": student_mimic_fit(str(out / name / "last.pt"), str(out / "teacher" / "last.pt"),
                                                         max_clips=100, cache=teacher_features) if alpha > 0 else None})
     except (Exception, KeyboardInterrupt) as e:
-        return exit_status(e, "interrupted; finished students and epochs are kept: run the same command again to resume")
+        return exit_status(e, "interrupted; finished students and epochs are kept: run the same command again to "
+                              "resume")
     stem = "sweep" if a.mimic == "mse" else f"sweep-{a.mimic}"
     rows, kept = merged_rows(out / f"{stem}.json", rows)
     table = markdown(rows)

@@ -65,7 +65,7 @@ def ucf_fixture(tmp_path_factory):
                 _tiny_video(root / rel, ci + 3, g * 10 + clip, frames=24)
                 (train if g < 3 else test).append((rel, ci + 1))
     for k in (1, 2, 3):
-        (splits / f"trainlist0{k}.txt").write_text("".join(f"{r} {l}\n" for r, l in train))
+        (splits / f"trainlist0{k}.txt").write_text("".join(f"{r} {lab}\n" for r, lab in train))
         (splits / f"testlist0{k}.txt").write_text("".join(f"{r}\n" for r, _ in test))
     victim = root / train[1][0]
     data = victim.read_bytes()
@@ -86,7 +86,8 @@ def tiny_run(tmp_path_factory):
 
     base = tmp_path_factory.mktemp("run")
     fit(TrainConfig.from_settings(dict(role="teacher", out=str(base / "teacher"), **TINY)))
-    fit(TrainConfig.from_settings(dict(role="student", teacher=str(base / "teacher" / "best.pt"), out=str(base / "student"), **TINY)))
+    fit(TrainConfig.from_settings(dict(role="student", teacher=str(base / "teacher" / "best.pt"),
+                                       out=str(base / "student"), **TINY)))
     from fts_edge.data.clipspec import ClipSpec
     spec = ClipSpec(frames=4, size=24, resize=28)
     video = SHARED / "vtest.avi"

@@ -17,7 +17,8 @@ def _blocks():
 
 def test_the_page_has_examples_of_every_entry_point():
     code = "\n".join(_blocks())
-    for name in ("fts_edge.load(", ".predict(", ".classify(", ".stream(", "fts_edge.fit(", "fts_edge.export_checkpoint(",
+    for name in ("fts_edge.load(", ".predict(", ".classify(", ".stream(", "fts_edge.fit(",
+                 "fts_edge.export_checkpoint(",
                  "fts_edge.build_engine("):
         assert name in code, name
 

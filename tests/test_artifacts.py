@@ -2,18 +2,17 @@
 file, the class count against the output width and the ClipSpec against the input shape; writes
 commit both together; a model copied alone carries its bundle inside."""
 import json
-import re
 import os
+import re
 import shutil
 from pathlib import Path
 
 import onnx
 import pytest
-
-from fts_edge.device.bundle import EMBED_KEY, metadata_path
-from fts_edge.cli import main
-
 from conftest import lie
+
+from fts_edge.cli import main
+from fts_edge.device.bundle import EMBED_KEY, metadata_path
 
 
 def _camera(model, capsys, tmp_path=None):
@@ -50,7 +49,8 @@ def test_another_models_json_is_refused(pair, tiny_run, tmp_path, capsys):
     (lambda m: m.update(classes=m["classes"][::-1]), "beside", "disagree on classes"),
     (lambda m: m["clip_spec"].update(frames=8), "beside", "disagree on clip_spec.frames"),
     (lambda m: m["clip_spec"].update(mean=[0.5, 0.5, 0.5]), "inside", "disagree on clip_spec.mean"),
-    (lambda m: m.update(classes=m["classes"] + ["extra_a", "extra_b"]), "both", "has 4 outputs, its bundle names 6 classes"),
+    (lambda m: m.update(classes=m["classes"] + ["extra_a", "extra_b"]), "both", "has 4 outputs, its bundle names 6 "
+                                                                                "classes"),
     (lambda m: m["clip_spec"].update(frames=8), "both", "its bundle says (N, 3, 8, 24, 24)"),
 ])
 def test_a_lying_bundle_is_refused(pair, capsys, edit, where, message):
@@ -114,7 +114,7 @@ def test_a_stopped_camera_finishes_its_video_and_summary(pair, tmp_path, sig, rc
     p.send_signal(getattr(signal, sig))
     out, err = p.communicate(timeout=60)
     assert p.returncode == rc, err
-    rows = [json.loads(l) for l in lines.read_text().splitlines()]
+    rows = [json.loads(line) for line in lines.read_text().splitlines()]
     summary = rows[-1]
     assert summary["type"] == "summary" and summary["stopped"] == sig and summary["classifications"] >= 3
     cap = cv2.VideoCapture(str(video))
@@ -176,11 +176,11 @@ def test_a_model_far_below_what_training_measured_is_not_quantized(pair, tiny_ru
     """A bundle whose preprocessing lies in the model and beside it alike passes every file check;
     the model then scores far below the accuracy its bundle records from training, on the same
     split: build-engine refuses to quantize it."""
+    from fts_edge.core.errors import ExportError
     from fts_edge.data.clips import validation_set
     from fts_edge.data.clipspec import ClipSpec
     from fts_edge.device.build import check_as_trained
     from fts_edge.device.bundle import load_bundle
-    from fts_edge.core.errors import ExportError
 
     meta = load_bundle(pair)
     spec = ClipSpec.from_dict(meta["clip_spec"])

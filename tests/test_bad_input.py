@@ -3,7 +3,6 @@ answered by one line on stderr, the documented exit status (1: a problem the mes
 2: bad usage) and nothing left behind (no file created or changed in the inputs' folder or the
 working folder). Lying artifacts (a JSON or an embedded bundle that does not tell the truth about
 the model) get the same answer from every command that runs a model."""
-import os
 import shutil
 import signal
 import socket
@@ -13,12 +12,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import _tiny_video, lie
 
 from fts_edge.cli import main
 from fts_edge.device.bundle import metadata_path
 from fts_edge.train.cli import evaluate_main, train_main
-
-from conftest import _tiny_video, lie
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -161,9 +159,16 @@ CLI_CASES = [
     # evaluate
     (["evaluate", "{d}/m.onnx", "--limit", "0"], 2, "--limit must be at least 1"),
     (["evaluate", "{d}/m.onnx", "--json-out", "{d}/adir"], 2, "--json-out {d}/adir: is a folder; name a file"),
-    (["evaluate", "{d}/m.onnx", "--dataset", "hmdb51", "--root", "{d}/hmdb", "--splits", "{d}/hmdb_splits"], 1,
-     "jump_test_split1.txt"),
-    (["evaluate", "{d}/m.onnx", "--dataset", "folder", "--root", "{d}/nowhere"], 1, "nowhere: dataset folder not found"),
+    (
+        ["evaluate", "{d}/m.onnx", "--dataset", "hmdb51", "--root", "{d}/hmdb", "--splits", "{d}/hmdb_splits"],
+        1,
+        "jump_test_split1.txt",
+    ),
+    (
+        ["evaluate", "{d}/m.onnx", "--dataset", "folder", "--root", "{d}/nowhere"],
+        1,
+        "nowhere: dataset folder not found",
+    ),
     (["evaluate", "{d}/m.onnx", "--split", "4"], 2, "invalid choice"),
     (["evaluate", "{d}/random.pt"], 1, "not a readable fts-edge checkpoint"),
     # verify
@@ -192,7 +197,11 @@ CLI_CASES = [
     (["build-engine", "{d}/m.onnx", "--calib-method", "guess"], 2, "invalid choice"),
     (["build-engine", "{d}/clip.avi"], 1, "engines are built from an exported ONNX"),
     (["build-engine", "{d}/random.pt"], 1, "not a readable fts-edge checkpoint"),
-    (["build-engine", "{d}/m.onnx", "--int8", "--onnx-only", "--calib-input", "{d}/text.avi"], 1, "not a readable video"),
+    (
+        ["build-engine", "{d}/m.onnx", "--int8", "--onnx-only", "--calib-input", "{d}/text.avi"],
+        1,
+        "not a readable video",
+    ),
     # bench
     (["bench", "--runs", "0"], 2, "--runs must be at least 1"),
     (["bench", "--warmup", "-1"], 2, "--warmup must be at least 0"),
@@ -224,8 +233,11 @@ CLI_CASES = [
     (["data", "synth", "{tmp}/s", "--background", "2"], 2, "--background must be from 0.0 to 1.0"),
     (["data", "synth", "{tmp}/s", "--seed", "-1"], 2, "--seed must be at least 0"),
     (["data", "synth", "{d}/a_file"], 2, "a_file: is a file; name a folder"),
-    (["data", "check", "--dataset", "hmdb51", "--root", "{d}/hmdb", "--splits", "{d}/hmdb_splits"], 1,
-     "jump_test_split1.txt"),
+    (
+        ["data", "check", "--dataset", "hmdb51", "--root", "{d}/hmdb", "--splits", "{d}/hmdb_splits"],
+        1,
+        "jump_test_split1.txt",
+    ),
     (["data", "check", "--dataset", "hmdb51"], 1, "--root is required for the hmdb51 dataset"),
     (["data", "check", "--dataset", "ucf101", "--root", "{d}/adir"], 1, "classInd.txt: missing"),
     (["data", "check", "--dataset", "folder", "--root", "{d}/nowhere"], 1, "nowhere: dataset folder not found"),

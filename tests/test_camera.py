@@ -1,23 +1,23 @@
 import contextlib
 import json
-from pathlib import Path
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from fts_edge.live import stream as stream_mod
-from fts_edge.live.camera import CameraSettings, run
 from fts_edge.cli import main
-from fts_edge.data.clipspec import ClipSpec
 from fts_edge.core.errors import CheckpointError, SourceError
-from fts_edge.device.runtime import load_classifier
+from fts_edge.data.clipspec import ClipSpec
 from fts_edge.data.sources import Resilient, Source, SyntheticSource
-from fts_edge.live.stream import ClipBuffer, EventDetector, Smoother
 from fts_edge.data.transforms import preprocess_clip
 from fts_edge.data.video import read_frames
+from fts_edge.device.runtime import load_classifier
+from fts_edge.live import stream as stream_mod
+from fts_edge.live.camera import CameraSettings, run
+from fts_edge.live.stream import ClipBuffer, EventDetector, Smoother
 
 SPEC = ClipSpec(frames=4, size=8, resize=8)
 
@@ -94,7 +94,7 @@ def test_backends_agree(tiny_run):
 
 
 def _lines(path):
-    return [json.loads(l) for l in open(path)]
+    return [json.loads(line) for line in open(path)]
 
 
 def test_camera_on_a_file_equals_offline_classification(tiny_run, shared_data, tmp_path):
@@ -120,7 +120,8 @@ class Flaky(Source):
     live = True
 
     def __init__(self, frames, fail_at, state):
-        self.frames_, self.i, self.fail_at, self.state, self.uri, self.fps = frames, 0, fail_at, state, "flaky://0", 30.0
+        self.frames_, self.i, self.fail_at, self.state = frames, 0, fail_at, state
+        self.uri, self.fps = "flaky://0", 30.0
 
     def read(self):
         if self.state["reads"] >= self.fail_at and self.state["failures"] < 2:
@@ -246,7 +247,8 @@ def test_missing_camera_is_one_line(capsys, tiny_run):
     # the old spelling still reaches the camera, with a warning that --device now means cpu/cuda
     assert main(["camera", "--device", "/dev/video99", "--model", str(tiny_run["onnx"])]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert err[0].startswith("warning: camera --device /dev/video99 is now --input") and "no such camera device" in err[1]
+    assert err[0].startswith("warning: camera --device /dev/video99 is now --input")
+    assert "no such camera device" in err[1]
 
 
 def _chromium():
@@ -287,9 +289,9 @@ def test_class_names_and_sources_that_are_markup_show_as_text_and_run_nothing(ti
     import shutil
     import subprocess
 
-    from fts_edge.device.bundle import metadata_path
-
     from conftest import lie
+
+    from fts_edge.device.bundle import metadata_path
 
     model = tmp_path / '<img src=y onerror="document.body.dataset.ran=4">.onnx'
     shutil.copy(tiny_run["onnx"], model)
@@ -357,7 +359,7 @@ def test_every_row_the_camera_writes_validates_against_the_documented_schema(tin
     out = tmp_path / "rows.jsonl"
     assert main(["camera", "--input", "synthetic://?frames=90", "--model", str(tiny_run["onnx"]), "--every", "2",
                  "--on", "0.3", "--off", "0.2", "--teacher", str(tiny_run["teacher"]), "--json-out", str(out)]) == 0
-    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
     for r in rows:
         jsonschema.validate(r, schema)
     kinds = {r["type"] for r in rows}
@@ -376,7 +378,7 @@ def test_below_the_on_threshold_the_label_is_no_action(tiny_run, tmp_path):
     out = tmp_path / "rows.jsonl"
     assert main(["camera", "--input", "synthetic://?frames=40", "--model", str(tiny_run["onnx"]), "--on", "1.0",
                  "--off", "0.5", "--json-out", str(out)]) == 0
-    preds = [json.loads(l) for l in out.read_text().splitlines() if '"prediction"' in l]
+    preds = [json.loads(line) for line in out.read_text().splitlines() if '"prediction"' in line]
     assert preds and all(p["label"] == "no action" for p in preds)
 
 

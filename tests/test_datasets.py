@@ -5,11 +5,18 @@ import pytest
 import torch
 
 from fts_edge.cli import main
-from fts_edge.data.clipspec import ClipSpec
-from fts_edge.train.data import VideoDataset
-from fts_edge.data.datasets import check_dataset, dataset_index, folder_index, hmdb51_index, synthetic_index, ucf101_index
 from fts_edge.core.errors import DatasetError
+from fts_edge.data.clipspec import ClipSpec
+from fts_edge.data.datasets import (
+    check_dataset,
+    dataset_index,
+    folder_index,
+    hmdb51_index,
+    synthetic_index,
+    ucf101_index,
+)
 from fts_edge.data.synthetic import MOTION_CLASSES, render_clip, write_motion_dataset
+from fts_edge.train.data import VideoDataset
 
 SPEC = ClipSpec(frames=4, size=24, resize=32)
 

@@ -1,11 +1,11 @@
 """The demo's stages at quick size, an interrupted demo resuming, and its report."""
 import json
+from dataclasses import replace
 
 import pytest
 
-from fts_edge.nets.checkpoint import load_checkpoint
 from fts_edge.demo import QUICK, Demo, summary_text
-from dataclasses import replace
+from fts_edge.nets.checkpoint import load_checkpoint
 
 TINY = replace(QUICK, per_class=6, classes=4, video_frames=8, video_size=32, frames=4, size=24, resize=28, epochs=2,
                teacher_epochs=2, batch_size=4)
@@ -84,8 +84,8 @@ def test_more_epochs_in_a_finished_folder_train_on_from_the_stage_they_change(de
 
 
 def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_ran_with(tmp_path):
-    from fts_edge.demo import LEGACY_SETTINGS, DemoConfig
     from fts_edge.core.errors import FtsError
+    from fts_edge.demo import LEGACY_SETTINGS, DemoConfig
 
     old = {k: v for k, v in TINY.__dict__.items() if k not in LEGACY_SETTINGS}
     (tmp_path / "state.json").write_text(json.dumps({"config": old, "stages": {}}))
@@ -136,8 +136,13 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
     assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0
     assert (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
     # a sweep folder made under other demo-level alpha/mimic defaults still resumes: the students set their own
-    assert sweep.main(["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"],
-                      cfg=replace(TINY, alpha=TINY.alpha + 1, mimic="mse" if TINY.mimic != "mse" else "correlation")) == 0
+    assert (
+        sweep.main(
+            ["--out", str(out), "--alphas", "0,5", "--epochs", "1", "--data-seed", "7"],
+            cfg=replace(TINY, alpha=TINY.alpha + 1, mimic="mse" if TINY.mimic != "mse" else "correlation"),
+        )
+        == 0
+    )
     assert (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
     again = json.loads((out / "sweep.json").read_text())["rows"][1]
     assert again["seconds"] == res["rows"][1]["seconds"] > 0  # training time from the log, not the re-run's
@@ -146,7 +151,8 @@ def test_alpha_sweep_trains_one_student_per_alpha_on_its_own_data(tmp_path, caps
                        "--mimic", "correlation"], cfg=TINY) == 0
     corr = json.loads((out / "sweep-correlation.json").read_text())
     assert corr["mimic"] == "correlation" and corr["rows"][0]["mimic"] == "correlation"
-    assert (out / "alpha-5-correlation" / "last.pt").exists() and (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
+    assert (out / "alpha-5-correlation" / "last.pt").exists()
+    assert (out / "alpha-5" / "last.pt").stat().st_mtime_ns == before
     # extending the sweep with another alpha adds its row to the saved table and keeps the earlier ones
     assert sweep.main(["--out", str(out), "--alphas", "2", "--epochs", "1", "--data-seed", "7"], cfg=TINY) == 0
     extended = json.loads((out / "sweep.json").read_text())["rows"]
@@ -175,7 +181,8 @@ def test_the_documented_script_recipe_trains_exactly_what_the_demo_trains():
     text = (Path(__file__).resolve().parents[1] / "docs" / "results.md").read_text().replace("\\\n", " ")
     m = re.search(r'^M="([^"]+)"$', text, re.M)
     assert m, "docs/results.md's recipe (M=...) is missing"
-    lines = [ln.replace("$M", m.group(1)) for ln in text.splitlines() if ln.startswith("python train/train_") and "$M" in ln]
+    lines = [ln.replace("$M",
+                        m.group(1)) for ln in text.splitlines() if ln.startswith("python train/train_") and "$M" in ln]
     demo = Demo.__new__(Demo)  # only its settings: nothing written
     demo.cfg, demo.out = DemoConfig(), Path("runs/m")
     demo.recipe, demo.seed = demo.cfg.recipe, demo.cfg.seed

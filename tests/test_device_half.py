@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fts_edge.device.bundle import metadata_path
 from fts_edge.cli import main
+from fts_edge.device.bundle import metadata_path
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -48,7 +48,8 @@ def test_torch_is_really_absent_there():
     if DEVICE_PYTHON:
         assert not torch_check["ok"]
     code = "import fts_edge.cli; fts_edge.cli.build_parser(); import torch"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(([] if DEVICE_PYTHON else [str(TESTS / "notorch")]) + [str(ROOT)]))
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join(([] if DEVICE_PYTHON else [str(TESTS / "notorch")]) + [str(ROOT)]))
     r = subprocess.run([DEVICE_PYTHON or sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode != 0 and "No module named 'torch'" in r.stderr
 
@@ -64,7 +65,8 @@ def test_device_modules_import_no_torch():
     assert "fts_edge.device.runtime" in mods and "fts_edge.live.camera" in mods
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in mods) + \
            "assert 'torch' not in sys.modules\nprint('ok')"
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(([] if DEVICE_PYTHON else [str(TESTS / "notorch")]) + [str(ROOT)]))
+    env = dict(os.environ,
+               PYTHONPATH=os.pathsep.join(([] if DEVICE_PYTHON else [str(TESTS / "notorch")]) + [str(ROOT)]))
     r = subprocess.run([DEVICE_PYTHON or sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
 
@@ -79,7 +81,7 @@ def bundle(tiny_run, tmp_path_factory):
 
 
 def _predictions(path):
-    return [json.loads(l) for l in Path(path).read_text().splitlines() if '"prediction"' in l]
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if '"prediction"' in line]
 
 
 def test_device_session_without_torch(bundle, tiny_run, shared_data, tmp_path):
@@ -93,7 +95,8 @@ def test_device_session_without_torch(bundle, tiny_run, shared_data, tmp_path):
                check_rc=3)
     assert "needs TensorRT on the target device" in r.stderr and r.stderr.count("\n") == 1
     # the camera on the ONNX and the INT8 ONNX: the same top-1 per window as this torch process
-    for name, reference in (("student.onnx", tiny_run["student"]), ("student.int8.cpu.onnx", bundle / "student.int8.cpu.onnx")):
+    for name, reference in (("student.onnx", tiny_run["student"]), ("student.int8.cpu.onnx",
+                                                                    bundle / "student.int8.cpu.onnx")):
         out = tmp_path / f"device-{name}.jsonl"
         device(["camera", "--input", video, "--model", bundle / name, "--max-windows", "8", "--every", "5",
                 "--json-out", out], check_rc=0)
@@ -112,7 +115,8 @@ def test_device_session_without_torch(bundle, tiny_run, shared_data, tmp_path):
     assert rep["reference"].endswith("student.onnx") and rep["clips"] == 6 and rep["passed"]
     device(["bench", "--model", bundle / "student.int8.cpu.onnx", "--input", video, "--runs", "3", "--out",
             tmp_path / "bench"], check_rc=0)
-    assert json.loads((tmp_path / "bench" / "bench_model.json").read_text())["stages"]["inference_per_window"]["runs"] == 3
+    saved = json.loads((tmp_path / "bench" / "bench_model.json").read_text())
+    assert saved["stages"]["inference_per_window"]["runs"] == 3
     r = device(["predict", video, "--model", bundle / "student.int8.cpu.onnx", "--json"], check_rc=0)
     assert json.loads(r.stdout)[0]["label"]
     device(["doctor"], check_rc=0)
@@ -139,8 +143,22 @@ def test_streaming_student_on_the_device_without_torch(shared_data, tmp_path):
     onnx = tmp_path / "s.onnx"
     video = shared_data / "vtest.avi"
     standin = TESTS / "standin"
-    device(["build-engine", onnx, "--fp16", "--int8", "--calib-input", video, "--calib-clips", "4", "--min-agreement", "0"],
-           extra_path=[standin], check_rc=0)
+    device(
+        [
+            "build-engine",
+            onnx,
+            "--fp16",
+            "--int8",
+            "--calib-input",
+            video,
+            "--calib-clips",
+            "4",
+            "--min-agreement",
+            "0",
+        ],
+        extra_path=[standin],
+        check_rc=0,
+    )
     for model in ("s.int8.cpu.onnx", "s.fp16.engine", "s.int8.engine"):
         out = tmp_path / f"{model}.jsonl"
         device(["camera", "--input", video, "--model", tmp_path / model, "--max-windows", "3", "--json-out", out],

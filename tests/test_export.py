@@ -5,10 +5,10 @@ import onnx
 import pytest
 import torch
 
-from fts_edge.nets.checkpoint import load_checkpoint, save_checkpoint
 from fts_edge.cli import main
 from fts_edge.core.errors import CheckpointError, ExportError
 from fts_edge.export.onnx import export_onnx, metadata_path, ort_session, run_onnx
+from fts_edge.nets.checkpoint import load_checkpoint, save_checkpoint
 
 
 def test_export_writes_checked_onnx_with_metadata(tiny_run):

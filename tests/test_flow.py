@@ -3,10 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from fts_edge.flow.tvl1 import TVL1
-from fts_edge.flow.evaluation import endpoint_error, opencv_tvl1
+from fts_edge.flow.evaluation import endpoint_error, known_pair, known_pairs, opencv_tvl1, photometric_error
 from fts_edge.flow.pictures import flow_to_color
-from fts_edge.flow.evaluation import known_pair, known_pairs, photometric_error
+from fts_edge.flow.tvl1 import TVL1
 
 
 def _flow(model, f1, f2):
@@ -95,7 +94,8 @@ def test_cpu_cuda_parity():
     cpu = _flow(TVL1(), f1, f2)
     m = TVL1().cuda()
     with torch.no_grad():
-        gpu = m(torch.tensor(f1).cuda()[None, None], torch.tensor(f2).cuda()[None, None])[0].permute(1, 2, 0).cpu().numpy()
+        gpu = m(torch.tensor(f1).cuda()[None, None], torch.tensor(f2).cuda()[None, None])[0].permute(1, 2,
+                                                                                                     0).cpu().numpy()
     assert np.abs(cpu - gpu).mean() < 1e-3
 
 
@@ -168,9 +168,9 @@ def test_bench_flow_measures_both_on_the_same_pairs(tmp_path):
 def test_flow_cache_follows_the_frames_not_the_path(tmp_path):
     import numpy as np
 
-    from fts_edge.flow.tvl1 import TVL1
-    from fts_edge.flow.store import FlowCache
     from fts_edge.data.synthetic import render_clip
+    from fts_edge.flow.store import FlowCache
+    from fts_edge.flow.tvl1 import TVL1
 
     a = render_clip(0, seed=1, frames=4, height=24, width=24)
     b = render_clip(1, seed=1, frames=4, height=24, width=24)
@@ -187,9 +187,9 @@ def test_flow_cache_follows_the_frames_not_the_path(tmp_path):
 
 
 def test_flow_cache_hashes_an_array_once_and_new_content_again():
-    from fts_edge.flow.tvl1 import TVL1
-    from fts_edge.flow.store import FlowCache
     from fts_edge.data.synthetic import render_clip
+    from fts_edge.flow.store import FlowCache
+    from fts_edge.flow.tvl1 import TVL1
 
     a = render_clip(0, seed=1, frames=4, height=24, width=24)
     cache = FlowCache(TVL1.fast(), None)
@@ -213,11 +213,11 @@ def test_cached_flow_is_the_flow_the_teacher_computes_from_the_clip():
     import torch
 
     from fts_edge.data.clipspec import ClipSpec
-    from fts_edge.flow.tvl1 import TVL1, to_grey
-    from fts_edge.flow.store import FlowCache
-    from fts_edge.nets.models import FlowTeacher, r3d_18
     from fts_edge.data.synthetic import render_clip
     from fts_edge.data.transforms import clip_geometry, crop_clip, crop_flow, sample_indices
+    from fts_edge.flow.store import FlowCache
+    from fts_edge.flow.tvl1 import TVL1, to_grey
+    from fts_edge.nets.models import FlowTeacher, r3d_18
 
     spec = ClipSpec(frames=4, size=40, resize=48, stride=3)
     frames = render_clip(2, seed=3, frames=12, height=48, width=48)

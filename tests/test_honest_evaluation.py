@@ -6,13 +6,12 @@ import pytest
 import torch
 
 from fts_edge.cli import main
+from fts_edge.core.errors import CheckpointError, DatasetError
 from fts_edge.data.clipspec import ClipSpec
 from fts_edge.data.datasets import hmdb51_index
-from fts_edge.core.errors import CheckpointError, DatasetError
-from fts_edge.train.evaluate import evaluate
 from fts_edge.nets.models import create_model
 from fts_edge.train.data import ClipSet
-from fts_edge.train.evaluate import score
+from fts_edge.train.evaluate import evaluate, score
 from fts_edge.train.loop import TrainConfig, fit
 
 

@@ -51,7 +51,8 @@ def test_camera_log_is_rotated():
     conf = (ROOT / "jetson" / "fts-edge.logrotate").read_text()
     assert "/var/log/fts-edge/*.jsonl" in conf and "copytruncate" in conf and "rotate" in conf
     if shutil.which("logrotate"):
-        r = subprocess.run(["logrotate", "-d", str(ROOT / "jetson" / "fts-edge.logrotate")], capture_output=True, text=True)
+        r = subprocess.run(["logrotate", "-d", str(ROOT / "jetson" / "fts-edge.logrotate")], capture_output=True,
+                           text=True)
         assert "error" not in (r.stdout + r.stderr).lower(), r.stderr
 
 
@@ -73,8 +74,9 @@ def test_installer_needs_l4t_36_4(tmp_path, release, ok):
 
 def test_installer_builds_pycuda_only_with_nvcc():
     text = (ROOT / "jetson" / "install.sh").read_text()
-    lines = [l for l in text.splitlines() if "pip install" in l and "pycuda" in l and not l.lstrip().startswith("#")]
-    assert lines and all("PATH=" in l for l in lines)  # only in the branch that found nvcc
+    lines = [ln for ln in text.splitlines()
+             if "pip install" in ln and "pycuda" in ln and not ln.lstrip().startswith("#")]
+    assert lines and all("PATH=" in ln for ln in lines)  # only in the branch that found nvcc
     assert '"cuda-python>=12.2,<12.7"' in text and '"numpy<2"' in text
 
 

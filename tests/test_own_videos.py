@@ -3,13 +3,12 @@ bundle with the run's seed, and a video whose container declares more frames tha
 the frames that do."""
 import logging
 
-
 from fts_edge.data.clips import dataset_index_from_meta, validation_set
 from fts_edge.data.clipspec import ClipSpec
-from fts_edge.train.data import VideoDataset
 from fts_edge.data.datasets import dataset_index, direction_pairs, folder_index
 from fts_edge.data.synthetic import render_clip
 from fts_edge.data.video import write_video
+from fts_edge.train.data import VideoDataset
 
 
 def _folder(root, classes=("swipe_left", "swipe_right", "wave"), per_class=5, frames=10):
@@ -42,9 +41,25 @@ def test_the_split_is_rebuilt_with_the_runs_seed(tmp_path):
     from fts_edge.train.loop import TrainConfig, fit
 
     root = _folder(tmp_path / "v", ("walk", "run", "wave"), per_class=10, frames=8)
-    cfg = TrainConfig.from_settings(dict(role="rgb", dataset="folder", root=str(root), seed=3, frames=4, size=24, resize=28, width=0.125,
-                      epochs=1, batch_size=8, warmup_epochs=0, alpha=0.0, optimizer="adamw", lr=1e-3,
-                      out=str(tmp_path / "run")))
+    cfg = TrainConfig.from_settings(
+        dict(
+            role="rgb",
+            dataset="folder",
+            root=str(root),
+            seed=3,
+            frames=4,
+            size=24,
+            resize=28,
+            width=0.125,
+            epochs=1,
+            batch_size=8,
+            warmup_epochs=0,
+            alpha=0.0,
+            optimizer="adamw",
+            lr=1e-3,
+            out=str(tmp_path / "run"),
+        )
+    )
     fit(cfg)
     from fts_edge.nets.checkpoint import load_checkpoint
     meta = bundle_metadata(load_checkpoint(tmp_path / "run" / "last.pt"))
@@ -115,9 +130,15 @@ def torchvision_r3d_18_state_dict(num_classes=400):
     sd = {}
 
     def bn(prefix, c):
-        sd.update({f"{prefix}.weight": torch.rand(c, generator=g), f"{prefix}.bias": torch.rand(c, generator=g),
-                   f"{prefix}.running_mean": torch.rand(c, generator=g), f"{prefix}.running_var": torch.rand(c, generator=g),
-                   f"{prefix}.num_batches_tracked": torch.tensor(7)})
+        sd.update(
+            {
+                f"{prefix}.weight": torch.rand(c, generator=g),
+                f"{prefix}.bias": torch.rand(c, generator=g),
+                f"{prefix}.running_mean": torch.rand(c, generator=g),
+                f"{prefix}.running_var": torch.rand(c, generator=g),
+                f"{prefix}.num_batches_tracked": torch.tensor(7),
+            }
+        )
 
     sd["stem.0.weight"] = torch.randn(64, 3, 3, 7, 7, generator=g)
     bn("stem.1", 64)
@@ -217,7 +238,8 @@ def test_train_runs_a_folder_to_a_deployable_student_and_resumes(tmp_path, capsy
     assert "recipe.epochs 1 -> 2: training on (stages student, table, streaming, export, camera, report again)" in said
     assert json.loads((out / "settings.json").read_text())["recipe"]["epochs"] == 2
     from fts_edge.nets.checkpoint import load_checkpoint
-    assert load_checkpoint(out / "student" / "last.pt")["epoch"] == 2 and load_checkpoint(out / "rgb" / "last.pt")["epoch"] == 2
+    assert load_checkpoint(out / "student" / "last.pt")["epoch"] == 2
+    assert load_checkpoint(out / "rgb" / "last.pt")["epoch"] == 2
     # fewer epochs, or an edited settings file, are refused naming each setting with both values
     assert main(["train", "--config", str(out / "settings.json"), "--epochs", "1"]) == 1
     err = capsys.readouterr().err

@@ -43,7 +43,8 @@ def test_tensorrt_placement_quantizes_weighted_inputs_only(int8):
     assert all(producer[n.input[0]].op_type == "DequantizeLinear" for n in convs), "every weighted layer reads int8"
     quantized_inputs = [producer[n.input[0]].op_type for n in g.node if n.op_type == "QuantizeLinear"
                         and n.input[0] in producer]
-    assert "Conv" not in quantized_inputs and "Gemm" not in quantized_inputs, "no output of a weighted layer is quantized"
+    assert "Conv" not in quantized_inputs and "Gemm" not in quantized_inputs, \
+        "no output of a weighted layer is quantized"
     assert set(rep["qdq"]["ops_reading_quantized"]) <= {"Conv", "Gemm", "Add"}
     shortcuts = [n for n in g.node if n.op_type == "Add" and
                  [producer[i].op_type if i in producer else None for i in n.input].count("Conv") == 1]
@@ -67,8 +68,8 @@ def test_calibration_memory_is_bounded(tiny_run, tmp_path):
     rep = quantize_int8(tiny_run["onnx"], clips, tmp_path / "b.int8.onnx", method="entropy", memory_mb=budget_mb)
     assert rep["calibration_clips"] == 6 and rep["calibration_peak_mib"] <= budget_mb
     # a budget below one batch is refused with the way out in the message
-    from fts_edge.core.errors import ExportError
     import fts_edge.device.quantize as q
+    from fts_edge.core.errors import ExportError
     with pytest.raises(ExportError, match="raise --calib-memory-mb"):
         q.quantize_int8(tiny_run["onnx"], clips, tmp_path / "c.int8.onnx", memory_mb=0)
 
@@ -131,14 +132,17 @@ def test_tensor_precision_reads_long_and_short_formats():
     assert tensor_precision("Thirty-two wide channel vectorized row major Int8 format") == "int8"
     assert tensor_precision("Channel major FP16 format where channel % 8 == 0") == "fp16"
     assert tensor_precision("Row major linear FP32") == "fp32"
-    assert tensor_precision("Half") == "fp16" and tensor_precision("Float") == "fp32" and tensor_precision("Int8") == "int8"
+    assert tensor_precision("Half") == "fp16" and tensor_precision("Float") == "fp32"
+    assert tensor_precision("Int8") == "int8"
     assert tensor_precision("Row major linear UInt8 format") == "unknown"  # not int8
     assert tensor_precision("N/A due to dynamic shapes") == "unknown"
 
 
-@pytest.mark.skipif(tensorrt_or_none() is None, reason="TensorRT is not installed here (it runs on the Jetson/GPU host)")
+@pytest.mark.skipif(tensorrt_or_none() is None,
+                    reason="TensorRT is not installed here (it runs on the Jetson/GPU host)")
 def test_tensorrt_builds_and_reports_layer_precisions(tiny_run):
-    from fts_edge.device.engine import build_tensorrt_engine as build_engine, gpu_identity
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+    from fts_edge.device.engine import gpu_identity
     if gpu_identity() is None:
         pytest.skip("TensorRT is installed but no GPU is visible")
     rep = build_engine(tiny_run["onnx"], "fp16")
@@ -147,6 +151,7 @@ def test_tensorrt_builds_and_reports_layer_precisions(tiny_run):
 
 def test_fp16_onnx_keeps_float32_io(tiny_run, tmp_path):
     import shutil
+
     from fts_edge.device.quantize import fp16_onnx
 
     src = tmp_path / "student.onnx"

@@ -8,8 +8,8 @@ import multiprocessing as mp
 import pytest
 import torch
 
-from fts_edge.nets.checkpoint import load_checkpoint
 from fts_edge.core.errors import CheckpointError, FtsError, UsageError
+from fts_edge.nets.checkpoint import load_checkpoint
 from fts_edge.train.loop import RunLock, TrainConfig, fit, read_jsonl
 
 TINY = dict(dataset="synthetic", per_class=6, num_classes=4, frames=4, size=24, resize=28, width=0.125, epochs=2,
@@ -89,7 +89,8 @@ def test_a_second_writer_is_refused_with_the_name_of_the_first(tmp_path):
     finally:
         release.set()
         p.join(30)
-    fit(TrainConfig.from_settings(dict(out=str(tmp_path), **{**TINY, "epochs": 1})))  # free again once the first has gone
+    # free again once the first has gone
+    fit(TrainConfig.from_settings(dict(out=str(tmp_path), **{**TINY, "epochs": 1})))
 
 
 def test_resume_refuses_settings_that_define_another_run(uninterrupted):
@@ -97,7 +98,8 @@ def test_resume_refuses_settings_that_define_another_run(uninterrupted):
                          ({"lr": 3e-3}, "--lr 0.001 (now 0.003)")):
         with pytest.raises(CheckpointError, match=flag.replace("(", r"\(").replace(")", r"\)")):
             fit(TrainConfig.from_settings(dict(out=str(uninterrupted), **{**TINY, **change})), resume=True)
-    fit(TrainConfig.from_settings(dict(out=str(uninterrupted), **{**TINY, "threads": 2})), resume=True)  # not run-defining
+    # not run-defining
+    fit(TrainConfig.from_settings(dict(out=str(uninterrupted), **{**TINY, "threads": 2})), resume=True)
 
 
 @pytest.mark.parametrize("change,message", [

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from fts_edge.nets.models import create_model
 from fts_edge.device.streamplan import LATENCY, schedule
+from fts_edge.nets.models import create_model
 
 
 def _net(window=6, width=0.125, classes=5, seed=0):
@@ -96,9 +96,9 @@ def test_the_output_at_a_frame_never_reads_a_later_frame():
 
 
 def _export(tmp_path, window=6, size=32, classes=5, name="s.onnx", clips=None):
-    from fts_edge.nets.checkpoint import make_checkpoint, save_checkpoint
     from fts_edge.data.clipspec import ClipSpec
     from fts_edge.export.streaming import export_streaming_onnx
+    from fts_edge.nets.checkpoint import make_checkpoint, save_checkpoint
 
     spec = ClipSpec(frames=window, size=size, resize=size + 4)
     net = _net(window=window, classes=classes)
@@ -149,8 +149,8 @@ def test_a_causal_student_distils_from_the_clip_teacher_and_exports_its_stepping
     graphs."""
     from conftest import TINY
 
-    from fts_edge.nets.checkpoint import load_checkpoint
     from fts_edge.cli import main
+    from fts_edge.nets.checkpoint import load_checkpoint
     from fts_edge.train.loop import TrainConfig, build_networks, fit
 
     copy = dict(role="teacher", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), init_from_teacher=True,
@@ -202,13 +202,21 @@ def test_init_from_refuses_a_network_of_other_layers_or_a_second_start(tiny_run)
     from fts_edge.train.loop import TrainConfig
 
     with pytest.raises(ValueError, match="--init-from sets a student's starting weights"):
-        TrainConfig.from_settings(dict(role="student", teacher=str(tiny_run["teacher"]), init_from=str(tiny_run["teacher"]),
-                                       init_from_teacher=True, **TINY))
+        TrainConfig.from_settings(
+            dict(
+                role="student",
+                teacher=str(tiny_run["teacher"]),
+                init_from=str(tiny_run["teacher"]),
+                init_from_teacher=True,
+                **TINY,
+            )
+        )
     from fts_edge.core.errors import CheckpointError
     from fts_edge.train.loop import build_networks
 
     settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), **TINY)
-    with pytest.raises(CheckpointError, match=r"--init-from needs a flow network built as the student is \(causal_r3d_18"):
+    with pytest.raises(CheckpointError, match=r"--init-from needs a flow network built as the student is "
+                                              r"\(causal_r3d_18"):
         build_networks(TrainConfig.from_settings(dict(settings, init_from=str(tiny_run["teacher"]))), 4)
     with pytest.raises(CheckpointError, match="--init-from needs a flow-teacher checkpoint"):
         build_networks(TrainConfig.from_settings(dict(settings, init_from=str(tiny_run["student"]))), 4)
@@ -242,7 +250,8 @@ def test_hint_from_refuses_maps_laid_out_otherwise_or_no_hint(tiny_run):
     settings = dict(role="student", model="causal_r3d_18", teacher=str(tiny_run["teacher"]), **TINY)
     with pytest.raises(ValueError, match="--hint-from names where the --hint maps come from"):
         TrainConfig.from_settings(dict(settings, hint_from=str(tiny_run["teacher"])))
-    with pytest.raises(CheckpointError, match=r"--hint-from needs a flow network built as the student is \(causal_r3d_18"):
+    with pytest.raises(CheckpointError, match=r"--hint-from needs a flow network built as the student is "
+                                              r"\(causal_r3d_18"):
         build_networks(TrainConfig.from_settings(dict(settings, hint="layer3", hint_from=str(tiny_run["teacher"]))), 4)
     with pytest.raises(CheckpointError, match="--hint-from needs a flow-teacher checkpoint"):
         build_networks(TrainConfig.from_settings(dict(settings, hint="layer3", hint_from=str(tiny_run["student"]))), 4)
@@ -261,7 +270,8 @@ def test_bench_stream_times_a_frame_against_a_window_side_by_side(tmp_path, caps
     assert t["streaming fp32 (per frame)"]["runs"] == 32 and t["window recompute fp32 (per window)"]["runs"] == 2
     for p in ("fp32", "int8"):
         window = t[f"window recompute {p} (per window)"]["median_ms"]
-        assert res["frame_over_window"][p] == pytest.approx(t[f"streaming {p} (mean frame of a cycle)"]["median_ms"] / window)
+        mean_frame = t[f"streaming {p} (mean frame of a cycle)"]["median_ms"]
+        assert res["frame_over_window"][p] == pytest.approx(mean_frame / window)
         assert res["worst_frame_over_window"][p] == pytest.approx(t[f"streaming {p} (per frame)"]["p99_ms"] / window)
     assert res["input"] == [1, 3, 6, 32, 32] and res["state_tensors"] == 20 and res["latency_frames"] == LATENCY
     assert res["gmacs"]["streaming mean step"] < res["gmacs"]["window"]

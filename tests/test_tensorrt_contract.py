@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fts_edge.device.bundle import metadata_path
 from fts_edge.cli import main
+from fts_edge.device.bundle import metadata_path
 
 STANDIN = Path(__file__).resolve().parent / "standin"
 DATA = Path(__file__).resolve().parent / "data"
@@ -83,14 +83,15 @@ def test_a_name_tensorrt_lacks_fails_against_the_standin(standin):
     b = standin.Builder(standin.Logger())
     with pytest.raises(AttributeError):
         b.build_engine  # noqa: B018 - removed in TensorRT 10
-    assert not any(line.strip() == "build_engine" for line in (DATA / "tensorrt-10.3.0-names.txt").read_text().splitlines())
+    names = (DATA / "tensorrt-10.3.0-names.txt").read_text().splitlines()
+    assert not any(line.strip() == "build_engine" for line in names)
 
 
 def _camera_rows(model, video, tmp_path, tag):
     out = tmp_path / f"{tag}.jsonl"
     assert main(["camera", "--input", str(video), "--model", str(model), "--max-windows", "6", "--every", "3",
                  "--json-out", str(out)]) == 0
-    return [json.loads(l) for l in out.read_text().splitlines() if '"prediction"' in l]
+    return [json.loads(line) for line in out.read_text().splitlines() if '"prediction"' in line]
 
 
 def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, pair, tmp_path, shared_data, capsys):
@@ -112,7 +113,7 @@ def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, pair, tmp
         assert meta["engine"]["compute_capability"] == "8.7" and len(meta["engine"]["sha256"]) == 64
         assert meta["layers"]["convolutions"] > 0
         by = meta["layers"]["convolutions_by_precision"]
-        assert by == ({"int8": meta["layers"]["convolutions"]} if prec == "int8" else {"fp16": meta["layers"]["convolutions"]})
+        assert by == {("int8" if prec == "int8" else "fp16"): meta["layers"]["convolutions"]}
         assert f"built {engine}" in out
         # the camera on the engine gives what ONNX Runtime gives on the ONNX it was built from, window by window
         got = _camera_rows(engine, video, tmp_path, f"engine-{prec}")
@@ -139,8 +140,8 @@ def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, pair, tmp
 
 
 def test_engine_refused_elsewhere(standin, pair, monkeypatch, capsys):
-    from fts_edge.device.engine import build_tensorrt_engine as build_engine
     from fts_edge.core.errors import EngineError
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
     from fts_edge.device.runtime import load_classifier
 
     engine = Path(build_engine(pair, "fp16")["engine"])
@@ -172,8 +173,8 @@ def test_engine_refused_elsewhere(standin, pair, monkeypatch, capsys):
 
 def test_dynamic_batch_engine_has_an_optimization_profile(standin, tiny_run, tmp_path):
     from fts_edge.device.engine import build_tensorrt_engine as build_engine
-    from fts_edge.export.onnx import export_onnx
     from fts_edge.device.runtime import load_classifier
+    from fts_edge.export.onnx import export_onnx
 
     rep = export_onnx(tiny_run["student"], tmp_path / "dyn.onnx", dynamic_batch=True)
     eng = build_engine(rep["onnx"], "fp16", max_batch=4)
@@ -217,8 +218,8 @@ def test_cuda_python_with_a_wrong_driver_falls_back_to_pycuda(standin, pair, mon
 
 
 def test_no_cuda_at_all_is_one_clear_error(standin, pair, monkeypatch):
-    from fts_edge.device.engine import build_tensorrt_engine as build_engine
     from fts_edge.core.errors import EngineError
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
     from fts_edge.device.runtime import load_classifier
 
     path = build_engine(pair, "fp16")["engine"]
@@ -251,10 +252,10 @@ def test_layer_report_on_real_inspector_output(path):
     s = rep["summary"]
     assert s["layers"] == len(info["Layers"])
     if s["detail"] == "detailed":
-        convs = [l for l in info["Layers"] if l.get("ParameterType") == "Convolution"]
+        convs = [layer for layer in info["Layers"] if layer.get("ParameterType") == "Convolution"]
         assert s["convolutions"] == len(convs) > 0
-        int8 = [l for l in convs if "int8" in l["Inputs"][0]["Format/Datatype"].lower()
-                and l.get("Weights", {}).get("Type", "Int8") == "Int8"]
+        int8 = [c for c in convs if "int8" in c["Inputs"][0]["Format/Datatype"].lower()
+                and c.get("Weights", {}).get("Type", "Int8") == "Int8"]
         assert s["convolutions_by_precision"].get("int8", 0) == len(int8)
         assert all(r["tactic"] for r in rep["layers"] if r["conv"])
     else:
@@ -282,7 +283,8 @@ def test_the_code_names_only_what_the_real_modules_have():
     src = Path(__file__).resolve().parents[1] / "fts_edge" / "device"
     trt_real = _names(DATA / "tensorrt-10.3.0-names.txt")
     roots = {"trt", "builder", "config", "network", "parser", "profile", "runtime", "engine", "context", "t"}
-    used = _attribute_chains(src / "engine.py", roots) | (_attribute_chains(src / "runtime.py", roots) - {"meta", "spec"})
+    used = _attribute_chains(src / "engine.py", roots) | (_attribute_chains(src / "runtime.py", roots) - {"meta",
+                                                                                                          "spec"})
     assert {"Builder", "OnnxParser", "Runtime", "BuilderFlag", "TensorIOMode", "create_optimization_profile",
             "set_tensor_address", "execute_async_v3", "get_timing_cache"} <= used
     assert not sorted(n for n in used - {"__version__"} if not _known(n, trt_real))
@@ -302,10 +304,10 @@ def test_an_engine_json_that_lies_is_refused_by_every_command(standin, pair, cap
     it was built from is at hand, must say what that ONNX's own bundle says."""
     import json
 
+    from fts_edge.core.errors import FtsError
     from fts_edge.device.bundle import metadata_path
     from fts_edge.device.engine import build_tensorrt_engine
     from fts_edge.device.runtime import load_classifier
-    from fts_edge.core.errors import FtsError
 
     engine = Path(build_tensorrt_engine(pair, "fp16")["engine"])
     meta = json.loads(metadata_path(engine).read_text())

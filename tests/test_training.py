@@ -36,7 +36,8 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     subprocess.run([sys.executable, "-m", "fts_edge", "data", "synth", str(data), "--per-class", "10", "--classes", "4",
                     "--frames", "8", "--size", "32"], check=True, capture_output=True)
     args = TINY + ["--root", str(data), "--epochs", "4", "--batch-size", "4", "--alpha", "0"]
-    full = subprocess.run(_script("train_student.py", *args, "--out", str(tmp_path / "full")), capture_output=True, text=True)
+    full = subprocess.run(_script("train_student.py", *args, "--out", str(tmp_path / "full")), capture_output=True,
+                          text=True)
     assert full.returncode == 0, full.stderr
     run = tmp_path / "killed"
     p = subprocess.Popen(_script("train_student.py", *args, "--out", str(run)), stdout=subprocess.DEVNULL,
@@ -52,10 +53,11 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(tmp_path):
     assert 1 <= ck["epoch"] < 4, "the kill should land mid-run"
     again = subprocess.run(_script("train_student.py", *args, "--out", str(run)), capture_output=True, text=True)
     assert again.returncode != 0 and "--resume" in again.stderr  # never clobbers a run silently
-    res = subprocess.run(_script("train_student.py", *args, "--out", str(run), "--resume"), capture_output=True, text=True)
+    res = subprocess.run(_script("train_student.py", *args, "--out", str(run), "--resume"), capture_output=True,
+                         text=True)
     assert res.returncode == 0, res.stderr
     _same_weights(run / "last.pt", tmp_path / "full" / "last.pt")
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert {r["epoch"] for r in rows} == {1, 2, 3, 4}
     assert (run / "curves.png").exists() and (run / "best.pt").exists() and (run / "best.json").exists()
 
@@ -97,7 +99,8 @@ def test_scripts_run_unchanged_on_official_layouts(layout, hmdb_fixture, ucf_fix
     fx = hmdb_fixture if layout == "hmdb51" else ucf_fixture
     data = ["--dataset", layout, "--root", str(fx["root"]), "--splits", str(fx["splits"])]
     args = TINY + data + ["--epochs", "1", "--batch-size", "2"]
-    t = subprocess.run(_script("train_teacher.py", *args, "--out", str(tmp_path / "teacher")), capture_output=True, text=True)
+    t = subprocess.run(_script("train_teacher.py", *args, "--out", str(tmp_path / "teacher")), capture_output=True,
+                       text=True)
     assert t.returncode == 0, t.stderr
     s = subprocess.run(_script("train_student.py", *args, "--teacher", str(tmp_path / "teacher" / "best.pt"),
                                "--out", str(tmp_path / "student")), capture_output=True, text=True)
@@ -105,9 +108,22 @@ def test_scripts_run_unchanged_on_official_layouts(layout, hmdb_fixture, ucf_fix
     r = subprocess.run(_script("train_student.py", *args, "--alpha", "0", "--out", str(tmp_path / "rgb")),
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    e = subprocess.run(_script("evaluate.py", "--rgb", str(tmp_path / "rgb" / "best.pt"), "--teacher",
-                               str(tmp_path / "teacher" / "best.pt"), "--student", str(tmp_path / "student" / "best.pt"),
-                               *data, "--out", str(tmp_path / "table")), capture_output=True, text=True)
+    e = subprocess.run(
+        _script(
+            "evaluate.py",
+            "--rgb",
+            str(tmp_path / "rgb" / "best.pt"),
+            "--teacher",
+            str(tmp_path / "teacher" / "best.pt"),
+            "--student",
+            str(tmp_path / "student" / "best.pt"),
+            *data,
+            "--out",
+            str(tmp_path / "table"),
+        ),
+        capture_output=True,
+        text=True,
+    )
     assert e.returncode == 0, e.stderr
     table = json.loads((tmp_path / "table" / "table.json").read_text())
     assert [r["method"] for r in table["rows"]] == ["RGB", "flow (teacher)", "two-stream", "distilled student"]
@@ -197,7 +213,8 @@ def test_correlation_mimic_gives_no_reward_for_collapsing_onto_the_teachers_mean
     assert mimic_term(3 * ft + 1, ft, "correlation") < 1e-6 < mimic_term(3 * ft + 1, ft, "mse")
     assert torch.isclose(mimic_term(-ft, ft, "correlation"), torch.tensor(4.0), atol=1e-3)
     f = noise.clone().requires_grad_(True)
-    loss, ce, mse = distillation_loss(torch.zeros(32, 3), torch.zeros(32, dtype=torch.long), f, ft, 10.0, mimic="correlation")
+    loss, ce, mse = distillation_loss(torch.zeros(32, 3), torch.zeros(32, dtype=torch.long), f, ft, 10.0,
+                                      mimic="correlation")
     assert torch.isclose(mse, mimic_term(noise, ft, "mse"))  # the log keeps the plain MSE for comparison
     assert torch.isclose(loss, ce + 10 * mimic_term(noise, ft, "correlation"))
     loss.backward()
@@ -207,11 +224,15 @@ def test_correlation_mimic_gives_no_reward_for_collapsing_onto_the_teachers_mean
 
 
 def test_student_trains_with_the_correlation_mimic(tmp_path):
-    r = subprocess.run(_script("train_teacher.py", *TINY, "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "t")),
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        _script("train_teacher.py", *TINY, "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path / "t")),
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = tmp_path / "corr"
-    args = [*TINY, "--teacher", str(tmp_path / "t" / "last.pt"), "--epochs", "1", "--batch-size", "8", "--out", str(out)]
+    args = [*TINY, "--teacher", str(tmp_path / "t" / "last.pt"), "--epochs", "1", "--batch-size", "8", "--out",
+            str(out)]
     r = subprocess.run(_script("train_student.py", *args, "--mimic", "correlation"), capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
     ck = load_checkpoint(out / "last.pt")
@@ -314,7 +335,8 @@ def test_seed_table_mean_and_spread(tmp_path, capsys):
     for i, tops in enumerate([(40, 90, 91, 60), (50, 94, 95, 64), (45, 92, 93, 71)]):
         d = tmp_path / f"s{i}" / "table"
         d.mkdir(parents=True)
-        (d / "table.json").write_text(json.dumps({"rows": [{"method": m, "top1": t, "n": 100} for m, t in zip(methods, tops)]}))
+        (d / "table.json").write_text(json.dumps({"rows": [{"method": m, "top1": t, "n": 100} for m, t in zip(methods,
+                                                                                                              tops)]}))
     assert st.main([str(tmp_path / f"s{i}") for i in range(3)] + ["--json", str(tmp_path / "s.json")]) == 0
     s = json.loads((tmp_path / "s.json").read_text())["summary"]
     assert s["RGB"]["mean"] == 45 and s["RGB"]["sd"] == 5  # sample standard deviation

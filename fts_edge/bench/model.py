@@ -15,15 +15,6 @@ from ..core.timing import stats, timeit
 from ..device.environment import environment
 
 
-
-
-
-
-
-
-
-
-
 def postprocess_stage(classes, warmup: int, runs: int, logits: Optional[np.ndarray] = None) -> Dict:
     """Timing of what follows inference for one window: softmax, smoothing, events, top-k.
     ``classes`` is a count or the class names."""
@@ -74,9 +65,23 @@ def frames_of(input_uri: Optional[str], n: int) -> (List[np.ndarray], Optional[D
 
 def bench_model(model: str, input_uri: Optional[str] = None, warmup: int = 3, runs: int = 30, batch: int = 1,
                 device: Optional[str] = None, threads: int = 0, progress=None, load=None) -> Dict:
-    """Time one model end to end. Returns the report (also what ``save`` writes)."""
-    from ..device.runtime import as_classifier
+    """Time one model end to end. Returns the report (also what ``save`` writes).
+
+    Args:
+        model: the artifact (path) or a Classifier.
+        input_uri: footage to decode and preprocess (a file, a camera); None: rendered motion.
+        warmup, runs: untimed and timed runs of each stage.
+        batch: clips per inference call.
+        device, threads: the runtime's device (cpu, cuda) and threads.
+        progress: a progress factory, or None.
+        load: how a path becomes a Classifier (``fts_edge.api.load_classifier`` takes checkpoints).
+
+    Returns:
+        The report: per stage (decode, preprocess, inference, post-processing) p50/p90/p99 ms,
+        throughput, the model and the environment.
+    """
     from ..data.transforms import preprocess_frame
+    from ..device.runtime import as_classifier
 
     clf = as_classifier(model, load, device, threads)
     spec = clf.spec

@@ -15,10 +15,10 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from .model import postprocess_stage
 from ..core.timing import stats, timeit
 from ..data.clipspec import ClipSpec
 from ..device.environment import environment
+from .model import postprocess_stage
 from .two_stream import two_stream_vs_student
 
 log = logging.getLogger(__name__)
@@ -117,12 +117,25 @@ def live_stages(video: Optional[str], spec: ClipSpec, warmup: int, runs: int) ->
 def build_paths(widths: List[float], spec: ClipSpec, classes: int, workdir: Path, backends: List[str],
                 precisions: List[str], batch: int, calib_video: Optional[str]) -> List[Dict]:
     """Every (model, backend, precision) this machine can run, each a callable on one input;
-    absent ones come back with the reason they were skipped."""
-    from ..nets.checkpoint import make_checkpoint, save_checkpoint
+    absent ones come back with the reason they were skipped.
+
+    Args:
+        widths: r3d_18 width multipliers to build.
+        spec: the clip geometry.
+        classes: classifier outputs.
+        workdir: where the exported models go.
+        backends, precisions: what to try (torch, onnxruntime, tensorrt; fp32, fp16, int8).
+        batch: clips per call.
+        calib_video: footage to calibrate INT8 on (None: rendered clips).
+
+    Returns:
+        One dict per path: model, backend, precision, device and ``fn`` (or ``skipped``).
+    """
     from ..data.clips import check_clips
-    from ..export.onnx import export_onnx, ort_session
-    from ..nets.models import count_macs, create_model
     from ..device.quantize import quantize_int8
+    from ..export.onnx import export_onnx, ort_session
+    from ..nets.checkpoint import make_checkpoint, save_checkpoint
+    from ..nets.models import count_macs, create_model
 
     paths = []
     clips = check_clips(spec, None, calib_video, n_video=8)
@@ -234,6 +247,23 @@ def _tensorrt_paths(common, workdir, width, x, precisions):
 def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precisions=("fp32", "fp16", "int8"),
         frames: int = 25, size: int = 112, batch: int = 1, warmup: int = 2, runs: int = 7, out: str = "runs/bench",
         video: Optional[str] = None, classes: int = 51, two_stream: bool = True, progress=None) -> Dict:
+    """The pipeline benchmark: every backend and precision at each width, round-robin timed, with the
+    live stages and the two-stream comparison; saves bench.json and bench.png.
+
+    Args:
+        widths, backends, precisions: the paths to build (see ``build_paths``).
+        frames, size: the clip geometry (ClipSpec.at).
+        batch: clips per call.
+        warmup, runs: untimed runs, then timed rounds (every path once a round).
+        out: folder of the JSON, the chart and the exported models.
+        video: footage for decode and preprocessing (None: rendered motion).
+        classes: classifier outputs.
+        two_stream: also time the two-stream pipeline against the student.
+        progress: a progress factory, or None.
+
+    Returns:
+        The result saved as bench.json.
+    """
     spec = ClipSpec.at(frames, size)
     workdir = Path(out) / "models"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -270,8 +300,10 @@ def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precis
             row["clips_per_s"] = batch / sec
             row["frames_per_s"] = batch * frames / sec
             ls = result["live_stages"]
-            per_frame = ls.get("decode_per_frame", {"median_ms": 0})["median_ms"] + ls["preprocess_per_frame"]["median_ms"]
-            # frame-to-label: the newest frame is decoded and preprocessed, the window classified, the scores post-processed
+            decode = ls.get("decode_per_frame", {"median_ms": 0})["median_ms"]
+            per_frame = decode + ls["preprocess_per_frame"]["median_ms"]
+            # frame-to-label: the newest frame is decoded and preprocessed, the window classified, the scores
+            # post-processed
             row["end_to_end_ms"] = per_frame + row["inference"]["median_ms"] + ls["postprocess"]["median_ms"]
             peak = result["peak"]["cuda" if p.get("device") == "cuda" else "cpu"]
             key = "int8_gmacs_per_s" if p["precision"].startswith("int8") else f"{p['precision']}_gmacs_per_s"
@@ -301,12 +333,14 @@ def run(widths=(1.0, 0.5), backends=("torch", "onnxruntime", "tensorrt"), precis
 def print_table(res: Dict) -> None:
     env = res["environment"]
     print(f"machine: {env.get('cpu', '?')} ({env.get('cpus')} cpus, torch threads {env.get('torch_threads')}, "
-          f"{' '.join(env.get('cpu_features', []))}); GPU: {env.get('gpu', 'none')}; TensorRT: {env['versions'].get('tensorrt') or 'absent'}")
+          f"{' '.join(env.get('cpu_features', []))}); GPU: {env.get('gpu', 'none')}; TensorRT: "
+          f"{env['versions'].get('tensorrt') or 'absent'}")
     if env.get("jetson"):
         print(f"jetson power mode: {env['jetson'].get('nvpmodel', '?')[:80]}")
     pk = res["peak"]["cpu"]
     print(f"reference peak (fastest 2048^3 matrix product measured): fp32 {pk['fp32_gmacs_per_s']:.1f} GMAC/s, int8 "
-          f"{(pk.get('int8_gmacs_per_s') or float('nan')):.1f} GMAC/s; %peak above 100 means the model's kernels beat it")
+          f"{(pk.get('int8_gmacs_per_s') or float('nan')):.1f} GMAC/s; %peak above 100 means the model's kernels beat "
+          "it")
     ls = res["live_stages"]
     for k in ("decode_per_frame", "preprocess_per_frame", "postprocess"):
         if k in ls:
@@ -314,7 +348,8 @@ def print_table(res: Dict) -> None:
             print(f"  {k:22s} median {s['median_ms']:7.2f} ms  p90 {s['p90_ms']:7.2f}  p99 {s['p99_ms']:7.2f}")
     print(f"\ninput {res['input']}; median of {res['runs']} rounds (every path once per round) after {res['warmup']} "
           f"warm-up runs; spread = IQR/median across rounds")
-    print(f"  {'model':12s} {'backend':18s} {'prec':12s} {'median ms':>9s} {'p90':>8s} {'p99':>8s} {'min':>8s} {'max':>8s} "
+    print(f"  {'model':12s} {'backend':18s} {'prec':12s} {'median ms':>9s} {'p90':>8s} {'p99':>8s} {'min':>8s} "
+          f"{'max':>8s} "
           f"{'clips/s':>8s} {'e2e ms':>8s} {'GMAC/s':>7s} {'%peak':>6s} {'spread':>6s}")
     for r in res["paths"]:
         if "skipped" in r:
@@ -323,7 +358,8 @@ def print_table(res: Dict) -> None:
         i = r["inference"]
         frac = f"{100 * r['fraction_of_peak']:5.0f}%" if "fraction_of_peak" in r else "    -"
         print(f"  {r['model']:12s} {r['backend']:18s} {r['precision']:12s} {i['median_ms']:9.1f} {i['p90_ms']:8.1f} "
-              f"{i['p99_ms']:8.1f} {i['min_ms']:8.1f} {i['max_ms']:8.1f} {r['clips_per_s']:8.2f} {r['end_to_end_ms']:8.1f} "
+              f"{i['p99_ms']:8.1f} {i['min_ms']:8.1f} {i['max_ms']:8.1f} {r['clips_per_s']:8.2f} "
+              f"{r['end_to_end_ms']:8.1f} "
               f"{r['achieved_gmacs_per_s']:7.1f} {frac} {100 * i['spread']:5.1f}%")
     ts = res.get("two_stream_vs_student")
     if ts:

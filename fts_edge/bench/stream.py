@@ -53,13 +53,27 @@ def stepping(run_stage, stream: Dict, frames, steps: int = 1):
 
 def run(width: float = 1.0, frames: int = 25, size: int = 112, classes: int = 51, runs: int = 7, warmup: int = 2,
         video: Optional[str] = None, out: str = "runs/bench", calib_clips: int = 2, two_stream: bool = True) -> Dict:
+    """A streaming student's step against recomputing a whole window, fp32 and INT8, side by side on
+    the same frames; saves bench_stream.json.
+
+    Args:
+        width, frames, size, classes: the network and clip geometry.
+        runs, warmup: timed and untimed runs.
+        video: footage (None: rendered motion).
+        out: folder of the JSON and the exported stage graphs.
+        calib_clips: clips to calibrate the INT8 stages on.
+        two_stream: also time the two-stream pipeline.
+
+    Returns:
+        The result: per path p50/p99 ms, a frame's cost over a window's, frames a second, MACs.
+    """
     from ..data.clips import check_clips
-    from ..export.onnx import export_onnx
-    from ..nets.models import count_macs, stream_macs
     from ..device.onnxrt import ort_session
     from ..device.quantize import quantize_int8
-    from ..export.streaming import export_streaming_onnx
     from ..device.streamplan import STAGES, onnx_stages, stage_file, step_feeds
+    from ..export.onnx import export_onnx
+    from ..export.streaming import export_streaming_onnx
+    from ..nets.models import count_macs, stream_macs
 
     spec = ClipSpec.at(frames, size)
     workdir = Path(out) / "stream_models"
@@ -99,14 +113,23 @@ def run(width: float = 1.0, frames: int = 25, size: int = 112, classes: int = 51
     res["timings"] = timed
     res["frame_over_window"] = {p: timed[f"streaming {p} (mean frame of a cycle)"]["median_ms"] /
                                 timed[f"window recompute {p} (per window)"]["median_ms"] for p in ("fp32", "int8")}
-    res["worst_frame_over_window"] = {p: timed[f"streaming {p} (per frame)"]["p99_ms"] /
-                                      timed[f"window recompute {p} (per window)"]["median_ms"] for p in ("fp32", "int8")}
+    res["worst_frame_over_window"] = {
+        p: timed[f"streaming {p} (per frame)"]["p99_ms"] / timed[f"window recompute {p} (per window)"]["median_ms"]
+        for p in ("fp32", "int8")
+    }
     res["streaming_int8_frames_per_s"] = 1000.0 / timed["streaming int8 (mean frame of a cycle)"]["median_ms"]
     if two_stream:
         from .two_stream import two_stream_vs_student
+
         res["two_stream_vs_student"] = two_stream_vs_student(
-            spec, classes, video, width, max(3, runs // 2),
-            {**{k: fns[k] for k in fns if k.startswith("window")}, **cycles}, steps={f"student ({k})": CYCLE for k in cycles})
+            spec,
+            classes,
+            video,
+            width,
+            max(3, runs // 2),
+            {**{k: fns[k] for k in fns if k.startswith("window")}, **cycles},
+            steps={f"student ({k})": CYCLE for k in cycles},
+        )
     Path(out).mkdir(parents=True, exist_ok=True)
     from ..core.artifacts import atomic_write_text
     atomic_write_text(Path(out) / "bench_stream.json", json.dumps(res, indent=2, default=str))

@@ -17,13 +17,26 @@ def two_stream_vs_student(spec: ClipSpec, classes: int, video: Optional[str], wi
                           student_fns: Dict[str, Callable], steps: Optional[Dict[str, int]] = None) -> Dict:
     """The paper's claim, on one clip: OpenCV DualTVL1 on every pair + flow network + RGB network
     (and the same with the TVL1 layers), against the student alone. ``steps``: callables that give
-    that many labels a call (a streaming student's cycle of steps), timed per label."""
+    that many labels a call (a streaming student's cycle of steps), timed per label.
+
+    Args:
+        spec: the clip geometry.
+        classes: classifier outputs.
+        video: footage for the clip (None: rendered motion).
+        width: the networks' width multiplier.
+        runs: timed runs.
+        student_fns: the student's callables by label, timed beside the two-stream pipeline.
+        steps: labels a call of each ``steps`` callable gives.
+
+    Returns:
+        Medians by path and each path's speed-up over OpenCV two-stream.
+    """
     from ..core.timing import per_call
     from ..data.clips import check_clips
-    from ..flow.tvl1 import TVL1
-    from ..flow.evaluation import opencv_tvl1
-    from ..nets.models import create_model
     from ..data.transforms import denormalise
+    from ..flow.evaluation import opencv_tvl1
+    from ..flow.tvl1 import TVL1
+    from ..nets.models import create_model
 
     clip = check_clips(spec, None, video, n_video=1)[:1]
     frames = np.clip(denormalise(clip[0], spec), 0, 255).astype(np.uint8).transpose(1, 2, 3, 0)  # (T, H, W, 3)

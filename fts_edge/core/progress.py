@@ -49,7 +49,8 @@ class LineProgress:
         of = f"/{self.total}" if self.total else ""
         left = (f", about {(self.total - self.n) / rate:.0f} s left" if self.total and rate > 0 and self.n < self.total
                 else "")
-        return f"{self.desc}: {self.n}{of} {_plural(self.unit)} in {took:.0f} s{left}" + (f" ({self.postfix})" if self.postfix else "")
+        extra = f" ({self.postfix})" if self.postfix else ""
+        return f"{self.desc}: {self.n}{of} {_plural(self.unit)} in {took:.0f} s{left}{extra}"
 
     def update(self, n: int = 1) -> None:
         self.n += n

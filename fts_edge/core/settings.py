@@ -22,7 +22,17 @@ def setting(default: Any = dataclasses.MISSING, *, lo: Optional[float] = None, h
             above: Optional[float] = None, flag: Optional[str] = None, help: str = "",
             default_factory: Any = dataclasses.MISSING):
     """A field with its range: ``lo <= value <= hi``, or ``value > above``. ``flag`` names it in
-    messages (default: --name-with-dashes)."""
+    messages (default: --name-with-dashes).
+
+    Args:
+        default, default_factory: the field's default (as dataclasses.field).
+        lo, hi: the inclusive range; above: an exclusive lower bound.
+        flag: the flag's name in messages.
+        help: the flag's help text (the command line's flags read it).
+
+    Returns:
+        A dataclasses.field with the range in its metadata.
+    """
     meta = {"lo": lo, "hi": hi, "above": above, "flag": flag, "help": help}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
@@ -34,7 +44,16 @@ def flag_of(f: dataclasses.Field) -> str:
 
 
 def check_range(flag: str, value, lo=None, hi=None, above=None) -> None:
-    """One line naming the flag and the range where ``value`` is outside it."""
+    """One line naming the flag and the range where ``value`` is outside it.
+
+    Args:
+        flag: the name in the message (--every).
+        value: the value (None and booleans pass; NaN never does).
+        lo, hi, above: the range, as ``setting`` takes it.
+
+    Raises:
+        UsageError (exit status 2).
+    """
     if value is None or isinstance(value, bool):
         return
     if isinstance(value, float) and math.isnan(value):

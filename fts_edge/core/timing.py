@@ -29,9 +29,17 @@ def stats(times_s: List[float]) -> Dict:
     """Summary of timings in seconds, reported in milliseconds."""
     a = np.asarray(times_s) * 1000
     med = float(np.median(a))
-    return {"median_ms": med, "p50_ms": med, "p90_ms": float(np.percentile(a, 90)), "p99_ms": float(np.percentile(a, 99)),
-            "mean_ms": float(a.mean()), "min_ms": float(a.min()), "max_ms": float(a.max()), "runs": int(len(a)),
-            "spread": float((np.percentile(a, 75) - np.percentile(a, 25)) / med) if med else 0.0}
+    return {
+        "median_ms": med,
+        "p50_ms": med,
+        "p90_ms": float(np.percentile(a, 90)),
+        "p99_ms": float(np.percentile(a, 99)),
+        "mean_ms": float(a.mean()),
+        "min_ms": float(a.min()),
+        "max_ms": float(a.max()),
+        "runs": int(len(a)),
+        "spread": float((np.percentile(a, 75) - np.percentile(a, 25)) / med) if med else 0.0,
+    }
 
 
 def per_call(timing: Dict, n: int) -> Dict:

@@ -12,8 +12,8 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
-from .clipspec import ClipSpec
 from ..core.errors import ExportError, FtsError
+from .clipspec import ClipSpec
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,18 @@ def rendered_clips(spec: ClipSpec, n: int, seed: int = 0) -> np.ndarray:
 def check_clips(spec: ClipSpec, meta: Optional[Dict] = None, video: Optional[str] = None, n_dataset: int = 16,
                 n_video: int = 4, rendered: bool = True) -> np.ndarray:
     """Clips for a conversion check: the validation split the model was trained for (where
-    reachable) and ``video``; with neither, motion clips drawn here (``rendered``) or an error."""
+    reachable) and ``video``; with neither, motion clips drawn here (``rendered``) or an error.
+
+    Args:
+        spec: the clip geometry and normalisation.
+        meta: the model's bundle (its ``dataset`` names the split), or None.
+        video: a video file or camera URI, or None.
+        n_dataset, n_video: clips from the split and from the video.
+        rendered: fall back to drawn motion clips where neither is there (else ExportError).
+
+    Returns:
+        float32 clips (N, 3, T, S, S).
+    """
     from .datasets import centre_clips
 
     clips = []
@@ -104,7 +115,19 @@ def check_clips(spec: ClipSpec, meta: Optional[Dict] = None, video: Optional[str
 def calibration_clips(spec: ClipSpec, meta: Dict, calib_data: Optional[str], calib_input: Optional[str], n: int,
                       seed: int = 0) -> np.ndarray:
     """Clips for INT8 calibration: a video or camera (``calib_input``), a folder of videos, or the
-    training split the bundle names. Never noise: with none of them it is an error."""
+    training split the bundle names. Never noise: with none of them it is an error.
+
+    Args:
+        spec: the clip geometry and normalisation.
+        meta: the model's bundle (its ``dataset`` names the training split).
+        calib_data: a folder of videos, or None.
+        calib_input: a video or camera URI, or None.
+        n: clips wanted.
+        seed: the draw from the training split.
+
+    Returns:
+        float32 clips (N, 3, T, S, S).
+    """
     from .datasets import centre_clips, folder_index
 
     if calib_input:

@@ -15,12 +15,11 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-from .clipspec import ClipSpec
 from ..core.errors import DatasetError, VideoError
+from .clipspec import ClipSpec
 from .synthetic import MOTION_CLASSES, iter_motion_dataset, render_clip
 from .transforms import preprocess_clip, sample_indices
 from .video import VIDEO_EXTENSIONS, probe, read_frames
-
 
 log = logging.getLogger(__name__)
 
@@ -231,11 +230,32 @@ def resolve_flip(classes: List[str], flip: Optional[bool], where: str) -> bool:
     return bool(flip)
 
 
-def dataset_index(dataset: str, root=None, splits=None, split: int = 1, seed: int = 0,
-                  per_class: int = 40, num_classes: int = len(MOTION_CLASSES), flip: Optional[bool] = None) -> DatasetIndex:
+def dataset_index(
+    dataset: str,
+    root=None,
+    splits=None,
+    split: int = 1,
+    seed: int = 0,
+    per_class: int = 40,
+    num_classes: int = len(MOTION_CLASSES),
+    flip: Optional[bool] = None,
+) -> DatasetIndex:
     """Build the index of any supported dataset. For ``synthetic``: with ``root``, the motion
     dataset written to disk by ``fts-edge data synth``; without it, rendered on the fly. ``flip``:
-    None decides from the class names (resolve_flip); True/False force it."""
+    None decides from the class names (resolve_flip); True/False force it.
+
+    Args:
+        dataset: hmdb51, ucf101, folder or synthetic.
+        root: the video root (synthetic: a written motion dataset, or None to render).
+        splits: the split files' folder (hmdb51, ucf101; default ``root``).
+        split: the official split, 1 to 3.
+        seed: a folder's held-out draw.
+        per_class, num_classes: the motion dataset rendered on the fly.
+        flip: horizontal flips in training (None: decided from the class names).
+
+    Returns:
+        The DatasetIndex: classes, train and test items, flips, split anomalies.
+    """
     if dataset in ("hmdb51", "ucf101", "folder"):
         idx = (hmdb51_index(_need_root(root, dataset), splits, split) if dataset == "hmdb51" else
                ucf101_index(_need_root(root, dataset), splits, split) if dataset == "ucf101" else

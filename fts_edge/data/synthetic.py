@@ -9,12 +9,11 @@ makes the class obvious. Every video is a pure function of (seed, class, index).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import cv2
-from dataclasses import dataclass
-
 import numpy as np
 
 from ..core.settings import Settings, setting
@@ -104,6 +103,16 @@ def render_clip(label: int, seed: int, index: int = 0, frames: int = 32, height:
     ``background`` scales the background texture's contrast: 1 (default) is as textured as the
     object, so the object is camouflaged and only its motion gives it away; 0 is a flat colour.
     The random draws do not depend on it, so the same video differs only in its background.
+
+
+    Args:
+        label: the motion class (index into MOTION_CLASSES).
+        seed, index: which video of that class.
+        frames, height, width: its size.
+        background: the background texture's contrast, 0 to 1.
+
+    Returns:
+        uint8 RGB frames (frames, height, width, 3).
     """
     if not 0 <= label < len(MOTION_CLASSES):
         raise ValueError(f"label must be in [0, {len(MOTION_CLASSES)}), got {label}")
@@ -164,6 +173,18 @@ def write_motion_dataset(out, per_class: int, seed: int = 0, num_classes: int = 
 
     Files already present are kept (each is written atomically), so an interrupted run resumes.
     Returns counts per split.
+
+
+    Args:
+        out: the dataset's folder.
+        per_class, seed, num_classes: how many videos of which classes.
+        frames, height, width, fps: each video's size and rate.
+        val_fraction: the held-out share of each class.
+        progress: a progress factory, or None.
+        background: the background texture's contrast, 0 to 1.
+
+    Returns:
+        {"train": n, "val": n}.
     """
     from .video import write_video
 

@@ -21,6 +21,17 @@ def sample_indices(num_frames: int, spec: ClipSpec, mode: str = "center",
     mode: "random" (one clip at a random start: training), "center" (one centred clip),
     "multi" (``num_clips`` starts spread evenly over the video: testing).
     Videos shorter than a clip are looped, so every clip has exactly ``spec.frames`` indices.
+
+
+    Args:
+        num_frames: frames the video has.
+        spec: the clip geometry (frames, stride).
+        mode: random, center or multi.
+        rng: the generator of random starts (training).
+        num_clips: clips of ``multi``.
+
+    Returns:
+        A list of index arrays, one per clip, each of ``spec.frames`` indices.
     """
     if num_frames < 1:
         raise ValueError("a video with no frames has no clips")
@@ -69,6 +80,17 @@ def preprocess_clip(frames: np.ndarray, spec: ClipSpec, train: bool = False,
     Evaluation: each frame through ``preprocess_frame``. Training: one random crop position and
     (if ``flip``) one random horizontal flip for the whole clip, so motion stays coherent. Turn
     ``flip`` off where direction is the class (the motion dataset's left/right).
+
+
+    Args:
+        frames: uint8 RGB (T, H, W, 3).
+        spec: the one geometry and normalisation.
+        train: random crop (and flip) rather than the centre.
+        rng: the generator of the crop and flip (training).
+        flip: allow the horizontal flip.
+
+    Returns:
+        float32 (3, T, spec.size, spec.size).
     """
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -97,7 +119,18 @@ def denormalise(clip, spec: ClipSpec):
 def clip_geometry(h: int, w: int, spec: ClipSpec, train: bool, rng: Optional[np.random.Generator],
                   flip: bool = True):
     """The crop (y, x) and flip of one clip from frames of h x w (already at spec.resize).
-    Evaluation: the centre, no flip. Shared by RGB frames and their cached flow."""
+    Evaluation: the centre, no flip. Shared by RGB frames and their cached flow.
+
+    Args:
+        h, w: the frames' size (already at spec.resize).
+        spec: the crop size.
+        train: random rather than centred.
+        rng: the generator (training).
+        flip: allow the horizontal flip.
+
+    Returns:
+        (y, x, flipped).
+    """
     if not train:
         y, x = _crop_box(h, w, spec.size, None)
         return y, x, False

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Optional
 
-from .bundle import load_bundle, metadata_path
-from ..data.clipspec import ClipSpec
 from ..core.errors import ExportError, FtsError, UsageError, first_line
 from ..core.settings import Settings, setting
+from ..data.clipspec import ClipSpec
+from .bundle import load_bundle, metadata_path
 from .quantize import CALIB_MEMORY_MB, METHODS
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,23 @@ def _commit_int8(fp32_meta: Dict, candidate: Path, final: Path, report: Dict) ->
 def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor: str, calib_method: str,
               keep_stem_fp: bool, min_agreement: float, progress=None, memory_mb: int = CALIB_MEMORY_MB) -> Dict:
     """Calibrate, check against fp32 and commit one INT8 flavour; a failed check keeps the model
-    as NAME.int8(.cpu).rejected.onnx and raises, leaving the previous pair untouched."""
+    as NAME.int8(.cpu).rejected.onnx and raises, leaving the previous pair untouched.
+
+    Args:
+        onnx_path: the fp32 ONNX (a streaming student's frame stage, its other stages beside it).
+        meta: its checked bundle.
+        clips: calibration clips.
+        val_clips, val_labels: the check's clips (labels may be None).
+        flavor: tensorrt or cpu (quantize.py says how they differ).
+        calib_method: minmax, entropy or percentile.
+        keep_stem_fp: the CPU flavour keeps its stem in float.
+        min_agreement: the check's threshold.
+        progress: a progress factory, or None.
+        memory_mb: what histogram calibration may hold.
+
+    Returns:
+        The quantization report with its ``check``.
+    """
     from .quantize import check_int8, int8_path, quantize_int8
 
     final = int8_path(onnx_path, flavor)
@@ -109,14 +125,15 @@ class BuildSettings(Settings):
     timing_cache: Optional[str] = None
     calib_data: Optional[str] = None
     calib_input: Optional[str] = None
-    calib_clips: int = setting(128, lo=1, help="with 32, INT8 agreed with fp32 on only 93-97% of clips")
+    calib_clips: int = setting(128, lo=1, help="calibration clips")
     calib_method: str = "minmax"
     keep_stem_fp: bool = True
     min_agreement: float = setting(0.9, lo=0.0, hi=1.0)
     force: bool = False
     onnx_only: bool = False
     max_batch: int = setting(8, lo=1, hi=256)
-    calib_memory_mb: int = setting(CALIB_MEMORY_MB, lo=64, help="histogram calibration keeps every activation of every clip")
+    calib_memory_mb: int = setting(CALIB_MEMORY_MB, lo=64, help="histogram calibration keeps every activation of every "
+                                                                "clip")
 
     def __post_init__(self):
         super().__post_init__()
@@ -135,11 +152,10 @@ def build_engine(model: Optional[str] = None, settings: Optional[BuildSettings] 
     copy, and the TensorRT engine of each precision where TensorRT and a GPU are (elsewhere
     TensorRTUnavailable, exit status 3, after saying what was made). Returns the report."""
     s = settings or BuildSettings()
-    from . import engine as trt_engine
     from ..data.clips import calibration_clips, source_clips, validation_set
-    from .quantize import fp16_onnx
-
+    from . import engine as trt_engine
     from .locate import BUILD_FROM, default_model
+    from .quantize import fp16_onnx
 
     model = model or default_model(BUILD_FROM, checkpoint=False)
     report: Dict = {}
@@ -247,8 +263,10 @@ def check_as_trained(onnx_path: Path, meta: Dict, clips, labels) -> Dict:
     floor = chance + 0.5 * (trained["top1"] - chance) - noise
     rep = {"checked": True, "top1": top1, "trained_top1": trained["top1"], "clips": int(len(labels)), "floor": floor}
     if trained["top1"] > chance + 2 * noise and top1 < floor:
-        raise ExportError(f"{onnx_path}: scores {top1:.1f}% top-1 on {len(labels)} clips of its validation split, where "
-                          f"training measured {trained['top1']:.1f}% (chance {chance:.1f}%): the clip_spec in its bundle "
+        raise ExportError(f"{onnx_path}: scores {top1:.1f}% top-1 on {len(labels)} clips of its validation split, "
+                          "where "
+                          f"training measured {trained['top1']:.1f}% (chance {chance:.1f}%): the clip_spec in its "
+                          "bundle "
                           "(mean, std, size, frames) is not what it was trained with, or the split has changed; export "
                           "it again from its checkpoint")
     return rep

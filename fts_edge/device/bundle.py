@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..core.artifacts import atomic_write_text, sha256_file
-from ..data.clipspec import ClipSpec
 from ..core.errors import CheckpointError, EngineError, FtsError, first_line
+from ..data.clipspec import ClipSpec
 
 
 def metadata_path(artifact) -> Path:
@@ -185,7 +185,8 @@ def _check_onnx_graph(meta: dict, proto, path) -> None:
     if stream:
         want_in = [n for n in stream["stages"][0]["inputs"]]
         if [n for n, _ in ins] != want_in:
-            raise CheckpointError(f"{path}: the graph's inputs {[n for n, _ in ins][:3]}... are not the frame stage its "
+            raise CheckpointError(f"{path}: the graph's inputs {[n for n, _ in ins][:3]}... are not the frame stage "
+                                  "its "
                                   f"bundle describes; {refit}")
         frame = dict(ins)["frame"]
         if frame != (1, channels, 1, spec.size, spec.size):
@@ -198,11 +199,13 @@ def _check_onnx_graph(meta: dict, proto, path) -> None:
         shape = ins[0][1]
         want = (channels, *spec.input_shape[1:])
         if len(shape) != 5 or tuple(shape[1:]) != want:
-            raise CheckpointError(f"{path}: the graph takes clips {shape}, its bundle says (N, {', '.join(map(str, want))}) "
+            raise CheckpointError(f"{path}: the graph takes clips {shape}, its bundle says (N, "
+                                  f"{', '.join(map(str, want))}) "
                                   f"(channels, frames, size, size); {refit}")
         width = outs[0][1][-1] if outs[0][1] else -1
         if width > 0 and width != n_classes:
-            raise CheckpointError(f"{path}: the graph has {width} outputs, its bundle names {n_classes} classes; {refit}")
+            raise CheckpointError(f"{path}: the graph has {width} outputs, its bundle names {n_classes} classes; "
+                                  f"{refit}")
     ops = {n.op_type for n in proto.graph.node}
     precision = meta.get("precision", "fp32")
     quantized = "QuantizeLinear" in ops or "DequantizeLinear" in ops

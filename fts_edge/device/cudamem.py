@@ -73,12 +73,20 @@ class _CudaPython:
         self.call(self.rt.cudaFreeHost(ptr), "cudaFreeHost")
 
     def htod(self, dst: int, host: np.ndarray):
-        self.call(self.rt.cudaMemcpyAsync(dst, host.ctypes.data, host.nbytes,
-                                          self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream), "cudaMemcpyAsync")
+        self.call(
+            self.rt.cudaMemcpyAsync(
+                dst, host.ctypes.data, host.nbytes, self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream
+            ),
+            "cudaMemcpyAsync",
+        )
 
     def dtoh(self, host: np.ndarray, src: int):
-        self.call(self.rt.cudaMemcpyAsync(host.ctypes.data, src, host.nbytes,
-                                          self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream), "cudaMemcpyAsync")
+        self.call(
+            self.rt.cudaMemcpyAsync(
+                host.ctypes.data, src, host.nbytes, self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream
+            ),
+            "cudaMemcpyAsync",
+        )
 
     def sync(self):
         self.call(self.rt.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")

@@ -91,19 +91,32 @@ def diagnose() -> Dict:
                          "on a Jetson: JetPack 6.1+ and cuda-python 12.x (jetson/install.sh); on a PC: the NVIDIA "
                          "driver and cuda-python", needed=False))
     tv = _pkg_version("torch")
-    checks.append(_check("torch", tv is not None, tv or "not installed (only training, export and teacher mode need it)",
-                         "pip install 'fts-edge[train]' on a workstation; on a Jetson, NVIDIA's torch wheel for "
-                         "JetPack 6 from " + JP6_INDEX_HINT, needed=False))
+    checks.append(
+        _check(
+            "torch",
+            tv is not None,
+            tv or "not installed (only training, export and teacher mode need it)",
+            "pip install 'fts-edge[train]' on a workstation; on a Jetson, NVIDIA's torch wheel for "
+            "JetPack 6 from " + JP6_INDEX_HINT,
+            needed=False,
+        )
+    )
 
     ov = _version("onnxruntime")
     if ov:
         import onnxruntime as ort
         prov = ort.get_available_providers()
-        checks.append(_check("onnxruntime", True, f"{ov}, providers: {', '.join(p.replace('ExecutionProvider', '') for p in prov)}"))
-        checks.append(_check("onnxruntime CUDA provider", "CUDAExecutionProvider" in prov,
-                             "present" if "CUDAExecutionProvider" in prov else "CPU only",
-                             "pip install onnxruntime-gpu (on a Jetson: the JetPack 6 wheel from " + JP6_INDEX_HINT + ")",
-                             needed=False))
+        checks.append(_check("onnxruntime", True, f"{ov}, providers: "
+                                                  f"{', '.join(p.replace('ExecutionProvider', '') for p in prov)}"))
+        checks.append(
+            _check(
+                "onnxruntime CUDA provider",
+                "CUDAExecutionProvider" in prov,
+                "present" if "CUDAExecutionProvider" in prov else "CPU only",
+                "pip install onnxruntime-gpu (on a Jetson: the JetPack 6 wheel from " + JP6_INDEX_HINT + ")",
+                needed=False,
+            )
+        )
     else:
         checks.append(_check("onnxruntime", False, "not installed", "pip install onnxruntime"))
     checks.append(_check("onnx", _version("onnx") is not None, _version("onnx") or "not installed", "pip install onnx"))
@@ -142,19 +155,35 @@ def diagnose() -> Dict:
         gui = re.search(r"GTK[^:]*:\s*YES|QT:\s*YES|Win32 UI:\s*YES|Cocoa:\s*YES", info) is not None
         checks.append(_check("opencv", True, f"{cv} from {os.path.dirname(cv2.__file__)}"))
         checks.append(_check("opencv GStreamer (CSI cameras)", gst, "yes" if gst else "no",
-                             "use the system OpenCV built with GStreamer (apt: python3-opencv on JetPack) instead of pip's "
+                             "use the system OpenCV built with GStreamer (apt: python3-opencv on JetPack) instead of "
+                             "pip's "
                              "(jetson/install.sh does this)", needed=on_jetson))
         checks.append(_check("opencv contrib (reference TV-L1)", contrib, "yes" if contrib else "no",
-                             "pip install opencv-contrib-python-headless (workstations; the TVL1 layers work without it)",
+                             "pip install opencv-contrib-python-headless (workstations; the TVL1 layers work without "
+                             "it)",
                              needed=False))
-        checks.append(_check("opencv GUI (--display)", gui, "yes" if gui else "no (headless build)",
-                             "use --serve HOST:PORT or --output FILE, or install an OpenCV with GUI support", needed=False))
+        checks.append(
+            _check(
+                "opencv GUI (--display)",
+                gui,
+                "yes" if gui else "no (headless build)",
+                "use --serve HOST:PORT or --output FILE, or install an OpenCV with GUI support",
+                needed=False,
+            )
+        )
     else:
         checks.append(_check("opencv", False, "not installed", "pip install opencv-contrib-python-headless"))
 
     cams = sorted(glob.glob("/dev/video*"))
-    checks.append(_check("cameras", bool(cams), ", ".join(cams) if cams else "none under /dev/video*",
-                         "connect a camera (ls /dev/video*), or try `fts-edge camera --input synthetic://`", needed=False))
+    checks.append(
+        _check(
+            "cameras",
+            bool(cams),
+            ", ".join(cams) if cams else "none under /dev/video*",
+            "connect a camera (ls /dev/video*), or try `fts-edge camera --input synthetic://`",
+            needed=False,
+        )
+    )
     if on_jetson:
         jp_ok = l4t_at_least(jet["l4t"])
         checks.append(_check("Jetson", jp_ok, f"{jet['model']}, L4T {jet['l4t']}, JetPack {jet['jetpack']}",

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ..core.artifacts import atomic_write_bytes, sha256_file
-from .bundle import load_bundle, metadata_path, write_metadata
 from ..core.errors import CheckpointError, EngineError, TensorRTUnavailable
+from .bundle import load_bundle, metadata_path, write_metadata
 
 log = logging.getLogger(__name__)
 SUPPORTED = "TensorRT 10.x (JetPack 6.1/6.2 ship 10.3)"
@@ -82,7 +82,8 @@ def engine_path(onnx_path, precision: str) -> Path:
 
 def device_identity(trt) -> Dict:
     gpu = gpu_identity() or {}
-    return {"tensorrt": str(trt.__version__), "gpu": gpu.get("name"), "compute_capability": gpu.get("compute_capability")}
+    return {"tensorrt": str(trt.__version__), "gpu": gpu.get("name"),
+            "compute_capability": gpu.get("compute_capability")}
 
 
 def read_engine_metadata(path) -> Dict:
@@ -94,10 +95,12 @@ def check_engine(meta: Dict, here: Dict, path) -> None:
     """Refuse an engine built for another TensorRT or GPU, saying how to rebuild it (that the file
     is the one its metadata describes, load_bundle has checked)."""
     eng = meta["engine"]
-    rebuild = f"rebuild it here: fts-edge build-engine {meta.get('rebuild_from') or '<model.onnx>'} --{meta.get('precision', 'fp16')}"
+    rebuild = (f"rebuild it here: fts-edge build-engine {meta.get('rebuild_from') or '<model.onnx>'} "
+               f"--{meta.get('precision', 'fp16')}")
     for key, what in (("tensorrt", "TensorRT"), ("compute_capability", "GPU compute capability"), ("gpu", "GPU")):
         if eng.get(key) != here.get(key):
-            raise EngineError(f"{path}: built for {what} {eng.get(key)!r}, this machine has {here.get(key)!r}; {rebuild}")
+            raise EngineError(f"{path}: built for {what} {eng.get(key)!r}, this machine has {here.get(key)!r}; "
+                              f"{rebuild}")
 
 
 class EngineBuilder:
@@ -172,14 +175,38 @@ class EngineBuilder:
         return bytes(memoryview(serialized))
 
 
-def build_tensorrt_engine(onnx_path, precision: str, workspace_mb: int = 1024, timing_cache: Optional[str] = None,
-                 force: bool = False, max_batch: int = 8, out=None, rebuild_from=None, stage: Optional[str] = None) -> Dict:
+def build_tensorrt_engine(
+    onnx_path,
+    precision: str,
+    workspace_mb: int = 1024,
+    timing_cache: Optional[str] = None,
+    force: bool = False,
+    max_batch: int = 8,
+    out=None,
+    rebuild_from=None,
+    stage: Optional[str] = None,
+) -> Dict:
     """Build (or reuse) NAME.{precision}.engine from an ONNX on this machine's GPU, with its metadata.
 
     ``stage`` builds one stage of a streaming student: ``onnx_path`` is then the main (frame
     stage) ONNX, whose bundle describes the stage file beside it (streamplan.stage_file), and the
     engine's metadata is that bundle with ``streaming_stage`` set. Raises TensorRTUnavailable where
-    TensorRT or a GPU is missing, EngineError for a TensorRT outside 10.x or an ONNX it refuses."""
+    TensorRT or a GPU is missing, EngineError for a TensorRT outside 10.x or an ONNX it refuses.
+
+    Args:
+        onnx_path: the ONNX (fp32 for FP16, the Q/DQ one for INT8).
+        precision: fp16 or int8.
+        workspace_mb: TensorRT's workspace.
+        timing_cache: a timing cache file, reused across builds, or None.
+        force: rebuild an engine that matches.
+        max_batch: the largest batch of a dynamic batch axis's profile.
+        out: the engine's path (default NAME.{precision}.engine).
+        rebuild_from: the ONNX a user rebuilds from (named in messages).
+        stage: a streaming student's stage, or None.
+
+    Returns:
+        {"engine": path, "reused": bool, "metadata": the engine's bundle, "layers": the report}.
+    """
     trt = require_tensorrt()
     if gpu_identity() is None:
         raise TensorRTUnavailable("TensorRT is installed but no CUDA GPU answers (cuda-python or pycuda); build "

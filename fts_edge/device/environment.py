@@ -23,10 +23,10 @@ def cpu_info() -> Dict:
             lines = f.readlines()
     except OSError:
         return out
-    name = next((l for l in lines if l.startswith("model name")), None)
+    name = next((line for line in lines if line.startswith("model name")), None)
     if name:
         out["cpu"] = name.split(":", 1)[1].strip()
-    flags = next((l for l in lines if l.startswith(("flags", "Features"))), "")
+    flags = next((line for line in lines if line.startswith(("flags", "Features"))), "")
     out["cpu_features"] = sorted({f for f in flags.split(":", 1)[-1].split()
                                   if f.startswith(("avx", "amx", "asimd")) or "vnni" in f})
     return out

@@ -53,7 +53,17 @@ def run_onnx(session, clips: np.ndarray, batch: Optional[int] = None) -> np.ndar
 def compare_logits(ref: np.ndarray, got: np.ndarray, rel_tol: Optional[float], min_agreement: float,
                    what: str) -> Dict:
     """Top-1 agreement and logit differences of two models on the same clips; ExportError past
-    ``rel_tol`` (max |diff| / max |ref|) or below ``min_agreement``."""
+    ``rel_tol`` (max |diff| / max |ref|) or below ``min_agreement``.
+
+    Args:
+        ref, got: logits (N, classes) of the reference and the model checked.
+        rel_tol: the largest max |diff| / max |ref| allowed (None: not checked).
+        min_agreement: the smallest top-1 agreement allowed.
+        what: the pair's name in the message.
+
+    Returns:
+        clips, max and mean abs diff, max relative diff, top-1 agreement.
+    """
     diff = np.abs(ref - got)
     rel = float(diff.max()) / max(float(np.abs(ref).max()), 1e-12)
     agree = float((ref.argmax(1) == got.argmax(1)).mean())

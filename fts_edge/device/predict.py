@@ -4,8 +4,8 @@ test split. Imports no torch unless the model is a checkpoint."""
 from __future__ import annotations
 
 import glob
-from pathlib import Path
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
 import numpy as np
@@ -66,7 +66,20 @@ def expand_inputs(inputs: Iterable[str]) -> List[str]:
 
 def predict(inputs: Iterable[str], model, clips: int = 5, k: int = 3, device=None, threads: int = 0, load=None,
             close: bool = True) -> List[Dict]:
-    """A row per video: the top-k classes of the averaged clip scores, or the reason it could not be read."""
+    """A row per video: the top-k classes of the averaged clip scores, or the reason it could not be read.
+
+    Args:
+        inputs: files, folders (searched recursively) and glob patterns.
+        model: a path or a Classifier.
+        clips: clips per video, averaged.
+        k: classes reported per video.
+        device, threads: the runtime's device and threads.
+        load: how a path becomes a Classifier (``fts_edge.api.load_classifier`` takes checkpoints).
+        close: free the classifier at the end (False: the caller keeps using it).
+
+    Returns:
+        One dict per video: video, label, score, top, clips; or video and error.
+    """
     from ..data.clips import video_clips
     from .runtime import as_classifier
 
@@ -93,11 +106,23 @@ def predict(inputs: Iterable[str], model, clips: int = 5, k: int = 3, device=Non
 def evaluate_artifact(model, index=None, limit: Optional[int] = None, device=None, threads: int = 0, load=None) -> Dict:
     """Score any artifact (.engine, .onnx, INT8 ONNX, .pt) on a dataset's test split: top-1, top-5,
     per-class counts and the confusion matrix; unreadable videos are left out and listed. The split
-    is the one the model's bundle names unless ``index`` is given."""
+    is the one the model's bundle names unless ``index`` is given.
+
+    Args:
+        model: a path or a Classifier.
+        index: a DatasetIndex, or None for the split the bundle names.
+        limit: score only the first N test videos.
+        device, threads: the runtime's device and threads.
+        load: how a path becomes a Classifier.
+
+    Returns:
+        model, backend, classes, n, top1, top5, clips_per_s, per_class_n, confusion and
+        excluded_unreadable.
+    """
     from ..data.clips import dataset_index_from_meta
     from ..data.datasets import load_frames
-    from .runtime import as_classifier
     from ..data.transforms import preprocess_clip, sample_indices
+    from .runtime import as_classifier
 
     clf = as_classifier(model, load, device, threads)
     try:
@@ -105,7 +130,8 @@ def evaluate_artifact(model, index=None, limit: Optional[int] = None, device=Non
         if index is None:
             raise FtsError(f"{model}: its training dataset is not reachable here; name one with --dataset and --root")
         if list(index.classes) != list(clf.classes):
-            raise FtsError(f"{model}: the dataset's classes {index.classes[:4]}... are not the model's {clf.classes[:4]}...")
+            raise FtsError(f"{model}: the dataset's classes {index.classes[:4]}... are not the model's "
+                           f"{clf.classes[:4]}...")
         items = index.test[:limit] if limit else index.test
         n = len(clf.classes)
         cm = np.zeros((n, n), np.int64)

@@ -23,8 +23,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .bundle import metadata_path
 from ..core.errors import ExportError, first_line
+from .bundle import metadata_path
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +114,20 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
     ``keep_stem_fp`` leaves the first convolution (3 input channels) of the CPU flavour in float:
     quantizing it made that flavour slower. Calibration holds the activations of at most
     ``memory_mb`` worth of batches at a time (the clips are fed in strides), whatever the method.
+
+
+    Args:
+        fp32_onnx: the fp32 model (or one stage of a streaming student).
+        clips: calibration clips, or a list of whole feeds for a graph of several inputs.
+        out: the INT8 model's path (default NAME.int8.onnx or NAME.int8.cpu.onnx).
+        method: minmax, entropy or percentile.
+        keep_stem_fp: leave the CPU flavour's stem in float.
+        progress: a progress factory, or None.
+        flavor: tensorrt or cpu.
+        memory_mb: what histogram calibration may hold.
+
+    Returns:
+        The report: the file, the method, calibration clips and the Q/DQ counts.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -191,7 +205,8 @@ def residuals_read_quantized(onnx_path) -> int:
     producer = {o: n for n in g.node for o in n.output}
     dq_of: Dict[str, str] = {}
     for n in g.node:  # X -> QuantizeLinear -> DequantizeLinear -> X_dq
-        if n.op_type == "DequantizeLinear" and n.input[0] in producer and producer[n.input[0]].op_type == "QuantizeLinear":
+        src = producer.get(n.input[0]) if n.op_type == "DequantizeLinear" else None
+        if src is not None and src.op_type == "QuantizeLinear":
             dq_of.setdefault(producer[n.input[0]].input[0], n.output[0])
     rewired = 0
     for n in g.node:
@@ -262,7 +277,16 @@ def check_int8(fp32_onnx, int8_onnx, clips: np.ndarray, labels: Optional[np.ndar
     """fp32 vs INT8 ONNX in ONNX Runtime on the same clips: top-1 agreement, and accuracy of each
     where labels are given. Raises ExportError below ``min_agreement``. A streaming student's stage
     graphs (the files beside each path) are stepped through each clip frame by frame, as the camera
-    steps them."""
+    steps them.
+
+    Args:
+        fp32_onnx, int8_onnx: the pair.
+        clips: the check's clips; labels: their classes, or None.
+        min_agreement: the smallest top-1 agreement allowed.
+
+    Returns:
+        clips, top1_agreement, max_abs_logit_diff, and fp32_top1/int8_top1 with labels.
+    """
     from .bundle import load_bundle
     from .onnxrt import ort_session, run_onnx
     from .streamplan import onnx_stages, stepped_logits
@@ -283,7 +307,8 @@ def check_int8(fp32_onnx, int8_onnx, clips: np.ndarray, labels: Optional[np.ndar
         rep["int8_top1"] = float((got.argmax(1) == labels).mean() * 100)
     if agree < min_agreement:
         raise ExportError(f"{Path(int8_onnx).name}: INT8 agrees with fp32 on {agree:.1%} of clips "
-                          f"(need {min_agreement:.0%}); calibrate on more or other clips (--calib-clips, --calib-method)")
+                          f"(need {min_agreement:.0%}); calibrate on more or other clips (--calib-clips, "
+                          "--calib-method)")
     return rep
 
 

@@ -13,8 +13,8 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from ..data.clipspec import ClipSpec
 from ..core.errors import CheckpointError, EngineError
+from ..data.clipspec import ClipSpec
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +161,8 @@ class StreamingClassifier(Classifier):
         return self.spec.stride
 
     def describe(self) -> str:
-        return super().describe() + f", streaming (a clip of {self.window} frames, logits {self.stream['latency']} frames late)"
+        return (super().describe() + f", streaming (a clip of {self.window} frames, logits "
+                f"{self.stream['latency']} frames late)")
 
 
 class StreamingOnnxClassifier(StreamingClassifier):
@@ -397,7 +398,8 @@ def load_classifier(path, device: Optional[str] = None, threads: int = 0) -> Cla
 def require_classifier(meta: Dict, path) -> Dict:
     """An RGB network's bundle, or one line: a flow teacher reads flow, not frames."""
     if meta["role"] not in ("student", "rgb"):
-        raise CheckpointError(f"{path}: a flow {meta['role']} (it reads optical flow, not frames); the camera, predict, "
+        raise CheckpointError(f"{path}: a flow {meta['role']} (it reads optical flow, not frames); the camera, "
+                              "predict, "
                               "evaluate, verify and bench run the RGB student")
     return meta
 

@@ -63,7 +63,20 @@ def verify(model: str, against: Optional[str] = None, input_uri: Optional[str] =
            max_rel_diff: Optional[float] = None, device: Optional[str] = None, threads: int = 0, load=None) -> Dict:
     """Run ``model`` and its reference (``against``, or the artifact it was made from) on the
     same real clips. ``load`` turns paths into classifiers (``fts_edge.load``'s loader takes a
-    checkpoint reference too; the default, the device half's, exported models only)."""
+    checkpoint reference too; the default, the device half's, exported models only).
+
+    Args:
+        model: the artifact checked (path or Classifier).
+        against: the reference (default: the artifact it was made from).
+        input_uri: clips from this video or camera (default: the validation split in its bundle).
+        clips: clips compared; runs, warmup: timed and untimed runs.
+        min_agreement, max_rel_diff: the thresholds (None: by the artifact's precision).
+        device, threads: the runtime's device and threads.
+        load: how paths become classifiers.
+
+    Returns:
+        The report (``passed``, agreement, logit differences, latency, layer precisions).
+    """
     from ..data.clips import check_clips
     from .runtime import as_classifier
 

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 
 from ..core.artifacts import atomic_write_bytes
-from ..nets.checkpoint import build_from_checkpoint, bundle_metadata, load_checkpoint
+from ..core.errors import CheckpointError, ExportError, first_line
 from ..data.clipspec import ClipSpec
 from ..device.bundle import metadata_path, write_onnx
-from ..core.errors import CheckpointError, ExportError, first_line
 from ..device.onnxrt import compare_logits, ort_session, run_onnx  # noqa: F401  (re-exported)
+from ..nets.checkpoint import build_from_checkpoint, bundle_metadata, load_checkpoint
 
 log = logging.getLogger(__name__)
 OPSET = 17
@@ -38,7 +38,19 @@ def load_student(ckpt_path):
 def export_onnx(ckpt_path, out=None, batch: int = 1, dynamic_batch: bool = False, simplify: bool = True,
                 parity_clips: Optional[np.ndarray] = None, rel_tol: float = FP32_REL_TOL) -> Dict:
     """Export the student of ``ckpt_path`` to ONNX. Returns the report (paths, simplification,
-    parity); raises ExportError if PyTorch and ONNX Runtime disagree past ``rel_tol``."""
+    parity); raises ExportError if PyTorch and ONNX Runtime disagree past ``rel_tol``.
+
+    Args:
+        ckpt_path: the student's checkpoint.
+        out: the ONNX path (default engines/student.onnx).
+        batch: the static batch; dynamic_batch: a dynamic batch axis instead.
+        simplify: run onnxsim.
+        parity_clips: the clips of the parity check (None: drawn motion clips).
+        rel_tol: the largest relative logit difference allowed.
+
+    Returns:
+        onnx, opset, batch, nodes, simplified, parity and metadata.
+    """
     ck, model = load_student(ckpt_path)
     spec = ClipSpec.from_dict(ck["clip_spec"])
     out = Path(out) if out else Path("engines") / "student.onnx"  # what build-engine, camera and predict look for
@@ -70,7 +82,19 @@ def export_onnx(ckpt_path, out=None, batch: int = 1, dynamic_batch: bool = False
 
 def trace_to_onnx(module, args, out: Path, input_names, output_names, dynamic_axes=None, what: str = "ONNX export"):
     """Trace ``module`` (in eval mode) on ``args`` to a checked ONNX proto at opset OPSET, through a
-    temporary file beside ``out`` that never outlives the call."""
+    temporary file beside ``out`` that never outlives the call.
+
+    Args:
+        module: the network (or a stage of it).
+        args: example inputs.
+        out: the final path (the temporary lies beside it).
+        input_names, output_names: the graph's tensor names.
+        dynamic_axes: torch.onnx's dynamic axes, or None.
+        what: the step's name in messages.
+
+    Returns:
+        The checked onnx.ModelProto.
+    """
     import onnx
 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -113,7 +137,19 @@ def _simplify(proto, wanted: bool):
 def parity(model, onnx_path, clips: np.ndarray, rel_tol: float, batch: Optional[int] = None,
            min_agreement: float = 1.0) -> Dict:
     """PyTorch vs ONNX Runtime on the same clips: max abs and relative logit difference, top-1
-    agreement. Raises ExportError past the thresholds."""
+    agreement. Raises ExportError past the thresholds.
+
+    Args:
+        model: the PyTorch network.
+        onnx_path: its ONNX.
+        clips: real clips (N, 3, T, S, S).
+        rel_tol: the largest relative logit difference allowed.
+        batch: the ONNX's static batch, or None.
+        min_agreement: the smallest top-1 agreement allowed.
+
+    Returns:
+        compare_logits' report.
+    """
     ref = model(torch.from_numpy(clips)).numpy()
     got = run_onnx(ort_session(onnx_path, ["CPUExecutionProvider"]), clips, batch)
     return compare_logits(ref, got, rel_tol, min_agreement, what=f"{Path(onnx_path).name} vs PyTorch")
@@ -121,7 +157,17 @@ def parity(model, onnx_path, clips: np.ndarray, rel_tol: float, batch: Optional[
 
 def export(ckpt, out=None, batch: int = 1, dynamic_batch: bool = False, video: Optional[str] = None) -> Dict:
     """Checkpoint -> ONNX, parity-checked on the validation split it was trained for and on
-    ``video`` (motion clips drawn here where neither is at hand)."""
+    ``video`` (motion clips drawn here where neither is at hand).
+
+    Args:
+        ckpt: the student's checkpoint (a streaming student gives its stage graphs).
+        out: the ONNX path.
+        batch, dynamic_batch: the batch axis (clip students only).
+        video: real footage for the parity check, besides the validation split.
+
+    Returns:
+        export_onnx's (or export_streaming_onnx's) report.
+    """
     from ..data.clips import check_clips
 
     ck = load_checkpoint(ckpt)

@@ -19,13 +19,13 @@ import torch
 import torch.nn as nn
 
 from ..core.artifacts import atomic_write_bytes
-from ..device.bundle import metadata_path, write_onnx
-from ..nets.checkpoint import bundle_metadata
-from ..data.clipspec import ClipSpec
 from ..core.errors import ExportError
-from .onnx import FP32_REL_TOL, OPSET, _simplify, load_student, trace_to_onnx
+from ..data.clipspec import ClipSpec
+from ..device.bundle import metadata_path, write_onnx
 from ..device.onnxrt import compare_logits
 from ..device.streamplan import LATENCY, STAGE_DELAY, STAGES, onnx_stages, stage_file, stepped_logits
+from ..nets.checkpoint import bundle_metadata
+from .onnx import FP32_REL_TOL, OPSET, _simplify, load_student, trace_to_onnx
 
 
 class StageGraph(nn.Module):
@@ -79,7 +79,8 @@ def export_streaming_onnx(ckpt_path, out=None, parity_clips: Optional[np.ndarray
         with torch.no_grad():
             ref = net(torch.from_numpy(parity_clips)).numpy()
         got = stepped_logits(onnx_stages(check, ["CPUExecutionProvider"]), parity_clips, stream)
-        par = compare_logits(ref, got, rel_tol, 1.0, what=f"{out.name}'s stages stepped frame by frame vs PyTorch's clip")
+        par = compare_logits(ref, got, rel_tol, 1.0, what=f"{out.name}'s stages stepped frame by frame vs PyTorch's "
+                                                          "clip")
     finally:
         for name in STAGES:
             if stage_file(check, name).exists():

@@ -29,6 +29,17 @@ def known_pair(kind: str, rng: np.random.Generator, h: int = 112, w: int = 112, 
     translate: up to ``magnitude`` px; rotate: a few degrees about a random centre; zoom: a few
     percent; nonrigid: a smooth random field up to ``magnitude`` px. The mask leaves out pixels
     that move out of the frame.
+
+
+    Args:
+        kind: translate, rotate, zoom or nonrigid.
+        rng: the generator.
+        h, w: the frames' size.
+        magnitude: the largest displacement, pixels.
+        base: a texture to move (None: a random one).
+
+    Returns:
+        (frame1, frame2, flow (H, W, 2), mask).
     """
     pad = int(magnitude * 2 + 8)
     big = _textured(rng, h + 2 * pad, w + 2 * pad, base)
@@ -64,11 +75,24 @@ def known_pair(kind: str, rng: np.random.Generator, h: int = 112, w: int = 112, 
     tx, ty = np.meshgrid(np.arange(w), np.arange(h))
     mask = ((tx + fl[..., 0] >= 1) & (tx + fl[..., 0] <= w - 2) & (ty + fl[..., 1] >= 1) & (ty + fl[..., 1] <= h - 2))
     # Both frames as 8-bit pictures, as a camera gives them and as OpenCV's solver takes them.
-    return np.clip(f1, 0, 255).round().astype(np.uint8), np.clip(f2, 0, 255).round().astype(np.uint8), fl.astype(np.float32), mask
+    def to_uint8(f):
+        return np.clip(f, 0, 255).round().astype(np.uint8)
+
+    return to_uint8(f1), to_uint8(f2), fl.astype(np.float32), mask
 
 
 def known_pairs(n_per_kind: int = 3, seed: int = 0, h: int = 112, w: int = 112, magnitude: float = 8.0,
                 base: np.ndarray = None) -> Iterator[Tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """``n_per_kind`` pairs of every kind in KINDS (``known_pair``), reproducible from ``seed``.
+
+    Args:
+        n_per_kind: pairs of each kind.
+        seed: the generator's seed.
+        h, w, magnitude, base: as ``known_pair`` takes them.
+
+    Returns:
+        An iterator of (kind, frame1, frame2, flow, mask).
+    """
     rng = np.random.default_rng(seed)
     for kind in KINDS:
         for _ in range(n_per_kind):

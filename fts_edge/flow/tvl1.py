@@ -193,7 +193,8 @@ class TVL1(nn.Module):
 
     def flow_pairs(self, a: torch.Tensor, b: torch.Tensor, init: Optional[torch.Tensor] = None) -> torch.Tensor:
         if a.shape != b.shape or a.dim() != 4:
-            raise ValueError(f"TVL1 wants two (N, C, H, W) batches of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
+            raise ValueError(f"TVL1 wants two (N, C, H, W) batches of one shape, got {tuple(a.shape)} and "
+                             f"{tuple(b.shape)}")
         dtype = self.k_fwd.dtype  # the module's precision (float32, or float64 after .double())
         i0, i1 = to_grey(a.to(dtype)), to_grey(b.to(dtype))
         n, _, h, w = i0.shape
@@ -217,7 +218,8 @@ class TVL1(nn.Module):
         if b is not None:
             return self.flow_pairs(a, b)
         if a.dim() != 5 or a.shape[2] < 2:
-            raise ValueError(f"TVL1 wants a clip (N, C, T, H, W) with T >= 2, or two frame batches; got {tuple(a.shape)}")
+            raise ValueError(f"TVL1 wants a clip (N, C, T, H, W) with T >= 2, or two frame batches; got "
+                             f"{tuple(a.shape)}")
         n, c, t, h, w = a.shape
         first = a[:, :, :-1].transpose(1, 2).reshape(n * (t - 1), c, h, w)
         second = a[:, :, 1:].transpose(1, 2).reshape(n * (t - 1), c, h, w)

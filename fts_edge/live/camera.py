@@ -16,8 +16,8 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from ..core.errors import FtsError, SourceError, Terminated, UsageError, terminate_as_interrupt
 from ..core.artifacts import check_output_file
+from ..core.errors import FtsError, SourceError, Terminated, UsageError, terminate_as_interrupt
 from ..core.settings import Settings, setting
 from ..device.locate import default_model
 from ..device.runtime import softmax
@@ -88,7 +88,17 @@ def _quiet_stdout() -> None:
 
 def overlay(frame_rgb: np.ndarray, label: str, score: float, fps: float, latency_ms: float,
             flow_picture: Optional[np.ndarray] = None) -> np.ndarray:
-    """Frame with the label, a confidence bar, FPS and latency; the flow picture beside it if given. BGR."""
+    """Frame with the label, a confidence bar, FPS and latency; the flow picture beside it if given. BGR.
+
+    Args:
+        frame_rgb: the frame (H, W, 3) RGB.
+        label, score: the smoothed label and its score.
+        fps, latency_ms: classifications a second and frame-to-label latency.
+        flow_picture: teacher mode's flow picture, or None.
+
+    Returns:
+        The annotated frame, BGR (wider where a flow picture is beside it).
+    """
     import cv2
 
     img = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
@@ -101,7 +111,8 @@ def overlay(frame_rgb: np.ndarray, label: str, score: float, fps: float, latency
     cv2.putText(img, f"{fps:.1f} cls/s  {latency_ms:.0f} ms", (w // 2, int(24 * scale)), cv2.FONT_HERSHEY_SIMPLEX,
                 0.6 * scale, (200, 200, 200), 1, cv2.LINE_AA)
     if flow_picture is not None:
-        fp = cv2.resize(cv2.cvtColor(flow_picture, cv2.COLOR_RGB2BGR), (h * flow_picture.shape[1] // flow_picture.shape[0], h))
+        side = (h * flow_picture.shape[1] // flow_picture.shape[0], h)
+        fp = cv2.resize(cv2.cvtColor(flow_picture, cv2.COLOR_RGB2BGR), side)
         img = np.concatenate([img, fp], axis=1)
     return img
 

@@ -49,7 +49,9 @@ async function tick() {
            + Number(s.classifications_per_s).toFixed(1) + ' classifications/s');
     }
     if (s.top) { rows('top', s.top.map(t => [t.label, pct(t.score)])); }
-    if (s.events) { rows('events', s.events.slice().reverse().map(e => ['frame ' + e.frame, e.phase, e.label, pct(e.score)])); }
+    if (s.events) {
+      rows('events', s.events.slice().reverse().map(e => ['frame ' + e.frame, e.phase, e.label, pct(e.score)]));
+    }
     if (s.ended) { text('state', 'the source has ended (' + s.ended + '): this is its last window'); again = false; }
   } catch (e) { /* the app is restarting or gone: try again */ }
   if (again) { setTimeout(tick, 300); }

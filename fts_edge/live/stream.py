@@ -132,7 +132,8 @@ class Window:
     clip: np.ndarray
     captured_at: float  # perf_counter when the newest frame arrived
     frame_rgb: Optional[np.ndarray] = None
-    source_time: Optional[float] = None  # the newest frame's time in the source: seconds into a file, or epoch time live
+    # the newest frame's time in the source: seconds into a file, or epoch time live
+    source_time: Optional[float] = None
 
 
 @dataclass
@@ -295,6 +296,19 @@ class Streams:
     @classmethod
     def open(cls, uris: List[str], clf, every: int, realtime: bool = False, max_retries: int = 0,
              on_event=None, **kw) -> "Streams":
+        """Open every input once (live ones reconnect on their own) and make the streams of ``clf``.
+
+        Args:
+            uris: the inputs.
+            clf: the classifier (what a window is and how often: its spec and cadence).
+            every: classify every N frames (a clip model's).
+            realtime: play files at their own rate, as cameras.
+            max_retries: give up on a lost camera after this many failed reopenings (0: never).
+            on_event: what reconnections are reported to.
+
+        Returns:
+            Streams.
+        """
         from ..core.errors import SourceError
         from ..data.sources import open_input
 

@@ -7,15 +7,15 @@ Everything but the tensors is plain Python types, so ``torch.load(weights_only=T
 from __future__ import annotations
 
 import io
-from typing import Optional
 from pathlib import Path
+from typing import Optional
 
 import torch
 
 from ..core.artifacts import atomic_write_bytes, sha256_file
-from ..device.bundle import commit_artifact, differing_keys, versions, write_metadata  # noqa: F401  (the bundle API, re-exported)
-from ..data.clipspec import FLOW_SCALE, ClipSpec
 from ..core.errors import CheckpointError, first_line
+from ..data.clipspec import FLOW_SCALE, ClipSpec
+from ..device.bundle import commit_artifact, differing_keys, versions, write_metadata  # noqa: F401  (the bundle API, re-exported)
 
 
 def save_checkpoint(path, ckpt: dict) -> Path:
@@ -40,7 +40,19 @@ def make_checkpoint(net, role: str, spec: ClipSpec, classes, arch: dict, config:
                     **extra) -> dict:
     """A checkpoint dict as every reader expects it: weights, architecture, role, ClipSpec, class
     names, the settings that made it and the tools' versions; ``extra`` adds training state
-    (optimizer, scheduler, epoch, ...)."""
+    (optimizer, scheduler, epoch, ...).
+
+    Args:
+        net: the network (its state dict is saved).
+        role: teacher, rgb or student.
+        spec: the ClipSpec it trains on.
+        classes: the class names, in output order.
+        arch: how to rebuild it (model, width, num_classes, in_channels, window).
+        config: the settings that made it.
+
+    Returns:
+        The checkpoint dict.
+    """
     return {"model": net.state_dict(), "arch": dict(arch), "role": role, "clip_spec": spec.to_dict(),
             "classes": list(classes), "config": dict(config or {}), "versions": versions(), **extra}
 
@@ -76,7 +88,8 @@ def build_from_checkpoint(ckpt: dict, path="checkpoint"):
             spec = ClipSpec.from_dict(ckpt["clip_spec"])
             from ..flow.tvl1 import TVL1
             tv = TVL1.preset(ckpt.get("flow", {}).get("preset", "fast"))
-            net = FlowTeacher(net, spec.mean, spec.std, flow_scale=ckpt.get("flow", {}).get("scale", FLOW_SCALE), tvl1=tv)
+            scale = ckpt.get("flow", {}).get("scale", FLOW_SCALE)
+            net = FlowTeacher(net, spec.mean, spec.std, flow_scale=scale, tvl1=tv)
         net.load_state_dict(ckpt["model"], strict=True)
     except (RuntimeError, KeyError, ValueError) as e:
         raise CheckpointError(f"{path}: weights do not fit the architecture it names "
@@ -116,7 +129,8 @@ def checkpoint_bundle(path) -> dict:
             raise CheckpointError(f"{side}: not readable bundle metadata ({type(e).__name__})") from None
         keys = differing_keys({k: saved.get(k) for k in CHECKPOINT_KEYS}, {k: meta.get(k) for k in CHECKPOINT_KEYS})
         if keys:
-            raise CheckpointError(f"{p}: {side.name} beside it does not describe it (it differs on {', '.join(keys[:6])}); "
+            raise CheckpointError(f"{p}: {side.name} beside it does not describe it (it differs on "
+                                  f"{', '.join(keys[:6])}); "
                                   "remove the stale JSON or train again")
     return meta
 
@@ -125,7 +139,8 @@ def checkpoint_bundle(path) -> dict:
 CHECKPOINT_KEYS = ("classes", "clip_spec", "arch", "role", "checkpoint_sha256")
 
 
-def load_teacher(path, spec: Optional[ClipSpec] = None, classes: Optional[list] = None, flag: str = "--teacher") -> dict:
+def load_teacher(path, spec: Optional[ClipSpec] = None, classes: Optional[list] = None,
+                 flag: str = "--teacher") -> dict:
     """A flow-teacher checkpoint, or one line saying why ``path`` cannot serve as the teacher: not
     a teacher, or trained on other clips (``spec``) or other classes than the network beside it."""
     ck = load_checkpoint(path)
@@ -135,5 +150,6 @@ def load_teacher(path, spec: Optional[ClipSpec] = None, classes: Optional[list] 
         raise CheckpointError(f"{path}: the teacher was trained on other clips ({ck['clip_spec']}) than the student's")
     if classes is not None and list(ck["classes"]) != list(classes):
         raise CheckpointError(f"{path}: the teacher knows {len(ck['classes'])} classes "
-                              f"({', '.join(ck['classes'][:4])}...), the student {len(classes)}; train them on one dataset")
+                              f"({', '.join(ck['classes'][:4])}...), the student {len(classes)}; train them on one "
+                              "dataset")
     return ck

@@ -1,4 +1,5 @@
-"""3D networks: R3D-18 and ResNeXt3D-18, and FTSnet's flow teacher (FlowTeacher; the student is a plain ResNet3D on RGB).
+"""3D networks: R3D-18 and ResNeXt3D-18, and FTSnet's flow teacher (FlowTeacher; the student is a
+plain ResNet3D on RGB).
 
 One flat file in dependency order: convolutions, blocks, stem, the network, the builders, the
 roles. Every network answers ``forward_features(x) -> (N, D)`` and ``forward_head(f) -> logits``;
@@ -333,7 +334,8 @@ class ResNet3D(nn.Module):
         (the logits layer4 emitted at this step or None, the next state). Fed a clip of ``window``
         frames and LATENCY more (any frames), step window - 1 + LATENCY gives the clip's logits."""
         state, logits, deeper = dict(state), None, schedule(n, self.window)
-        for k in ([deeper] if deeper is not None else []) + [0]:  # the deeper stage first: it reads what the frame stage rewrites
+        # the deeper stage first: it reads what the frame stage rewrites
+        for k in ([deeper] if deeper is not None else []) + [0]:
             ins, outs = self.stage_io(k, frame.shape[0], frame.shape[-1])
             res = self.stage_step(k, *[frame if i == "frame" else state[i] for i in ins])
             for name, value in zip(outs, res):
@@ -440,7 +442,8 @@ def stream_macs(net: "ResNet3D", size: int) -> Dict[str, float]:
     with _MacCounter(net) as c:
         for k, name in enumerate(STAGES):
             ins, _ = net.stage_io(k, 1, size)
-            net.stage_step(k, *[torch.zeros(1, net.in_channels, 1, size, size) if n == "frame" else state[n] for n in ins])
+            frame = torch.zeros(1, net.in_channels, 1, size, size)
+            net.stage_step(k, *[frame if n == "frame" else state[n] for n in ins])
             res[f"{name} stage"] = c.take()
     res["mean step"] = sum(res[f"{n} stage"] / 2 ** k for k, n in enumerate(STAGES))
     return res

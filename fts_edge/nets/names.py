@@ -17,7 +17,8 @@ def hint_layers(hint: Optional[str]) -> Tuple[str, ...]:
     names = [n.strip() for n in hint.split(",")]
     bad = [n for n in names if n not in HINT_LAYERS]
     if bad or len(set(names)) != len(names):
-        raise ValueError(f"hint must be blocks of {', '.join(HINT_LAYERS)}, comma-separated and each once, got {hint!r}")
+        raise ValueError(f"hint must be blocks of {', '.join(HINT_LAYERS)}, comma-separated and each once, "
+                         f"got {hint!r}")
     return tuple(n for n in HINT_LAYERS if n in names)
 
 

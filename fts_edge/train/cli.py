@@ -6,20 +6,23 @@ import json
 import logging
 from pathlib import Path
 
-from ..data.clipspec import TVL1_PRESETS
-from .config import DEFAULT_LR, DEFAULTS, MIMICS
-from ..nets.models import HINT_LAYERS, MODELS, hint_layers
 from ..core.errors import FtsError, guarded
+from ..data.clipspec import TVL1_PRESETS
+from ..nets.models import HINT_LAYERS, MODELS, hint_layers
+from .config import DEFAULT_LR, DEFAULTS, MIMICS
 
 
 def add_data_args(p):
     p.add_argument("--dataset", choices=("hmdb51", "ucf101", "folder", "synthetic"), default="synthetic",
                    help="dataset layout, as in `fts-edge data check` (default synthetic)")
-    p.add_argument("--root", help="video root (synthetic: a folder from `fts-edge data synth`, or omit to render on the fly)")
+    p.add_argument("--root", help="video root (synthetic: a folder from `fts-edge data synth`, or omit to render on "
+                                  "the fly)")
     p.add_argument("--splits", help="official split files (default --root)")
     p.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default 1)")
-    p.add_argument("--per-class", type=int, help=f"synthetic rendered on the fly: videos per class (default {DEFAULTS.per_class})")
-    p.add_argument("--num-classes", type=int, help=f"synthetic rendered on the fly: classes (default {DEFAULTS.num_classes})")
+    p.add_argument("--per-class", type=int, help=f"synthetic rendered on the fly: videos per class (default "
+                                                 f"{DEFAULTS.per_class})")
+    p.add_argument("--num-classes", type=int, help=f"synthetic rendered on the fly: classes (default "
+                                                   f"{DEFAULTS.num_classes})")
     p.add_argument("--flip", action=argparse.BooleanOptionalAction, default=None,
                    help="horizontal flips in training (default: off where class names pair directions, such as "
                         "swipe_left/swipe_right, which a flip would swap; on otherwise)")
@@ -47,8 +50,12 @@ def add_train_args(p, role: str):
     g.add_argument("--batch-size", type=int, help="global batch, split over torchrun processes (default %(default)s)")
     g.add_argument("--optimizer", choices=("sgd", "adamw"),
                    help="sgd (the paper's, default) or adamw (trains small networks from scratch faster)")
-    g.add_argument("--lr", type=float, default=None,
-                   help=f"peak learning rate (default {DEFAULT_LR['sgd']:g} for sgd, {DEFAULT_LR['adamw']:g} for adamw)")
+    g.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help=f"peak learning rate (default {DEFAULT_LR['sgd']:g} for sgd, {DEFAULT_LR['adamw']:g} for adamw)",
+    )
     g.add_argument("--momentum", type=float)
     g.add_argument("--weight-decay", type=float)
     g.add_argument("--schedule", choices=("cosine", "step"))
@@ -74,11 +81,12 @@ def add_train_args(p, role: str):
         g.add_argument("--alpha", type=float,
                        help=f"weight of ||F_rgb - F_flow||^2 (default {DEFAULTS.alpha:g}; 0 = the RGB-only baseline)")
         g.add_argument("--mode", choices=("ftsnet", "mers"),
-                       help="ftsnet: CE + alpha*MSE; mers: the pure-mimic ablation (MSE trains the network, CE only the classifier)")
+                       help="ftsnet: CE + alpha*MSE; mers: the pure-mimic ablation (MSE trains the network, CE only "
+                            "the classifier)")
         g.add_argument("--mimic", choices=MIMICS,
                        help="mse: the paper's ||F_rgb - F_flow||^2 (default); correlation: the same on features "
                             "z-scored over the batch, which a student cannot lower by outputting the teacher's mean "
-                            "(the demo's: it beat mse on the motion dataset's development seeds)")
+                            "(the demo's recipe: docs/experiments.md)")
         g.add_argument("--hint", type=_hint, default=None, metavar="LAYER[,LAYER]",
                        help=f"also mimic these blocks' feature maps ({', '.join(HINT_LAYERS)}; every position, "
                             "same --mimic and --alpha); needs the student at the teacher's --model and --width")

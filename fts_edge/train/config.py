@@ -25,10 +25,44 @@ MIMICS = ("mse", "correlation")  # the paper's MSE of the features, or the same 
 CLIP_FIELDS = ("frames", "size", "resize", "stride")
 # Settings that define a run: --resume refuses a change to any of them (epochs may grow, device,
 # precision and threads may change).
-RUN_DEFINING = ("role", "dataset", "root", "splits", "split", "per_class", "num_classes", "frames", "size", "resize",
-                "stride", "model", "width", "optimizer", "batch_size", "lr", "momentum", "weight_decay", "schedule",
-                "warmup_epochs", "clip_grad", "teacher", "alpha", "mode", "mimic", "hint", "hint_from", "init_from_teacher",
-                "init_from", "init_stem_from", "flow_preset", "flow_scale", "seed", "eval_clips", "flip", "pretrained")
+RUN_DEFINING = (
+    "role",
+    "dataset",
+    "root",
+    "splits",
+    "split",
+    "per_class",
+    "num_classes",
+    "frames",
+    "size",
+    "resize",
+    "stride",
+    "model",
+    "width",
+    "optimizer",
+    "batch_size",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "schedule",
+    "warmup_epochs",
+    "clip_grad",
+    "teacher",
+    "alpha",
+    "mode",
+    "mimic",
+    "hint",
+    "hint_from",
+    "init_from_teacher",
+    "init_from",
+    "init_stem_from",
+    "flow_preset",
+    "flow_scale",
+    "seed",
+    "eval_clips",
+    "flip",
+    "pretrained",
+)
 
 
 @dataclass(frozen=True)
@@ -58,8 +92,7 @@ class TrainConfig(Settings):
     weight_decay: float = setting(5e-4, lo=0.0)
     schedule: str = "cosine"  # cosine | step
     warmup_epochs: int = setting(1, lo=0)
-    clip_grad: float = setting(5.0, lo=0.0, help="max gradient norm (0: off); distillation at alpha 50, lr 0.1 "
-                                                 "diverged without it")
+    clip_grad: float = setting(5.0, lo=0.0, help="max gradient norm (0: off)")
     # distillation
     teacher: Optional[str] = None
     # The weight of the mimic term: the best mean of research/sweep_alpha.py on three development

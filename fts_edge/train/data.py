@@ -17,7 +17,8 @@ log = logging.getLogger(__name__)
 
 
 class VideoDataset:
-    """A map-style dataset (what torch's DataLoader takes): clips from a list of items. ``mode``: "random" (training), "center" or "multi" (testing,
+    """A map-style dataset (what torch's DataLoader takes): clips from a list of items. ``mode``:
+    "random" (training), "center" or "multi" (testing,
     ``num_clips`` clips stacked on a leading axis). ``cache`` keeps decoded frames in memory
     (small datasets, num_workers=0). Returns ``(clip float32 (3, T, S, S), label)``."""
 

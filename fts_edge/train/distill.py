@@ -81,7 +81,16 @@ def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.T
     loss uses ``mimic_term(mimic)``. mode "ftsnet": CE + alpha * mimic. mode "mers" (MARS's pure
     mimic ablation): the backbone learns from the mimic term alone; the classifier learns CE on
     detached features (the caller passes logits computed from ``f_rgb.detach()``). ``maps``, (student,
-    teacher) pairs of feature maps, add a ``hint_term`` each to the mimic at the same weight."""
+    teacher) pairs of feature maps, add a ``hint_term`` each to the mimic at the same weight.
+
+    Args:
+        logits, target: the student's logits and the labels.
+        f_rgb, f_flow: the student's (projected) and the teacher's pooled features.
+        alpha: the mimic's weight.
+        mode: ftsnet or mers.
+        mimic: mse or correlation.
+        maps: (student, teacher) feature-map pairs of the hint, or None.
+    """
     term = mimic_term(f_rgb, f_flow, mimic)
     for map_rgb, map_flow in maps or ():
         term = term + hint_term(map_rgb, map_flow.detach(), mimic)
@@ -119,7 +128,8 @@ def mimic_fit(f_student: torch.Tensor, f_teacher: torch.Tensor) -> Dict[str, flo
     is free) and corr is the measure."""
     fs, ft = f_student.double(), f_teacher.double()
     if fs.shape != ft.shape or fs.dim() != 2 or len(fs) < 2:
-        raise ValueError(f"mimic_fit needs two N x D feature sets with N >= 2, got {tuple(fs.shape)} and {tuple(ft.shape)}")
+        raise ValueError(f"mimic_fit needs two N x D feature sets with N >= 2, got {tuple(fs.shape)} and "
+                         f"{tuple(ft.shape)}")
     var_t = float(ft.var(0, unbiased=False).mean())
     var_s = float(fs.var(0, unbiased=False).mean())
     mse = float(((fs - ft) ** 2).mean())

@@ -14,18 +14,29 @@ import torch
 import torch.nn.functional as F
 
 from ..core.artifacts import atomic_write_text
-from ..nets.checkpoint import build_from_checkpoint, load_checkpoint, load_teacher
-from ..data.clipspec import ClipSpec
-from .data import ClipSet
-from ..data.datasets import index_from_settings
 from ..core.errors import DatasetError
-
+from ..data.clipspec import ClipSpec
+from ..data.datasets import index_from_settings
+from ..nets.checkpoint import build_from_checkpoint, load_checkpoint, load_teacher
+from .data import ClipSet
 
 
 # -- scoring a network on a split -----------------------------------------------------------------------------
 @torch.no_grad()
 def score(model, ds: ClipSet, key: str, batch_size: int = 16, device="cpu", flow_input=False) -> Dict:
-    """Softmax scores and labels for every clip of ``ds``, with the throughput (clips/s)."""
+    """Softmax scores and labels for every clip of ``ds``, with the throughput (clips/s).
+
+    Args:
+        model: the network.
+        ds: the ClipSet.
+        key: "rgb" or "flow".
+        batch_size: clips a batch.
+        device: where it runs.
+        flow_input: the model reads flow (the teacher from its cached flow).
+
+    Returns:
+        probs (N, classes), labels, clips_per_s and the unreadable videos.
+    """
     model.eval()
     dtype = next(model.parameters()).dtype  # float64 for a run in fp64, float32 otherwise
     loader = torch.utils.data.DataLoader(ds, batch_size=batch_size, shuffle=False, num_workers=0,
@@ -73,10 +84,22 @@ def confusion(probs: torch.Tensor, labels: torch.Tensor, n: int) -> np.ndarray:
 def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str], index=None, out=None,
              batch_size: int = 16, threads: int = 0) -> Dict:
     """Rows for each checkpoint given (two-stream when both RGB and teacher are). Writes
-    table.md, table.json and confusion_<row>.png to ``out`` if given."""
+    table.md, table.json and confusion_<row>.png to ``out`` if given.
+
+    Args:
+        rgb, teacher, student: checkpoints (any may be None).
+        index: the dataset (None: the one the checkpoints were trained on).
+        out: the table's folder, or None.
+        batch_size: clips a batch.
+        threads: torch threads (0: its choice).
+
+    Returns:
+        rows (method, top1, top5, n, clips/s, confusion) and diagnostics.
+    """
     if threads:
         torch.set_num_threads(threads)
-    cks = {k: load_checkpoint(p) for k, p in (("RGB", rgb), ("flow (teacher)", teacher), ("distilled student", student)) if p}
+    given = (("RGB", rgb), ("flow (teacher)", teacher), ("distilled student", student))
+    cks = {k: load_checkpoint(p) for k, p in given if p}
     if not cks:
         raise ValueError("give at least one checkpoint")
     first = next(iter(cks.values()))
@@ -91,7 +114,8 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
                                   "the table would name it wrongly")
         if ClipSpec.from_dict(ck["clip_spec"]) != spec or ck["classes"] != classes:
             from ..core.errors import CheckpointError
-            raise CheckpointError(f"{name}: trained on other clips or classes than the others; the table compares like with like")
+            raise CheckpointError(f"{name}: trained on other clips or classes than the others; the table compares like "
+                                  "with like")
     if index is None:
         index = index_from_settings(first["config"])
     ds = ClipSet(index.test, spec, False, index.flip)
@@ -134,7 +158,18 @@ def student_mimic_fit(student: str, teacher: str, split: str = "val", max_clips:
     """``distill.mimic_fit`` of a student checkpoint against its teacher on clips of the student's
     own dataset (up to ``max_clips`` clips spread evenly over the split): did the student learn
     the teacher's features, or collapse onto their mean? Pass the same ``cache`` dict for several
-    students of one teacher and its features (TV-L1 and all) are computed once."""
+    students of one teacher and its features (TV-L1 and all) are computed once.
+
+    Args:
+        student, teacher: checkpoints.
+        split: train or test.
+        max_clips: clips at most.
+        batch_size: clips a batch.
+        cache: the teacher's features by split, shared between students.
+
+    Returns:
+        distill.mimic_fit's figures.
+    """
     from .distill import FeatureProjection, mimic_fit
 
     sck = load_checkpoint(student)
@@ -212,7 +247,8 @@ def markdown(result: Dict) -> str:
 def write_table(result: Dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     extra = diagnostics_text(result)
-    atomic_write_text(out / "table.md", markdown(result) + "\n" + ("\n" + extra.replace("\n", "  \n") + "\n" if extra else ""))
+    tail = "\n" + extra.replace("\n", "  \n") + "\n" if extra else ""
+    atomic_write_text(out / "table.md", markdown(result) + "\n" + tail)
     atomic_write_text(out / "table.json", json.dumps(result, indent=2))
     from .plots import confusion_png
 

@@ -21,21 +21,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..nets.checkpoint import build_from_checkpoint, load_checkpoint, load_teacher, make_checkpoint, save_checkpoint, save_with_bundle
-from .data import ClipSet
-from ..data.datasets import DatasetIndex
-from .evaluate import metrics, score
-from .config import PRECISIONS, TrainConfig, arch_of, changed_settings, window_of  # noqa: F401  (re-exported)
-from .distill import FeatureProjection, distillation_loss
 from ..core.artifacts import atomic_write_text
 from ..core.errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
+from ..data.datasets import DatasetIndex
+from ..nets.checkpoint import (
+    build_from_checkpoint,
+    load_checkpoint,
+    load_teacher,
+    make_checkpoint,
+    save_checkpoint,
+    save_with_bundle,
+)
 from ..nets.names import hint_layers, same_layers
+from .config import PRECISIONS, TrainConfig, arch_of, changed_settings, window_of  # noqa: F401  (re-exported)
+from .data import ClipSet
+from .distill import FeatureProjection, distillation_loss
+from .evaluate import metrics, score
 
 log = logging.getLogger(__name__)
 # -- data -----------------------------------------------------------------------------------
 def make_flow_cache(cfg: TrainConfig):
-    from ..flow.tvl1 import TVL1
     from ..flow.store import FlowCache
+    from ..flow.tvl1 import TVL1
 
     solver = TVL1.preset(cfg.flow_preset)
     folder = cfg.flow_cache or str(Path(cfg.out).parent / "flow_cache")
@@ -145,7 +152,8 @@ def build_networks(cfg: TrainConfig, num_classes: int):
         elif cfg.init_from_teacher:
             init_from_teacher(net, teacher)
         if cfg.hint_from:
-            teacher = HintedTeacher(teacher, student_shaped_flow_network(cfg, cfg.hint_from, "--hint-from", num_classes))
+            maps_from = student_shaped_flow_network(cfg, cfg.hint_from, "--hint-from", num_classes)
+            teacher = HintedTeacher(teacher, maps_from)
     if cfg.init_from:
         init_from_teacher(net, student_shaped_flow_network(cfg, cfg.init_from, "--init-from", num_classes))
     if cfg.init_stem_from:
@@ -161,7 +169,8 @@ def init_stem(net: nn.Module, cfg: TrainConfig) -> None:
     ck = load_checkpoint(cfg.init_stem_from)
     if ck.get("role") not in ("student", "rgb") or ck["arch"]["width"] != cfg.width:
         raise CheckpointError(f"{cfg.init_stem_from}: --init-stem-from needs an RGB network (a student or the RGB "
-                              f"baseline) at width {cfg.width:g}, not a {ck.get('role')} at width {ck['arch']['width']:g}")
+                              f"baseline) at width {cfg.width:g}, not a {ck.get('role')} at width "
+                              f"{ck['arch']['width']:g}")
     own = net.state_dict()
     stem = {k: v for k, v in ck["model"].items() if k.startswith("stem.")}
     if not stem or any(k not in own or own[k].shape != v.shape for k, v in stem.items()):
@@ -192,9 +201,8 @@ def student_shaped_flow_network(cfg: TrainConfig, path: str, flag: str, num_clas
     """The flow network of ``--init-from`` or ``--hint-from``, frozen, checked to be built exactly as
     the student is and to know the same classes: its blocks then carry over and its maps sit on the
     student's frames. Not merely the same shapes: a clip network's blocks do not carry over to causal
-    convolutions (a causal student started from the clip teacher's blocks stayed at chance on the
-    motion dataset), so the streaming student starts from, and follows the maps of, the teacher's
-    causal copy."""
+    convolutions (docs/experiments.md), so the streaming student starts from, and follows the maps
+    of, the teacher's causal copy."""
     ck = load_teacher(path, flag=flag)
     arch = ck["arch"]
     if arch["num_classes"] != num_classes:
@@ -226,7 +234,8 @@ def load_pretrained(net: nn.Module, path: str) -> Dict[str, List[str]]:
     skipped = sorted(k for k in own if k not in loaded)
     body = [k for k in own if not k.startswith(("fc.", "stem.0."))]
     if sum(k in loaded for k in body) < len(body) // 2:
-        raise CheckpointError(f"--pretrained {p}: only {len(loaded)} of {len(own)} tensors fit this network; it takes a "
+        raise CheckpointError(f"--pretrained {p}: only {len(loaded)} of {len(own)} tensors fit this network; it takes "
+                              "a "
                               f"torchvision r3d_18 state dict at --width 1.0 (and --model r3d_18)")
     net.load_state_dict({**own, **{k: sd[k] for k in loaded}})
     return {"loaded": loaded, "skipped": skipped}
@@ -453,8 +462,16 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
                 with torch.no_grad():
                     flow = batch["flow"].to(dev, dtype, non_blocking=True)
                     f_flow, maps_flow = run.teacher.forward_flow_features_and_maps(flow, hints)
-                loss, ce, mse = distillation_loss(full(logits), y, full(f_rgb), full(f_flow), cfg.alpha, cfg.mode,
-                                                  cfg.mimic, maps=[(full(a), full(b)) for a, b in zip(maps_rgb, maps_flow)])
+                loss, ce, mse = distillation_loss(
+                    full(logits),
+                    y,
+                    full(f_rgb),
+                    full(f_flow),
+                    cfg.alpha,
+                    cfg.mode,
+                    cfg.mimic,
+                    maps=[(full(a), full(b)) for a, b in zip(maps_rgb, maps_flow)],
+                )
             else:
                 loss = ce = F.cross_entropy(full(logits), y)
                 mse = torch.zeros((), device=dev)
@@ -498,7 +515,16 @@ def validate(run: Run) -> Dict:
 
 
 def save_epoch(run: Run, epoch: int, tot: Dict, m: Dict, train_s: float) -> Dict:
-    """Record a finished epoch: best.pt where it is the best, the metrics line, last.pt, the curves."""
+    """Record a finished epoch: best.pt where it is the best, the metrics line, last.pt, the curves.
+
+    Args:
+        run: the Run.
+        epoch: the epoch just trained (0-based).
+        tot: its training sums; m: its validation metrics; train_s: its seconds.
+
+    Returns:
+        The summary: best_top1, last_top1, epochs, out.
+    """
     cfg, out = run.cfg, run.out
     is_best = m["top1"] > run.best
     run.best = max(run.best, m["top1"])

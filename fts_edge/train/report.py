@@ -61,26 +61,49 @@ def _camera_lines(c: Dict) -> List[str]:
 
 def write_report(out: Path, title: str, intro: str, state: Dict, settings: Dict, settings_note: str,
                  chance: Optional[float] = None) -> Path:
-    """Write OUT/report.md from a run's state (its finished stages) and settings."""
+    """Write OUT/report.md from a run's state (its finished stages) and settings.
+
+    Args:
+        out: the run folder.
+        title, intro: the report's heading and first paragraph.
+        state: the run's state.json (its finished stages).
+        settings: the run's settings, printed whole.
+        settings_note: how to reproduce the run.
+        chance: the chance level, percent.
+
+    Returns:
+        The report's path.
+    """
     st = state["stages"]
     lines = [f"# {title}", "", intro, "", "## Settings", "", settings_note, "",
              f"Seed {settings.get('seed', 0)}.", "", "```json", json.dumps(settings, indent=2), "```", "",
              "## Machine", ""] + _environment_lines()
     data = st.get("data", {})
-    lines += ["", "## Data", "", f"{data.get('train', '?')} training and {data.get('val', data.get('test', '?'))} "
-              "validation videos" + (f"; {len(data['unreadable'])} unreadable, left out" if data.get("unreadable") else "")
-              + (f". Chance level: {chance:.1f} % top-1 (one class in {round(100 / chance)})." if chance else ".")]
+    lines += [
+        "",
+        "## Data",
+        "",
+        f"{data.get('train', '?')} training and {data.get('val', data.get('test', '?'))} "
+        "validation videos"
+        + (f"; {len(data['unreadable'])} unreadable, left out" if data.get("unreadable") else "")
+        + (f". Chance level: {chance:.1f} % top-1 (one class in {round(100 / chance)})." if chance else "."),
+    ]
     lines += ["", "## Table (validation split)", "", st["table"]["markdown"], ""]
     if st.get("streaming"):
         s = st["streaming"]
-        start = (f"the clip student's teacher, started from the teacher's blocks copied into causal layers (that "
-                 f"copy: top-1 {s['causal_flow_top1']:.1f} % on flow) and the clip student's stem" if "causal_flow_top1" in s else
-                 f"a flow teacher of the same causal layers (top-1 {s['teacher_top1']:.1f} %)")
+        start = (
+            f"the clip student's teacher, started from the teacher's blocks copied into causal layers (that "
+            f"copy: top-1 {s['causal_flow_top1']:.1f} % on flow) and the clip student's stem"
+            if "causal_flow_top1" in s
+            else f"a flow teacher of the same causal layers (top-1 {s['teacher_top1']:.1f} %)"
+        )
         lines += ["## Streaming student", "", "`causal_r3d_18` distilled with the student's loss"
-                  + (f" for {s['epochs']} epochs" if s.get("epochs") else "") + f" from {start}: top-1 {s['top1']:.1f} % on "
+                  + (f" for {s['epochs']} epochs" if s.get("epochs") else "") + f" from {start}: top-1 {s['top1']:.1f} "
+                                                                                "% on "
                   f"the same {s['n']} validation clips (clip student "
                   f"{s['clip_student_top1']:.1f} %" + (f", RGB {s['rgb_top1']:.1f} %" if s.get("rgb_top1") is not None
-                                                        else "") + f"). Its stage graphs (`{Path(s['onnx']).name}` and three beside it) "
+                                                        else "") + f"). Its stage graphs (`{Path(s['onnx']).name}` and "
+                                                                   "three beside it) "
                   f"stepped through the clips frame by frame match its clip forward to "
                   f"{s['parity']['max_rel_diff']:.1e}.", ""]
     if "export" in st:
@@ -91,7 +114,8 @@ def write_report(out: Path, title: str, intro: str, state: Dict, settings: Dict,
         sp = st["speed"]
         lines += ["## Speed (one clip, this machine)", "", "| pipeline | ms |", "| --- | ---: |"]
         lines += [f"| {k} | {v:.1f} |" for k, v in sp["timings_ms"].items()]
-        lines += ["", f"Best student speed-up over the OpenCV two-stream pipeline: {sp['best_student_speedup']:.1f}x", ""]
+        lines += ["", f"Best student speed-up over the OpenCV two-stream pipeline: {sp['best_student_speedup']:.1f}x",
+                  ""]
     lines += ["## Confusion matrices", ""] + [f"![{f.stem}](table/{f.name})"
                                               for f in sorted((out / "table").glob("confusion_*.png"))]
     lines += ["", "## Training curves", ""]
