@@ -168,11 +168,16 @@ class Demo(RecipeRun):
 
         from .train.report import write_report
 
-        pics = sorted((self.out / "flow").glob("*.png"))[:6]
-        if pics:
+        pics = sorted((self.out / "flow").glob("*.png"))
+        pics = pics[:: max(1, len(pics) // 6)][:6]  # six moments spread over the camera run
+        if pics:  # a grid of frame | flow pairs, three a row
             imgs = [cv2.imread(str(p)) for p in pics]
             h = min(i.shape[0] for i in imgs)
-            strip = np.concatenate([cv2.resize(i, (i.shape[1] * h // i.shape[0], h)) for i in imgs], 1)
+            tiles = [cv2.resize(i, (i.shape[1] * h // i.shape[0], h)) for i in imgs]
+            w = max(t.shape[1] for t in tiles)
+            tiles = [np.pad(t, ((0, 0), (0, w - t.shape[1]), (0, 0))) for t in tiles]
+            tiles += [np.zeros_like(tiles[0])] * (-len(tiles) % 3)
+            strip = np.concatenate([np.concatenate(tiles[i:i + 3], 1) for i in range(0, len(tiles), 3)], 0)
             from .core.artifacts import atomic_write_bytes
             atomic_write_bytes(self.out / "flow_strip.png", cv2.imencode(".png", strip)[1].tobytes())
         path = write_report(self.out, "fts-edge demo report",
@@ -223,10 +228,8 @@ def summary_text(out: Path, res: Dict) -> str:
         "  other seeds:       fts-edge demo --seed 1   (docs/results.md has seeds 0-2, with mean and spread)",
         "  train longer:      fts-edge demo --epochs 30   (RGB alone catches up given time on this data: "
         "docs/experiments.md)",
-        "  train on HMDB51:   python train/train_teacher.py --dataset hmdb51 --root hmdb51/videos --splits "
-        "hmdb51/splits",
-        "                     python train/train_student.py --dataset hmdb51 --root ... --teacher runs/teacher/best.pt",
-        "  your own videos:   fts-edge data check --dataset folder --root my_videos   (then the same scripts)",
+        "  your own videos:   fts-edge train my_videos --preset small --baseline   (one folder per class)",
+        "  train on HMDB51:   fts-edge train hmdb51/videos --dataset hmdb51 --splits hmdb51/splits --preset paper",
         f"  on the Jetson:     fts-edge build-engine {out}/engines/student.onnx --int8",
         f"  the camera:        fts-edge camera --input /dev/video0 --model {out}/engines/student.int8.cpu.onnx",
     ])

@@ -446,3 +446,27 @@ def test_tensorrt_engines_of_the_stages_stream_like_onnx_runtime(tmp_path, monke
     assert rt.live_allocations() == before  # nothing left allocated by the refusal
     for m in ("tensorrt", "cuda", "cuda.bindings", "cuda.bindings.runtime", "pycuda", "pycuda.driver"):
         sys.modules.pop(m, None)
+
+
+def test_the_camera_app_script_steps_a_streaming_student_as_the_camera_command_does(tmp_path):
+    """apps/camera.py with the streaming student: the classifier says it streams, so the app steps
+    it one frame at a time (it cannot feed it whole windows) and gives the camera command's rows."""
+    import subprocess
+    import sys
+
+    from fts_edge.cli import main
+
+    _, onnx_path = _streaming_onnx(tmp_path)
+    video = _motion_video(tmp_path / "clip.avi", frames=20, seed=3)
+    app = Path(__file__).resolve().parents[1] / "apps" / "camera.py"
+    r = subprocess.run([sys.executable, str(app), str(video), "--model", str(onnx_path), "--every", "5"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert rows[0]["streaming"] is True and rows[0]["every"] == 1
+    assert [row["frame"] for row in rows if row["type"] == "prediction"] == list(range(5 + LATENCY, 20))
+    lines = tmp_path / "cam.jsonl"
+    assert main(["camera", "--input", str(video), "--model", str(onnx_path), "--json-out", str(lines)]) == 0
+    command = [json.loads(line) for line in lines.read_text().splitlines()]
+    assert _without_times(rows) == [{**r, "inputs": rows[0]["inputs"]} if r["type"] == "start" else r
+                                    for r in _without_times(command)]

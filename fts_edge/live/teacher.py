@@ -9,6 +9,27 @@ import numpy as np
 
 from .stream import LIVE, topk
 
+PICTURE_HEIGHT = 192  # the frame and its flow are drawn this high: a clip's 56 or 112 pixels are too small to read
+
+
+def frame_of(clip: np.ndarray, spec) -> np.ndarray:
+    """The clip's last frame as uint8 RGB (H, W, 3): what the teacher's last flow field starts from."""
+    from ..data.transforms import denormalise
+
+    return np.clip(denormalise(clip[:, -1:], spec)[:, 0].transpose(1, 2, 0), 0, 255).astype(np.uint8)
+
+
+def side_by_side(frame: np.ndarray, flow_picture: np.ndarray) -> np.ndarray:
+    """The frame and its flow picture, each scaled (nearest pixel: no invented detail) to
+    PICTURE_HEIGHT, side by side."""
+    import cv2
+
+    def high(img):
+        return cv2.resize(img, (img.shape[1] * PICTURE_HEIGHT // img.shape[0], PICTURE_HEIGHT),
+                          interpolation=cv2.INTER_NEAREST)
+
+    return np.concatenate([high(frame), high(flow_picture)], 1)
+
 
 class Teacher:
     """The flow teacher beside the student: TV-L1 layers on CUDA where there is a GPU, else the CPU."""
@@ -23,7 +44,7 @@ class Teacher:
         if self.device == "cpu":
             say({"type": "warning", "message": "teacher mode on the CPU: TV-L1 flow is slow here (no CUDA GPU)"})
         self.model = build_from_checkpoint(ck, ckpt).to(self.device).freeze()
-        self.classes = ck["classes"]
+        self.classes, self.spec = ck["classes"], spec
         self.flow_dir = Path(flow_dir) if flow_dir else None
         self.agree = 0
         self.n = 0
@@ -39,7 +60,7 @@ class Teacher:
             probs = torch.softmax(self.model.forward_head(self.model.forward_flow_features(flow)), 1)[0].cpu().numpy()
         last = flow[0, :, -1].cpu().numpy()
         top = max(float(np.sqrt((last ** 2).sum(0)).max()), 1e-3)
-        picture = with_legend(flow_to_color(last, top), top)
+        picture = side_by_side(frame_of(clip, self.spec), with_legend(flow_to_color(last, top), top))
         if self.flow_dir is not None:
             import cv2
 

@@ -123,6 +123,7 @@ def write_report(out: Path, title: str, intro: str, state: Dict, settings: Dict,
         if (out / role / "curves.png").exists():
             lines.append(f"**{role}**\n\n![{role}]({role}/curves.png)\n")
     if (out / "flow_strip.png").exists():
-        lines += ["## What the teacher sees (TV-L1 flow of the camera stream; the wheel is the colour key)", "",
+        lines += ["## What the teacher sees (frames of the camera stream and their TV-L1 flow; the wheel is the "
+                  "colour key)", "",
                   "![flow](flow_strip.png)", ""]
     return atomic_write_text(out / "report.md", "\n".join(lines) + "\n")
