@@ -60,16 +60,35 @@ def cmd_data_check(a):
     return 0
 
 
+def cmd_data_flow(a):
+    from .core.progress import progress
+    from .train.config import TrainConfig
+    from .train.loop import precompute_flow
+
+    settings = {k: getattr(a, k) for k in ("dataset", "root", "splits", "split", "per_class", "num_classes", "frames",
+                                           "size", "resize", "stride", "flow_preset", "device", "seed")}
+    out = str(Path(a.store) / "run")  # a run folder the settings want; nothing is written there
+    cfg = TrainConfig.from_settings({**settings, "role": "teacher", "out": out, "flow_cache": a.store})
+    rep = precompute_flow(cfg, progress)
+    if rep["rank"] == 0:
+        print(f"flow of {rep['videos']} videos in {rep['store']} ({rep['bytes'] / 2**20:.0f} MB, {rep['seconds']:.0f} s"
+              + (f", {len(rep['unreadable'])} unreadable" if rep["unreadable"] else "") + ")")
+        for path, why in sorted(rep["unreadable"].items())[:10]:
+            print(f"  unreadable: {path}: {why}")
+    return 0
+
+
 def cmd_data_synth(a):
     from .core.progress import progress
     from .data.synthetic import SynthSettings, write_motion_dataset
 
     s = SynthSettings.make(**vars(a))
     check_output_folder(a.out, "data synth")
-    counts = write_motion_dataset(a.out, s.per_class, s.seed, s.classes, s.frames, s.size, s.size, s.val_fraction,
+    w, h = s.width or s.size, s.height or s.size
+    counts = write_motion_dataset(a.out, s.per_class, s.seed, s.classes, s.frames, h, w, s.val_fraction,
                                   progress=progress, background=s.background)
     print(f"wrote the motion dataset to {a.out}: {counts['train']} train and {counts['val']} val videos, "
-          f"{s.classes} classes, {s.frames} frames of {s.size}x{s.size}")
+          f"{s.classes} classes, {s.frames} frames of {w}x{h}")
     return 0
 
 
@@ -93,7 +112,7 @@ def cmd_bench(a):
     from .core.progress import progress
 
     s = BenchSettings.from_flags(**{**vars(a), "input": a.input or a.video})
-    video = checked_input(s.input)
+    video = checked_input(s.input) if s.target != "train" else None
     if s.model:
         from .api import load_classifier
         from .bench import model as bench_model
@@ -109,6 +128,22 @@ def cmd_bench(a):
         res = bench_flow.run(video, sizes=s.sizes, repeats=s.runs, devices=list(s.devices) if s.devices else None)
         bench_flow.print_table(res)
         print(f"\nsaved {bench_flow.save(res, Path(s.out) / 'bench_flow.json')}")
+        return 0
+    if s.target == "train":
+        from .bench import train as bench_train
+
+        if s.input and not Path(s.input).is_dir():
+            raise UsageError(f"bench train --input {s.input}: a folder of videos (<class>/<video>), or none for the "
+                             "generated HMDB51-shaped set")
+        if s.epoch_rss:  # the memory measure alone: an epoch's peak RSS against the number of videos
+            path = bench_train.save_rss(bench_train.epoch_rss(s.epoch_rss, s.out, frames=s.video_frames), s.out)
+            print(f"\nsaved {path}")
+            return 0
+        res = bench_train.run(s.out, data=s.input, per_class=s.per_class, frames=s.video_frames,
+                              geometries=s.geometries, workers=s.workers, steps=s.steps,
+                              batch=a.batch or bench_train.BATCH, runs=s.runs, progress=progress)
+        bench_train.print_report(res)
+        print(f"\nsaved {Path(s.out) / 'bench_train.json'} and {Path(s.out) / 'bench_train.png'}")
         return 0
     if s.target == "stream":
         from .bench import stream as bench_stream
@@ -447,6 +482,29 @@ def _data_parser(sub):
     _add_dataset_args(c)
     c.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     c.set_defaults(func=cmd_data_check)
+    f = dsub.add_parser("flow", help="compute a dataset's flow store once (what the teacher and the student read)",
+                        description="Compute the TV-L1 flow of every training and validation video once, into the flow "
+                                    "store the training scripts read (each video one file, named by its content and "
+                                    "the settings; what is there already is kept). Under torchrun each process "
+                                    "computes its share.",
+                        epilog="example: torchrun --nproc_per_node 4 -m fts_edge data flow --dataset hmdb51 "
+                               "--root hmdb51/videos --splits hmdb51/splits --device cuda")
+    _add_dataset_args(f)
+    from .train.config import DEFAULTS
+
+    f.add_argument("--store", default="runs/flow_cache",
+                   help="the store's folder (default runs/flow_cache: where train/train_teacher.py --out runs/teacher "
+                        "looks)")
+    f.add_argument("--frames", type=int, help=f"clip frames (default {DEFAULTS.clip.frames})")
+    f.add_argument("--size", type=int, help=f"crop size (default {DEFAULTS.clip.size})")
+    f.add_argument("--resize", type=int, help=f"short side the frames are scaled to (default {DEFAULTS.clip.resize})")
+    f.add_argument("--stride", type=int, help=f"frames between a clip's frames (default {DEFAULTS.clip.stride})")
+    f.add_argument("--per-class", type=int, help="synthetic rendered on the fly: videos per class")
+    f.add_argument("--num-classes", type=int, help="synthetic rendered on the fly: classes")
+    f.add_argument("--seed", type=int, help="a folder's held-out draw (default 0)")
+    f.add_argument("--flow-preset", choices=TVL1_PRESETS, help=f"TV-L1 settings (default {DEFAULTS.flow_preset})")
+    f.add_argument("--device", choices=("cpu", "cuda"), help="where TV-L1 runs (default cpu)")
+    f.set_defaults(func=cmd_data_flow)
     s = dsub.add_parser("synth", help="write the procedural motion dataset as videos",
                         description="Write the motion dataset (classes carried by motion alone) as MJPG "
                                     "videos in the folder layout OUT/{train,val}/<class>/. Resumes if interrupted.")
@@ -671,9 +729,10 @@ def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks: the live pipeline, or the flow stage",
                        description="Benchmarks that print a table and save JSON. `bench flow` times OpenCV "
                                    "DualTVL1 and the TVL1 layers side by side on the same pairs.")
-    b.add_argument("target", nargs="?", choices=("pipeline", "flow", "stream"), default="pipeline",
-                   help="what to measure: the pipeline per backend (default), the flow stage, or classifying every "
-                        "frame (window recompute vs the streaming student)")
+    b.add_argument("target", nargs="?", choices=("pipeline", "flow", "stream", "train"), default="pipeline",
+                   help="what to measure: the pipeline per backend (default), the flow stage, classifying every "
+                        "frame (window recompute vs the streaming student), or training (stage by stage, extrapolated "
+                        "to HMDB51 and UCF101)")
     from .bench.settings import BenchSettings
 
     d = BenchSettings()  # the defaults, declared there
@@ -696,6 +755,15 @@ def _bench_parser(sub) -> None:
     b.add_argument("--warmup", type=int, help=f"untimed runs first (default {d.warmup})")
     b.add_argument("--classes", type=int, help=f"pipeline: classifier outputs (default {d.classes}, HMDB51)")
     b.add_argument("--no-two-stream", action="store_true", help="pipeline: skip the two-stream comparison")
+    b.add_argument("--geometries", help="train: paper and/or demo (default paper,demo)")
+    b.add_argument("--workers", help="train: DataLoader worker counts to compare (default 0,2)")
+    b.add_argument("--steps", type=int, help=f"train: optimiser steps of each pipeline run (default {d.steps})")
+    b.add_argument("--per-class", type=int, help=f"train: videos a class of the generated set (default {d.per_class})")
+    b.add_argument("--epoch-rss", metavar="N,N",
+                   help="train: instead, the peak memory of one teacher and one student epoch on generated sets of "
+                        "N 320x240 videos each (e.g. 50,400), saved as bench_train_rss.json")
+    b.add_argument("--video-frames", type=int,
+                   help=f"train: frames a video of the generated set (default {d.video_frames})")
     b.set_defaults(func=cmd_bench)
 
 

@@ -64,7 +64,7 @@ def demo_minutes(cfg: DemoConfig) -> float:
 
 QUICK = DemoConfig(per_class=12, classes=6, video_frames=12, video_size=40, frames=6, size=32, resize=36,
                    epochs=4, teacher_epochs=4, batch_size=8)
-STAGES = ("data", "teacher", "student", "table", "streaming", "export", "camera", "speed", "report")
+STAGES = ("data", "flow", "teacher", "student", "table", "streaming", "export", "camera", "speed", "report")
 
 
 class Demo(RecipeRun):
@@ -85,7 +85,8 @@ class Demo(RecipeRun):
         return {"dataset": "synthetic", "root": str(self.out / "data")}
 
     def stage_list(self):
-        return [("data", self.write_data), ("teacher", self.teacher_stage), ("student", self.students_stage),
+        return [("data", self.write_data), ("flow", self.flow_stage), ("teacher", self.teacher_stage),
+                ("student", self.students_stage),
                 ("table", self.table_stage), *([("streaming", self.streaming_stage)] if self.streaming else []),
                 ("export", lambda: self.export_stage(min(128, self.cfg.per_class * self.cfg.classes // 2))),
                 ("camera", self._camera), ("speed", self._speed), ("report", self._report)]

@@ -204,6 +204,14 @@ class RecipeRun(StagedRun):
         return int8 if int8.exists() else self.out / "engines" / "student.onnx"
 
     # -- the shared stages ------------------------------------------------------------------------
+    def flow_stage(self) -> Dict:
+        """The flow store of the run's videos, computed once before any network trains on it."""
+        from .train.loop import precompute_flow
+
+        rep = precompute_flow(self.train_cfg("teacher"), self.progress)
+        self.say(f"      {rep['videos']} videos' flow in {rep['store']} ({rep['bytes'] / 2**20:.0f} MB)")
+        return {k: rep[k] for k in ("store", "videos", "bytes", "unreadable")}
+
     def teacher_stage(self) -> Dict:
         from .train.loop import fit
 

@@ -62,7 +62,7 @@ class TrainSettings:
         return cls.from_dict(d, f"--config {path}")
 
 
-STAGES = ("data", "teacher", "student", "table", "streaming", "export", "camera", "report")
+STAGES = ("data", "flow", "teacher", "student", "table", "streaming", "export", "camera", "report")
 
 
 class TrainRun(RecipeRun):
@@ -89,7 +89,8 @@ class TrainRun(RecipeRun):
                 "pretrained": s.pretrained}
 
     def stage_list(self):
-        return [("data", self._check), ("teacher", self.teacher_stage), ("student", self.students_stage),
+        return [("data", self._check), ("flow", self.flow_stage), ("teacher", self.teacher_stage),
+                ("student", self.students_stage),
                 ("table", self.table_stage), *([("streaming", self.streaming_stage)] if self.streaming else []),
                 ("export", lambda: self.export_stage(128)), ("camera", self._video_camera),
                 ("report", self._train_report)]

@@ -225,8 +225,8 @@ CLI_CASES = [
     (["bench", "stream", "--input", "{d}/one.avi"], 1, "the benchmark needs at least 2"),
     # data
     (["data", "synth", "{tmp}/s", "--size", "0"], 2, "--size must be from 8 to 4096"),
-    (["data", "synth", "{tmp}/s", "--classes", "0"], 2, "--classes must be from 2 to 10"),
-    (["data", "synth", "{tmp}/s", "--classes", "11"], 2, "--classes must be from 2 to 10"),
+    (["data", "synth", "{tmp}/s", "--classes", "0"], 2, "--classes must be from 2 to 101"),
+    (["data", "synth", "{tmp}/s", "--classes", "102"], 2, "--classes must be from 2 to 101"),
     (["data", "synth", "{tmp}/s", "--per-class", "0"], 2, "--per-class must be at least 1"),
     (["data", "synth", "{tmp}/s", "--frames", "1"], 2, "--frames must be at least 2"),
     (["data", "synth", "{tmp}/s", "--val-fraction", "1"], 2, "--val-fraction must be from 0.0 to 0.9"),

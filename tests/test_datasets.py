@@ -182,3 +182,43 @@ def test_limited_centre_clips_cover_every_class_not_just_the_first():
     assert sorted(set(labels.tolist())) == [0, 1, 2, 3]  # the first 8 would be classes 0 and 1 only
     _, all_labels = centre_clips(items, spec)
     assert len(all_labels) == len(items)
+
+
+def test_ucf101_at_its_real_size_indexes_checks_and_trains_a_step(shared_data, tmp_path, capsys):
+    """UCF101's official split files (13,320 names, CRLF line ends) over stand-in videos of every
+    name: the index, `fts-edge data check` and one training step of the RGB network over it."""
+    import os
+
+    from fts_edge.cli import main
+    from fts_edge.data.datasets import ucf101_index
+    from fts_edge.data.synthetic import render_clip
+    from fts_edge.data.video import write_video
+    from fts_edge.train.config import TrainConfig
+    from fts_edge.train.loop import fit
+
+    splits = shared_data / "splits" / "ucf101"
+    root = tmp_path / "UCF-101"
+    classes = [line.split()[1] for line in (splits / "classInd.txt").read_text().splitlines() if line.strip()]
+    names = {line.split()[0] for f in ("trainlist01.txt", "testlist01.txt")
+             for line in (splits / f).read_text().splitlines() if line.strip()}
+    assert len(classes) == 101 and len(names) == 13320
+    stand_in = {}
+    for rel in sorted(names):  # one real video a class, hard-linked under every name of it
+        cls = rel.split("/")[0]
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if cls not in stand_in:
+            stand_in[cls] = target
+            write_video(target, render_clip(len(stand_in) % 10, 0, len(stand_in), frames=8, height=16, width=20))
+        else:
+            os.link(stand_in[cls], target)
+    idx = ucf101_index(root, splits, 1)
+    assert len(idx.classes) == 101 and (len(idx.train), len(idx.test)) == (9537, 3783) and not idx.anomalies
+    assert main(["data", "check", "--dataset", "ucf101", "--root", str(root), "--splits", str(splits),
+                 "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert (rep["classes"], rep["train"], rep["test"], rep["unreadable"]) == (101, 9537, 3783, [])
+    cfg = TrainConfig.from_settings(dict(role="rgb", alpha=0.0, dataset="ucf101", root=str(root), splits=str(splits),
+                                         frames=4, size=8, resize=16, width=0.0625, batch_size=4, epochs=1,
+                                         warmup_epochs=0, threads=1, out=str(tmp_path / "run")))
+    assert fit(cfg, stop_after_steps=1) == {"stopped_at_step": 1, "epoch": 0}

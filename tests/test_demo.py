@@ -55,8 +55,8 @@ def test_an_interrupted_demo_resumes_from_finished_stages(demo_run, tmp_path):
     said = []
     Demo(str(out), TINY, say=said.append).run()
     resumed = [s for s in said if "already done (resumed)" in s]
-    assert len(resumed) == 4 and any("[4/8] table" in s for s in resumed)
-    assert any(s.startswith("[5/8] export ...") for s in said)
+    assert len(resumed) == 5 and any("[5/9] table" in s for s in resumed)
+    assert any(s.startswith("[6/9] export ...") for s in said)
 
 
 def test_other_settings_in_the_same_folder_are_refused_naming_each(demo_run):
@@ -77,10 +77,10 @@ def test_more_epochs_in_a_finished_folder_train_on_from_the_stage_they_change(de
     shutil.copytree(out, copy)
     said = []
     d = Demo(str(copy), replace(TINY, epochs=3), say=said.append)
-    assert set(d.state["stages"]) == {"data", "teacher"}  # the students (and all after them) train on
+    assert set(d.state["stages"]) == {"data", "flow", "teacher"}  # the students (and all after them) train on
     assert said and "epochs 2 -> 3: training on" in said[0]
     d = Demo(str(copy), replace(TINY, teacher_epochs=TINY.teacher_epochs + 1), say=said.append)
-    assert set(d.state["stages"]) == {"data"}
+    assert set(d.state["stages"]) == {"data", "flow"}
 
 
 def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_ran_with(tmp_path):

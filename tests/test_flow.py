@@ -165,42 +165,70 @@ def test_bench_flow_measures_both_on_the_same_pairs(tmp_path):
     assert path.exists()
 
 
-def test_flow_cache_follows_the_frames_not_the_path(tmp_path):
+def _two_videos(folder):
+    from fts_edge.data.synthetic import render_clip
+    from fts_edge.data.video import write_video
+
+    a, b = folder / "a.avi", folder / "b.avi"
+    write_video(a, render_clip(0, seed=1, frames=6, height=24, width=32))
+    write_video(b, render_clip(1, seed=1, frames=6, height=24, width=32))
+    return a, b
+
+
+def test_the_flow_store_follows_the_video_not_the_path(tmp_path):
+    import os
+    import shutil
+
     import numpy as np
 
-    from fts_edge.data.synthetic import render_clip
-    from fts_edge.flow.store import FlowCache
-    from fts_edge.flow.tvl1 import TVL1
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.data.datasets import VideoItem
+    from fts_edge.flow.store import build_store, open_store
 
-    a = render_clip(0, seed=1, frames=4, height=24, width=24)
-    b = render_clip(1, seed=1, frames=4, height=24, width=24)
-    cache = FlowCache(TVL1.fast(), str(tmp_path / "c"))
-    fa = cache.get("videos/a.avi", a)
-    assert fa.shape == (4, 2, 24, 24) and len(list((tmp_path / "c").glob("*.npy"))) == 1
-    # the same video under another path (a moved dataset): served from disk, nothing recomputed
-    fresh = FlowCache(TVL1.fast(), str(tmp_path / "c"))
-    fresh.compute = None  # any computation would fail here
-    assert np.array_equal(fresh.get("elsewhere/a.avi", a), fa)
-    # another video under the old path (a file replaced in place): its own flow, not the stale one
-    fb = FlowCache(TVL1.fast(), str(tmp_path / "c")).get("videos/a.avi", b)
-    assert not np.array_equal(fb, fa) and len(list((tmp_path / "c").glob("*.npy"))) == 2
+    spec = ClipSpec(frames=4, size=16, resize=24)
+    a, b = _two_videos(tmp_path / "videos")
+    store = open_store(tmp_path / "s", "fast", spec.resize, spec.stride)
+    rep = build_store(store, [VideoItem(str(a), 0)], spec, "fast")
+    assert rep["computed"] == 1 and store.frames(str(a)) == 6 and store.shape(str(a)) == (24, 32)
+    fa = store.read(str(a), np.arange(4), 0, 0, 16)
+    assert fa.shape == (3, 2, 16, 16) and fa.dtype == np.float16
+    # the same video under another path (a moved dataset): found, nothing recomputed
+    moved = tmp_path / "moved" / "a.avi"
+    moved.parent.mkdir()
+    shutil.copy(a, moved)
+    again = open_store(tmp_path / "s", "fast", spec.resize, spec.stride)
+    assert build_store(again, [VideoItem(str(moved), 0)], spec, "fast")["computed"] == 0
+    assert np.array_equal(again.read(str(moved), np.arange(4), 0, 0, 16), fa)
+    # another video written over the old path (a file replaced in place): its own flow, never the stale one
+    shutil.copy(b, a)
+    os.utime(a, ns=(1, 1))
+    third = open_store(tmp_path / "s", "fast", spec.resize, spec.stride)
+    assert build_store(third, [VideoItem(str(a), 0)], spec, "fast")["computed"] == 1
+    assert not np.array_equal(third.read(str(a), np.arange(4), 0, 0, 16), fa)
+    # other TV-L1 settings, another short side or stride: other files
+    assert open_store(tmp_path / "s", "default", spec.resize, spec.stride).path(str(a)) != third.path(str(a))
+    assert open_store(tmp_path / "s", "fast", spec.resize, 2).path(str(a)) != third.path(str(a))
 
 
-def test_flow_cache_hashes_an_array_once_and_new_content_again():
-    from fts_edge.data.synthetic import render_clip
-    from fts_edge.flow.store import FlowCache
-    from fts_edge.flow.tvl1 import TVL1
+def test_the_flow_store_is_built_in_shares_and_reads_without_loading_a_file(tmp_path):
+    """Each process of a run computes its share of the store (rank r: every world-th video from r);
+    together they cover every video once. A damaged file is computed again, not trusted."""
+    import numpy as np
 
-    a = render_clip(0, seed=1, frames=4, height=24, width=24)
-    cache = FlowCache(TVL1.fast(), None)
-    fa = cache.get("v.avi", a)
-    hashed = []
-    key = cache._key
-    cache._key = lambda frames, stride: hashed.append(1) or key(frames, stride)
-    assert cache.get("v.avi", a) is fa and hashed == []  # the dataset's cached frames, epoch after epoch
-    b = a.copy()
-    b[0, 0, 0, 0] ^= 1  # same path, other content
-    assert cache.get("v.avi", b) is not fa and hashed == [1]
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.data.datasets import VideoItem
+    from fts_edge.flow.store import build_store, open_store
+
+    spec = ClipSpec(frames=4, size=16, resize=24)
+    items = [VideoItem(str(p), 0) for p in _two_videos(tmp_path / "v")]
+    store = open_store(tmp_path / "s", "fast", spec.resize, spec.stride)
+    shares = [build_store(store, items, spec, "fast", rank=r, world=2) for r in range(2)]
+    assert [r["computed"] for r in shares] == [1, 1] and all(store.has(it.path) for it in items)
+    store.path(items[0].path).write_bytes(b"not npy")
+    assert not store.has(items[0].path)
+    assert build_store(store, items, spec, "fast")["computed"] == 1
+    m = np.load(store.path(items[1].path), mmap_mode="r")
+    assert isinstance(m, np.memmap)
 
 
 def test_cached_flow_is_the_flow_the_teacher_computes_from_the_clip():
@@ -215,15 +243,14 @@ def test_cached_flow_is_the_flow_the_teacher_computes_from_the_clip():
     from fts_edge.data.clipspec import ClipSpec
     from fts_edge.data.synthetic import render_clip
     from fts_edge.data.transforms import clip_geometry, crop_clip, crop_flow, sample_indices
-    from fts_edge.flow.store import FlowCache
+    from fts_edge.flow.store import tvl1_flow
     from fts_edge.flow.tvl1 import TVL1, to_grey
     from fts_edge.nets.models import FlowTeacher, r3d_18
 
     spec = ClipSpec(frames=4, size=40, resize=48, stride=3)
     frames = render_clip(2, seed=3, frames=12, height=48, width=48)
     teacher = FlowTeacher(r3d_18(4, in_channels=2, width=0.0625), spec.mean, spec.std).eval()
-    cache = FlowCache(TVL1.fast(), None)
-    flow = cache.get("v.avi", frames, spec.stride)
+    flow = tvl1_flow(TVL1.fast(), frames, spec.stride).astype(np.float16)  # what the store holds
     assert flow.shape == (12, 2, 48, 48)
     # entry t is frame t -> frame t + stride, wrapping as sample_indices loops a short video
     grey = to_grey(torch.from_numpy(frames).permute(0, 3, 1, 2).float())
@@ -236,13 +263,39 @@ def test_cached_flow_is_the_flow_the_teacher_computes_from_the_clip():
     cached = crop_flow(flow, idx, geom, spec)
     with torch.no_grad():
         layers = teacher.flow(torch.from_numpy(crop_clip(frames[idx], geom, spec))[None])[0].numpy()
-    consecutive = cache.get("v.avi", frames, 1).astype(np.float32)
+    consecutive = tvl1_flow(TVL1.fast(), frames, 1)
     summed = crop_flow(np.stack([sum(consecutive[(t + k) % 12] for k in range(spec.stride)) for t in range(12)]),
                        idx, geom, spec)
     inner = (slice(None), slice(None), slice(6, -6), slice(6, -6))  # the crop's border sees other pixels
     err, err_summed = (np.abs(f - layers)[inner].mean() for f in (cached, summed))
     size = np.abs(layers)[inner].mean()
     assert err < 0.25 * size and err < 0.5 * err_summed, (err, err_summed, size)
-    assert cache.get("v.avi", frames, 1) is not flow  # each stride has its own entry
     with pytest.raises(ValueError, match="not 3 apart"):  # flow of another video's length is refused
         crop_flow(flow[:10], idx, geom, spec)
+
+
+def test_data_flow_fills_the_store_a_training_run_reads_and_resumes(tmp_path, capsys):
+    """`fts-edge data flow` computes every video's flow into the store the scripts' default looks
+    in (<out>/../flow_cache); a second run computes nothing and leaves the files as they were."""
+    import os
+
+    from fts_edge.cli import main
+    from fts_edge.data.synthetic import write_motion_dataset
+    from fts_edge.train.config import TrainConfig
+    from fts_edge.train.loop import flow_store
+
+    write_motion_dataset(tmp_path / "d", 2, 0, 3, 8, 24, 32)
+    args = ["data", "flow", "--dataset", "synthetic", "--root", str(tmp_path / "d"), "--frames", "4", "--size", "16",
+            "--resize", "24", "--flow-preset", "fast", "--store", str(tmp_path / "runs" / "flow_cache")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("flow of 6 videos in ")
+    cfg = TrainConfig.from_settings({"dataset": "synthetic", "root": str(tmp_path / "d"), "frames": 4, "size": 16,
+                                     "resize": 24, "flow_preset": "fast", "role": "teacher",
+                                     "out": str(tmp_path / "runs" / "teacher")})
+    store, index = flow_store(cfg), cfg.index()
+    videos = [it.path for it in index.train + index.test]
+    assert len(videos) == 6 and all(store.has(v) for v in videos)
+    stamps = {v: os.stat(store.path(v)).st_mtime_ns for v in videos}
+    assert main(args) == 0 and "flow of 6 videos" in capsys.readouterr().out
+    assert {v: os.stat(store.path(v)).st_mtime_ns for v in videos} == stamps

@@ -213,7 +213,8 @@ def test_train_runs_a_folder_to_a_deployable_student_and_resumes(tmp_path, capsy
     out = tmp_path / "run"
     assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
     said = capsys.readouterr().out
-    assert "[1/8] data" in said and "[5/8] streaming" in said and "[7/8] camera" in said and "[8/8] report" in said
+    assert "[1/9] data" in said and "[2/9] flow" in said and "[6/9] streaming" in said and "[8/9] camera" in said
+    assert "[9/9] report" in said
     assert "fts-edge predict" in said and "streaming student: top-1" in said
     assert (out / "engines" / "student.onnx").exists() and (out / "engines" / "student.int8.cpu.onnx").exists()
     saved = json.loads((out / "settings.json").read_text())

@@ -381,3 +381,83 @@ def test_table_diagnostics_count_shared_errors_clip_by_clip():
     assert d["also_wrong_where_teacher_is"] == {"RGB": 50.0, "distilled student": 50.0}
     assert d["rgb_or_teacher_right"] == 90.0  # clip 9 is wrong for both
     assert "the teacher is wrong on 20.0% of clips" in diagnostics_text({"diagnostics": d})
+
+
+def _motion_folder(path, per_class=4, classes=3, frames=10, size=32):
+    from fts_edge.data.synthetic import write_motion_dataset
+
+    write_motion_dataset(path, per_class, 0, classes, frames, size, size + 8, val_fraction=0.25)
+    return path
+
+
+def test_the_batches_are_the_same_with_0_and_2_workers(tmp_path):
+    """A clip is a function of (seed, epoch, index): the DataLoader's worker processes, which hold
+    copies of the dataset, give the very batches the main process gives, epoch after epoch."""
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.data.datasets import folder_index
+    from fts_edge.flow.store import build_store, open_store
+    from fts_edge.train.data import ClipSet, collate
+    from fts_edge.train.loop import EpochBatches
+
+    spec = ClipSpec(frames=4, size=24, resize=28, stride=2)
+    idx = folder_index(_motion_folder(tmp_path / "v"))
+    store = open_store(tmp_path / "s", "fast", spec.resize, spec.stride)
+    build_store(store, idx.train, spec, "fast")
+    got = {}
+    for workers in (0, 2):
+        ds = ClipSet(idx.train, spec, True, True, store=store, seed=3, workers=workers)
+        batches = EpochBatches(len(ds), 4, 1, 0, 3)
+        loader = torch.utils.data.DataLoader(ds, batch_sampler=batches, num_workers=workers, collate_fn=collate,
+                                             persistent_workers=workers > 0)
+        got[workers] = []
+        for epoch in range(2):
+            batches.set_epoch(epoch)
+            got[workers] += [(b["index"], b["rgb"], b["flow"]) for b in loader]
+    assert len(got[0]) == 2 * (len(idx.train) // 4) > 0
+    for (i0, r0, f0), (i2, r2, f2) in zip(got[0], got[2]):
+        assert torch.equal(i0, i2) and torch.equal(r0, r2) and torch.equal(f0, f2)
+    assert not torch.equal(got[0][0][1], got[0][len(got[0]) // 2][1])  # and the epochs differ
+
+
+def test_a_run_with_workers_killed_and_resumed_ends_as_one_without(tmp_path):
+    """Resume stays exact with DataLoader workers: a run with 2 workers stopped in its second epoch
+    and resumed ends with the weights of an uninterrupted run with none."""
+    from fts_edge.train.config import TrainConfig
+    from fts_edge.train.loop import fit
+
+    data = _motion_folder(tmp_path / "v", per_class=8)
+    base = dict(role="student", teacher=None, alpha=0.0, dataset="folder", root=str(data), frames=4, size=24,
+                resize=28, width=0.125, epochs=2, batch_size=4, warmup_epochs=0, optimizer="adamw", lr=1e-3, threads=1)
+    fit(TrainConfig.from_settings({**base, "role": "rgb", "out": str(tmp_path / "one"), "workers": 0}))
+    cfg = TrainConfig.from_settings({**base, "role": "rgb", "out": str(tmp_path / "two"), "workers": 2})
+    assert fit(cfg, stop_after_steps=7)["epoch"] == 1  # stopped in the second epoch, as a kill would
+    fit(cfg, resume=True)
+    _same_weights(tmp_path / "one" / "last.pt", tmp_path / "two" / "last.pt")
+
+
+def test_nothing_of_a_large_video_is_kept_and_small_ones_within_the_budget(tmp_path):
+    """Memory that does not grow with the dataset: whole videos are kept only when they are small
+    (a 64th of the budget each) and only up to the budget; a large video's clips are decoded from
+    the file each time, and its flow read from the store without staying in memory."""
+    import numpy as np
+
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.data.datasets import VideoItem
+    from fts_edge.data.synthetic import render_clip
+    from fts_edge.data.video import write_video
+    from fts_edge.train.data import ClipSet, FrameCache
+
+    cache = FrameCache(64 << 20)
+    small, big = np.zeros((10, 32, 32, 3), np.uint8), np.zeros((200, 240, 320, 3), np.uint8)
+    cache.put("small", small)
+    cache.put("big", big)
+    assert cache.get("small") is small and cache.get("big") is None and cache.used == small.nbytes
+    for i in range(2000):  # far more small videos than the budget holds
+        cache.put(f"v{i}", np.zeros((10, 96, 96, 3), np.uint8))
+    assert cache.used <= cache.budget and len(cache.videos) < 2000
+    spec = ClipSpec(frames=4, size=24, resize=240)
+    write_video(tmp_path / "big.avi", render_clip(0, 0, 0, frames=30, height=240, width=320))
+    ds = ClipSet([VideoItem(str(tmp_path / "big.avi"), 0)], spec, True, True, frame_cache_mb=8)
+    for epoch in range(3):
+        assert ds[(epoch, 0)]["rgb"].shape == (3, 4, 24, 24)
+    assert ds.cache.used == 0  # 30 x 240 x 320 x 3 is more than a 64th of 8 MB: never held

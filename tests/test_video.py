@@ -50,3 +50,22 @@ def test_random_bytes_raise(tmp_path):
 def test_max_frames_and_resize(shared_data):
     a = read_frames(shared_data / "vtest.avi", max_frames=7, resize_short=64)
     assert a.shape == (7, 64, 85, 3)
+
+
+@pytest.mark.parametrize("name", ["vtest.avi", "Megamind.avi", "real-clips/arm_wrestling.mp4",
+                                  "real-clips/asl_bird.mkv", "real-clips/flipping_pancake.mkv"])
+def test_reading_a_clips_frames_alone_gives_the_frames_a_whole_decode_gives(shared_data, name):
+    """Training decodes only a clip's frames (skipping or seeking to the first): the same pixels,
+    in AVI (MJPEG), MP4 and MKV; asking past the end says how many frames there really are."""
+    import numpy as np
+
+    from fts_edge.data.video import ShortVideo, read_frames, read_frames_at
+
+    full = read_frames(shared_data / name, resize_short=64, strict=False)
+    n = len(full)
+    for idx in ([0, 2, 4, 6], [n - 7, n - 5, n - 3, n - 1], [n // 2 + 3 * k for k in range(6)], [9, 9, 1, 4]):
+        idx = [i % n for i in idx]
+        assert np.array_equal(read_frames_at(shared_data / name, idx, resize_short=64), full[idx]), idx
+    with pytest.raises(ShortVideo) as e:
+        read_frames_at(shared_data / name, [n + 2], resize_short=64)
+    assert e.value.frames == n

@@ -33,6 +33,16 @@ def _numbers(flag: str, value, kind=float) -> Tuple:
     return items
 
 
+def _worker_counts(value) -> Tuple[int, ...]:
+    try:
+        counts = tuple(int(v) for v in str(value).split(",") if v.strip())
+    except ValueError:
+        counts = ()
+    if not counts or any(c < 0 or c > 64 for c in counts):
+        raise UsageError(f"--workers {value}: worker counts from 0 to 64, comma-separated (e.g. 0,2)")
+    return counts
+
+
 def _sizes(value) -> Tuple[Tuple[int, int], ...]:
     try:
         sizes = tuple(tuple(int(v) for v in s.lower().split("x")) for s in str(value).split(","))
@@ -66,6 +76,12 @@ class BenchSettings(Settings):
     warmup: int = setting(2, lo=0)
     classes: int = setting(51, lo=2, help="classifier outputs (51: HMDB51)")
     two_stream: bool = True
+    geometries: Tuple[str, ...] = ("paper", "demo")  # train: the clip geometries measured
+    workers: Tuple[int, ...] = (0, 2)  # train: the DataLoader worker counts compared
+    steps: int = setting(6, lo=2, help="train: optimiser steps of each data pipeline run")
+    per_class: int = setting(2, lo=1, help="train: videos a class of the generated set")
+    video_frames: int = setting(90, lo=8, help="train: frames a video of the generated set")
+    epoch_rss: Tuple[int, ...] = ()  # train: also the peak memory of one epoch on sets of these many videos
 
     @classmethod
     def from_flags(cls, **kw) -> "BenchSettings":
@@ -81,6 +97,12 @@ class BenchSettings(Settings):
             kw["devices"] = _words("--devices", kw["devices"], FLOW_DEVICES)
         if "sizes" in kw:
             kw["sizes"] = _sizes(kw["sizes"])
+        if "geometries" in kw:
+            kw["geometries"] = _words("--geometries", kw["geometries"], ("paper", "demo"))
+        if "workers" in kw:
+            kw["workers"] = _worker_counts(kw["workers"])
+        if "epoch_rss" in kw:
+            kw["epoch_rss"] = tuple(int(v) for v in _numbers("--epoch-rss", kw["epoch_rss"], int))
         if kw.pop("no_two_stream", False):
             kw["two_stream"] = False
         return cls.make(**kw)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..core.errors import DatasetError, VideoError
 from .clipspec import ClipSpec
-from .synthetic import MOTION_CLASSES, iter_motion_dataset, render_clip
+from .synthetic import MAX_CLASSES, MOTION_CLASSES, class_names, iter_motion_dataset, render_clip
 from .transforms import preprocess_clip, sample_indices
 from .video import VIDEO_EXTENSIONS, probe, read_frames
 
@@ -172,7 +172,7 @@ def synthetic_index(per_class: int = 40, seed: int = 0, num_classes: int = len(M
     train, test = [], []
     for split, _name, label, i in iter_motion_dataset(per_class, seed, num_classes, val_fraction):
         (train if split == "train" else test).append(VideoItem(f"synthetic://{seed}/{label}/{i}", label))
-    return DatasetIndex(list(MOTION_CLASSES[:num_classes]), train, test, flip=False)
+    return DatasetIndex(class_names(num_classes), train, test, flip=False)
 
 
 # The settings that rebuild a dataset's split exactly: saved in every checkpoint and bundle, read
@@ -268,7 +268,8 @@ def dataset_index(
         if not Path(root).is_dir():
             raise DatasetError(f"{root}: no motion dataset there; write one with `fts-edge data synth {root}`")
         idx = folder_index(root, seed=seed, flip=False)
-        unknown = [c for c in idx.classes if c not in MOTION_CLASSES]
+        known = set(class_names(MAX_CLASSES))
+        unknown = [c for c in idx.classes if c not in known]
         if unknown:
             raise DatasetError(f"{root}: {unknown} are not motion-dataset classes; use --dataset folder")
         return idx

@@ -25,6 +25,22 @@ MOTION_CLASSES = (
 )
 
 
+MAX_CLASSES = 101  # beyond the ten motions: each again faster (x2, x3, ...), so a set can be shaped like UCF101's
+
+
+def class_name(label: int) -> str:
+    """translate_left for label 0 ... oscillate_vertical for 9; then each motion faster: label 10
+    is translate_left_x2, 20 translate_left_x3, ..."""
+    if not 0 <= label < MAX_CLASSES:
+        raise ValueError(f"label must be in [0, {MAX_CLASSES}), got {label}")
+    motion, group = label % len(MOTION_CLASSES), label // len(MOTION_CLASSES)
+    return MOTION_CLASSES[motion] + (f"_x{group + 1}" if group else "")
+
+
+def class_names(n: int):
+    return [class_name(k) for k in range(n)]
+
+
 def _texture(rng: np.random.Generator, h: int, w: int, contrast: float) -> np.ndarray:
     """Multi-octave colour noise, uint8 (h, w, 3)."""
     acc = np.zeros((h, w, 3), np.float32)
@@ -55,8 +71,10 @@ def _shape_mask(rng: np.random.Generator, side: int) -> np.ndarray:
 
 
 def _trajectory(label: int, rng: np.random.Generator, frames: int, h: int, w: int):
-    """Per-frame (cx, cy, angle_deg, scale) for the class; random start, symmetric across classes."""
-    name = MOTION_CLASSES[label]
+    """Per-frame (cx, cy, angle_deg, scale) for the class; random start, symmetric across classes.
+    A label past the ten motions is its motion (label % 10) that many times faster."""
+    name = MOTION_CLASSES[label % len(MOTION_CLASSES)]
+    fast = 1.0 + label // len(MOTION_CLASSES)
     unit = min(h, w) / 128.0
     t = np.arange(frames, dtype=np.float32) - (frames - 1) / 2.0  # centred time: mid-clip pose is random
     cx0 = rng.uniform(0.35, 0.65) * w
@@ -67,7 +85,7 @@ def _trajectory(label: int, rng: np.random.Generator, frames: int, h: int, w: in
     cy = np.full(frames, cy0, np.float32)
     ang = np.full(frames, ang0, np.float32)
     scale = np.full(frames, s0, np.float32)
-    speed = rng.uniform(0.9, 2.0) * unit * 32.0 / max(frames, 2)  # px/frame: crosses ~30-60 px per clip
+    speed = fast * rng.uniform(0.9, 2.0) * unit * 32.0 / max(frames, 2)  # px/frame: crosses ~30-60 px per clip
     if name == "translate_left":
         cx = cx0 - speed * t
     elif name == "translate_right":
@@ -77,14 +95,14 @@ def _trajectory(label: int, rng: np.random.Generator, frames: int, h: int, w: in
     elif name == "translate_down":
         cy = cy0 + speed * t
     elif name in ("rotate_cw", "rotate_ccw"):
-        rate = rng.uniform(3.0, 7.0) * 32.0 / max(frames, 2)
+        rate = fast * rng.uniform(3.0, 7.0) * 32.0 / max(frames, 2)
         ang = ang0 + (-rate if name == "rotate_cw" else rate) * t  # OpenCV: positive angle is counter-clockwise
     elif name in ("zoom_in", "zoom_out"):
-        rate = rng.uniform(0.012, 0.025) * 32.0 / max(frames, 2)
+        rate = fast * rng.uniform(0.012, 0.025) * 32.0 / max(frames, 2)
         scale = s0 * np.exp((rate if name == "zoom_in" else -rate) * t)
     elif name in ("oscillate_horizontal", "oscillate_vertical"):
         amp = rng.uniform(6, 12) * unit
-        period = rng.uniform(8, 14)
+        period = rng.uniform(8, 14) / fast
         phase = rng.uniform(0, 2 * math.pi)
         d = amp * np.sin(2 * math.pi * t / period + phase)
         if name == "oscillate_horizontal":
@@ -104,9 +122,8 @@ def render_clip(label: int, seed: int, index: int = 0, frames: int = 32, height:
     object, so the object is camouflaged and only its motion gives it away; 0 is a flat colour.
     The random draws do not depend on it, so the same video differs only in its background.
 
-
     Args:
-        label: the motion class (index into MOTION_CLASSES).
+        label: the class (``class_name``: a motion of MOTION_CLASSES, faster past the tenth).
         seed, index: which video of that class.
         frames, height, width: its size.
         background: the background texture's contrast, 0 to 1.
@@ -114,8 +131,8 @@ def render_clip(label: int, seed: int, index: int = 0, frames: int = 32, height:
     Returns:
         uint8 RGB frames (frames, height, width, 3).
     """
-    if not 0 <= label < len(MOTION_CLASSES):
-        raise ValueError(f"label must be in [0, {len(MOTION_CLASSES)}), got {label}")
+    if not 0 <= label < MAX_CLASSES:
+        raise ValueError(f"label must be in [0, {MAX_CLASSES}), got {label}")
     if not 0.0 <= background <= 1.0:
         raise ValueError(f"background must be in [0, 1], got {background}")
     rng = np.random.default_rng([int(seed), int(label), int(index)])
@@ -145,11 +162,11 @@ def split_of(index: int, per_class: int, val_fraction: float) -> str:
 def iter_motion_dataset(per_class: int, seed: int = 0, num_classes: int = len(MOTION_CLASSES),
                         val_fraction: float = 0.25) -> Iterator[tuple]:
     """(split, class_name, label, index) for every video of the dataset, in a fixed order."""
-    if not 2 <= num_classes <= len(MOTION_CLASSES):
-        raise ValueError(f"num_classes must be in [2, {len(MOTION_CLASSES)}], got {num_classes}")
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise ValueError(f"num_classes must be in [2, {MAX_CLASSES}], got {num_classes}")
     for label in range(num_classes):
         for i in range(per_class):
-            yield split_of(i, per_class, val_fraction), MOTION_CLASSES[label], label, i
+            yield split_of(i, per_class, val_fraction), class_name(label), label, i
 
 
 @dataclass(frozen=True)
@@ -158,9 +175,12 @@ class SynthSettings(Settings):
 
     per_class: int = setting(40, lo=1, help="videos per class")
     seed: int = setting(0, lo=0, help="seed of the videos")
-    classes: int = setting(len(MOTION_CLASSES), lo=2, hi=len(MOTION_CLASSES), help="motion classes")
+    classes: int = setting(len(MOTION_CLASSES), lo=2, hi=MAX_CLASSES,
+                           help="classes: the ten motions, then each again faster (51: HMDB51's count)")
     frames: int = setting(32, lo=2, help="frames per video")
     size: int = setting(128, lo=8, hi=4096, help="frame side in pixels")
+    width: Optional[int] = setting(None, lo=8, hi=4096, help="frame width, where it is not --size (320 for 320x240)")
+    height: Optional[int] = setting(None, lo=8, hi=4096, help="frame height, where it is not --size")
     val_fraction: float = setting(0.25, lo=0.0, hi=0.9, help="held-out fraction per class")
     background: float = setting(1.0, lo=0.0, hi=1.0, help="background texture contrast, 0 (flat) to 1 (as textured as "
                                                           "the object)")
@@ -173,7 +193,6 @@ def write_motion_dataset(out, per_class: int, seed: int = 0, num_classes: int = 
 
     Files already present are kept (each is written atomically), so an interrupted run resumes.
     Returns counts per split.
-
 
     Args:
         out: the dataset's folder.

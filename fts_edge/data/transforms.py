@@ -22,7 +22,6 @@ def sample_indices(num_frames: int, spec: ClipSpec, mode: str = "center",
     "multi" (``num_clips`` starts spread evenly over the video: testing).
     Videos shorter than a clip are looped, so every clip has exactly ``spec.frames`` indices.
 
-
     Args:
         num_frames: frames the video has.
         spec: the clip geometry (frames, stride).
@@ -80,7 +79,6 @@ def preprocess_clip(frames: np.ndarray, spec: ClipSpec, train: bool = False,
     Evaluation: each frame through ``preprocess_frame``. Training: one random crop position and
     (if ``flip``) one random horizontal flip for the whole clip, so motion stays coherent. Turn
     ``flip`` off where direction is the class (the motion dataset's left/right).
-
 
     Args:
         frames: uint8 RGB (T, H, W, 3).
@@ -140,7 +138,7 @@ def clip_geometry(h: int, w: int, spec: ClipSpec, train: bool, rng: Optional[np.
 
 def crop_flow(flow: np.ndarray, indices: np.ndarray, geometry, spec: ClipSpec) -> np.ndarray:
     """Flow of a clip from a video's cached flow (T_video, 2, H, W), entry t being the flow from
-    frame t to frame (t + spec.stride) % T_video (``FlowCache.get(..., stride=spec.stride)``):
+    frame t to frame (t + spec.stride) % T_video (the flow store's, ``flow.store``):
     the entries of the clip's frames but its last, which are exactly its consecutive pairs,
     cropped and flipped like the frames (a mirror negates x). Returns float32 (2, T-1, size, size)."""
     y, x, flip = geometry
@@ -150,7 +148,13 @@ def crop_flow(flow: np.ndarray, indices: np.ndarray, geometry, spec: ClipSpec) -
         raise ValueError(f"the clip's frames {indices.tolist()} are not {spec.stride} apart in a video of "
                          f"{n} frames: cached flow of another video")
     # crop before converting: only the clip's pairs and the crop's pixels become float32
-    f = flow[indices[:-1], :, y:y + spec.size, x:x + spec.size].astype(np.float32).transpose(1, 0, 2, 3)
+    return orient_flow(flow[indices[:-1], :, y:y + spec.size, x:x + spec.size], flip)
+
+
+def orient_flow(pairs: np.ndarray, flip: bool) -> np.ndarray:
+    """A clip's cropped flow pairs (T-1, 2, S, S) as the network takes them, float32
+    (2, T-1, S, S), mirrored where the frames are (a mirror negates x)."""
+    f = pairs.astype(np.float32).transpose(1, 0, 2, 3)
     if flip:
         f = f[:, :, :, ::-1].copy()
         f[0] = -f[0]

@@ -71,6 +71,68 @@ def read_frames(path, max_frames: Optional[int] = None, strict: bool = True,
     return np.stack(frames)
 
 
+class ShortVideo(VideoError):
+    """The video ended before a frame that was asked for: ``frames`` is how many really decode."""
+
+    def __init__(self, message: str, frames: int):
+        super().__init__(message)
+        self.frames = frames
+
+
+# Frames before the first one wanted are skipped by grab() (no colour conversion, no copy); past
+# this many, the reader seeks instead (checked: the position it lands on must be the frame asked
+# for, else it reads from the start).
+SEEK_AFTER = 48
+
+
+def declared_frames(path) -> int:
+    """The frame count the container declares (0 where it declares none): a hint, never the truth."""
+    cap = _open(path)
+    try:
+        return int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    finally:
+        cap.release()
+
+
+def read_frames_at(path, indices, resize_short: Optional[int] = None) -> np.ndarray:
+    """uint8 RGB frames (len(indices), H, W, 3) of the given frame indices (any order, repeats
+    allowed), decoding only up to the largest: the clip's frames of a long video, not the video.
+
+    Frames before the first index are skipped with grab(); a first index past SEEK_AFTER is reached
+    by seeking where the container lands exactly on it. Raises ShortVideo (with the number of
+    frames that do decode) where the video ends before the largest index, VideoError where it
+    cannot be read at all."""
+    idx = np.asarray(indices, dtype=np.int64)
+    wanted = sorted(set(int(i) for i in idx))
+    if not wanted or wanted[0] < 0:
+        raise ValueError(f"frame indices must be 0 or more, got {idx.tolist()}")
+    cap = _open(path)
+    got = {}
+    try:
+        pos = 0
+        if wanted[0] > SEEK_AFTER:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, wanted[0])
+            if int(cap.get(cv2.CAP_PROP_POS_FRAMES)) == wanted[0]:
+                pos = wanted[0]
+            else:  # the container could not land on the frame: from the start, frame by frame
+                cap.release()
+                cap = _open(path)
+        for target in wanted:
+            while pos < target:
+                if not cap.grab():
+                    raise ShortVideo(f"{path}: {pos} frames decode, frame {target} was asked for", pos)
+                pos += 1
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                raise ShortVideo(f"{path}: {pos} frames decode, frame {target} was asked for", pos)
+            pos += 1
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            got[target] = resize_short_side(frame, resize_short) if resize_short else frame
+    finally:
+        cap.release()
+    return np.stack([got[int(i)] for i in idx])
+
+
 def probe(path) -> dict:
     """What a video really holds: decoded frame count, size, and the container's declared values."""
     cap = _open(path)

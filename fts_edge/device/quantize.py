@@ -115,7 +115,6 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
     quantizing it made that flavour slower. Calibration holds the activations of at most
     ``memory_mb`` worth of batches at a time (the clips are fed in strides), whatever the method.
 
-
     Args:
         fp32_onnx: the fp32 model (or one stage of a streaming student).
         clips: calibration clips, or a list of whole feeds for a graph of several inputs.

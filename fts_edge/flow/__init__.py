@@ -7,7 +7,8 @@ import importlib
 _EXPORTS = {
     "TVL1": ".tvl1",
     "to_grey": ".tvl1",
-    "FlowCache": ".store",
+    "FlowStore": ".store",
+    "open_store": ".store",
     "flow_to_color": ".pictures",
     "write_flow_pictures": ".pictures",
     "opencv_tvl1": ".evaluation",

@@ -30,7 +30,6 @@ def known_pair(kind: str, rng: np.random.Generator, h: int = 112, w: int = 112, 
     percent; nonrigid: a smooth random field up to ``magnitude`` px. The mask leaves out pixels
     that move out of the frame.
 
-
     Args:
         kind: translate, rotate, zoom or nonrigid.
         rng: the generator.

@@ -68,6 +68,14 @@ def add_train_args(p, role: str):
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int)
     g.add_argument("--device", default="cuda" if _cuda() else "cpu", help="cpu or cuda (default: cuda if present)")
+    g.add_argument("--workers", type=int,
+                   help="DataLoader worker processes (default -1: none on 2 cores or fewer, else half the cores, at "
+                        "most 8)")
+    g.add_argument("--frame-cache-mb", type=int,
+                   help="decoded small videos kept in memory, shared by the workers (default %(default)s MB)")
+    g.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None,
+                   help="channels_last_3d memory format (default: on CUDA)")
+    g.add_argument("--compile", action="store_true", help="torch.compile the training step")
     g.add_argument("--precision", choices=("fp32", "bf16", "fp16", "fp64"),
                    help="how a step computes: fp32 (default); bf16 or fp16 autocast on a GPU (fp16 with a gradient "
                         "scaler); fp64 for numerical checks")

@@ -78,7 +78,7 @@ class TrainConfig(Settings):
     splits: Optional[str] = None
     split: int = setting(1, lo=1, hi=3)
     per_class: int = setting(40, lo=1, help="synthetic, rendered on the fly: videos per class")
-    num_classes: int = setting(10, lo=2, hi=10, help="synthetic, rendered on the fly: classes")
+    num_classes: int = setting(10, lo=2, hi=101, help="synthetic, rendered on the fly: classes")
     clip: ClipSpec = ClipSpec()  # geometry and normalisation; checkpoints and settings files keep it flat
     # network
     model: str = "r3d_18"
@@ -119,6 +119,12 @@ class TrainConfig(Settings):
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = setting(0, lo=0, hi=256)
+    # the data pipeline and the GPU (none of these change what is trained)
+    workers: int = setting(-1, lo=-1, hi=64, help="DataLoader worker processes (-1: none on 2 cores or fewer, else "
+                                                  "half the cores, at most 8)")
+    frame_cache_mb: int = setting(256, lo=0, help="decoded small videos kept in memory, MB (shared by the workers)")
+    channels_last: Optional[bool] = None  # channels_last_3d memory format (None: on CUDA)
+    compile: bool = False  # torch.compile the step's module
 
     def __post_init__(self):
         super().__post_init__()

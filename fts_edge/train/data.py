@@ -3,7 +3,7 @@ data path that makes tensors (the indexes, decoding and preprocessing below it a
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -11,28 +11,27 @@ import torch
 from ..core.errors import DatasetError, VideoError
 from ..data.clipspec import ClipSpec
 from ..data.datasets import VideoItem, load_frames
-from ..data.transforms import clip_geometry, crop_clip, crop_flow, preprocess_clip, sample_indices
+from ..data.transforms import clip_geometry, crop_clip, orient_flow, preprocess_clip, sample_indices
+from ..data.video import ShortVideo, declared_frames, read_frames_at
 
 log = logging.getLogger(__name__)
 
 
 class VideoDataset:
     """A map-style dataset (what torch's DataLoader takes): clips from a list of items. ``mode``:
-    "random" (training), "center" or "multi" (testing,
-    ``num_clips`` clips stacked on a leading axis). ``cache`` keeps decoded frames in memory
-    (small datasets, num_workers=0). Returns ``(clip float32 (3, T, S, S), label)``."""
+    "random" (training), "center" or "multi" (testing, ``num_clips`` clips stacked on a leading
+    axis). Returns ``(clip float32 (3, T, S, S), label)``; keeps no frames."""
 
     def __init__(self, items: List[VideoItem], spec: ClipSpec, mode: str = "center", num_clips: int = 1,
-                 flip: bool = True, cache: bool = False, seed: int = 0, substitute: bool = True):
+                 flip: bool = True, seed: int = 0, substitute: bool = True):
         if not items:
             raise DatasetError("the dataset subset is empty")
         self.items, self.spec, self.mode, self.num_clips = list(items), spec, mode, num_clips
-        self.flip, self.cache, self.seed = flip, cache, seed
+        self.flip, self.seed = flip, seed
         # training replaces an unreadable video by the next readable one; evaluation must not (a test
         # set would count duplicates): with substitute=False it gets None, and predict() leaves it out
         self.substitute = substitute
         self.epoch = 0
-        self._frames: Dict[int, np.ndarray] = {}
         self.unreadable: Dict[str, str] = {}
 
     def __len__(self):
@@ -43,12 +42,7 @@ class VideoDataset:
         self.epoch = epoch
 
     def frames(self, i: int) -> np.ndarray:
-        if i in self._frames:
-            return self._frames[i]
-        f = load_frames(self.items[i], self.spec)
-        if self.cache:
-            self._frames[i] = f
-        return f
+        return load_frames(self.items[i], self.spec)
 
     def __getitem__(self, i: int) -> Tuple["torch.Tensor", int]:
         if not self.substitute:
@@ -78,24 +72,158 @@ class VideoDataset:
         return torch.from_numpy(np.stack(clips) if self.mode == "multi" else clips[0]), self.items[i].label
 
 
-class ClipSet(VideoDataset):
-    """Clips for training and evaluation as dicts: RGB, cached flow cropped the same way, or both.
-    Loading, caching and skipping unreadable videos are VideoDataset's."""
+class FrameCache:
+    """Whole decoded videos kept in this process's memory, at most ``budget`` bytes (least recently
+    used out first), and only videos of at most a 64th of it: a small dataset (the motion set) is
+    decoded once, a large one is never held, whatever its size."""
+
+    def __init__(self, budget: int):
+        from collections import OrderedDict
+
+        self.budget, self.used = int(budget), 0
+        self.videos: "OrderedDict[str, np.ndarray]" = OrderedDict()
+
+    def fits(self, nbytes: int) -> bool:
+        return 0 < nbytes <= self.budget // 64
+
+    def get(self, key: str) -> Optional[np.ndarray]:
+        v = self.videos.get(key)
+        if v is not None:
+            self.videos.move_to_end(key)
+        return v
+
+    def put(self, key: str, frames: np.ndarray) -> None:
+        if not self.fits(frames.nbytes) or key in self.videos:
+            return
+        while self.used + frames.nbytes > self.budget and self.videos:
+            self.used -= self.videos.popitem(last=False)[1].nbytes
+        self.videos[key] = frames
+        self.used += frames.nbytes
+
+
+class ClipSet(torch.utils.data.Dataset):
+    """Clips for training and evaluation as dicts: ``rgb`` (3, T, S, S), ``flow`` (2, T-1, S, S)
+    from the flow store cropped and flipped the same way, or both; with ``label`` and ``index``.
+
+    A clip is a function of (seed, epoch, index) alone, whichever process makes it: keys are
+    ``(epoch, index)`` pairs (a plain index uses ``set_epoch``'s), so DataLoader workers, which
+    hold copies of the dataset, make the same clips as the main process. Only the clip's frames
+    are decoded (``read_frames_at``); whole small videos are kept in a bounded cache
+    (``frame_cache_mb``, split over the ``workers``); nothing else is kept. A video's frame count
+    is its stored flow's where it has one, else the container's (checked: a video that ends
+    sooner is counted and the clip drawn again). Training replaces an unreadable video by the next
+    readable one (``skipped`` names it); evaluation gives None for it."""
 
     def __init__(self, items: List[VideoItem], spec: ClipSpec, train: bool, flip: bool, rgb: bool = True,
-                 flow_cache=None, seed: int = 0, cache_frames: bool = True):
-        super().__init__(items, spec, mode="random" if train else "center", flip=flip, cache=cache_frames, seed=seed,
-                         substitute=train)
-        self.rgb, self.flow_cache = rgb, flow_cache
+                 store=None, seed: int = 0, frame_cache_mb: int = 256, workers: int = 0,
+                 unreadable: Optional[Dict[str, str]] = None):
+        if not items:
+            raise DatasetError("the dataset subset is empty")
+        self.items, self.spec, self.train, self.flip, self.rgb = list(items), spec, train, flip, rgb
+        self.store, self.seed, self.epoch = store, seed, 0
+        self.mode = "random" if train else "center"
+        self.cache = FrameCache(frame_cache_mb * (1 << 20) // max(1, workers))
+        self.unreadable: Dict[str, str] = dict(unreadable or {})
 
-    def _sample(self, frames, j):
-        rng = np.random.default_rng([self.seed, self.epoch, j])
-        (idx,) = sample_indices(len(frames), self.spec, self.mode, rng)
-        geom = clip_geometry(frames.shape[1], frames.shape[2], self.spec, self.mode == "random", rng, self.flip)
+    def __len__(self):
+        return len(self.items)
+
+    def set_epoch(self, epoch: int):
+        """The epoch of plain-index keys (evaluation, the main process)."""
+        self.epoch = epoch
+
+    def __getitem__(self, key):
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
+        if not self.train:
+            try:
+                return self._sample(epoch, i)
+            except VideoError as e:
+                self.unreadable[self.items[i].path] = str(e)
+                return None
+        skipped = []
+        for attempt in range(len(self.items)):
+            j = (i + attempt) % len(self.items)
+            if self.items[j].path in self.unreadable:
+                skipped.append(self.items[j].path)
+                continue
+            try:
+                out = self._sample(epoch, j)
+            except VideoError as e:
+                self.unreadable[self.items[j].path] = str(e)
+                log.warning("skipping unreadable video: %s", e)
+                skipped.append(self.items[j].path)
+                continue
+            out["skipped"] = skipped
+            return out
+        raise DatasetError("every video in this subset is unreadable")
+
+    # -- a clip --------------------------------------------------------------------------------
+    def _count(self, path: str) -> int:
+        if self.store is not None and self.store.has(path):
+            return self.store.frames(path)
+        if path.startswith("synthetic://"):
+            return max(16, self.spec.span + 4)
+        return declared_frames(path)
+
+    def _frames(self, path: str, n: int, idx: np.ndarray) -> np.ndarray:
+        """The frames ``idx`` of ``path`` (n frames), from the cache, a whole decode (a small video,
+        then cached) or a decode of those frames alone."""
+        cached = self.cache.get(path)
+        if cached is not None:
+            return cached[idx]
+        if path.startswith("synthetic://"):
+            whole = load_frames(VideoItem(path, 0), self.spec)
+        else:
+            h, w = self._shape
+            nbytes = n * h * w * 3 if h else 0
+            if not self.cache.fits(nbytes):
+                return read_frames_at(path, idx, resize_short=self.spec.resize)
+            whole = load_frames(VideoItem(path, 0), self.spec)
+        self.cache.put(path, whole)
+        if int(np.max(idx)) >= len(whole):
+            raise ShortVideo(f"{path}: {len(whole)} frames decode", len(whole))
+        return whole[idx]
+
+    _shape = (0, 0)  # the size of the last frames decoded at spec.resize: the cache's guess of a video's bytes
+
+    def _sample(self, epoch: int, j: int) -> Dict:
+        path = self.items[j].path
+        n = self._count(path)
+        for _ in range(2):  # a video that ends before its declared count: counted, and the clip drawn again
+            rng = np.random.default_rng([self.seed, epoch, j])
+            (idx,) = sample_indices(max(n, 1), self.spec, self.mode, rng)
+            try:
+                frames = self._frames(path, n, idx) if self.rgb else None
+                break
+            except ShortVideo as e:
+                if e.frames < 1:
+                    raise VideoError(f"{path}: no frame decodes") from None
+                n = e.frames
+        else:
+            raise VideoError(f"{path}: its frame count cannot be settled")
+        if frames is not None:
+            h, w = frames.shape[1:3]
+            self._shape = (h, w)
+        else:
+            h, w = self.store.shape(path)
+        geom = clip_geometry(h, w, self.spec, self.train, rng, self.flip)
         out = {"label": self.items[j].label, "index": j}
-        if self.rgb:
-            out["rgb"] = torch.from_numpy(crop_clip(frames[idx], geom, self.spec))
-        if self.flow_cache is not None:
-            flow = self.flow_cache.get(self.items[j].path, frames, self.spec.stride)
-            out["flow"] = torch.from_numpy(crop_flow(flow, idx, geom, self.spec))
+        if frames is not None:
+            out["rgb"] = torch.from_numpy(crop_clip(frames, geom, self.spec))
+        if self.store is not None:
+            if not self.store.has(path):
+                raise VideoError(f"{path}: no flow in the store (it could not be read when the store was built)")
+            y, x, flip = geom
+            out["flow"] = torch.from_numpy(orient_flow(self.store.read(path, idx, y, x, self.spec.size), flip))
         return out
+
+
+def collate(batch):
+    """A batch of clip dicts (``skipped`` lists joined); None where every clip was unreadable."""
+    batch = [b for b in batch if b is not None]
+    if not batch:
+        return None
+    skipped = [p for b in batch for p in b.pop("skipped", [])]
+    out = torch.utils.data.default_collate(batch)
+    out["skipped"] = skipped
+    return out

@@ -7,6 +7,7 @@ rank 0 logs and saves.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -22,7 +23,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..core.artifacts import atomic_write_text
-from ..core.errors import CheckpointError, DatasetError, FtsError, UsageError, VideoError
+from ..core.errors import CheckpointError, DatasetError, FtsError, UsageError
 from ..data.datasets import DatasetIndex
 from ..nets.checkpoint import (
     build_from_checkpoint,
@@ -40,25 +41,53 @@ from .evaluate import metrics, score
 
 log = logging.getLogger(__name__)
 # -- data -----------------------------------------------------------------------------------
-def make_flow_cache(cfg: TrainConfig):
-    from ..flow.store import FlowCache
-    from ..flow.tvl1 import TVL1
+def data_workers(cfg: TrainConfig) -> int:
+    """DataLoader worker processes: ``--workers``, or where it is -1 (auto) none on a machine of
+    two cores or fewer (they would take the cores training needs) and half the cores, at most 8,
+    elsewhere."""
+    if cfg.workers >= 0:
+        return cfg.workers
+    cpus = os.cpu_count() or 1
+    return 0 if cpus <= 2 else min(8, cpus // 2)
 
-    solver = TVL1.preset(cfg.flow_preset)
+
+def flow_store(cfg: TrainConfig):
+    """The flow store of a run: ``--flow-cache`` (default <out>/../flow_cache), keyed by the
+    run's TV-L1 preset, short side and stride."""
+    from ..flow.store import open_store
+
     folder = cfg.flow_cache or str(Path(cfg.out).parent / "flow_cache")
-    return FlowCache(solver, folder, device=cfg.device)
+    return open_store(folder, cfg.flow_preset, cfg.spec.resize, cfg.spec.stride)
 
 
-def warm_flow_cache(ds: ClipSet, progress=None, desc="computing flow (once)"):
-    """Compute every video's flow before training, with a progress bar (it is the slow part)."""
-    if ds.flow_cache is None:
-        return
-    it = range(len(ds))
-    for i in (progress(it, desc=desc, unit="video") if progress else it):
-        try:
-            ds.flow_cache.get(ds.items[i].path, ds.frames(i), ds.spec.stride)
-        except VideoError as e:
-            ds.unreadable[ds.items[i].path] = str(e)
+def build_flow(cfg: TrainConfig, store, items, progress=None, world: int = 1, rank: int = 0,
+               desc: str = "computing flow (once)") -> Dict[str, str]:
+    """The flow of ``items`` computed into ``store`` (each process its share, then all wait for
+    the rest); returns the videos that could not be read, with the reason."""
+    from ..flow.store import build_store
+
+    rep = build_store(store, items, cfg.spec, cfg.flow_preset, cfg.device, progress if rank == 0 else None,
+                      rank, world, desc=desc)
+    if world > 1:
+        torch.distributed.barrier()
+        store.index([it.path for it in items], save=False)  # the keys rank 0 saved
+    return rep["unreadable"]
+
+
+def precompute_flow(cfg: TrainConfig, progress=None) -> Dict:
+    """The flow store of ``cfg``'s dataset and clip geometry, built as a stage of its own (the
+    scripts' users run it as ``fts-edge data flow``; under torchrun each process takes its share):
+    every training and validation video's flow, what is missing only. Returns the counts."""
+    world, rank, _ = init_distributed(cfg.device)
+    index = cfg.index()
+    store = flow_store(cfg)
+    t0 = time.perf_counter()
+    unreadable = {}
+    for items, desc in ((index.train, "computing flow (training videos)"), (index.test, "computing flow (validation)")):
+        unreadable.update(build_flow(cfg, store, items, progress, world, rank, desc=desc))
+    return {"store": str(store.folder / store.tag), "videos": len(index.train) + len(index.test),
+            "unreadable": unreadable, "bytes": store.size_bytes(), "seconds": round(time.perf_counter() - t0, 1),
+            "rank": rank, "world": world}
 
 
 # -- distributed ----------------------------------------------------------------------------
@@ -324,6 +353,9 @@ class Run:
     start: int = 0  # the first epoch still to train
     best: float = -1.0  # the best validation top-1 so far
     model: Optional[nn.Module] = None  # what a step calls: RoleForward, wrapped in DDP over several processes
+    batches: Optional["EpochBatches"] = None  # this process's share of each epoch's batches
+    loader: Optional[torch.utils.data.DataLoader] = None
+    skipped: set = dataclasses.field(default_factory=set)  # unreadable videos replaced in a batch
     scaler: Optional["torch.amp.GradScaler"] = None  # fp16: the loss scale, part of the state a resume restores
 
     @property
@@ -355,15 +387,17 @@ def build_run(cfg: TrainConfig, world: int, rank: int, progress) -> Run:
                            "`fts-edge data check` lists them; fix the split files or pass --allow-split-anomalies")
     net, teacher, proj = build_networks(cfg, len(index.classes))  # a wrong --teacher/--init-from fails before flow
     need_flow = cfg.role == "teacher" or (cfg.role == "student" and cfg.alpha > 0)
-    cache = make_flow_cache(cfg) if need_flow else None
-    train_ds = ClipSet(index.train, cfg.spec, True, index.flip, rgb=cfg.role != "teacher", flow_cache=cache,
-                       seed=cfg.seed)
-    val_ds = ClipSet(index.test, cfg.spec, False, index.flip, rgb=cfg.role != "teacher",
-                     flow_cache=cache if cfg.role == "teacher" else None, seed=cfg.seed)
-    if cache is not None and rank == 0:
-        warm_flow_cache(train_ds, progress)
+    store = flow_store(cfg) if need_flow else None
+    unreadable: Dict[str, str] = {}
+    if store is not None:  # the flow of every video, computed once before training (each process its share)
+        unreadable = build_flow(cfg, store, index.train, progress, world, rank)
         if cfg.role == "teacher":
-            warm_flow_cache(val_ds, progress, desc="computing flow (validation)")
+            build_flow(cfg, store, index.test, progress, world, rank, desc="computing flow (validation)")
+    workers = data_workers(cfg)
+    train_ds = ClipSet(index.train, cfg.spec, True, index.flip, rgb=cfg.role != "teacher", store=store,
+                       seed=cfg.seed, frame_cache_mb=cfg.frame_cache_mb, workers=workers, unreadable=unreadable)
+    val_ds = ClipSet(index.test, cfg.spec, False, index.flip, rgb=cfg.role != "teacher",
+                     store=store if cfg.role == "teacher" else None, seed=cfg.seed, frame_cache_mb=cfg.frame_cache_mb)
     if len(train_ds) < cfg.batch_size:
         raise UsageError(f"--batch-size {cfg.batch_size} is larger than the training set ({len(train_ds)} clips): no "
                          f"step would run; use --batch-size {len(train_ds)} or less")
@@ -426,41 +460,54 @@ def resume(run: Run) -> None:
 
 
 def wrap_for_steps(run: Run) -> None:
-    """The module a step calls: the role's forward (features, hint maps), in DDP over processes."""
+    """The module a step calls: the role's forward (features, hint maps), in DDP over processes,
+    compiled where asked; and the loader that feeds it. On CUDA: cuDNN picks the fastest
+    convolutions for the run's fixed shapes, and the networks take channels_last_3d."""
     hints = hint_layers(run.cfg.hint) if run.teacher is not None else ()
     step_module = RoleForward(run.net, run.cfg.role, run.proj, run.cfg.mode, hints)
+    if run.dev.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    if channels_last(run.cfg, run.dev):
+        for m in (run.net, run.teacher):
+            if m is not None:
+                m.to(memory_format=torch.channels_last_3d)
     if run.world > 1:  # batch statistics over the global batch, as one process would see it
         run.model = nn.parallel.DistributedDataParallel(sync_batchnorm(step_module, run.dev))
     else:
         run.model = step_module
+    if run.cfg.compile:
+        run.model = torch.compile(run.model)  # the weights stay run.net's: checkpoints are the same
+    make_loader(run)
 
 
 def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = None) -> Dict:
     """One epoch of optimiser steps over full global batches. Returns the epoch's sums (loss, CE,
     mimic, correct, n) and its step count; stops after ``max_steps`` steps (for tests of kills)."""
-    cfg, dev, per_rank = run.cfg, run.dev, run.cfg.batch_size // run.world
-    dtype = param_dtype(cfg)
+    cfg, dev = run.cfg, run.dev
     full = (lambda t: t.float()) if cfg.precision in ("bf16", "fp16") else (lambda t: t)  # losses in full precision
     run.train_ds.set_epoch(epoch)
-    order = torch.randperm(len(run.train_ds), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch)).tolist()
-    nb = len(order) // cfg.batch_size  # full global batches only: every rank sees the same count
+    run.batches.set_epoch(epoch)
+    nb = len(run.batches)  # full global batches only: every rank sees the same count
     run.net.train()
     if run.proj is not None:
         run.proj.train()
     hints = hint_layers(cfg.hint) if run.teacher is not None else ()
-    tot = {"loss": 0.0, "ce": 0.0, "mse": 0.0, "correct": 0, "n": 0, "steps": 0}
-    bar = progress(range(nb), desc=f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}", unit="batch") \
-        if (progress and run.master) else range(nb)
-    for b in bar:
-        lo = b * cfg.batch_size + run.rank * per_rank
-        batch = torch.utils.data.default_collate([run.train_ds[i] for i in order[lo:lo + per_rank]])
+    tot = {"loss": 0.0, "ce": 0.0, "mse": 0.0, "correct": 0, "n": 0, "steps": 0, "wait": 0.0}
+    bar = progress(total=nb, desc=f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}", unit="batch") \
+        if (progress and run.master) else None
+    batches = iter(run.loader)
+    for b in range(nb):
+        t_wait = time.perf_counter()
+        batch = next(batches)  # the workers have it ready, or this waits for it
+        tot["wait"] += time.perf_counter() - t_wait
+        run.skipped.update(batch.pop("skipped", []))
         y = batch["label"].to(dev, non_blocking=True)
-        x = batch["flow" if cfg.role == "teacher" else "rgb"].to(dev, dtype, non_blocking=True)
+        x = to_device(batch["flow" if cfg.role == "teacher" else "rgb"], run)
         with autocast(cfg, dev):
             logits, f_rgb, maps_rgb = run.model(x)
             if run.teacher is not None:
                 with torch.no_grad():
-                    flow = batch["flow"].to(dev, dtype, non_blocking=True)
+                    flow = to_device(batch["flow"], run)
                     f_flow, maps_flow = run.teacher.forward_flow_features_and_maps(flow, hints)
                 loss, ce, mse = distillation_loss(
                     full(logits),
@@ -496,11 +543,59 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
         for key, v in (("loss", loss.item() * n), ("ce", ce.item() * n), ("mse", mse.item() * n),
                        ("correct", int((logits.argmax(1) == y).sum())), ("n", n), ("steps", 1)):
             tot[key] += v
-        if hasattr(bar, "set_postfix"):
+        if bar is not None:
+            bar.update(1)
             bar.set_postfix(loss=f"{tot['loss'] / tot['n']:.3f}", acc=f"{100 * tot['correct'] / tot['n']:.1f}")
         if max_steps is not None and tot["steps"] >= max_steps:
             break
+    if bar is not None:
+        bar.close()
     return tot
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """The global batches of an epoch in an order drawn from (seed, epoch), full batches only, each
+    process's share of each as ``(epoch, index)`` keys: a clip is a function of those alone, so the
+    batches are the same with any number of DataLoader workers, and a resumed run meets the same."""
+
+    def __init__(self, n: int, batch_size: int, world: int, rank: int, seed: int):
+        self.n, self.batch_size, self.world, self.rank, self.seed, self.epoch = n, batch_size, world, rank, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def __iter__(self):
+        order = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 1000 + self.epoch)).tolist()
+        per = self.batch_size // self.world
+        for b in range(len(self)):
+            lo = b * self.batch_size + self.rank * per
+            yield [(self.epoch, i) for i in order[lo:lo + per]]
+
+
+def make_loader(run: Run) -> None:
+    """The training DataLoader: clips decoded in worker processes (persistent, prefetching,
+    pinned memory on CUDA) or in this one (``--workers 0``)."""
+    from .data import collate
+
+    workers = data_workers(run.cfg)
+    run.batches = EpochBatches(len(run.train_ds), run.cfg.batch_size, run.world, run.rank, run.cfg.seed)
+    run.loader = torch.utils.data.DataLoader(
+        run.train_ds, batch_sampler=run.batches, num_workers=workers, collate_fn=collate,
+        persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None,
+        pin_memory=run.dev.type == "cuda")
+
+
+def channels_last(cfg: TrainConfig, dev: torch.device) -> bool:
+    return cfg.channels_last if cfg.channels_last is not None else dev.type == "cuda"
+
+
+def to_device(x: torch.Tensor, run: Run) -> torch.Tensor:
+    """A batch on the run's device, in its dtype and memory format (channels_last_3d on CUDA)."""
+    x = x.to(run.dev, param_dtype(run.cfg), non_blocking=True)
+    return x.contiguous(memory_format=torch.channels_last_3d) if channels_last(run.cfg, run.dev) else x
 
 
 def validate(run: Run) -> Dict:
@@ -533,7 +628,8 @@ def save_epoch(run: Run, epoch: int, tot: Dict, m: Dict, train_s: float) -> Dict
     row = {"epoch": epoch + 1, "lr": run.opt.param_groups[0]["lr"], "train_loss": tot["loss"] / n,
            "train_ce": tot["ce"] / n, "train_mse": tot["mse"] / n, "train_top1": 100 * tot["correct"] / n,
            "val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"], "chance_top1": 100.0 / num_classes,
-           "train_seconds": train_s, "skipped_videos": sorted(run.train_ds.unreadable)}
+           "train_seconds": train_s, "data_wait_seconds": round(tot["wait"], 3),
+           "skipped_videos": sorted(set(run.train_ds.unreadable) | run.skipped)}
     ck = make_checkpoint(run.net, cfg.role, cfg.spec, run.index.classes, arch_of(cfg, num_classes), cfg.settings(),
                          optimizer=run.opt.state_dict(), scheduler=run.sched.state_dict(), epoch=epoch + 1,
                          best_metric=run.best, flow={"preset": cfg.flow_preset, "scale": cfg.flow_scale},
