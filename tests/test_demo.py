@@ -22,7 +22,8 @@ def demo_run(tmp_path_factory):
 def test_every_stage_ran_and_left_its_artifacts(demo_run):
     out, res, said = demo_run
     state = json.loads((out / "state.json").read_text())
-    assert list(state["stages"]) == ["data", "flow", "teacher", "student", "table", "export", "camera", "speed", "report"]
+    assert list(state["stages"]) == ["data", "flow", "teacher", "student", "table", "export", "camera", "speed",
+                                     "report"]
     for f in ("teacher/best.pt", "student/best.pt", "rgb/best.pt", "table/table.md", "engines/student.onnx",
               "engines/student.onnx.json", "engines/student.int8.onnx", "engines/student.int8.cpu.onnx",
               "camera.jsonl", "report.md", "teacher/curves.png"):
