@@ -25,7 +25,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import torch
 
-from ..core.timing import stats
+from ..core.timing import timeit
 from ..data.clipspec import ClipSpec
 from ..device.environment import environment
 
@@ -55,15 +55,6 @@ def _videos(folder: Path) -> List:
     return idx, idx.train + idx.test
 
 
-def _timed(fn, runs: int) -> Dict:
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return stats(times)
-
-
 def decode_stage(items, spec: ClipSpec, clips: int) -> Dict:
     """A clip's frames decoded (only those frames) and a whole video decoded, on the set's videos."""
     from ..data.transforms import sample_indices
@@ -77,8 +68,8 @@ def decode_stage(items, spec: ClipSpec, clips: int) -> Dict:
         (idx,) = sample_indices(max(1, declared_frames(item.path)), spec, "random", rng)
         return read_frames_at(item.path, idx, resize_short=spec.resize)
 
-    clip = _timed(one_clip, clips)
-    whole = _timed(lambda: read_frames(next(picks).path, resize_short=spec.resize, strict=False), max(2, clips // 4))
+    clip = timeit(one_clip, 0, clips)
+    whole = timeit(lambda: read_frames(next(picks).path, resize_short=spec.resize, strict=False), 0, max(2, clips // 4))
     return {"clip": clip, "clips_per_s": 1000.0 / clip["median_ms"], "whole_video": whole}
 
 
@@ -95,7 +86,7 @@ def augment_stage(items, spec: ClipSpec, runs: int) -> Dict:
         geom = clip_geometry(frames.shape[1], frames.shape[2], spec, True, rng, True)
         return crop_clip(frames[idx], geom, spec)
 
-    t = _timed(one, runs)
+    t = timeit(one, 0, runs)
     return {"clip": t, "clips_per_s": 1000.0 / t["median_ms"]}
 
 
@@ -163,7 +154,7 @@ def step_stage(spec: ClipSpec, width: float, classes: int, batch: int, runs: int
     out = {}
     for name, fn in (("teacher", teacher_step), ("student", student_step)):
         fn()  # warm-up
-        t = _timed(fn, runs)
+        t = timeit(fn, 0, runs)
         out[name] = {"step": t, "clips_per_s": batch * 1000.0 / t["median_ms"]}
     out.update(batch=batch, precision=precision, device=device)
     return out
