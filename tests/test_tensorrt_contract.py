@@ -233,33 +233,38 @@ def test_no_cuda_at_all_is_one_clear_error(standin, pair, monkeypatch):
     assert "pycuda is not installed" in msg and "cuda-python>=12.2,<12.7" in msg and "\n" not in msg
 
 
-# Public engines' inspector JSON (e.g. NVIDIA/TensorRT's trt-engine-explorer test inputs, trtexec
-# --exportLayerInfo output): read from ../shared/data/tensorrt/, or the folder FTS_EDGE_INSPECTOR_DIR names.
+# Real engines' inspector JSON (NVIDIA's trt-engine-explorer ResNet examples built on an A100, in
+# ../shared/data/tensorrt/; FTS_EDGE_INSPECTOR_DIR names another folder): what each file must report.
+# 21 convolutions each (20 + the classifier as a 1x1 convolution); in the two "residual" engines the
+# 3-channel stem is fused with its ReLU and max-pool into one ConvActPool layer, still a convolution.
 INSPECTOR_DIR = Path(os.environ.get("FTS_EDGE_INSPECTOR_DIR") or
                      Path(__file__).resolve().parents[2] / "shared" / "data" / "tensorrt")
-INSPECTOR_FILES = sorted(INSPECTOR_DIR.glob("*.json"))
+INSPECTOR_EXPECT = {
+    "a100-fp32.graph.json": ({"fp32": 21}, "CaskConvolution", "fp32"),
+    "a100-fp16.graph.json": ({"fp16": 21}, "CaskConvolution", "fp16"),
+    "a100-qat.graph.json": ({"int8": 21}, "CaskConvolution", "int8"),
+    "a100-qat-residual.graph.json": ({"int8": 21}, "ConvActPool", "int8"),
+    "a100-qat-residual-qgap.graph.json": ({"int8": 21}, "ConvActPool", "int8"),
+}
 
 
-@pytest.mark.skipif(not INSPECTOR_FILES, reason=f"no public TensorRT inspector JSON in {INSPECTOR_DIR}")
-@pytest.mark.parametrize("path", INSPECTOR_FILES, ids=lambda p: p.name)
-def test_layer_report_on_real_inspector_output(path):
-    """Real engines' inspector JSON (public files): every layer is read, convolutions are counted
-    by what their kernels take in, and a LAYER_NAMES_ONLY file says it cannot tell."""
-    from fts_edge.device.engine import layer_report
+@pytest.mark.skipif(not INSPECTOR_DIR.parent.is_dir(), reason=f"shared sample data not found at {INSPECTOR_DIR.parent}")
+@pytest.mark.parametrize("name", sorted(INSPECTOR_EXPECT))
+def test_layer_report_on_real_inspector_output(name):
+    """Real engines' inspector JSON: every layer is read, every convolution counted (fused
+    ConvActPool layers included) by what its kernel takes in, and the stem's row says so."""
+    from fts_edge.device.engine import layer_report, summary_line
 
-    info = json.loads(path.read_text())
+    by_precision, stem_type, stem_compute = INSPECTOR_EXPECT[name]
+    info = json.loads((INSPECTOR_DIR / name).read_text())
     rep = layer_report(info)
     s = rep["summary"]
-    assert s["layers"] == len(info["Layers"])
-    if s["detail"] == "detailed":
-        convs = [layer for layer in info["Layers"] if layer.get("ParameterType") == "Convolution"]
-        assert s["convolutions"] == len(convs) > 0
-        int8 = [c for c in convs if "int8" in c["Inputs"][0]["Format/Datatype"].lower()
-                and c.get("Weights", {}).get("Type", "Int8") == "Int8"]
-        assert s["convolutions_by_precision"].get("int8", 0) == len(int8)
-        assert all(r["tactic"] for r in rep["layers"] if r["conv"])
-    else:
-        assert s["convolutions"] == 0 and "names only" in s["detail"]
+    assert s["layers"] == len(info["Layers"]) and s["detail"] == "detailed"
+    assert s["convolutions"] == 21 and s["convolutions_by_precision"] == by_precision
+    stem = next(r for r in rep["layers"] if r["conv"])
+    assert (stem["type"], stem["compute"], stem["inputs"][0]) == (stem_type, stem_compute, stem_compute)
+    assert all(r["tactic"] for r in rep["layers"] if r["conv"])
+    assert summary_line(s).startswith(f"21 convolutions: 21 {stem_compute};")
 
 
 def _attribute_chains(path, roots):

@@ -306,7 +306,10 @@ def tensor_precision(fmt: str) -> str:
 
 
 def _is_conv(layer: Dict) -> bool:
-    return layer.get("ParameterType") in ("Convolution", "Deconvolution") or layer.get("LayerType") in CONV_TYPES
+    """A convolution, fused ones included: TensorRT reports a convolution fused with its activation
+    and pooling as one "ConvActPool" layer whose convolution fields carry a "Conv" prefix."""
+    return (layer.get("ParameterType") in ("Convolution", "Deconvolution") or layer.get("LayerType") in CONV_TYPES
+            or layer.get("ConvParameterType") in ("Convolution", "Deconvolution"))
 
 
 def layer_report(info: Dict) -> Dict:
@@ -324,7 +327,7 @@ def layer_report(info: Dict) -> Dict:
             continue
         ins = [tensor_precision(t.get("Format/Datatype", "")) for t in layer.get("Inputs", []) if isinstance(t, dict)]
         outs = [tensor_precision(t.get("Format/Datatype", "")) for t in layer.get("Outputs", []) if isinstance(t, dict)]
-        w = layer.get("Weights")
+        w = layer.get("Weights", layer.get("ConvWeights"))
         weights = tensor_precision(w.get("Type", "")) if isinstance(w, dict) else None
         row = {"name": layer.get("Name"), "type": layer.get("LayerType"), "inputs": ins, "outputs": outs,
                "weights": weights, "tactic": layer.get("TacticName") or layer.get("TacticValue"),
