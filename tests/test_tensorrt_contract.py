@@ -31,7 +31,8 @@ def standin(monkeypatch):
     for m in STANDIN_MODULES:
         monkeypatch.delitem(sys.modules, m, raising=False)
     monkeypatch.syspath_prepend(str(STANDIN))
-    for var in ("FTS_STANDIN_TRT_VERSION", "FTS_STANDIN_CUDA_ERROR", "FTS_STANDIN_GPU", "FTS_STANDIN_CC"):
+    for var in ("FTS_STANDIN_TRT_VERSION", "FTS_STANDIN_CUDA_ERROR", "FTS_STANDIN_GPU", "FTS_STANDIN_CC",
+                "FTS_STANDIN_REFUSE"):
         monkeypatch.delenv(var, raising=False)
     yield importlib.import_module("tensorrt")
     for m in STANDIN_MODULES:
@@ -183,6 +184,57 @@ def test_dynamic_batch_engine_has_an_optimization_profile(standin, tiny_run, tmp
     trt_clf, ort_clf = load_classifier(eng["engine"]), load_classifier(rep["onnx"], device="cpu")
     np.testing.assert_allclose(trt_clf.classify(clips), ort_clf.classify(clips), atol=1e-6)  # 6 clips: chunks of 4
     trt_clf.close()
+
+
+def test_refused_tensorrt_calls_are_errors_not_ignored(standin, pair, tiny_run, tmp_path, monkeypatch):
+    """What TensorRT answers with a return value, not an exception, is checked: a refused tensor
+    address or optimization profile stops with a message naming it."""
+    from fts_edge.core.errors import EngineError
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+    from fts_edge.device.runtime import load_classifier
+    from fts_edge.export.onnx import export_onnx
+
+    clf = load_classifier(build_engine(pair, "fp16")["engine"])
+    monkeypatch.setenv("FTS_STANDIN_REFUSE", "set_tensor_address")
+    with pytest.raises(EngineError, match="refused the device address of tensor clip"):
+        clf.classify(np.zeros((1, 3, 4, 24, 24), np.float32))
+    clf.close()
+    rep = export_onnx(tiny_run["student"], tmp_path / "dyn.onnx", dynamic_batch=True)
+    monkeypatch.setenv("FTS_STANDIN_REFUSE", "add_optimization_profile")
+    with pytest.raises(EngineError, match=r"refused the optimization profile \(batch 1 to 4 for clip\)"):
+        build_engine(rep["onnx"], "fp16", max_batch=4)
+
+
+def test_a_timing_cache_tensorrt_cannot_use_is_set_aside_not_fatal(standin, pair, tmp_path, monkeypatch, caplog):
+    """A timing cache from elsewhere (create_timing_cache gives None) or one TensorRT will not take
+    (set_timing_cache gives False) is warned about and the engine is built without it."""
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+
+    cache = tmp_path / "timing.cache"
+    cache.write_bytes(b"a cache from another TensorRT")
+    with caplog.at_level("WARNING"):
+        rep = build_engine(pair, "fp16", timing_cache=str(cache), force=True)
+    assert Path(rep["engine"]).is_file() and "cannot read it; starting an empty one" in caplog.text
+    assert cache.read_bytes().startswith(b"FTS-TIMING")  # replaced by this build's
+    caplog.clear()
+    cache.write_bytes(b"kept as it was")
+    monkeypatch.setenv("FTS_STANDIN_REFUSE", "set_timing_cache")
+    with caplog.at_level("WARNING"):
+        rep = build_engine(pair, "fp16", timing_cache=str(cache), force=True)
+    assert Path(rep["engine"]).is_file() and "did not take it; building without one" in caplog.text
+    assert cache.read_bytes() == b"kept as it was"
+
+
+def test_fast_fp16_comes_from_the_compute_capability_not_a_deprecated_call():
+    """IBuilder.platform_has_fast_fp16 is deprecated from TensorRT 10.5: the compute capability
+    answers instead (every Jetson Orin is 8.7; Pascal's consumer 6.1 has no fast FP16)."""
+    from fts_edge.device.engine import fast_fp16
+
+    assert [fast_fp16(cc) for cc in ("8.7", "7.2", "5.3", "6.2", "6.1", "5.2", "9.0", None, "?")] == \
+        [True, True, True, True, False, False, True, None, None]
+    src = Path(__file__).resolve().parents[1] / "fts_edge" / "device"
+    used = _attribute_chains(src / "engine.py", {"builder", "trt"})
+    assert not {"platform_has_fast_fp16", "platform_has_fast_int8", "platform_has_tf32"} & used
 
 
 def test_buffers_are_pinned_and_freed(standin, pair):

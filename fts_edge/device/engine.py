@@ -86,6 +86,16 @@ def device_identity(trt) -> Dict:
             "compute_capability": gpu.get("compute_capability")}
 
 
+def fast_fp16(compute_capability: Optional[str]) -> Optional[bool]:
+    """Whether a GPU of this compute capability has fast FP16 (native half arithmetic: 5.3, 6.0,
+    6.2 and 7.0 on, every Jetson since the TX1; not 6.1, Pascal's consumer cards); None unknown."""
+    m = re.fullmatch(r"(\d+)\.(\d+)", str(compute_capability or ""))
+    if not m:
+        return None
+    cc = (int(m.group(1)), int(m.group(2)))
+    return cc in ((5, 3), (6, 0), (6, 2)) or cc >= (7, 0)
+
+
 def read_engine_metadata(path) -> Dict:
     """An engine's checked bundle (``bundle.load_bundle``: its JSON, bound to the file by sha256)."""
     return load_bundle(path)
@@ -143,14 +153,19 @@ class EngineBuilder:
         profile = self.builder.create_optimization_profile()
         for name, (lo, opt, hi) in shapes.items():
             profile.set_shape(name, lo, opt, hi)
-        self.config.add_optimization_profile(profile)
+        if self.config.add_optimization_profile(profile) < 0:  # the profile's index, or -1 when invalid
+            raise EngineError(f"TensorRT refused the optimization profile (batch 1 to {max_batch} for "
+                              f"{', '.join(shapes)}); try a smaller --max-batch")
         return {"min_batch": 1, "opt_batch": 1, "max_batch": max_batch}
 
-    def set_precision(self, precision: str):
+    def set_precision(self, precision: str, compute_capability: Optional[str] = None):
+        """FP16 always (INT8 also for "int8"). Whether the GPU has fast FP16 is read from its compute
+        capability (TensorRT 10.5 deprecates IBuilder.platform_has_fast_fp16 for this)."""
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-        if not self.builder.platform_has_fast_fp16:
-            log.warning("this GPU has no fast FP16: the engine will be slow")
+        if fast_fp16(compute_capability) is False:
+            log.warning("this GPU (compute capability %s) has no fast FP16: the engine will be slow",
+                        compute_capability)
         self.config.set_flag(self.trt.BuilderFlag.FP16)
         if precision == "int8":
             self.config.set_flag(self.trt.BuilderFlag.INT8)
@@ -162,10 +177,19 @@ class EngineBuilder:
             return
         blob = Path(path).read_bytes() if Path(path).is_file() else b""
         cache = self.config.create_timing_cache(blob)
-        self.config.set_timing_cache(cache, True)
+        if cache is None and blob:  # a file TensorRT cannot read: start an empty cache instead
+            log.warning("timing cache %s: TensorRT cannot read it; starting an empty one", path)
+            cache = self.config.create_timing_cache(b"")
+        if cache is None or not self.config.set_timing_cache(cache, True):
+            log.warning("timing cache %s: TensorRT did not take it; building without one", path)
+            self.timing_cache_set = False
+            return
+        self.timing_cache_set = True
+
+    timing_cache_set = False
 
     def save_timing_cache(self, path: Optional[str]):
-        if path:
+        if path and self.timing_cache_set:
             atomic_write_bytes(path, bytes(memoryview(self.config.get_timing_cache().serialize())))
 
     def build(self) -> bytes:
@@ -243,7 +267,7 @@ def build_tensorrt_engine(
     b = EngineBuilder(trt, workspace_mb)
     io = b.create_network(onnx_path)
     profile = b.add_batch_profile(max_batch)
-    b.set_precision(precision)
+    b.set_precision(precision, here.get("compute_capability"))
     b.use_timing_cache(timing_cache)
     blob = b.build()
     seconds = time.perf_counter() - t0

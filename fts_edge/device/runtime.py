@@ -197,6 +197,13 @@ def _deserialise(runtime, path):
     return engine
 
 
+def _set_address(context, name: str, ptr, path) -> None:
+    """IExecutionContext.set_tensor_address, whose False (a null or misaligned address, a name the
+    engine lacks) would otherwise leave the tensor reading or writing the previous address."""
+    if not context.set_tensor_address(name, ptr):
+        raise EngineError(f"{path}: TensorRT refused the device address of tensor {name}")
+
+
 class TensorRTClassifier(Classifier):
     """A TensorRT 10 engine through the tensor-name API (set_input_shape, set_tensor_address,
     execute_async_v3), buffers from ``cudamem`` (cuda-python, else pycuda; pinned host memory).
@@ -249,8 +256,8 @@ class TensorRTClassifier(Classifier):
         np.copyto(h_in, clips)
         d_in = self.cuda.device("in", h_in.nbytes)
         d_out = self.cuda.device("out", h_out.nbytes)
-        self.context.set_tensor_address(self.inp, d_in)
-        self.context.set_tensor_address(self.out, d_out)
+        _set_address(self.context, self.inp, d_in, self.path)
+        _set_address(self.context, self.out, d_out, self.path)
         self.cuda.htod(d_in, h_in)
         if not self.context.execute_async_v3(self.cuda.stream_handle):
             raise EngineError(f"{self.path}: TensorRT execution failed")
@@ -352,11 +359,11 @@ class StreamingTensorRTClassifier(StreamingClassifier):
                 ptr = dev.ptr
             if not ctx.set_input_shape(name, tuple(value.shape)):
                 raise EngineError(f"{self.path}: TensorRT refused {name} of shape {tuple(value.shape)}")
-            ctx.set_tensor_address(name, ptr)
+            _set_address(ctx, name, ptr, self.path)
         outs = []
         for name in st["outputs"]:
             out = self._buffer(ctx.get_tensor_shape(name))
-            ctx.set_tensor_address(name, out.ptr)
+            _set_address(ctx, name, out.ptr, self.path)
             outs.append(out)
         if not ctx.execute_async_v3(self.cuda.stream_handle):
             raise EngineError(f"{self.path}: TensorRT execution failed ({st['name']} stage)")

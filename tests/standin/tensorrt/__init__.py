@@ -20,6 +20,9 @@ loading, and behaviour on a real GPU or Jetson. Those wait for the first device 
 (jetson/README.md lists it).
 
 ``FTS_STANDIN_TRT_VERSION`` sets ``__version__`` (to test refusal of TensorRT 8.6 or 11).
+``FTS_STANDIN_REFUSE`` (comma-separated: set_tensor_address, add_optimization_profile,
+set_timing_cache) makes those calls answer as TensorRT documents a refusal (False, -1, False)
+without doing anything, so the callers' checks of return values are exercised.
 """
 from __future__ import annotations
 
@@ -33,6 +36,10 @@ _MAGIC = b"FTS-TRT-STANDIN\x00"
 
 def _version():
     return os.environ.get("FTS_STANDIN_TRT_VERSION", "10.3.0.26")
+
+
+def _refused(call: str) -> bool:
+    return call in os.environ.get("FTS_STANDIN_REFUSE", "").split(",")
 
 
 def __getattr__(name):  # __version__ follows FTS_STANDIN_TRT_VERSION, also after import
@@ -217,6 +224,8 @@ class IBuilderConfig:
         return BuilderFlag(flag) in self._flags
 
     def add_optimization_profile(self, profile):
+        if _refused("add_optimization_profile"):
+            return -1  # documented: the profile's index, or -1 if it is not valid
         self._profiles.append(profile)
         return len(self._profiles) - 1
 
@@ -231,6 +240,8 @@ class IBuilderConfig:
     def set_timing_cache(self, cache, ignore_mismatch):
         if not isinstance(cache, ITimingCache):
             raise TypeError("set_timing_cache(): incompatible function arguments")
+        if _refused("set_timing_cache"):
+            return False
         self._cache = cache
         return True
 
@@ -378,6 +389,8 @@ class IExecutionContext:
 
     def set_tensor_address(self, name, memory):
         self.engine._find(name)
+        if _refused("set_tensor_address") or int(memory) == 0:
+            return False  # documented: False where the address cannot be set (null, misaligned)
         self._addresses[name] = int(memory)
         return True
 
