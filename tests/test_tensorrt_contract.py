@@ -32,7 +32,7 @@ def standin(monkeypatch):
         monkeypatch.delitem(sys.modules, m, raising=False)
     monkeypatch.syspath_prepend(str(STANDIN))
     for var in ("FTS_STANDIN_TRT_VERSION", "FTS_STANDIN_CUDA_ERROR", "FTS_STANDIN_GPU", "FTS_STANDIN_CC",
-                "FTS_STANDIN_REFUSE"):
+                "FTS_STANDIN_REFUSE", "FTS_STANDIN_SMS"):
         monkeypatch.delenv(var, raising=False)
     yield importlib.import_module("tensorrt")
     for m in STANDIN_MODULES:
@@ -170,6 +170,34 @@ def test_engine_refused_elsewhere(standin, pair, monkeypatch, capsys):
     engine.write_bytes(bytes(blob))
     with pytest.raises(EngineError, match="sha256 differs"):
         load_classifier(engine)
+
+
+def test_an_engine_from_another_orin_module_is_refused(standin, pair, monkeypatch, tmp_path):
+    """Every Orin module is compute capability 8.7 with the same GPU name: the multiprocessor
+    count and the board's device-tree model tell an AGX Orin's engine from an Orin Nano's."""
+    import fts_edge.device.doctor as doctor
+    from fts_edge.core.errors import EngineError
+    from fts_edge.device.engine import build_tensorrt_engine as build_engine
+    from fts_edge.device.runtime import load_classifier
+
+    release, model = tmp_path / "nv_tegra_release", tmp_path / "model"
+    release.write_text("# R36 (release), REVISION: 4.0, GCID: 37537400, BOARD: generic, EABI: aarch64\n")
+    model.write_bytes(b"NVIDIA Jetson AGX Orin Developer Kit\x00")
+    monkeypatch.setattr(doctor, "TEGRA_RELEASE", str(release))
+    monkeypatch.setattr(doctor, "MODEL_FILES", (str(model),))
+    eng = build_engine(pair, "fp16")
+    ident = eng["metadata"]["engine"]
+    assert (ident["multiprocessors"], ident["memory_mb"], ident["board"]) == \
+        (16, 65536, "NVIDIA Jetson AGX Orin Developer Kit")
+    load_classifier(eng["engine"]).close()
+    monkeypatch.setenv("FTS_STANDIN_SMS", "8")  # an Orin Nano 8 GB: same name, same 8.7
+    with pytest.raises(EngineError, match="built for GPU multiprocessor count 16, this machine has 8"):
+        load_classifier(eng["engine"])
+    monkeypatch.delenv("FTS_STANDIN_SMS")
+    model.write_bytes(b"NVIDIA Jetson Orin NX Engineering Reference Developer Kit\x00")
+    with pytest.raises(EngineError, match="built for board 'NVIDIA Jetson AGX Orin Developer Kit', this machine "
+                                          "has 'NVIDIA Jetson Orin NX"):
+        load_classifier(eng["engine"])
 
 
 def test_dynamic_batch_engine_has_an_optimization_profile(standin, tiny_run, tmp_path):

@@ -179,15 +179,18 @@ def open_cuda():
 
 
 def gpu_identity() -> Optional[Dict]:
-    """Name and compute capability of GPU 0, asked of CUDA through cuda-python or pycuda (no torch);
-    None where neither sees a GPU."""
+    """GPU 0 as an engine is specific to it: name, compute capability, multiprocessor count and
+    memory, asked of CUDA through cuda-python or pycuda (no torch); None where neither sees a GPU.
+    (Every Orin module is compute capability 8.7; their multiprocessor counts differ: 16 on the
+    AGX Orin 64 GB, 14 on the 32 GB, 8 on the Orin NX 16 GB and the Orin Nano 8 GB, 4 on the Nano 4 GB.)"""
     try:
         rt = import_cudart()
         err, props = rt.cudaGetDeviceProperties(0)
         if int(err) == 0:
             name = props.name
             name = name.decode(errors="replace").rstrip("\x00") if isinstance(name, (bytes, bytearray)) else str(name)
-            return {"name": name, "compute_capability": f"{props.major}.{props.minor}"}
+            return {"name": name, "compute_capability": f"{props.major}.{props.minor}",
+                    "multiprocessors": int(props.multiProcessorCount), "memory_mb": int(props.totalGlobalMem) >> 20}
     except Exception:  # absent, no driver, wrong driver: try pycuda
         pass
     try:
@@ -196,7 +199,9 @@ def gpu_identity() -> Optional[Dict]:
         cuda.init()
         d = cuda.Device(0)
         major, minor = d.compute_capability()
-        return {"name": d.name(), "compute_capability": f"{major}.{minor}"}
+        return {"name": d.name(), "compute_capability": f"{major}.{minor}",
+                "multiprocessors": int(d.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT)),
+                "memory_mb": int(d.total_memory()) >> 20}
     except Exception:
         return None
 

@@ -25,15 +25,20 @@ def _version(mod: str) -> Optional[str]:
         return None
 
 
+TEGRA_RELEASE = "/etc/nv_tegra_release"  # L4T's release line: present on a Jetson only
+MODEL_FILES = ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model")  # the board's name
+
+
 def jetson_info() -> Optional[Dict]:
-    rel = Path("/etc/nv_tegra_release")
+    """L4T release, JetPack and the board's device-tree model; None off a Jetson."""
+    rel = Path(TEGRA_RELEASE)
     if not rel.exists():
         return None
     text = rel.read_text()
     m = re.search(r"R(\d+)\s*\(release\),\s*REVISION:\s*([\d.]+)", text)
     l4t = f"{m.group(1)}.{m.group(2).split('.')[0]}" if m else None
     model = None
-    for p in ("/proc/device-tree/model", "/sys/firmware/devicetree/base/model"):
+    for p in MODEL_FILES:
         if os.path.exists(p):
             model = Path(p).read_bytes().decode(errors="ignore").strip("\x00").strip()
             break

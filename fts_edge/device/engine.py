@@ -80,10 +80,21 @@ def engine_path(onnx_path, precision: str) -> Path:
     return p.with_name(f"{stem}.{precision}.engine")
 
 
+def board_model() -> Optional[str]:
+    """The board's device-tree model ("NVIDIA Jetson AGX Orin Developer Kit"); None off a Jetson."""
+    from .doctor import jetson_info
+
+    return (jetson_info() or {}).get("model")
+
+
 def device_identity(trt) -> Dict:
+    """What an engine is specific to: TensorRT's version and the GPU (name, compute capability,
+    multiprocessors), with the board's model on a Jetson, where every Orin module reports the
+    same GPU name and compute capability; the memory is recorded, not compared."""
     gpu = gpu_identity() or {}
     return {"tensorrt": str(trt.__version__), "gpu": gpu.get("name"),
-            "compute_capability": gpu.get("compute_capability")}
+            "compute_capability": gpu.get("compute_capability"), "multiprocessors": gpu.get("multiprocessors"),
+            "memory_mb": gpu.get("memory_mb"), "board": board_model()}
 
 
 def fast_fp16(compute_capability: Optional[str]) -> Optional[bool]:
@@ -107,7 +118,10 @@ def check_engine(meta: Dict, here: Dict, path) -> None:
     eng = meta["engine"]
     rebuild = (f"rebuild it here: fts-edge build-engine {meta.get('rebuild_from') or '<model.onnx>'} "
                f"--{meta.get('precision', 'fp16')}")
-    for key, what in (("tensorrt", "TensorRT"), ("compute_capability", "GPU compute capability"), ("gpu", "GPU")):
+    for key, what in (("tensorrt", "TensorRT"), ("compute_capability", "GPU compute capability"), ("gpu", "GPU"),
+                      ("multiprocessors", "GPU multiprocessor count"), ("board", "board")):
+        if key in ("multiprocessors", "board") and key not in eng:
+            continue  # an engine recorded before these were: TensorRT's and the GPU's checks stand
         if eng.get(key) != here.get(key):
             raise EngineError(f"{path}: built for {what} {eng.get(key)!r}, this machine has {here.get(key)!r}; "
                               f"{rebuild}")

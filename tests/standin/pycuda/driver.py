@@ -43,6 +43,10 @@ class Context:
         _stack.pop()
 
 
+class device_attribute:  # noqa: N801 (pycuda's spelling)
+    MULTIPROCESSOR_COUNT = 16
+
+
 class Device:
     def __init__(self, ordinal):
         if not _initialised[0]:
@@ -58,6 +62,14 @@ class Device:
     def compute_capability(self):
         p = _rt.cudaDeviceProp()
         return p.major, p.minor
+
+    def get_attribute(self, attr):
+        if attr != device_attribute.MULTIPROCESSOR_COUNT:
+            raise NotImplementedError(f"the stand-in answers MULTIPROCESSOR_COUNT only, not {attr}")
+        return _rt.cudaDeviceProp().multiProcessorCount
+
+    def total_memory(self):
+        return _rt.cudaDeviceProp().totalGlobalMem
 
 
 class DeviceAllocation:

@@ -57,6 +57,9 @@ class cudaDeviceProp:
         self.name = os.environ.get("FTS_STANDIN_GPU", "Orin (stand-in)").encode()
         cc = os.environ.get("FTS_STANDIN_CC", "8.7").split(".")
         self.major, self.minor = int(cc[0]), int(cc[1])
+        # an AGX Orin 64 GB unless FTS_STANDIN_SMS says otherwise (an Orin Nano 8 GB has 8)
+        self.multiProcessorCount = int(os.environ.get("FTS_STANDIN_SMS", "16"))
+        self.totalGlobalMem = 64 << 30
 
 
 _device = {}   # address -> ctypes buffer ("device" memory)
