@@ -33,14 +33,18 @@ def test_qdq_model_is_symmetric_per_channel_int8(int8, tiny_run):
 
 
 def test_tensorrt_placement_quantizes_weighted_inputs_only(int8):
-    """TensorRT's placement: Q/DQ on the inputs of Conv and Gemm, none on their outputs, no
-    quantized Relu/GlobalAveragePool, and the identity shortcut of each residual Add reading the
-    block input's dequantized copy (so TensorRT can fuse the Add into the convolution)."""
+    """TensorRT's placement: Q/DQ on the inputs of Conv and Gemm but the 3-channel 3D stem (left in
+    float, with the reason), none on their outputs, no quantized Relu/GlobalAveragePool, and the
+    identity shortcut of each residual Add reading the block input's dequantized copy (so TensorRT
+    can fuse the Add into the convolution)."""
     rep, _ = int8
     g = onnx.load(rep["int8_onnx"]).graph
     producer = {o: n for n in g.node for o in n.output}
     convs = [n for n in g.node if n.op_type in ("Conv", "Gemm")]
-    assert all(producer[n.input[0]].op_type == "DequantizeLinear" for n in convs), "every weighted layer reads int8"
+    stem = convs[0]
+    assert stem.input[0] == g.input[0].name and producer.get(stem.input[0]) is None, "the stem reads the float clip"
+    assert list(rep["kept_in_float"]) == [stem.name] and "3 input channels" in rep["kept_in_float"][stem.name]
+    assert all(producer[n.input[0]].op_type == "DequantizeLinear" for n in convs[1:]), "every other one reads int8"
     quantized_inputs = [producer[n.input[0]].op_type for n in g.node if n.op_type == "QuantizeLinear"
                         and n.input[0] in producer]
     assert "Conv" not in quantized_inputs and "Gemm" not in quantized_inputs, \
@@ -50,7 +54,7 @@ def test_tensorrt_placement_quantizes_weighted_inputs_only(int8):
                  [producer[i].op_type if i in producer else None for i in n.input].count("Conv") == 1]
     assert shortcuts and all("DequantizeLinear" in [producer[i].op_type for i in n.input if i in producer]
                              for n in shortcuts)
-    assert rep["stem_in_float"] is False  # TensorRT runs the 3-channel stem in int8 too
+    assert rep["stem_in_float"] is True
 
 
 def test_residual_rewiring_keeps_the_numbers(int8, tiny_run):

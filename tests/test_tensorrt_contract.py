@@ -32,7 +32,7 @@ def standin(monkeypatch):
         monkeypatch.delitem(sys.modules, m, raising=False)
     monkeypatch.syspath_prepend(str(STANDIN))
     for var in ("FTS_STANDIN_TRT_VERSION", "FTS_STANDIN_CUDA_ERROR", "FTS_STANDIN_GPU", "FTS_STANDIN_CC",
-                "FTS_STANDIN_REFUSE", "FTS_STANDIN_SMS"):
+                "FTS_STANDIN_REFUSE", "FTS_STANDIN_SMS", "FTS_STANDIN_NO_INT8"):
         monkeypatch.delenv(var, raising=False)
     yield importlib.import_module("tensorrt")
     for m in STANDIN_MODULES:
@@ -112,9 +112,13 @@ def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, pair, tmp
         assert meta["precision"] == prec and meta["parent_onnx_sha256"] == onnx_meta["onnx_sha256"]
         assert meta["engine"]["tensorrt"] == "10.3.0.26" and meta["engine"]["gpu"] == "Orin (stand-in)"
         assert meta["engine"]["compute_capability"] == "8.7" and len(meta["engine"]["sha256"]) == 64
-        assert meta["layers"]["convolutions"] > 0
+        n = meta["layers"]["convolutions"]
         by = meta["layers"]["convolutions_by_precision"]
-        assert by == {("int8" if prec == "int8" else "fp16"): meta["layers"]["convolutions"]}
+        if prec == "int8":  # every convolution but the 3-channel stem, which the Q/DQ placement keeps in float
+            assert by == {"int8": n - 1, "fp16": 1} and meta["layers"]["convolutions_not_int8"] == ["/stem/stem.0/Conv"]
+            assert f"not in int8: /stem/stem.0/Conv" in out
+        else:
+            assert n > 0 and by == {"fp16": n}
         assert f"built {engine}" in out
         # the camera on the engine gives what ONNX Runtime gives on the ONNX it was built from, window by window
         got = _camera_rows(engine, video, tmp_path, f"engine-{prec}")
@@ -138,6 +142,33 @@ def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, pair, tmp
     capsys.readouterr()
     assert main(["build-engine", str(pair), "--fp16"]) == 0
     assert "reused" in capsys.readouterr().out
+
+
+def test_int8_layers_tensorrt_cannot_build_are_kept_in_fp16_and_built_again(standin, pair, shared_data, monkeypatch,
+                                                                            capsys):
+    """A failed INT8 build whose errors name convolutions is retried once with those convolutions
+    kept in float (quantized and checked again), and says so; a second failure is one line."""
+    video = shared_data / "vtest.avi"
+    layer = "/layer1/layer1.0/conv1/conv1.0/Conv"
+    monkeypatch.setenv("FTS_STANDIN_NO_INT8", layer)
+    rc = main(["build-engine", str(pair), "--int8", "--calib-input", str(video), "--calib-clips", "8",
+               "--min-agreement", "0"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert f"TensorRT could not build 1 convolution(s) in INT8 ({layer}): quantizing again with them kept in FP16" \
+        in out
+    q = json.loads(metadata_path(pair.parent / "student.int8.onnx").read_text())["quantization"]
+    assert q["kept_in_float"][layer] == "TensorRT could not build it in INT8" and "/stem/stem.0/Conv" in q["kept_in_float"]
+    meta = json.loads(metadata_path(pair.parent / "student.int8.engine").read_text())
+    assert sorted(meta["layers"]["convolutions_not_int8"]) == sorted(["/stem/stem.0/Conv", layer])
+    # one retry only: where the second build fails on another convolution, one line, exit 1
+    monkeypatch.setenv("FTS_STANDIN_NO_INT8", "Conv")  # every quantized convolution, the first named each time
+    rc = main(["build-engine", str(pair), "--int8", "--calib-input", str(video), "--calib-clips", "8",
+               "--min-agreement", "0", "--force"])
+    cap = capsys.readouterr()
+    assert "quantizing again with them kept in FP16" in cap.out
+    assert rc == 1 and "TensorRT could not build the int8 engine: [standin] Error Code 10" in cap.err
+    assert cap.err.strip().count("\n") == 0
 
 
 def test_engine_refused_elsewhere(standin, pair, monkeypatch, capsys):

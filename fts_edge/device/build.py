@@ -35,7 +35,8 @@ def _commit_int8(fp32_meta: Dict, candidate: Path, final: Path, report: Dict) ->
 
 
 def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor: str, calib_method: str,
-              keep_stem_fp: bool, min_agreement: float, progress=None, memory_mb: int = CALIB_MEMORY_MB) -> Dict:
+              keep_stem_fp: bool, min_agreement: float, progress=None, memory_mb: int = CALIB_MEMORY_MB,
+              keep_fp=()) -> Dict:
     """Calibrate, check against fp32 and commit one INT8 flavour; a failed check keeps the model
     as NAME.int8(.cpu).rejected.onnx and raises, leaving the previous pair untouched.
 
@@ -46,10 +47,11 @@ def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor:
         val_clips, val_labels: the check's clips (labels may be None).
         flavor: tensorrt or cpu (quantize.py says how they differ).
         calib_method: minmax, entropy or percentile.
-        keep_stem_fp: the CPU flavour keeps its stem in float.
+        keep_stem_fp: the stem stays in float (quantize.quantize_int8 says which, per flavour).
         min_agreement: the check's threshold.
         progress: a progress factory, or None.
         memory_mb: what histogram calibration may hold.
+        keep_fp: more Conv nodes to keep in float (a single-graph model only).
 
     Returns:
         The quantization report with its ``check``.
@@ -74,7 +76,7 @@ def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor:
                             for n, p in zip(STAGES, parts)}}
         else:
             q = quantize_int8(onnx_path, clips, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
-                              progress=progress, flavor=flavor, memory_mb=memory_mb)
+                              progress=progress, flavor=flavor, memory_mb=memory_mb, keep_fp=keep_fp)
         try:
             q["check"] = check_int8(onnx_path, candidate, val_clips, val_labels, min_agreement=min_agreement)
         except ExportError:
@@ -112,7 +114,7 @@ class BuildSettings(Settings):
         calib_data: a folder of videos to calibrate on (default: the training split in the bundle).
         calib_input: a video or camera to calibrate on (and to check INT8 on without the split).
         calib_clips: calibration clips; calib_method: minmax, entropy or percentile.
-        keep_stem_fp: the CPU flavour keeps the stem convolution in float.
+        keep_stem_fp: the stem convolution stays in float (both INT8 flavours).
         min_agreement: the INT8 model must agree with fp32 on at least this share of clips.
         force: rebuild an engine that matches; onnx_only: stop before the engine.
         max_batch: the largest batch of a dynamic-batch ONNX's optimization profile.
@@ -193,9 +195,10 @@ def build_engine(model: Optional[str] = None, settings: Optional[BuildSettings] 
             c = q["check"]
             acc = (f", accuracy fp32 {c['fp32_top1']:.1f}% vs int8 {c['int8_top1']:.1f}%" if "int8_top1" in c else "")
             use = "for TensorRT" if flavor == "tensorrt" else "for ONNX Runtime on x86 CPUs"
+            kept = f"; in float: {', '.join(q['kept_in_float'])}" if q.get("kept_in_float") else ""
             say(f"wrote {q['int8_onnx']} ({use}: {q['qdq']['QuantizeLinear']} Q/DQ pairs, {q['method']} calibration "
                 f"on {q['calibration_clips']} clips; top-1 agreement with fp32 {c['top1_agreement']:.1%} on "
-                f"{c['clips']} clips{acc})")
+                f"{c['clips']} clips{acc}{kept})")
         engine_inputs["int8"] = report["int8"]["tensorrt"]["int8_onnx"]
     if "fp16" in precisions:
         fmeta = {k: v for k, v in meta.items() if k != "onnx_sha256"}
@@ -230,8 +233,20 @@ def build_engine(model: Optional[str] = None, settings: Optional[BuildSettings] 
                                                        max_batch=s.max_batch, out=stage_file(out, name),
                                                        rebuild_from=onnx_path, stage=name)
         else:
-            res = trt_engine.build_tensorrt_engine(src, prec, s.workspace_mb, s.timing_cache, force=s.force,
-                                                   max_batch=s.max_batch, out=out, rebuild_from=onnx_path)
+            def build(src, prec=prec, out=out):
+                return trt_engine.build_tensorrt_engine(src, prec, s.workspace_mb, s.timing_cache, force=s.force,
+                                                        max_batch=s.max_batch, out=out, rebuild_from=onnx_path)
+            try:
+                res = build(src)
+            except trt_engine.Int8LayersUnbuildable as e:
+                # once: the convolutions TensorRT named kept in float, quantized and checked again
+                say(f"TensorRT could not build {len(e.nodes)} convolution(s) in INT8 ({', '.join(e.nodes)}): "
+                    "quantizing again with them kept in FP16, then building once more")
+                q = make_int8(onnx_path, meta, clips, vx, vy, "tensorrt", s.calib_method, s.keep_stem_fp,
+                              s.min_agreement, progress, s.calib_memory_mb, keep_fp=e.nodes)
+                report["int8"]["tensorrt"] = q
+                res = build(q["int8_onnx"])
+                res["kept_in_fp16_after_a_failed_build"] = e.nodes
         report["engines"][prec] = res
         m = res["metadata"]
         say(f"{'reused' if res['reused'] else 'built'} {res['engine']} for {m['engine']['gpu']} (TensorRT "

@@ -127,12 +127,48 @@ def check_engine(meta: Dict, here: Dict, path) -> None:
                               f"{rebuild}")
 
 
+class Int8LayersUnbuildable(EngineError):
+    """TensorRT built no INT8 engine and its errors name these convolutions of the Q/DQ ONNX:
+    quantizing again with them kept in float may build (build-engine does that once)."""
+
+    def __init__(self, message: str, nodes: List[str]):
+        super().__init__(message)
+        self.nodes = nodes
+
+
+def _capturing_logger(trt, verbose: bool):
+    """A TensorRT logger (an ILogger subclass, as the Python API documents) that passes TensorRT's
+    messages to Python's logging and keeps the errors, so a failed build can say what failed."""
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: List[str] = []
+
+        def log(self, severity, msg):
+            if severity in (trt.ILogger.INTERNAL_ERROR, trt.ILogger.ERROR):
+                self.errors.append(str(msg))
+                log.error("TensorRT: %s", msg)
+            elif severity == trt.ILogger.WARNING:
+                log.warning("TensorRT: %s", msg)
+            elif verbose:
+                log.debug("TensorRT: %s", msg)
+
+    return Logger()
+
+
+def nodes_named_in(text: str, names: List[str]) -> List[str]:
+    """The names (ONNX node names) that ``text`` mentions as whole names: TensorRT's messages name
+    a layer by its ONNX node, alone or fused ("a + b + c")."""
+    return [n for n in names if n and re.search(rf"(?<![\w/.:-]){re.escape(n)}(?![\w/:-])", text)]
+
+
 class EngineBuilder:
     """TensorRT's builder, network, ONNX parser and config for one build (the samples' shape)."""
 
     def __init__(self, trt, workspace_mb: int = 1024, verbose: bool = False):
         self.trt = trt
-        self.logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
+        self.logger = _capturing_logger(trt, verbose)
         self.builder = trt.Builder(self.logger)
         self.config = self.builder.create_builder_config()
         self.config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, workspace_mb << 20)
@@ -206,10 +242,20 @@ class EngineBuilder:
         if path and self.timing_cache_set:
             atomic_write_bytes(path, bytes(memoryview(self.config.get_timing_cache().serialize())))
 
-    def build(self) -> bytes:
+    def build(self, onnx_path=None, precision: str = "fp16") -> bytes:
+        """The serialized engine; where TensorRT makes none, an error with its first message, and
+        for INT8 the convolutions its messages name (Int8LayersUnbuildable)."""
         serialized = self.builder.build_serialized_network(self.network, self.config)
         if serialized is None:
-            raise EngineError("TensorRT could not build the engine (see its log above)")
+            first = self.logger.errors[0] if self.logger.errors else "no message"
+            msg = f"TensorRT could not build the {precision} engine: {first[:300]}"
+            if precision == "int8" and onnx_path is not None:
+                from .quantize import conv_nodes
+
+                nodes = nodes_named_in("\n".join(self.logger.errors), conv_nodes(onnx_path))
+                if nodes:
+                    raise Int8LayersUnbuildable(msg, nodes)
+            raise EngineError(msg)
         return bytes(memoryview(serialized))
 
 
@@ -283,7 +329,7 @@ def build_tensorrt_engine(
     profile = b.add_batch_profile(max_batch)
     b.set_precision(precision, here.get("compute_capability"))
     b.use_timing_cache(timing_cache)
-    blob = b.build()
+    blob = b.build(onnx_path, precision)
     seconds = time.perf_counter() - t0
     layers = layer_report(inspect_engine(trt, blob))
     meta = {k: v for k, v in onnx_meta.items()
@@ -388,6 +434,8 @@ def layer_report(info: Dict) -> Dict:
         p = r["inputs"][0] if r["inputs"] else "unknown"
         by_input[p] = by_input.get(p, 0) + 1
     summary = {"layers": len(layers), "convolutions": len(convs), "convolutions_by_precision": by_compute,
+               "convolutions_not_int8": [r["name"] for r in convs if r["compute"] != "int8"]
+               if by_compute.get("int8") else [],
                "layers_by_input_precision": by_input,
                "reformats": sum(1 for r in layers if r.get("type") == "Reformat"),
                "detail": "layer names only (built without ProfilingVerbosity.DETAILED)" if names_only else "detailed"}
@@ -399,5 +447,9 @@ def summary_line(summary: Dict) -> str:
         return f"{summary['layers']} layers; precisions unknown ({summary['detail']})"
     by = summary.get("convolutions_by_precision", {})
     parts = ", ".join(f"{n} {p}" for p, n in sorted(by.items(), key=lambda kv: -kv[1])) or "none"
-    return (f"{summary['convolutions']} convolutions: {parts}; {summary['layers']} layers, "
+    line = (f"{summary['convolutions']} convolutions: {parts}; {summary['layers']} layers, "
             f"{summary['reformats']} reformats")
+    rest = summary.get("convolutions_not_int8") or []
+    if rest:
+        line += f"; not in int8: {', '.join(rest[:4])}{f' and {len(rest) - 4} more' if len(rest) > 4 else ''}"
+    return line

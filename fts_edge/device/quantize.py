@@ -10,7 +10,9 @@ Two flavours, placed for their runtimes:
   symmetric int8; no Q/DQ on the outputs of weighted layers (TensorRT fuses Conv+bias+ReLU+Add and
   picks the output type itself); the identity shortcut of each residual Add reads the quantized
   copy of the block input, so TensorRT can fuse the Add into the convolution before it. What is
-  left unquantized runs in FP16 (engine.py builds with the FP16 flag too).
+  left unquantized runs in FP16 (engine.py builds with the FP16 flag too). The 3D convolutions
+  with fewer than 4 input channels (the RGB stem) stay in float (``tensorrt_float_convs`` says
+  why), and so does any convolution a TensorRT build could not make in INT8 (``keep_fp``).
 - ``cpu`` (NAME.int8.cpu.onnx): uint8 activations x int8 weights with reduced range, ONNX
   Runtime's fast path on x86 without VNNI (docs/results.md has the measured speed-ups).
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -82,6 +84,30 @@ def conv_nodes(onnx_path) -> List[str]:
 
 FLAVORS = ("tensorrt", "cpu")
 
+# Why the TensorRT flavour leaves a 3-channel 3D convolution unquantized: TensorRT's INT8
+# convolutions read channel-vectorized tensors (4 or 32 channels a vector), so 3 channels are
+# padded, and Q/DQ 3D convolutions on few channels are reported unbuildable ("Could not find any
+# implementation for node", TensorRT issues #3139, #2125, #1726) or no faster than FP16 (#1176).
+STEM_REASON = "3D convolution on {c} input channels: TensorRT's INT8 kernels want 4 or more (channel-vectorized)"
+
+
+def tensorrt_float_convs(onnx_path) -> Dict[str, str]:
+    """The Conv nodes the TensorRT flavour keeps in float (FP16 in the engine), each with why:
+    3D convolutions with fewer than 4 input channels (the stem of an RGB network)."""
+    import onnx
+
+    g = onnx.load(str(onnx_path)).graph
+    weights = {t.name: list(t.dims) for t in g.initializer}
+    out: Dict[str, str] = {}
+    for n in g.node:
+        if n.op_type != "Conv" or len(n.input) < 2 or n.input[1] not in weights:
+            continue
+        dims = weights[n.input[1]]
+        group = next((a.i for a in n.attribute if a.name == "group"), 1)
+        if len(dims) == 5 and dims[1] * group < 4:
+            out[n.name] = STEM_REASON.format(c=dims[1] * group)
+    return out
+
 
 def int8_path(fp32_onnx, flavor: str) -> Path:
     base = Path(fp32_onnx).name.replace(".onnx", "")
@@ -108,11 +134,14 @@ def activation_bytes(onnx_path) -> int:
 
 
 def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax", keep_stem_fp: bool = True,
-                  progress=None, flavor: str = "tensorrt", memory_mb: int = CALIB_MEMORY_MB) -> Dict:
+                  progress=None, flavor: str = "tensorrt", memory_mb: int = CALIB_MEMORY_MB,
+                  keep_fp: Sequence[str] = ()) -> Dict:
     """Calibrate on ``clips`` and write a Q/DQ INT8 ONNX of ``flavor`` (see the module's text).
 
-    ``keep_stem_fp`` leaves the first convolution (3 input channels) of the CPU flavour in float:
-    quantizing it made that flavour slower. Calibration holds the activations of at most
+    ``keep_stem_fp`` leaves the stem in float: in the CPU flavour the first convolution (quantizing
+    it made that flavour slower), in the TensorRT flavour the convolutions ``tensorrt_float_convs``
+    names. ``keep_fp`` names more Conv nodes to leave in float (those a TensorRT build could not
+    make in INT8). Calibration holds the activations of at most
     ``memory_mb`` worth of batches at a time (the clips are fed in strides), whatever the method.
 
     Args:
@@ -120,13 +149,15 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
         clips: calibration clips, or a list of whole feeds for a graph of several inputs.
         out: the INT8 model's path (default NAME.int8.onnx or NAME.int8.cpu.onnx).
         method: minmax, entropy or percentile.
-        keep_stem_fp: leave the CPU flavour's stem in float.
+        keep_stem_fp: leave the stem in float.
         progress: a progress factory, or None.
         flavor: tensorrt or cpu.
         memory_mb: what histogram calibration may hold.
+        keep_fp: more Conv nodes to leave in float.
 
     Returns:
-        The report: the file, the method, calibration clips and the Q/DQ counts.
+        The report: the file, the method, calibration clips, the Q/DQ counts and the convolutions
+        kept in float with the reason for each.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -152,16 +183,26 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
     calib = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
              "percentile": CalibrationMethod.Percentile}[method]
     if flavor == "tensorrt":
-        exclude = []
+        kept = tensorrt_float_convs(fp32_onnx) if keep_stem_fp else {}
+        exclude = list(kept)
         act, reduce_range = QuantType.QInt8, False
         ops = ["Conv", "Gemm", "MatMul"]
         extra.update({"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False,
                       "OpTypesToExcludeOutputQuantization": ops})
     else:
         exclude = conv_nodes(fp32_onnx)[:1] if keep_stem_fp else []
+        kept = {n: "the CPU flavour's stem: quantized, it was slower in ONNX Runtime" for n in exclude}
         act, reduce_range = QuantType.QUInt8, True
         ops = ["Conv", "Gemm", "MatMul", "Add", "GlobalAveragePool", "Relu"]
         extra["WeightSymmetric"] = True
+    stem_kept = bool(exclude)
+    known = set(conv_nodes(fp32_onnx))
+    for name in keep_fp:
+        if name not in known:
+            raise ExportError(f"{fp32_onnx}: no convolution named {name!r} to keep in float")
+        if name not in kept:
+            kept[name] = "TensorRT could not build it in INT8"
+            exclude.append(name)
     if method == "percentile":
         extra["CalibPercentile"] = 99.99
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -186,8 +227,8 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
             junk.unlink()
     return {"int8_onnx": str(out), "fp32_onnx": str(fp32_onnx), "flavor": flavor, "method": method,
             "calibration_clips": int(len(clips) // batch * batch), "calibration_stride_batches": stride,
-            "calibration_peak_mib": round(stride * per_batch / 2 ** 20, 1), "stem_in_float": bool(exclude),
-            "excluded_nodes": exclude, "qdq": qdq_counts(out), "residuals_rewired": rewired}
+            "calibration_peak_mib": round(stride * per_batch / 2 ** 20, 1), "stem_in_float": stem_kept,
+            "excluded_nodes": exclude, "kept_in_float": kept, "qdq": qdq_counts(out), "residuals_rewired": rewired}
 
 
 def residuals_read_quantized(onnx_path) -> int:

@@ -23,6 +23,10 @@ loading, and behaviour on a real GPU or Jetson. Those wait for the first device 
 ``FTS_STANDIN_REFUSE`` (comma-separated: set_tensor_address, add_optimization_profile,
 set_timing_cache) makes those calls answer as TensorRT documents a refusal (False, -1, False)
 without doing anything, so the callers' checks of return values are exercised.
+``FTS_STANDIN_NO_INT8`` (comma-separated parts of ONNX node names): an INT8 build fails, as
+TensorRT's does when it has no kernel for a layer, for every Conv so named that reads a
+DequantizeLinear, logging TensorRT's message for the first ("Could not find any implementation
+for node NAME"); whether real TensorRT 10.3 has INT8 kernels for a given 3D convolution is not known here.
 """
 from __future__ import annotations
 
@@ -281,6 +285,18 @@ class Builder:
         if strongly and config._flags & {BuilderFlag.FP16, BuilderFlag.INT8}:
             self.logger.log(ILogger.ERROR, "precision flags are not allowed in a strongly typed network")
             return None
+        no_int8 = [x for x in os.environ.get("FTS_STANDIN_NO_INT8", "").split(",") if x]
+        if no_int8 and BuilderFlag.INT8 in config._flags:
+            import onnx
+
+            g = onnx.load_from_string(network._onnx).graph
+            dq = {n.output[0] for n in g.node if n.op_type == "DequantizeLinear"}
+            bad = [n.name for n in g.node if n.op_type == "Conv" and n.input and n.input[0] in dq
+                   and any(x in n.name for x in no_int8)]
+            if bad:  # a build stops at the first layer it has no kernel for
+                self.logger.log(ILogger.ERROR, "[standin] Error Code 10: Internal Error (Could not find any "
+                                f"implementation for node {bad[0]}.)")
+                return None
         if config._cache is not None:
             config._cache._entries[f"build{len(config._cache._entries)}"] = sorted(f.name for f in config._flags)
         from cuda.bindings import runtime as rt  # the device the engine is built for
