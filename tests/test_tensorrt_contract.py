@@ -116,7 +116,7 @@ def test_build_fp16_and_int8_engines_then_camera_matches_onnx(standin, pair, tmp
         by = meta["layers"]["convolutions_by_precision"]
         if prec == "int8":  # every convolution but the 3-channel stem, which the Q/DQ placement keeps in float
             assert by == {"int8": n - 1, "fp16": 1} and meta["layers"]["convolutions_not_int8"] == ["/stem/stem.0/Conv"]
-            assert f"not in int8: /stem/stem.0/Conv" in out
+            assert "not in int8: /stem/stem.0/Conv" in out
         else:
             assert n > 0 and by == {"fp16": n}
         assert f"built {engine}" in out
