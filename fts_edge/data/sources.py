@@ -2,19 +2,24 @@
 
   /dev/video0, v4l2://0      a V4L2 camera
   csi://0                    a Jetson CSI camera (GStreamer nvarguscamerasrc; needs OpenCV with GStreamer)
-  rtsp://host/stream         a network camera
+  rtsp://host/stream         a network camera (H.264; rtsp://...#codec=h265 for H.265)
   file://clip.mp4, clip.mp4  a video file
   synthetic://[?seed=S&size=N&fps=F]   the motion dataset rendered live (no camera needed)
 
 Every source yields uint8 RGB frames (H, W, 3). Live sources that stop answering are reopened
 with backoff (``Resilient``); a file ends the run cleanly at its end.
+
+Network streams and H.264/H.265 files are decoded by the Jetson's hardware decoder where OpenCV
+has GStreamer and GStreamer has ``nvv4l2decoder`` (the pipelines jetson-utils builds for the same
+URIs, ending in BGR frames for OpenCV's appsink); elsewhere, or when such a pipeline does not open,
+by OpenCV's FFmpeg backend. ``decode_path`` says which a source takes (``fts-edge doctor`` too).
 """
 from __future__ import annotations
 
 import logging
 import os
 import time
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -135,6 +140,129 @@ def csi_pipeline(sensor: int = 0, width: int = 1280, height: int = 720, fps: int
             "appsink drop=true max-buffers=1 sync=false")
 
 
+RTSP_LATENCY_MS = 2000  # what rtspsrc buffers: jetson-utils' default (--input-rtsp-latency)
+HW_DECODER = "nvv4l2decoder"  # the Jetson's hardware video decoder in GStreamer (JetPack 5 and 6)
+_DEPAY_PARSE = {"h264": ("rtph264depay", "h264parse"), "h265": ("rtph265depay", "h265parse")}
+_DEMUX = {".mkv": "matroskademux", ".webm": "matroskademux", ".mp4": "qtdemux", ".mov": "qtdemux", ".qt": "qtdemux",
+          ".flv": "flvdemux", ".avi": "avidemux"}
+_FOURCC_CODEC = {"avc1": "h264", "h264": "h264", "x264": "h264", "hev1": "h265", "hvc1": "h265", "hevc": "h265",
+                 "h265": "h265"}
+# decoded NVMM frames to system memory (nvvidconv), then BGR for OpenCV; the newest frame only
+_TO_OPENCV = ("video/x-raw(memory:NVMM) ! nvvidconv ! video/x-raw, format=BGRx ! videoconvert ! "
+              "video/x-raw, format=BGR ! appsink sync=false")
+
+
+def _gst_value(text: str) -> str:
+    """A property value for gst_parse_launch: quoted where it has spaces or separators."""
+    if any(c in text for c in ' !"=,;()'):
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return text
+
+
+def rtsp_pipeline(uri: str, codec: str = "h264", latency_ms: int = RTSP_LATENCY_MS) -> str:
+    """GStreamer pipeline decoding an RTSP stream with the hardware decoder: jetson-utils' chain
+    (rtspsrc, queue, depayloader, parser, nvv4l2decoder) ending in BGR frames for OpenCV."""
+    depay, parse = _DEPAY_PARSE[codec]
+    return (f"rtspsrc location={_gst_value(uri)} latency={int(latency_ms)} ! queue ! {depay} ! {parse} ! "
+            f"{HW_DECODER} enable-max-performance=1 ! {_TO_OPENCV} drop=true max-buffers=1")
+
+
+def file_pipeline(path: str, codec: str = "h264") -> Optional[str]:
+    """GStreamer pipeline decoding a video file with the hardware decoder: jetson-utils' chain
+    (filesrc, the container's demuxer, queue, parser, nvv4l2decoder) ending in BGR frames for
+    OpenCV, every frame kept; None for a container it has no demuxer for."""
+    demux = _DEMUX.get(os.path.splitext(path)[1].lower())
+    if demux is None:
+        return None
+    return (f"filesrc location={_gst_value(path)} ! {demux} ! queue ! {_DEPAY_PARSE[codec][1]} ! "
+            f"{HW_DECODER} enable-max-performance=1 ! {_TO_OPENCV}")
+
+
+_ELEMENTS: dict = {}
+
+
+def gst_element_exists(name: str) -> bool:
+    """Whether GStreamer has the element (``gst-inspect-1.0 --exists``), remembered per process."""
+    if name not in _ELEMENTS:
+        import shutil
+        import subprocess
+
+        tool = shutil.which("gst-inspect-1.0")
+        try:
+            _ELEMENTS[name] = bool(tool) and subprocess.run([tool, "--exists", name], capture_output=True,
+                                                            timeout=20).returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            _ELEMENTS[name] = False
+    return _ELEMENTS[name]
+
+
+def hardware_decoding() -> Tuple[bool, str]:
+    """Whether rtsp:// and H.264/H.265 files can be decoded in hardware here, and why not."""
+    try:
+        if not has_gstreamer():
+            return False, "OpenCV has no GStreamer (pip's OpenCV; the Jetson's system OpenCV has it)"
+    except ImportError:
+        return False, "OpenCV is not installed"
+    if not gst_element_exists(HW_DECODER):
+        return False, f"GStreamer has no {HW_DECODER} (not a Jetson, or its multimedia packages are missing)"
+    return True, f"{HW_DECODER} through GStreamer"
+
+
+def _file_codec(path: str) -> Optional[str]:
+    import cv2
+
+    cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+    try:
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)) if cap.isOpened() else 0
+    finally:
+        cap.release()
+    tag = "".join(chr((fourcc >> 8 * i) & 0xFF) for i in range(4)).strip().lower()
+    return _FOURCC_CODEC.get(tag)
+
+
+def decode_path(uri: str) -> Dict:
+    """How a source's frames will be decoded: {"decoder": "hardware" or "ffmpeg", "pipeline": the
+    GStreamer pipeline or None, "why": the reason}. Cameras, CSI and synthetic:// are not decoded
+    here (``decoder`` None)."""
+    uri = str(uri)
+    u = urlparse(uri)
+    if uri.startswith("/dev/video") or u.scheme in ("v4l2", "csi", "synthetic"):
+        return {"decoder": None, "pipeline": None, "why": "not a compressed stream"}
+    ok, why = hardware_decoding()
+    if u.scheme in ("rtsp", "rtsps"):
+        codec = parse_qs(u.fragment).get("codec", ["h264"])[0].lower()
+        if codec not in _DEPAY_PARSE:
+            raise SourceError(f"{uri}: #codec={codec}: the hardware path takes h264 or h265")
+        if ok:
+            return {"decoder": "hardware", "pipeline": rtsp_pipeline(uri.split("#")[0], codec), "why": why}
+        return {"decoder": "ffmpeg", "pipeline": None, "why": why}
+    if u.scheme in ("http", "https", "rtmp"):
+        return {"decoder": "ffmpeg", "pipeline": None, "why": f"{u.scheme}:// is read by FFmpeg"}
+    path = uri[len("file://"):] if u.scheme == "file" else uri
+    if not ok:
+        return {"decoder": "ffmpeg", "pipeline": None, "why": why}
+    codec = _file_codec(path)
+    pipe = file_pipeline(path, codec) if codec else None
+    if pipe is None:
+        return {"decoder": "ffmpeg", "pipeline": None,
+                "why": "not H.264/H.265 in MP4/MOV/MKV/WebM/AVI/FLV" if codec is None else "no demuxer for it"}
+    return {"decoder": "hardware", "pipeline": pipe, "why": why}
+
+
+def _capture(uri: str, target, live: bool, realtime: bool) -> "CaptureSource":
+    """A network stream or a file: through the hardware-decoding pipeline where there is one, and
+    through FFmpeg where there is none or it does not open (said once)."""
+    import cv2
+
+    path = decode_path(uri)
+    if path["decoder"] == "hardware":
+        try:
+            return CaptureSource(uri, path["pipeline"], cv2.CAP_GSTREAMER, live=live, realtime=realtime)
+        except SourceError:
+            log.warning("%s: the hardware-decoding pipeline did not open; decoding with FFmpeg", uri)
+    return CaptureSource(uri, target, cv2.CAP_FFMPEG, live=live, realtime=realtime)
+
+
 def open_source(uri: str, realtime: bool = False) -> Source:
     import cv2
 
@@ -154,7 +282,7 @@ def open_source(uri: str, realtime: bool = False) -> Source:
                               "pip's opencv has none) - see jetson/install.sh")
         return CaptureSource(uri, csi_pipeline(int(u.netloc or 0)), cv2.CAP_GSTREAMER, live=True)
     if u.scheme in ("rtsp", "rtsps", "http", "https", "rtmp"):
-        return CaptureSource(uri, uri, cv2.CAP_FFMPEG, live=True)
+        return _capture(uri, uri.split("#")[0], live=True, realtime=False)
     if u.scheme == "synthetic":
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
         try:
@@ -168,7 +296,7 @@ def open_source(uri: str, realtime: bool = False) -> Source:
     path = uri[len("file://"):] if u.scheme == "file" else uri
     if not os.path.exists(path):
         raise SourceError(f"{path}: no such file")
-    return CaptureSource(uri, path, cv2.CAP_FFMPEG, live=False, realtime=realtime)
+    return _capture(uri, path, live=False, realtime=realtime)
 
 
 class Resilient(Source):

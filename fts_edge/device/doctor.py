@@ -163,6 +163,12 @@ def diagnose() -> Dict:
                              "use the system OpenCV built with GStreamer (apt: python3-opencv on JetPack) instead of "
                              "pip's "
                              "(jetson/install.sh does this)", needed=on_jetson))
+        from ..data.sources import hardware_decoding
+        hw, why = hardware_decoding()
+        checks.append(_check("video decoding (rtsp://, H.264/H.265 files)", hw,
+                             f"hardware: {why}" if hw else f"FFmpeg on the CPU: {why}",
+                             "on a Jetson: the system OpenCV (python3-opencv, built with GStreamer) and JetPack's "
+                             "nvv4l2decoder (nvidia-l4t-gstreamer)", needed=False))
         checks.append(_check("opencv contrib (reference TV-L1)", contrib, "yes" if contrib else "no",
                              "pip install opencv-contrib-python-headless (workstations; the TVL1 layers work without "
                              "it)",
