@@ -193,6 +193,16 @@ def cmd_build_engine(a):
     return 0
 
 
+def cmd_deepstream(a):
+    from .device.deepstream import deepstream_config
+
+    paths = deepstream_config(a.model, a.out, sources=a.sources, max_rois=a.max_rois or 0, every=a.every,
+                              uris=a.uri or ())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    print(f"on the device: cd {a.out} && deepstream-3d-action-recognition -c {paths['app'].name}")
+    return 0
+
+
 def cmd_predict(a):
     import csv
 
@@ -632,6 +642,21 @@ def _evaluate_parser(sub) -> None:
     ev.set_defaults(func=cmd_evaluate)
 
 
+def _deepstream_parser(sub) -> None:
+    ds = sub.add_parser("deepstream", help="write the DeepStream 3D action recognition configs for an engine",
+                        description="Write what NVIDIA's deepstream-3d-action-recognition sample needs to run a "
+                                    "student engine (or ONNX): the nvdspreprocess config (3D sequence batching with "
+                                    "the model's clip geometry and normalisation), the nvinfer config and the "
+                                    "labels, from the model's bundle.")
+    ds.add_argument("model", help="the student's engine (.engine) or ONNX")
+    ds.add_argument("--out", default="deepstream", help="folder for the files (default deepstream/)")
+    ds.add_argument("--sources", type=int, default=1, help="streams, one centre region each (default 1)")
+    ds.add_argument("--max-rois", type=int, help="regions batched at once (default: --sources)")
+    ds.add_argument("--every", type=int, default=5, help="frames between classified windows (default 5)")
+    ds.add_argument("--uri", action="append", help="a source URI for the app config (repeatable)")
+    ds.set_defaults(func=cmd_deepstream)
+
+
 def _verify_parser(sub) -> None:
     v = sub.add_parser("verify", help="check an engine or INT8/ONNX model against its reference on real clips",
                        description="Run the artifact (.engine, INT8 ONNX, ONNX) and its reference (the fp32 ONNX it "
@@ -783,6 +808,7 @@ def build_parser() -> argparse.ArgumentParser:
     _predict_parser(sub)
     _evaluate_parser(sub)
     _verify_parser(sub)
+    _deepstream_parser(sub)
     _demo_parser(sub)
     _train_parser(sub)
     _doctor_parser(sub)
@@ -796,6 +822,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 EXAMPLES = {
+    "deepstream": "fts-edge deepstream engines/student.int8.engine --sources 2 --out deepstream",
     "check": "fts-edge data check --dataset folder --root my_videos",
     "synth": "fts-edge data synth data/motion --per-class 40",
     "flow": "fts-edge flow clip.mp4 --out clip_flow.mp4 --compare-opencv",
