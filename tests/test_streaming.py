@@ -386,6 +386,8 @@ def test_build_engine_quantizes_each_stage_and_the_runtime_checks_every_file(tmp
         q = meta["quantization"]
         assert meta["streaming"]["window"] == 6 and q["check"]["clips"] >= 4
         assert set(q["stages"]) == set(STAGES) and all(st["qdq"]["QuantizeLinear"] > 0 for st in q["stages"].values())
+        if name == "s.int8.onnx":  # every residual Add with an identity shortcut reads a quantized copy of it
+            assert [q["stages"][n]["residuals_rewired"] for n in STAGES] == [2, 1, 1, 1]
         for st in meta["streaming"]["stages"][1:]:  # each INT8 stage beside the main file, recorded by sha256
             assert stage_file(tmp_path / name, st["name"]).is_file() and len(st["sha256"]) == 64
         clf = load_classifier(tmp_path / name)

@@ -72,8 +72,8 @@ def make_int8(onnx_path: Path, meta: Dict, clips, val_clips, val_labels, flavor:
                                    memory_mb=memory_mb) for k, n in enumerate(STAGES)]
             q = {**parts[0], "calibration_clips": len(clips), "calibration_steps": len(feeds[0]),
                  "qdq": {op: sum(p["qdq"][op] for p in parts) for op in ("QuantizeLinear", "DequantizeLinear")},
-                 "stages": {n: {"qdq": p["qdq"], "calibration_feeds": p["calibration_clips"]}
-                            for n, p in zip(STAGES, parts)}}
+                 "stages": {n: {"qdq": p["qdq"], "calibration_feeds": p["calibration_clips"],
+                                "residuals_rewired": p["residuals_rewired"]} for n, p in zip(STAGES, parts)}}
         else:
             q = quantize_int8(onnx_path, clips, out=candidate, method=calib_method, keep_stem_fp=keep_stem_fp,
                               progress=progress, flavor=flavor, memory_mb=memory_mb, keep_fp=keep_fp)

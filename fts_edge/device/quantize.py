@@ -232,32 +232,56 @@ def quantize_int8(fp32_onnx, clips: np.ndarray, out=None, method: str = "minmax"
 
 
 def residuals_read_quantized(onnx_path) -> int:
-    """Point the identity shortcut of each residual Add at the dequantized copy of its tensor.
+    """Point the identity shortcut of each residual Add at a quantized copy of its tensor.
 
     After Q/DQ on Conv inputs, a block input X feeds conv1 as DQ(Q(X)) and the Add as plain X.
     TensorRT fuses an Add into the convolution before it only when the Add's other input is
     quantized, so the Add is rewired to read DQ(Q(X)): the same values the convolution sees, no new
-    scale. Returns how many Adds were rewired; the file is rewritten in place."""
+    scale. In a streaming stage graph conv1 reads Concat(past, X) instead, quantized after the
+    Concat; X then gets a Q/DQ pair of its own with that Concat's scale (X's values are within its
+    range), which the Add reads. Returns how many Adds were rewired; the file is rewritten in place."""
     import onnx
+    from onnx import helper
 
     m = onnx.load(str(onnx_path))
     g = m.graph
     producer = {o: n for n in g.node for o in n.output}
+    consumers: Dict[str, List] = {}
+    for n in g.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
     dq_of: Dict[str, str] = {}
     for n in g.node:  # X -> QuantizeLinear -> DequantizeLinear -> X_dq
         src = producer.get(n.input[0]) if n.op_type == "DequantizeLinear" else None
         if src is not None and src.op_type == "QuantizeLinear":
             dq_of.setdefault(producer[n.input[0]].input[0], n.output[0])
-    rewired = 0
+    scale_of: Dict[str, List[str]] = {}  # X -> the (scale, zero point) of Q(Concat(..., X, ...))
     for n in g.node:
+        if n.op_type == "Concat":
+            q = next((c for c in consumers.get(n.output[0], []) if c.op_type == "QuantizeLinear"), None)
+            if q is not None:
+                for x in n.input:
+                    scale_of.setdefault(x, list(q.input[1:]))
+    rewired, made = 0, 0
+    for n in list(g.node):
         if n.op_type != "Add" or len(n.input) != 2:
             continue
         kinds = [producer[i].op_type if i in producer else None for i in n.input]
         if kinds.count("Conv") != 1:
             continue
         k = 1 - kinds.index("Conv")
-        if n.input[k] in dq_of:
-            n.input[k] = dq_of[n.input[k]]
+        x = n.input[k]
+        if x not in dq_of and x in scale_of:
+            made += 1
+            q_out, dq_out = f"{x}_shortcut_q{made}", f"{x}_shortcut_dq{made}"
+            at = list(g.node).index(n)
+            g.node.insert(at, helper.make_node("DequantizeLinear", [q_out, *scale_of[x]], [dq_out],
+                                               name=f"{n.name}_shortcut_dq"))
+            g.node.insert(at, helper.make_node("QuantizeLinear", [x, *scale_of[x]], [q_out],
+                                               name=f"{n.name}_shortcut_q"))
+            dq_of[x] = dq_out
+        if x in dq_of:
+            n.input[k] = dq_of[x]
             rewired += 1
     if rewired:
         from ..core.artifacts import atomic_write_bytes
