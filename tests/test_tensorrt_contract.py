@@ -56,16 +56,62 @@ def _public(module):
     return out
 
 
-def _known(leaf, real):
-    # the linker stores a string that ends another one only inside it (IRuntime holds Runtime)
-    return leaf in real or any(r.endswith(leaf) for r in real)
+TRT_API = json.loads((DATA / "tensorrt-10.3.0-api.json").read_text())  # tests/tools/api_names.py
 
 
-def test_every_standin_tensorrt_name_exists_in_tensorrt_10_3(standin):
-    real = _names(DATA / "tensorrt-10.3.0-names.txt")
-    stand_in_only = {"Logger.messages"}  # the stand-in's record of log lines, read by no fts-edge code
-    missing = sorted(q for q in _public(standin) - stand_in_only if not _known(q.rsplit(".", 1)[-1], real))
-    assert not missing, f"names TensorRT 10.3 does not have: {missing}"
+def trt_member(cls: str, name: str):
+    """The real TensorRT 10.3 member ``name`` of class ``cls`` (or of a base), or None."""
+    c = TRT_API["classes"].get(cls)
+    if c is None:
+        return None
+    if c["enum"] and name in c["enum"]:
+        return {"kind": "enum_value", "value": c["enum"][name]}
+    for k in (cls, *c["bases"]):
+        m = TRT_API["classes"].get(k, {}).get("members", {}).get(name)
+        if m:
+            return m
+    return None
+
+
+def arity_fits(member, nargs: int) -> bool:
+    """Whether a call with ``nargs`` arguments (self not counted) fits one of the method's
+    signatures (required parameters up to all of them)."""
+    sigs = member.get("signatures") or []
+    for sig in sigs:
+        params = [q for q in sig["params"] if q["name"] != "self"]
+        if sum(not q["default"] for q in params) <= nargs <= len(params):
+            return True
+    return not sigs
+
+
+def test_every_standin_tensorrt_name_is_tensorrt_10_3s_with_its_owner_arity_and_value(standin):
+    """The stand-in against the real bindings' API (classes, members, pybind11 signatures, enum
+    values read from the TensorRT 10.3 wheel): each class exists, each member is that class's, each
+    method takes what the real one takes, each enum member has the real value."""
+    problems = []
+    for cname, cls in vars(standin).items():
+        if cname.startswith("_") or not inspect.isclass(cls) or cls.__module__ != standin.__name__:
+            continue
+        if cname not in TRT_API["classes"]:
+            problems.append(f"class {cname}")
+            continue
+        for mname, mval in getattr(cls, "__members__", {}).items():
+            real = trt_member(cname, mname)
+            if real is None or real.get("value") != int(mval.value):
+                problems.append(f"{cname}.{mname} = {int(mval.value)}, TensorRT: {real and real.get('value')}")
+        for mname, mval in vars(cls).items():
+            if mname.startswith("_") and mname != "__init__" or mname in getattr(cls, "__members__", {}):
+                continue
+            if cname == "Logger" and mname == "messages":
+                continue  # the stand-in's record of log lines, read by no fts-edge code
+            real = trt_member(cname, mname)
+            if real is None:
+                problems.append(f"{cname}.{mname}")
+            elif inspect.isfunction(mval) and real["kind"] == "method":
+                n = len(inspect.signature(mval).parameters) - 1
+                if not arity_fits(real, n):
+                    problems.append(f"{cname}.{mname} takes {n}, TensorRT: {real['signatures']}")
+    assert not problems, f"not as in TensorRT 10.3: {problems}"
 
 
 def test_every_standin_cuda_name_exists_in_cuda_python_12_6(standin):
@@ -80,12 +126,11 @@ def test_every_standin_cuda_name_exists_in_cuda_python_12_6(standin):
 
 
 def test_a_name_tensorrt_lacks_fails_against_the_standin(standin):
-    """The point of the name check: an attribute of another TensorRT (here 8.x's) is an error."""
+    """The point of the API check: an attribute of another TensorRT (here 8.x's) is an error."""
     b = standin.Builder(standin.Logger())
     with pytest.raises(AttributeError):
         b.build_engine  # noqa: B018 - removed in TensorRT 10
-    names = (DATA / "tensorrt-10.3.0-names.txt").read_text().splitlines()
-    assert not any(line.strip() == "build_engine" for line in names)
+    assert trt_member("Builder", "build_engine") is None and trt_member("Builder", "build_serialized_network")
 
 
 def _camera_rows(model, video, tmp_path, tag):
@@ -293,7 +338,8 @@ def test_fast_fp16_comes_from_the_compute_capability_not_a_deprecated_call():
     assert [fast_fp16(cc) for cc in ("8.7", "7.2", "5.3", "6.2", "6.1", "5.2", "9.0", None, "?")] == \
         [True, True, True, True, False, False, True, None, None]
     src = Path(__file__).resolve().parents[1] / "fts_edge" / "device"
-    used = _attribute_chains(src / "engine.py", {"builder", "trt"})
+    used = {name for _, name, _ in tensorrt_uses((src / "engine.py").read_text())}
+    assert "create_builder_config" in used
     assert not {"platform_has_fast_fp16", "platform_has_fast_int8", "platform_has_tf32"} & used
 
 
@@ -379,36 +425,95 @@ def test_layer_report_on_real_inspector_output(name):
     assert summary_line(s).startswith(f"21 convolutions: 21 {stem_compute};")
 
 
-def _attribute_chains(path, roots):
-    """Names reached as ROOT.NAME in a source file, for each root variable name."""
+# What the variables of the engine and runtime code hold (their TensorRT class), by name
+CODE_ROOTS = {"builder": "Builder", "config": "IBuilderConfig", "network": "INetworkDefinition",
+              "parser": "OnnxParser", "profile": "IOptimizationProfile", "runtime": "Runtime", "engine": "ICudaEngine",
+              "context": "IExecutionContext", "ctx": "IExecutionContext", "tensor": "ITensor"}
+
+
+def tensorrt_uses(source: str):
+    """Every TensorRT name a source uses: (owner class, name, argument count or None for an
+    attribute read), for ``trt.Class``, ``trt.Class.Member`` and ``root.member(...)`` where root
+    is a variable (or ``self.`` attribute) named in CODE_ROOTS."""
     import ast
 
-    found = set()
-    for node in ast.walk(ast.parse(Path(path).read_text())):
-        if isinstance(node, ast.Attribute):
-            base = node.value
-            name = base.attr if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and \
-                base.value.id == "self" else base.id if isinstance(base, ast.Name) else None
-            if name in roots:
-                found.add(node.attr)
-    return found
+    tree = ast.parse(source)
+    calls = {id(n.func): len(n.args) + len(n.keywords) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    def is_trt(n):  # trt, or self.trt
+        return (isinstance(n, ast.Name) and n.id == "trt") or (
+            isinstance(n, ast.Attribute) and n.attr == "trt" and isinstance(n.value, ast.Name) and n.value.id == "self")
+
+    uses = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Attribute) or is_trt(node):
+            continue
+        base = node.value
+        if is_trt(base):
+            uses.append(("tensorrt", node.attr, calls.get(id(node))))
+            continue
+        if isinstance(base, ast.Attribute) and is_trt(base.value):  # trt.Class.member: a call passes self
+            n = calls.get(id(node))
+            uses.append((base.attr, node.attr, None if n is None else n - 1))
+            continue
+        root = base.attr if isinstance(base, ast.Attribute) and isinstance(base.value, ast.Name) and \
+            base.value.id == "self" else base.id if isinstance(base, ast.Name) else None
+        if root in CODE_ROOTS:
+            uses.append((CODE_ROOTS[root], node.attr, calls.get(id(node))))
+    return uses
 
 
-def test_the_code_names_only_what_the_real_modules_have():
-    """Beyond what the tests run: every trt.X in the engine and runtime code, and every rt.X in the
-    CUDA code, is a name of TensorRT 10.3 or cuda-python 12.6."""
+def api_problems(uses):
+    """The uses whose owner lacks the name, or whose call fits no signature of it."""
+    out = []
+    for owner, name, nargs in uses:
+        if owner == "tensorrt":
+            if name not in TRT_API["classes"] and name not in TRT_API["functions"] and name != "__version__":
+                out.append(f"tensorrt.{name}")
+            continue
+        real = trt_member(owner, name)
+        if real is None:
+            out.append(f"{owner}.{name}: no such member")
+        elif nargs is not None and real["kind"] == "method" and not arity_fits(real, nargs):
+            out.append(f"{owner}.{name}: {nargs} arguments, TensorRT takes {real['signatures'][0]['params'][1:]}")
+    return out
+
+
+def test_the_code_calls_tensorrt_as_tensorrt_10_3_defines_it():
+    """Beyond what the tests run: every TensorRT name in the engine and runtime code is a member of
+    the class that owns it in TensorRT 10.3, called with an arity one of its signatures takes; and
+    every rt.X in the CUDA code is a name of cuda-python 12.6."""
     src = Path(__file__).resolve().parents[1] / "fts_edge" / "device"
-    trt_real = _names(DATA / "tensorrt-10.3.0-names.txt")
-    roots = {"trt", "builder", "config", "network", "parser", "profile", "runtime", "engine", "context", "t"}
-    used = _attribute_chains(src / "engine.py", roots) | (_attribute_chains(src / "runtime.py", roots) - {"meta",
-                                                                                                          "spec"})
-    assert {"Builder", "OnnxParser", "Runtime", "BuilderFlag", "TensorIOMode", "create_optimization_profile",
-            "set_tensor_address", "execute_async_v3", "get_timing_cache"} <= used
-    assert not sorted(n for n in used - {"__version__"} if not _known(n, trt_real))
+    uses = tensorrt_uses((src / "engine.py").read_text()) + tensorrt_uses((src / "runtime.py").read_text())
+    names = {(o, n) for o, n, _ in uses}
+    assert {("tensorrt", "Builder"), ("BuilderFlag", "FP16"), ("IBuilderConfig", "set_timing_cache"),
+            ("IExecutionContext", "set_tensor_address"), ("IExecutionContext", "execute_async_v3"),
+            ("ILogger", "ERROR"), ("IBuilderConfig", "add_optimization_profile")} <= names
+    assert not api_problems(uses)
+    import ast
+
     cuda_real = _names(DATA / "cuda-python-12.6.2-runtime-names.txt")
-    used = _attribute_chains(src / "cudamem.py", {"rt"})
+    used = {node.attr for node in ast.walk(ast.parse((src / "cudamem.py").read_text()))
+            if isinstance(node, ast.Attribute) and ((isinstance(node.value, ast.Name) and node.value.id == "rt") or (
+                isinstance(node.value, ast.Attribute) and node.value.attr == "rt"))}
     assert {"cudaMalloc", "cudaMallocHost", "cudaMemcpyAsync", "cudaFreeHost"} <= used
     assert not sorted(n for n in used if n not in cuda_real)
+
+
+def test_the_api_check_fails_on_a_wrong_owner_or_arity():
+    """The check itself: a method called on a class that does not own it, one called with the
+    wrong number of arguments, and an enum member TensorRT lacks are each reported."""
+    bad = """
+def build(trt, self, profile):
+    self.context.add_optimization_profile(profile)        # IBuilderConfig's, not the context's
+    self.config.set_timing_cache(cache)                   # takes (cache, ignore_mismatch)
+    self.config.set_flag(trt.BuilderFlag.INT16)           # no such flag
+    self.config.set_timing_cache(cache, True)             # right
+"""
+    problems = api_problems(tensorrt_uses(bad))
+    assert problems == ["IExecutionContext.add_optimization_profile: no such member",
+                        "IBuilderConfig.set_timing_cache: 1 arguments, TensorRT takes "
+                        "[{'default': False, 'name': 'cache'}, {'default': False, 'name': 'ignore_mismatch'}]",
+                        "BuilderFlag.INT16: no such member"]
 
 
 @pytest.mark.parametrize("edit,message", [

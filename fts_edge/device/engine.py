@@ -190,14 +190,14 @@ class EngineBuilder:
         """A dynamic batch axis needs an optimization profile: batch 1 to ``max_batch``, tuned for 1."""
         shapes = {}
         for i in range(self.network.num_inputs):
-            t = self.network.get_input(i)
-            dims = tuple(t.shape)
+            tensor = self.network.get_input(i)
+            dims = tuple(tensor.shape)
             if any(d < 0 for d in dims[1:]):
-                raise EngineError(f"input {t.name} has dynamic dimensions besides the batch ({dims}); export with "
+                raise EngineError(f"input {tensor.name} has dynamic dimensions besides the batch ({dims}); export with "
                                   "a static clip shape")
             if dims[0] < 0:
                 rest = dims[1:]
-                shapes[t.name] = ((1, *rest), (1, *rest), (max_batch, *rest))
+                shapes[tensor.name] = ((1, *rest), (1, *rest), (max_batch, *rest))
         if not shapes:
             return None
         profile = self.builder.create_optimization_profile()

@@ -2,9 +2,10 @@
 
 WHAT IT PROVES. It implements, from the TensorRT 10 Python API reference and TensorRT's own Python
 samples (v10.3.0), the calls fts-edge makes, with their documented signatures, return values and
-failure modes, and nothing else: every public name here is in the list of names read out of the
-real 10.3.0 bindings (tests/data/tensorrt-10.3.0-names.txt; tests/test_tensorrt_contract.py checks
-it), so code that calls a name TensorRT 10.3 does not have fails here with AttributeError. Through
+failure modes, and nothing else: every class, member, method arity and enum value here is the real
+10.3.0 bindings' (read from the wheel into tests/data/tensorrt-10.3.0-api.json;
+tests/test_tensorrt_contract.py checks it), so code that calls a name TensorRT 10.3 does not have
+fails here with AttributeError. Through
 it, fts-edge's build -> metadata -> load -> execute path runs end to end in CI: tensor names,
 shapes, dtypes, optimization profiles for dynamic batch (a build without one fails, as in
 TensorRT), the timing cache round trip, the inspector's JSON, device buffers and the
