@@ -18,7 +18,7 @@ from .core.errors import UsageError, guarded
 from .core.parser import Parser
 from .core.settings import check_range
 from .core.version import __version__
-from .data.clipspec import TVL1_PRESETS
+from .data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, TVL1_PRESETS
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -66,7 +66,8 @@ def cmd_data_flow(a):
     from .train.loop import precompute_flow
 
     settings = {k: getattr(a, k) for k in ("dataset", "root", "splits", "split", "per_class", "num_classes", "frames",
-                                           "size", "resize", "stride", "flow_preset", "device", "seed")}
+                                           "size", "resize", "stride", "flow_preset", "flow_camera",
+                                           "flow_illumination", "device", "seed")}
     out = str(Path(a.store) / "run")  # a run folder the settings want; nothing is written there
     cfg = TrainConfig.from_settings({**settings, "role": "teacher", "out": out, "flow_cache": a.store})
     rep = precompute_flow(cfg, progress)
@@ -86,9 +87,11 @@ def cmd_data_synth(a):
     check_output_folder(a.out, "data synth")
     w, h = s.width or s.size, s.height or s.size
     counts = write_motion_dataset(a.out, s.per_class, s.seed, s.classes, s.frames, h, w, s.val_fraction,
-                                  progress=progress, background=s.background)
+                                  progress=progress, background=s.background, nuisance=s.nuisance)
+    hard = ", ".join(f"{k} {v}" for k, v in (("shake", s.shake), ("flicker", s.flicker),
+                                             ("distractors", s.distractors)) if v)
     print(f"wrote the motion dataset to {a.out}: {counts['train']} train and {counts['val']} val videos, "
-          f"{s.classes} classes, {s.frames} frames of {w}x{h}")
+          f"{s.classes} classes, {s.frames} frames of {w}x{h}" + (f"; {hard}" if hard else ""))
     return 0
 
 
@@ -126,7 +129,9 @@ def cmd_bench(a):
         from .bench import flow as bench_flow
 
         res = bench_flow.run(video, sizes=s.sizes, repeats=s.runs, devices=list(s.devices) if s.devices else None)
+        res["scenes"] = bench_flow.robust_scenes()
         bench_flow.print_table(res)
+        bench_flow.print_scenes(res["scenes"])
         print(f"\nsaved {bench_flow.save(res, Path(s.out) / 'bench_flow.json')}")
         return 0
     if s.target == "train":
@@ -513,6 +518,10 @@ def _data_parser(sub):
     f.add_argument("--num-classes", type=int, help="synthetic rendered on the fly: classes")
     f.add_argument("--seed", type=int, help="a folder's held-out draw (default 0)")
     f.add_argument("--flow-preset", choices=TVL1_PRESETS, help=f"TV-L1 settings (default {DEFAULTS.flow_preset})")
+    f.add_argument("--flow-camera", choices=FLOW_CAMERA,
+                   help="the camera's motion removed from the flow (default none)")
+    f.add_argument("--flow-illumination", choices=FLOW_ILLUMINATION,
+                   help="changing light taken out of the frames before TV-L1 (default none)")
     f.add_argument("--device", choices=("cpu", "cuda"), help="where TV-L1 runs (default cpu)")
     f.set_defaults(func=cmd_data_flow)
     s = dsub.add_parser("synth", help="write the procedural motion dataset as videos",

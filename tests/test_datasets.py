@@ -222,3 +222,29 @@ def test_ucf101_at_its_real_size_indexes_checks_and_trains_a_step(shared_data, t
                                          frames=4, size=8, resize=16, width=0.0625, batch_size=4, epochs=1,
                                          warmup_epochs=0, threads=1, out=str(tmp_path / "run")))
     assert fit(cfg, stop_after_steps=1) == {"stopped_at_step": 1, "epoch": 0}
+
+
+def test_the_hard_motion_set_shakes_flickers_and_distracts_and_leaves_the_plain_set_as_it_was(tmp_path, capsys):
+    """`fts-edge data synth --shake --flicker --distractors` renders the nuisances; without them a
+    video is the one rendered before (the demo's set does not change)."""
+    import numpy as np
+
+    from fts_edge.cli import main
+    from fts_edge.data.synthetic import Nuisance, render_clip
+
+    plain = render_clip(2, 0, 3, 16, 64, 64)
+    assert np.array_equal(plain, render_clip(2, 0, 3, 16, 64, 64, nuisance=Nuisance()))
+    lit = render_clip(2, 0, 3, 16, 64, 64, nuisance=Nuisance(flicker=0.15)).reshape(16, -1).mean(1)
+    ratio = lit / plain.reshape(16, -1).mean(1)
+    assert 0.8 < ratio.min() < 0.97 and 1.03 < ratio.max() < 1.2  # +-15%, clipped at white
+    shaken = render_clip(2, 0, 3, 16, 64, 64, nuisance=Nuisance(shake=1.5))
+    assert np.abs(shaken[0].astype(int) - plain[0]).mean() < 1.0  # the walk starts at rest
+    assert np.abs(shaken[-1].astype(int) - plain[-1]).mean() > 5.0  # and has moved the view by the end
+    busy = render_clip(2, 0, 3, 16, 64, 64, nuisance=Nuisance(distractors=2))
+    assert (np.abs(busy.astype(int) - plain).max(-1) > 20).mean() > 0.03  # more than 3% of pixels: another object
+    assert main(["data", "synth", str(tmp_path / "hard"), "--per-class", "1", "--classes", "2", "--frames", "8",
+                 "--size", "32", "--shake", "1.5", "--flicker", "0.15", "--distractors", "1",
+                 "--val-fraction", "0"]) == 0
+    assert "shake 1.5, flicker 0.15, distractors 1" in capsys.readouterr().out
+    assert len(list((tmp_path / "hard").rglob("*.avi"))) == 2
+    assert main(["data", "synth", str(tmp_path / "bad"), "--flicker", "1.5"]) == 2

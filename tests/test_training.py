@@ -461,3 +461,45 @@ def test_nothing_of_a_large_video_is_kept_and_small_ones_within_the_budget(tmp_p
     for epoch in range(3):
         assert ds[(epoch, 0)]["rgb"].shape == (3, 4, 24, 24)
     assert ds.cache.used == 0  # 30 x 240 x 320 x 3 is more than a 64th of 8 MB: never held
+
+
+def test_robust_flow_options_reach_the_checkpoint_the_store_and_the_student(tmp_path):
+    """A teacher trained with --flow-camera/--flow-illumination records them; its checkpoint
+    rebuilds a solver with them (teacher mode on the camera computes the same flow); its flow store
+    is keyed by them; a student distilled from it reads that store, whatever its own flags say; and
+    RGB augmentation for shake and flicker trains."""
+    from conftest import TINY as TINY_SETTINGS
+
+    from fts_edge.nets.checkpoint import build_from_checkpoint, load_checkpoint
+    from fts_edge.train.config import TrainConfig
+    from fts_edge.train.loop import fit, flow_settings, flow_store
+
+    base = dict(TINY_SETTINGS, epochs=1, flow_cache=str(tmp_path / "flow"))
+    t = TrainConfig.from_settings(dict(base, role="teacher", out=str(tmp_path / "t"), flow_camera="affine",
+                                       flow_illumination="normalize"))
+    fit(t)
+    ck = load_checkpoint(tmp_path / "t" / "last.pt")
+    assert (ck["flow"]["camera"], ck["flow"]["illumination"]) == ("affine", "normalize")
+    net = build_from_checkpoint(ck)
+    assert (net.tvl1.camera, net.tvl1.illumination) == ("affine", "normalize")
+    s = TrainConfig.from_settings(dict(base, role="student", out=str(tmp_path / "s"),
+                                       teacher=str(tmp_path / "t" / "best.pt"), augment_light=0.15, augment_shake=1.5))
+    assert flow_settings(s) == ("fast", "affine", "normalize") and flow_store(s).tag == flow_store(t).tag
+    plain = TrainConfig.from_settings(dict(base, role="teacher", out=str(tmp_path / "p")))
+    assert flow_store(plain).tag != flow_store(t).tag
+    assert fit(s)["epochs"] == 1
+
+
+def test_rgb_augmentation_moves_and_relights_frames_reproducibly():
+    import numpy as np
+
+    from fts_edge.data.synthetic import render_clip
+    from fts_edge.train.data import augment_frames
+
+    frames = render_clip(0, 0, 0, 12, 64, 64)
+    a = augment_frames(frames, np.random.default_rng(3), light=0.15, shake=1.5)
+    b = augment_frames(frames, np.random.default_rng(3), light=0.15, shake=1.5)
+    assert a.shape == frames.shape and a.dtype == np.uint8 and np.array_equal(a, b)
+    ratio = a.reshape(12, -1).mean(1) / frames.reshape(12, -1).mean(1)
+    assert ratio.max() - ratio.min() > 0.05 and 0.8 < ratio.min() and ratio.max() < 1.2
+    assert np.array_equal(augment_frames(frames, np.random.default_rng(3)), frames)  # nothing asked, nothing done

@@ -117,6 +117,48 @@ def run(video: Optional[str] = None, sizes=((112, 112), (240, 320)), repeats: in
     return result
 
 
+def robust_scenes(n_per_kind: int = 4, seed: int = 0, h: int = 112, w: int = 112) -> Dict:
+    """End-point error on scenes that break TV-L1's assumptions (``flow.evaluation.scene_pair``: a
+    moving camera, a brightness change, both), for OpenCV's DualTVL1 and the TVL1 layers (fast
+    preset) with each camera and illumination option. Two truths: every pixel's motion ("full")
+    and the object's motion in the scene ("object": what the teacher should see once the camera is
+    removed)."""
+    from ..data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION
+    from ..flow.evaluation import SCENES, scene_pair
+
+    rng = np.random.default_rng(seed)
+    pairs = {kind: [scene_pair(kind, rng, h, w) for _ in range(n_per_kind)] for kind in SCENES}
+    rows: Dict[str, Dict] = {}
+
+    def score(name, flows):
+        rows[name] = {kind: {"full": float(np.mean([endpoint_error(f, p[2], p[4]) for f, p in zip(flows[kind], ps)])),
+                             "object": float(np.mean([endpoint_error(f, p[3], p[4])
+                                                      for f, p in zip(flows[kind], ps)]))}
+                      for kind, ps in pairs.items()}
+
+    score("opencv DualTVL1", {k: [opencv_tvl1(p[0], p[1]) for p in ps] for k, ps in pairs.items()})
+    for cam in FLOW_CAMERA:
+        for ill in FLOW_ILLUMINATION:
+            solver = TVL1.preset("fast", camera=cam, illumination=ill)
+            flows = {}
+            for kind, ps in pairs.items():
+                a = torch.tensor(np.stack([p[0] for p in ps]), dtype=torch.float32)[:, None]
+                b = torch.tensor(np.stack([p[1] for p in ps]), dtype=torch.float32)[:, None]
+                with torch.no_grad():
+                    flows[kind] = list(solver(a, b).permute(0, 2, 3, 1).numpy())
+            score(f"TVL1 fast, camera={cam}, illumination={ill}", flows)
+    return {"pairs_per_scene": n_per_kind, "size": f"{h}x{w}", "seed": seed, "methods": rows}
+
+
+def print_scenes(res: Dict) -> None:
+    kinds = list(next(iter(res["methods"].values())))
+    print(f"\nscenes that break brightness constancy ({res['pairs_per_scene']} pairs each, {res['size']}): EPE px "
+          "against the object's motion (camera removed) / every pixel's motion")
+    print(f"  {'method':62s} " + " ".join(f"{k:>17s}" for k in kinds))
+    for name, row in res["methods"].items():
+        print(f"  {name:62s} " + " ".join(f"{row[k]['object']:7.3f} / {row[k]['full']:7.3f}" for k in kinds))
+
+
 def print_table(result: Dict) -> None:
     for size, entry in result["sizes"].items():
         print(f"\n{size}: {entry['pairs']} pairs of {entry['source']} footage; accuracy on known fields at the same "

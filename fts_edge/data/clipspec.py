@@ -20,6 +20,12 @@ KINETICS_STD = (0.22803, 0.22145, 0.216989)
 # pixels a frame to the network's range (models.FlowTeacher). Declared here, torch-free, for the CLI.
 TVL1_PRESETS = ("fast", "default")
 FLOW_SCALE = 2.0
+# What the teacher's flow is made robust to (flow.TVL1): the camera's own motion, removed from each
+# flow field ("median": its median; "affine": a robust affine fit of it), and changing light, taken
+# out of the frames first ("normalize": each frame to the pair's mean and contrast; "structure_texture":
+# Wedel et al.'s decomposition, the frame less most of its TV-smoothed structure).
+FLOW_CAMERA = ("none", "median", "affine")
+FLOW_ILLUMINATION = ("none", "normalize", "structure_texture")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ how the object moves (translation in one of four directions, rotation either way
 out, oscillation along either axis). Start poses are random and symmetric across classes, so a
 single frame says nothing about the class: a per-frame classifier scores near chance, while flow
 makes the class obvious. Every video is a pure function of (seed, class, index).
+
+Three nuisances make a hard set of the same classes, each a setting (``Nuisance``), drawn from a
+random stream of their own so a video without them is the same as before: a hand-held camera
+(the whole view follows a damped random walk), flickering light (each frame's brightness scaled
+by up to +-``flicker``), and distractor objects that move at random and carry no class.
 """
 from __future__ import annotations
 
@@ -114,8 +119,50 @@ def _trajectory(label: int, rng: np.random.Generator, frames: int, h: int, w: in
     return cx, cy, ang, scale
 
 
+@dataclass(frozen=True)
+class Nuisance:
+    """What makes a motion video hard: ``shake`` the hand-held camera's jitter (root mean square of
+    how far the view moves in a frame, pixels at 128 pixels; a damped random walk), ``flicker``
+    the largest brightness change of a frame (0.15: +-15%), ``distractors`` objects moving at
+    random besides the one that carries the class."""
+
+    shake: float = 0.0
+    flicker: float = 0.0
+    distractors: int = 0
+
+    def __post_init__(self):
+        if not (0.0 <= self.shake <= 20.0 and 0.0 <= self.flicker < 1.0 and 0 <= self.distractors <= 8):
+            raise ValueError("shake must be 0 to 20 px, flicker 0 to below 1, distractors 0 to 8")
+
+    @property
+    def any(self) -> bool:
+        return bool(self.shake or self.flicker or self.distractors)
+
+
+def camera_path(rng: np.random.Generator, frames: int, shake: float, unit: float, damping: float = 0.8):
+    """A hand-held camera's offset (dx, dy) per frame: velocity v_t = damping * v_(t-1) + noise,
+    offset the running sum, started at rest at zero; the noise is scaled so that the velocity's
+    root mean square, once steady, is ``shake * unit`` pixels a frame."""
+    sigma = shake * unit * math.sqrt((1 - damping ** 2) / 2)
+    v = np.zeros(2, np.float32)
+    pos = np.zeros((frames, 2), np.float32)
+    for i in range(1, frames):
+        v = damping * v + rng.normal(0.0, sigma, 2).astype(np.float32)
+        pos[i] = pos[i - 1] + v
+    return pos
+
+
+def _paste(obj, mask, side, cx, cy, ang, scale, width, height):
+    m = cv2.getRotationMatrix2D((side / 2.0, side / 2.0), float(ang), float(scale))
+    m[0, 2] += cx - side / 2.0
+    m[1, 2] += cy - side / 2.0
+    o = cv2.warpAffine(obj, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    a = cv2.warpAffine(mask, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
+    return o, a
+
+
 def render_clip(label: int, seed: int, index: int = 0, frames: int = 32, height: int = 128,
-                width: int = 128, background: float = 1.0) -> np.ndarray:
+                width: int = 128, background: float = 1.0, nuisance: Optional[Nuisance] = None) -> np.ndarray:
     """One video of class ``label``: uint8 RGB (frames, height, width, 3), deterministic in its arguments.
 
     ``background`` scales the background texture's contrast: 1 (default) is as textured as the
@@ -127,10 +174,12 @@ def render_clip(label: int, seed: int, index: int = 0, frames: int = 32, height:
         seed, index: which video of that class.
         frames, height, width: its size.
         background: the background texture's contrast, 0 to 1.
+        nuisance: a hand-held camera, flicker and distractors (``Nuisance``), or None.
 
     Returns:
         uint8 RGB frames (frames, height, width, 3).
     """
+    nz = nuisance or Nuisance()
     if not 0 <= label < MAX_CLASSES:
         raise ValueError(f"label must be in [0, {MAX_CLASSES}), got {label}")
     if not 0.0 <= background <= 1.0:
@@ -142,14 +191,45 @@ def render_clip(label: int, seed: int, index: int = 0, frames: int = 32, height:
     mask = _shape_mask(rng, side)
     cx, cy, ang, scale = _trajectory(label, rng, frames, height, width)
     bg = backdrop.astype(np.float32)
+    if not nz.any:
+        out = np.empty((frames, height, width, 3), np.uint8)
+        for i in range(frames):
+            o, a = _paste(obj, mask, side, cx[i], cy[i], ang[i], scale[i], width, height)
+            out[i] = np.clip(a * o + (1 - a) * bg, 0, 255).astype(np.uint8)
+        return out
+    # the nuisances: their own random stream, so the scene above is the one rendered without them
+    nrng = np.random.default_rng([int(seed), int(label), int(index), 1])
+    unit = min(height, width) / 128.0
+    cam = camera_path(nrng, frames, nz.shake, unit) if nz.shake else np.zeros((frames, 2), np.float32)
+    gain = 1.0 + nrng.uniform(-nz.flicker, nz.flicker, frames) if nz.flicker else np.ones(frames)
+    others = []
+    for _ in range(nz.distractors):
+        dside = int(min(height, width) * nrng.uniform(0.2, 0.32))
+        dobj = _texture(nrng, dside, dside, contrast=nrng.uniform(50, 80)).astype(np.float32)
+        dmask = _shape_mask(nrng, dside)
+        start = nrng.uniform(0.2, 0.8, 2) * (width, height)
+        heading = nrng.uniform(0, 2 * math.pi)
+        speed = nrng.uniform(0.5, 2.0) * unit
+        turn = np.cumsum(nrng.normal(0.0, 0.3, frames))  # wanders: no direction, no class
+        path = start + np.cumsum(speed * np.stack([np.cos(heading + turn), np.sin(heading + turn)], 1), 0)
+        spin = nrng.uniform(-4, 4) * np.arange(frames)
+        others.append((dobj, dmask, dside, path, spin))
+    # the camera moves the whole view: the scene is rendered on a margin wide enough for its walk
+    pad = int(np.ceil(np.abs(cam).max())) + 1 if nz.shake else 0
+    big_bg = cv2.copyMakeBorder(bg, pad, pad, pad, pad, cv2.BORDER_REFLECT) if pad else bg
+    H, W = height + 2 * pad, width + 2 * pad
     out = np.empty((frames, height, width, 3), np.uint8)
     for i in range(frames):
-        m = cv2.getRotationMatrix2D((side / 2.0, side / 2.0), float(ang[i]), float(scale[i]))
-        m[0, 2] += cx[i] - side / 2.0
-        m[1, 2] += cy[i] - side / 2.0
-        o = cv2.warpAffine(obj, m, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-        a = cv2.warpAffine(mask, m, (width, height), flags=cv2.INTER_LINEAR, borderValue=0)[..., None]
-        out[i] = np.clip(a * o + (1 - a) * bg, 0, 255).astype(np.uint8)
+        canvas = big_bg.copy()
+        for dobj, dmask, dside, path, spin in others:  # behind the moving object
+            o, a = _paste(dobj, dmask, dside, path[i, 0] + pad, path[i, 1] + pad, spin[i], 1.0, W, H)
+            canvas = a * o + (1 - a) * canvas
+        o, a = _paste(obj, mask, side, cx[i] + pad, cy[i] + pad, ang[i], scale[i], W, H)
+        canvas = a * o + (1 - a) * canvas
+        x0, y0 = pad + cam[i, 0], pad + cam[i, 1]
+        view = cv2.warpAffine(canvas, np.float32([[1, 0, -x0], [0, 1, -y0]]), (width, height),
+                              flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        out[i] = np.clip(view * gain[i], 0, 255).astype(np.uint8)
     return out
 
 
@@ -184,11 +264,21 @@ class SynthSettings(Settings):
     val_fraction: float = setting(0.25, lo=0.0, hi=0.9, help="held-out fraction per class")
     background: float = setting(1.0, lo=0.0, hi=1.0, help="background texture contrast, 0 (flat) to 1 (as textured as "
                                                           "the object)")
+    shake: float = setting(0.0, lo=0.0, hi=20.0, help="hand-held camera: how far the view moves a frame, RMS pixels "
+                                                      "at 128 px (1.5: a hand-held phone)")
+    flicker: float = setting(0.0, lo=0.0, hi=0.9, help="flickering light: largest brightness change of a frame "
+                                                       "(0.15: +-15%)")
+    distractors: int = setting(0, lo=0, hi=8, help="objects moving at random besides the one that carries the class")
+
+    @property
+    def nuisance(self) -> "Nuisance":
+        return Nuisance(self.shake, self.flicker, self.distractors)
 
 
 def write_motion_dataset(out, per_class: int, seed: int = 0, num_classes: int = len(MOTION_CLASSES),
                          frames: int = 32, height: int = 128, width: int = 128, val_fraction: float = 0.25,
-                         fps: float = 25.0, progress: Optional[Callable] = None, background: float = 1.0) -> dict:
+                         fps: float = 25.0, progress: Optional[Callable] = None, background: float = 1.0,
+                         nuisance: Optional[Nuisance] = None) -> dict:
     """Write the motion dataset as real MJPG videos in the folder layout ``OUT/{train,val}/<class>/*.avi``.
 
     Files already present are kept (each is written atomically), so an interrupted run resumes.
@@ -201,6 +291,7 @@ def write_motion_dataset(out, per_class: int, seed: int = 0, num_classes: int = 
         val_fraction: the held-out share of each class.
         progress: a progress factory, or None.
         background: the background texture's contrast, 0 to 1.
+        nuisance: a hand-held camera, flicker and distractors, or None.
 
     Returns:
         {"train": n, "val": n}.
@@ -214,6 +305,6 @@ def write_motion_dataset(out, per_class: int, seed: int = 0, num_classes: int = 
     for split, name, label, i in it:
         path = out / split / name / f"{name}_s{seed}_{i:04d}.avi"
         if not path.exists():
-            write_video(path, render_clip(label, seed, i, frames, height, width, background), fps=fps)
+            write_video(path, render_clip(label, seed, i, frames, height, width, background, nuisance), fps=fps)
         counts[split] += 1
     return counts

@@ -80,6 +80,61 @@ def known_pair(kind: str, rng: np.random.Generator, h: int = 112, w: int = 112, 
     return to_uint8(f1), to_uint8(f2), fl.astype(np.float32), mask
 
 
+SCENES = ("camera", "light", "camera+light")
+
+
+def scene_pair(kind: str, rng: np.random.Generator, h: int = 112, w: int = 112, camera_px: float = 3.0,
+               gain: float = 0.15):
+    """A scene that breaks brightness constancy or moves the camera, with its truths:
+    (frame1, frame2, flow (H, W, 2), object flow (H, W, 2), mask). A textured object moves over a
+    textured background; "camera" moves the whole view by up to ``camera_px`` as well, "light"
+    scales frame 2's brightness by 1 +- ``gain``, "camera+light" both. ``flow`` is every pixel's
+    motion (camera and object), ``object flow`` the object's motion in the scene (zero on the
+    background): what a flow with the camera removed should show."""
+    if kind not in SCENES:
+        raise ValueError(f"unknown scene {kind!r}; choose from {SCENES}")
+    pad = int(camera_px * 2 + 16)
+    H, W = h + 2 * pad, w + 2 * pad
+    bg = _textured(rng, H, W)
+    side = int(min(h, w) * rng.uniform(0.3, 0.45))
+    obj = _textured(rng, side, side)
+    oy, ox = pad + int(rng.uniform(0.2, 0.55) * h), pad + int(rng.uniform(0.2, 0.55) * w)
+    ang = rng.uniform(0, 2 * np.pi)
+    move = rng.uniform(1.5, 4.0) * np.array([np.cos(ang), np.sin(ang)], np.float32)
+    cam = np.zeros(2, np.float32)
+    if "camera" in kind:
+        a = rng.uniform(0, 2 * np.pi)
+        cam = rng.uniform(0.5, 1.0) * camera_px * np.array([np.cos(a), np.sin(a)], np.float32)
+    g = 1.0 + (rng.choice([-1.0, 1.0]) * rng.uniform(0.5, 1.0) * gain if "light" in kind else 0.0)
+
+    def scene(shift_obj):
+        img = bg.copy()
+        m = np.float32([[1, 0, ox + shift_obj[0]], [0, 1, oy + shift_obj[1]]])
+        o = cv2.warpAffine(obj, m, (W, H), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+        a = cv2.warpAffine(np.ones_like(obj), m, (W, H), flags=cv2.INTER_LINEAR, borderValue=0)
+        return a * o + (1 - a) * img, a
+
+    s1, a1 = scene(np.zeros(2, np.float32))
+    s2, _ = scene(move)
+    # the view of frame 2 is the scene shifted by cam (the camera turned the other way): a pixel at x
+    # in frame 1 is at x + cam in frame 2, plus the object's own motion on the object
+    view2 = cv2.warpAffine(s2, np.float32([[1, 0, cam[0]], [0, 1, cam[1]]]), (W, H), flags=cv2.INTER_CUBIC,
+                           borderMode=cv2.BORDER_REFLECT)
+    crop = (slice(pad, pad + h), slice(pad, pad + w))
+    on_obj = a1[crop] > 0.5
+    obj_flow = np.zeros((h, w, 2), np.float32)
+    obj_flow[on_obj] = move
+    flow = obj_flow + cam
+    tx, ty = np.meshgrid(np.arange(w), np.arange(h))
+    mask = ((tx + flow[..., 0] >= 1) & (tx + flow[..., 0] <= w - 2) & (ty + flow[..., 1] >= 1)
+            & (ty + flow[..., 1] <= h - 2))
+
+    def to_uint8(f):
+        return np.clip(f, 0, 255).round().astype(np.uint8)
+
+    return to_uint8(s1[crop]), to_uint8(view2[crop] * g), flow, obj_flow, mask
+
+
 def known_pairs(n_per_kind: int = 3, seed: int = 0, h: int = 112, w: int = 112, magnitude: float = 8.0,
                 base: np.ndarray = None) -> Iterator[Tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """``n_per_kind`` pairs of every kind in KINDS (``known_pair``), reproducible from ``seed``.

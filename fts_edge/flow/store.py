@@ -178,19 +178,22 @@ def tvl1_flow(solver, frames: np.ndarray, stride: int = 1, batch: int = 32, devi
         return torch.cat(out).numpy()
 
 
-def open_store(folder, preset: str, resize: int, stride: int) -> FlowStore:
-    """The store of one TV-L1 preset at a short side and stride (the settings key its files)."""
+def open_store(folder, preset: str, resize: int, stride: int, camera: str = "none",
+               illumination: str = "none") -> FlowStore:
+    """The store of one TV-L1 solver (preset, camera and illumination options) at a short side and
+    stride (the settings key its files)."""
     from ..data.clipspec import TVL1_PRESETS
 
     if preset not in TVL1_PRESETS:
         raise ValueError(f"TV-L1 preset {preset!r}: choose one of {', '.join(TVL1_PRESETS)}")
     from .tvl1 import TVL1
 
-    return FlowStore(folder, repr(TVL1.preset(preset)), resize, stride)
+    return FlowStore(folder, repr(TVL1.preset(preset, camera, illumination)), resize, stride)
 
 
 def build_store(store: FlowStore, items, spec, preset: str, device: str = "cpu", progress=None, rank: int = 0,
-                world: int = 1, desc: str = "computing flow (once)") -> Dict:
+                world: int = 1, desc: str = "computing flow (once)", camera: str = "none",
+                illumination: str = "none") -> Dict:
     """Index the videos of ``items`` (rank 0 saves the hashes) and compute the flow of this
     process's share of them (``FlowStore.build``), by the TV-L1 layers on ``device``. Returns
     ``FlowStore.build``'s report with the store's size."""
@@ -199,7 +202,7 @@ def build_store(store: FlowStore, items, spec, preset: str, device: str = "cpu",
 
     videos = [it.path for it in items]
     store.index(videos, progress=progress if rank == 0 else None, save=rank == 0)
-    solver = TVL1.preset(preset).to(device).eval()
+    solver = TVL1.preset(preset, camera, illumination).to(device).eval()
     rep = store.build(videos, lambda v: load_frames(VideoItem(v, 0), spec),
                       lambda frames, stride: tvl1_flow(solver, frames, stride, device=device),
                       progress=progress, rank=rank, world=world, desc=desc)

@@ -9,6 +9,15 @@ motions, which single-scale TV-L1 cannot follow beyond about 2 px.
 
 Conventions: frames are in [0, 255]; flow is in pixels, channel 0 = x (right), 1 = y (down),
 and maps a pixel of the first frame to where it is in the second: I1(x + u(x)) = I0(x).
+
+TV-L1 assumes brightness constancy and sees a moving camera as motion. Two options address what
+breaks it: ``illumination`` prepares the frames ("normalize": each frame brought to the pair's mean
+and contrast, which cancels a global gain; "structure_texture": Wedel, Pock, Zach, Bischof and
+Cremers 2009, the frame less 95% of its ROF-smoothed structure, which keeps the texture that
+lighting changes little) and ``camera`` removes the camera's motion from each flow field ("median":
+its median vector, the translation of Simonyan and Zisserman 2014; "affine": an affine motion fitted
+by iteratively reweighted least squares with the largest residuals left out, in the spirit of
+Wang and Schmid 2013's camera model).
 """
 from __future__ import annotations
 
@@ -18,7 +27,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..data.clipspec import TVL1_PRESETS
+from ..data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, TVL1_PRESETS
 
 _GREY = (0.299, 0.587, 0.114)  # RGB -> luma, as OpenCV's COLOR_RGB2GRAY
 
@@ -52,8 +61,11 @@ class TVL1(nn.Module):
     def __init__(self, tau: float = 0.25, lambda_: float = 0.15, theta: float = 0.3, epsilon: float = 0.01,
                  warps: int = 5, iterations: int = 30, scales: int = 5, scale_step: float = 0.8,
                  median: int = 5, min_size: int = 16, check_every: int = 5, interpolation: str = "bicubic",
-                 learnable: bool = False):
+                 learnable: bool = False, camera: str = "none", illumination: str = "none"):
         super().__init__()
+        if camera not in FLOW_CAMERA or illumination not in FLOW_ILLUMINATION:
+            raise ValueError(f"camera must be one of {FLOW_CAMERA}, illumination one of {FLOW_ILLUMINATION}")
+        self.camera, self.illumination = camera, illumination
         if warps < 1 or iterations < 1 or scales < 1 or not 0 < scale_step < 1:
             raise ValueError("TVL1 needs warps, iterations, scales >= 1 and 0 < scale_step < 1")
         if median not in (0, 1, 3, 5):
@@ -90,17 +102,75 @@ class TVL1(nn.Module):
         return cls(**p)
 
     @classmethod
-    def preset(cls, name: str = "fast") -> "TVL1":
-        """The solver a preset names: ``fast`` (the teacher's) or ``default`` (OpenCV's settings).
-        Checkpoints, training, benchmarks and flow pictures all build their solver here."""
+    def preset(cls, name: str = "fast", camera: str = "none", illumination: str = "none") -> "TVL1":
+        """The solver a preset names: ``fast`` (the teacher's) or ``default`` (OpenCV's settings),
+        with the camera and illumination options. Checkpoints, training, benchmarks and flow
+        pictures all build their solver here."""
         if name not in TVL1_PRESETS:
             raise ValueError(f"TV-L1 preset {name!r}: choose one of {', '.join(TVL1_PRESETS)}")
-        return cls.fast() if name == "fast" else cls()
+        kw = {"camera": camera, "illumination": illumination}
+        return cls.fast(**kw) if name == "fast" else cls(**kw)
 
     def extra_repr(self) -> str:
-        return (f"tau={float(self.tau):.3g}, lambda={float(self.lambda_):.3g}, theta={float(self.theta):.3g}, "
+        text = (f"tau={float(self.tau):.3g}, lambda={float(self.lambda_):.3g}, theta={float(self.theta):.3g}, "
                 f"warps={self.warps}, iterations={self.iterations}, scales={self.scales}, "
                 f"scale_step={self.scale_step}, median={self.median}, epsilon={self.epsilon}")
+        # the options only where set: the solver's text keys the flow store, unchanged without them
+        if self.camera != "none":
+            text += f", camera={self.camera}"
+        if self.illumination != "none":
+            text += f", illumination={self.illumination}"
+        return text
+
+    # -- robustness ------------------------------------------------------------------------------
+    def _rof(self, img: torch.Tensor, theta: float = 0.125, iterations: int = 50) -> torch.Tensor:
+        """The structure of ``img`` (values about 0..1): ROF (TV) denoising by Chambolle's dual
+        projection, the smooth part that lighting changes."""
+        px, py = torch.zeros_like(img), torch.zeros_like(img)
+        for _ in range(iterations):
+            gx, gy = self._grad_fwd(self._div(px, py) - img / theta)
+            norm = 1.0 + 0.25 * torch.sqrt(gx * gx + gy * gy)
+            px, py = (px + 0.25 * gx) / norm, (py + 0.25 * gy) / norm
+        return img - theta * self._div(px, py)
+
+    def _prepare(self, i0: torch.Tensor, i1: torch.Tensor):
+        """The grey frames as the data term sees them, after the illumination option."""
+        if self.illumination == "none":
+            return i0, i1
+        if self.illumination == "structure_texture":
+            i0, i1 = i0 - 0.95 * 255.0 * self._rof(i0 / 255.0), i1 - 0.95 * 255.0 * self._rof(i1 / 255.0)
+        dims = (1, 2, 3)
+        m0, m1 = i0.mean(dims, keepdim=True), i1.mean(dims, keepdim=True)
+        s0, s1 = i0.std(dims, keepdim=True).clamp_min(1e-3), i1.std(dims, keepdim=True).clamp_min(1e-3)
+        # both to the pair's mean and contrast (of the originals for normalize), so lambda keeps its scale
+        mean, std = (m0 + m1) / 2, (s0 + s1) / 2
+        if self.illumination == "structure_texture":
+            mean = torch.full_like(mean, 127.5)
+            std = torch.full_like(std, 40.0)
+        return (i0 - m0) / s0 * std + mean, (i1 - m1) / s1 * std + mean
+
+    def _remove_camera(self, u: torch.Tensor) -> torch.Tensor:
+        """The flow less the camera's motion, after the camera option: its median vector, or an
+        affine field fitted to it robustly (three reweighted least-squares rounds, each leaving out
+        the vectors whose residual is over twice the median residual: the moving objects)."""
+        if self.camera == "none":
+            return u
+        n, _, h, w = u.shape
+        flat = u.reshape(n, 2, h * w)
+        if self.camera == "median":
+            return u - flat.median(dim=2).values.view(n, 2, 1, 1)
+        ys, xs = torch.meshgrid(torch.linspace(-1, 1, h, dtype=u.dtype, device=u.device),
+                                torch.linspace(-1, 1, w, dtype=u.dtype, device=u.device), indexing="ij")
+        basis = torch.stack([torch.ones_like(xs), xs, ys], -1).reshape(1, h * w, 3).expand(n, -1, -1)
+        target = flat.transpose(1, 2)  # (n, hw, 2)
+        weight = torch.ones(n, h * w, 1, dtype=u.dtype, device=u.device)
+        for _ in range(3):
+            a = basis * weight
+            coef = torch.linalg.lstsq(a.transpose(1, 2) @ basis + 1e-6 * torch.eye(3, dtype=u.dtype, device=u.device),
+                                      a.transpose(1, 2) @ target).solution  # (n, 3, 2)
+            resid = (target - basis @ coef).norm(dim=2, keepdim=True)
+            weight = (resid <= 2 * resid.median(dim=1, keepdim=True).values + 1e-3).to(u.dtype)
+        return u - (basis @ coef).transpose(1, 2).reshape(n, 2, h, w)
 
     # -- finite differences ------------------------------------------------------------------
     def _grad_fwd(self, u: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -196,7 +266,7 @@ class TVL1(nn.Module):
             raise ValueError(f"TVL1 wants two (N, C, H, W) batches of one shape, got {tuple(a.shape)} and "
                              f"{tuple(b.shape)}")
         dtype = self.k_fwd.dtype  # the module's precision (float32, or float64 after .double())
-        i0, i1 = to_grey(a.to(dtype)), to_grey(b.to(dtype))
+        i0, i1 = self._prepare(to_grey(a.to(dtype)), to_grey(b.to(dtype)))
         n, _, h, w = i0.shape
         sizes = self._sizes(h, w)
         pyr0, pyr1 = [i0], [i1]
@@ -212,7 +282,7 @@ class TVL1(nn.Module):
             if u.shape[-2:] != pyr0[level].shape[-2:]:
                 u = _resize_flow(u, *pyr0[level].shape[-2:])
             u = self._solve(pyr0[level], pyr1[level], u)
-        return u
+        return self._remove_camera(u)
 
     def forward(self, a: torch.Tensor, b: Optional[torch.Tensor] = None) -> torch.Tensor:
         if b is not None:

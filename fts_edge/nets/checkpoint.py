@@ -87,7 +87,9 @@ def build_from_checkpoint(ckpt: dict, path="checkpoint"):
         if ckpt.get("role") == "teacher":
             spec = ClipSpec.from_dict(ckpt["clip_spec"])
             from ..flow.tvl1 import TVL1
-            tv = TVL1.preset(ckpt.get("flow", {}).get("preset", "fast"))
+            fl = ckpt.get("flow", {})
+            tv = TVL1.preset(fl.get("preset", "fast"), camera=fl.get("camera", "none"),
+                             illumination=fl.get("illumination", "none"))
             scale = ckpt.get("flow", {}).get("scale", FLOW_SCALE)
             net = FlowTeacher(net, spec.mean, spec.std, flow_scale=scale, tvl1=tv)
         net.load_state_dict(ckpt["model"], strict=True)

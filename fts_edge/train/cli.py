@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..core.errors import FtsError, guarded
-from ..data.clipspec import TVL1_PRESETS
+from ..data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, TVL1_PRESETS
 from ..nets.models import HINT_LAYERS, MODELS, hint_layers
 from .config import DEFAULT_LR, DEFAULTS, MIMICS
 
@@ -64,6 +64,14 @@ def add_train_args(p, role: str):
     g = p.add_argument_group("flow")
     g.add_argument("--flow-preset", choices=TVL1_PRESETS,
                    help="TVL1 settings: the measured fast preset, or OpenCV's defaults")
+    g.add_argument("--flow-camera", choices=FLOW_CAMERA,
+                   help="remove the camera's motion from the teacher's flow: its median, or a robust affine fit")
+    g.add_argument("--flow-illumination", choices=FLOW_ILLUMINATION,
+                   help="take changing light out of the frames before TV-L1: per-frame normalisation, or "
+                        "structure-texture decomposition")
+    g.add_argument("--augment-light", type=float, help="RGB training: each frame's brightness scaled by up to +-this")
+    g.add_argument("--augment-shake", type=float,
+                   help="RGB training: a hand-held camera's jitter, RMS pixels a frame at 128 px")
     g.add_argument("--flow-cache", help="folder for flow computed once per video (default <out>/../flow_cache)")
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int)

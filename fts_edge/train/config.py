@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from ..core.settings import Settings, setting
-from ..data.clipspec import FLOW_SCALE, TVL1_PRESETS, ClipSpec
+from ..data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, FLOW_SCALE, TVL1_PRESETS, ClipSpec
 from ..nets.names import CAUSAL_MODELS, MODEL_NAMES, hint_layers
 
 ROLES = ("teacher", "rgb", "student")
@@ -57,7 +57,11 @@ RUN_DEFINING = (
     "init_from",
     "init_stem_from",
     "flow_preset",
+    "flow_camera",
+    "flow_illumination",
     "flow_scale",
+    "augment_light",
+    "augment_shake",
     "seed",
     "eval_clips",
     "flip",
@@ -111,6 +115,12 @@ class TrainConfig(Settings):
     pretrained: Optional[str] = None  # a torchvision-format r3d_18 state dict to start from (load_pretrained)
     # flow
     flow_preset: str = "fast"
+    flow_camera: str = "none"  # the camera's motion removed from the teacher's flow (flow.TVL1)
+    flow_illumination: str = "none"  # changing light taken out of the frames before TV-L1 (flow.TVL1)
+    # RGB augmentation against what breaks the method (the student and the RGB baseline)
+    augment_light: float = setting(0.0, lo=0.0, hi=0.9, help="each frame's brightness scaled by up to +-this")
+    augment_shake: float = setting(0.0, lo=0.0, hi=20.0, help="a hand-held camera's jitter, RMS pixels a frame at "
+                                                              "128 px")
     flow_scale: float = setting(FLOW_SCALE, above=0.0, help="flow divisor before the teacher's network")
     flow_cache: Optional[str] = None
     # run
@@ -130,7 +140,8 @@ class TrainConfig(Settings):
         super().__post_init__()
         for name, allowed in (("role", ROLES), ("optimizer", OPTIMIZERS), ("precision", PRECISIONS),
                               ("mimic", MIMICS), ("schedule", ("cosine", "step")), ("mode", ("ftsnet", "mers")),
-                              ("model", MODEL_NAMES), ("flow_preset", TVL1_PRESETS)):
+                              ("model", MODEL_NAMES), ("flow_preset", TVL1_PRESETS),
+                              ("flow_camera", FLOW_CAMERA), ("flow_illumination", FLOW_ILLUMINATION)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}, "
                                  f"got {getattr(self, name)!r}")

@@ -112,11 +112,12 @@ class ClipSet(torch.utils.data.Dataset):
     (``frame_cache_mb``, split over the ``workers``); nothing else is kept. A video's frame count
     is its stored flow's where it has one, else the container's (checked: a video that ends
     sooner is counted and the clip drawn again). Training replaces an unreadable video by the next
-    readable one (``skipped`` names it); evaluation gives None for it."""
+    readable one (``skipped`` names it); evaluation gives None for it. ``augment`` (light, shake)
+    gives training's RGB clips flickering light and a hand-held camera (``augment_frames``)."""
 
     def __init__(self, items: List[VideoItem], spec: ClipSpec, train: bool, flip: bool, rgb: bool = True,
                  store=None, seed: int = 0, frame_cache_mb: int = 256, workers: int = 0,
-                 unreadable: Optional[Dict[str, str]] = None):
+                 unreadable: Optional[Dict[str, str]] = None, augment: Tuple[float, float] = (0.0, 0.0)):
         if not items:
             raise DatasetError("the dataset subset is empty")
         self.items, self.spec, self.train, self.flip, self.rgb = list(items), spec, train, flip, rgb
@@ -124,6 +125,7 @@ class ClipSet(torch.utils.data.Dataset):
         self.mode = "random" if train else "center"
         self.cache = FrameCache(frame_cache_mb * (1 << 20) // max(1, workers))
         self.unreadable: Dict[str, str] = dict(unreadable or {})
+        self.augment = tuple(float(a) for a in augment) if train else (0.0, 0.0)
 
     def __len__(self):
         return len(self.items)
@@ -209,6 +211,8 @@ class ClipSet(torch.utils.data.Dataset):
         geom = clip_geometry(h, w, self.spec, self.train, rng, self.flip)
         out = {"label": self.items[j].label, "index": j}
         if frames is not None:
+            if any(self.augment):  # its own generator: the crop and the flow are those of the clip without it
+                frames = augment_frames(frames, np.random.default_rng([self.seed, epoch, j, 7]), *self.augment)
             out["rgb"] = torch.from_numpy(crop_clip(frames, geom, self.spec))
         if self.store is not None:
             if not self.store.has(path):
@@ -216,6 +220,27 @@ class ClipSet(torch.utils.data.Dataset):
             y, x, flip = geom
             out["flow"] = torch.from_numpy(orient_flow(self.store.read(path, idx, y, x, self.spec.size), flip))
         return out
+
+
+def augment_frames(frames: np.ndarray, rng: np.random.Generator, light: float = 0.0, shake: float = 0.0):
+    """A clip's frames (T, H, W, 3) uint8 as a hand-held camera in flickering light would give
+    them: each frame moved by a damped random walk of ``shake`` RMS pixels a frame (at a 128-pixel
+    short side) and its brightness scaled by up to +-``light``."""
+    import cv2
+
+    from ..data.synthetic import camera_path
+
+    t, h, w = frames.shape[:3]
+    out = frames
+    if shake:
+        path = camera_path(rng, t, shake, min(h, w) / 128.0)
+        path -= path.mean(0)  # about the clip's own centre: the crop stays where it was drawn
+        out = np.stack([cv2.warpAffine(f, np.float32([[1, 0, -dx], [0, 1, -dy]]), (w, h), flags=cv2.INTER_LINEAR,
+                                       borderMode=cv2.BORDER_REFLECT) for f, (dx, dy) in zip(out, path)])
+    if light:
+        gain = 1.0 + rng.uniform(-light, light, t).astype(np.float32)
+        out = np.clip(out.astype(np.float32) * gain[:, None, None, None], 0, 255).astype(np.uint8)
+    return out
 
 
 def collate(batch):

@@ -57,7 +57,17 @@ def flow_store(cfg: TrainConfig):
     from ..flow.store import open_store
 
     folder = cfg.flow_cache or str(Path(cfg.out).parent / "flow_cache")
-    return open_store(folder, cfg.flow_preset, cfg.spec.resize, cfg.spec.stride)
+    preset, camera, illumination = flow_settings(cfg)
+    return open_store(folder, preset, cfg.spec.resize, cfg.spec.stride, camera, illumination)
+
+
+def flow_settings(cfg: TrainConfig):
+    """(preset, camera, illumination) of the flow a run reads: its own for the teacher, the
+    teacher's for a student (the teacher sees its flow as it was trained on it)."""
+    if cfg.role != "teacher" and cfg.teacher:
+        fl = load_teacher(cfg.teacher).get("flow", {})
+        return fl.get("preset", cfg.flow_preset), fl.get("camera", "none"), fl.get("illumination", "none")
+    return cfg.flow_preset, cfg.flow_camera, cfg.flow_illumination
 
 
 def build_flow(cfg: TrainConfig, store, items, progress=None, world: int = 1, rank: int = 0,
@@ -66,8 +76,9 @@ def build_flow(cfg: TrainConfig, store, items, progress=None, world: int = 1, ra
     the rest); returns the videos that could not be read, with the reason."""
     from ..flow.store import build_store
 
-    rep = build_store(store, items, cfg.spec, cfg.flow_preset, cfg.device, progress if rank == 0 else None,
-                      rank, world, desc=desc)
+    preset, camera, illumination = flow_settings(cfg)
+    rep = build_store(store, items, cfg.spec, preset, cfg.device, progress if rank == 0 else None,
+                      rank, world, desc=desc, camera=camera, illumination=illumination)
     if world > 1:
         torch.distributed.barrier()
         store.index([it.path for it in items], save=False)  # the keys rank 0 saved
@@ -163,7 +174,7 @@ def build_networks(cfg: TrainConfig, num_classes: int):
         from ..flow.tvl1 import TVL1
         spec = cfg.spec
         net = FlowTeacher(net, spec.mean, spec.std, flow_scale=cfg.flow_scale,
-                          tvl1=TVL1.preset(cfg.flow_preset))
+                          tvl1=TVL1.preset(cfg.flow_preset, cfg.flow_camera, cfg.flow_illumination))
     if cfg.teacher and cfg.alpha > 0 and cfg.role in ("student", "teacher"):  # a flow network may follow a teacher too
         tck = load_teacher(cfg.teacher)
         if tck["arch"]["num_classes"] != num_classes:
@@ -395,7 +406,8 @@ def build_run(cfg: TrainConfig, world: int, rank: int, progress) -> Run:
             build_flow(cfg, store, index.test, progress, world, rank, desc="computing flow (validation)")
     workers = data_workers(cfg)
     train_ds = ClipSet(index.train, cfg.spec, True, index.flip, rgb=cfg.role != "teacher", store=store,
-                       seed=cfg.seed, frame_cache_mb=cfg.frame_cache_mb, workers=workers, unreadable=unreadable)
+                       seed=cfg.seed, frame_cache_mb=cfg.frame_cache_mb, workers=workers, unreadable=unreadable,
+                       augment=(cfg.augment_light, cfg.augment_shake))
     val_ds = ClipSet(index.test, cfg.spec, False, index.flip, rgb=cfg.role != "teacher",
                      store=store if cfg.role == "teacher" else None, seed=cfg.seed, frame_cache_mb=cfg.frame_cache_mb)
     if len(train_ds) < cfg.batch_size:
@@ -632,7 +644,9 @@ def save_epoch(run: Run, epoch: int, tot: Dict, m: Dict, train_s: float) -> Dict
            "skipped_videos": sorted(set(run.train_ds.unreadable) | run.skipped)}
     ck = make_checkpoint(run.net, cfg.role, cfg.spec, run.index.classes, arch_of(cfg, num_classes), cfg.settings(),
                          optimizer=run.opt.state_dict(), scheduler=run.sched.state_dict(), epoch=epoch + 1,
-                         best_metric=run.best, flow={"preset": cfg.flow_preset, "scale": cfg.flow_scale},
+                         best_metric=run.best, flow={"preset": cfg.flow_preset, "scale": cfg.flow_scale,
+                                                                   "camera": cfg.flow_camera,
+                                                                   "illumination": cfg.flow_illumination},
                          validation={"top1": m["top1"], "clips": m["n"]},
                          projection=run.proj.state_dict() if run.proj is not None else {},
                          **({"scaler": run.scaler.state_dict()} if run.scaler is not None else {}))
