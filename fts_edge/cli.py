@@ -420,7 +420,8 @@ def train_settings(a):
                                         "streaming") if getattr(a, k) is not None}
     if a.data:
         given["root"] = str(Path(a.data).resolve())
-    recipe = {k: getattr(a, k) for k in ("epochs", "teacher_epochs") if getattr(a, k) is not None}
+    recipe = {k: getattr(a, k) for k in ("epochs", "teacher_epochs", "flow_camera", "flow_illumination",
+                                         "augment_light", "augment_shake") if getattr(a, k, None) is not None}
     s = dataclasses.replace(s, **given, recipe=dataclasses.replace(s.recipe, **recipe))
     if a.out:
         out = a.out
@@ -747,6 +748,13 @@ def _train_parser(sub) -> None:
     tr.add_argument("--pretrained", help="a torchvision-format r3d_18 state dict to start from (paper preset)")
     tr.add_argument("--epochs", type=int, help="epochs of the student (and baseline)")
     tr.add_argument("--teacher-epochs", type=int, help="epochs of the teacher")
+    g = tr.add_argument_group("a hand-held camera and changing light")
+    g.add_argument("--flow-camera", choices=FLOW_CAMERA,
+                   help="remove the camera's motion from the teacher's flow: its median, or a robust affine fit")
+    g.add_argument("--flow-illumination", choices=FLOW_ILLUMINATION,
+                   help="take changing light out of the frames before TV-L1")
+    g.add_argument("--augment-light", type=float, help="RGB training: each frame's brightness scaled by up to +-this")
+    g.add_argument("--augment-shake", type=float, help="RGB training: a hand-held camera's jitter, RMS pixels a frame")
     tr.set_defaults(func=cmd_train)
 
 

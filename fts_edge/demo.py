@@ -17,7 +17,7 @@ from typing import Callable, Dict, Optional
 import numpy as np
 
 from .core.settings import setting
-from .pipeline import Recipe, RecipeRun
+from .pipeline import ADDED_RECIPE, Recipe, RecipeRun
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class DemoConfig(Recipe):
 # Settings added after demos were first saved, with the value those older demos ran with: a
 # state.json without the key is read as having it, so an old folder resumes under the settings
 # it was trained with or is refused, never continued under new ones.
-LEGACY_SETTINGS = {"mimic": "mse", "hint": None, "init_from_teacher": False, "student_lr": 1e-3}
+LEGACY_SETTINGS = {"mimic": "mse", "hint": None, "init_from_teacher": False, "student_lr": 1e-3, **ADDED_RECIPE}
 
 
 def saved_config(state: Dict) -> Optional[Dict]:

@@ -51,6 +51,11 @@ class Recipe(Settings):
     hint: Optional[str] = "layer3"  # also mimic layer3's feature map (train.distill.hint_term)
     init_from_teacher: bool = True  # start from the teacher's blocks past its flow stem
     student_lr: float = setting(3e-3, above=0.0)  # the student's peak lr (each network takes the better of 1e-3, 3e-3)
+    # against a hand-held camera and changing light (flow.TVL1's options; RGB augmentation)
+    flow_camera: str = "none"  # the teacher's flow: the camera's motion removed (median, affine)
+    flow_illumination: str = "none"  # the teacher's flow: light taken out first (normalize, structure_texture)
+    augment_light: float = setting(0.0, lo=0.0, hi=0.9)  # the RGB networks' frames: brightness +-this
+    augment_shake: float = setting(0.0, lo=0.0, hi=20.0)  # the RGB networks' frames: a hand-held camera's jitter
 
     @property
     def clip(self):
@@ -83,6 +88,10 @@ class Recipe(Settings):
                     batch_size=self.batch_size, seed=seed, flow_cache=flow_cache, alpha=self.alpha,
                     mimic=self.mimic if role == "student" else "mse", hint=self.hint if role == "student" else None,
                     init_from_teacher=self.init_from_teacher and role == "student", **data)
+        if teacher:
+            base.update(flow_camera=self.flow_camera, flow_illumination=self.flow_illumination)
+        else:
+            base.update(augment_light=self.augment_light, augment_shake=self.augment_shake)
         base.update(kw)
         if base["init_from_teacher"]:  # the teacher's blocks are the start: no other weights beside them
             base["pretrained"] = None
@@ -98,6 +107,9 @@ PRESETS = {
 
 # Changes that only add work to a run that has finished stages: the stage to redo from (more epochs
 # of a network resume its training from its last epoch; a baseline or a streaming student is added).
+# Recipe settings added since runs were first saved, and the value those runs ran with
+ADDED_RECIPE = {"flow_camera": "none", "flow_illumination": "none", "augment_light": 0.0, "augment_shake": 0.0}
+
 GROWS = {"teacher_epochs": "teacher", "epochs": "student", "baseline": "student", "streaming": "streaming"}
 
 
@@ -125,8 +137,8 @@ class StagedRun:
         self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() else {}
         saved = self.state.get(key)
         if saved is not None:
-            saved = {**(legacy or {}), **saved}  # keys added since it was saved: read as what it ran with
-            self._reconcile(flat(saved), flat(json.loads(json.dumps(settings))), order, resume_hint)
+            saved = {**flat(legacy or {}), **flat(saved)}  # keys added since it was saved: read as what it ran with
+            self._reconcile(saved, flat(json.loads(json.dumps(settings))), order, resume_hint)
         self.state[key] = settings
 
     def _reconcile(self, saved: Dict, now: Dict, order: Tuple[str, ...], resume_hint: str) -> None:

@@ -16,7 +16,7 @@ from typing import Dict, Optional
 
 from .core.artifacts import atomic_write_text
 from .core.errors import DatasetError, UsageError
-from .pipeline import PRESETS, Recipe, RecipeRun
+from .pipeline import ADDED_RECIPE, PRESETS, Recipe, RecipeRun
 
 DATA_KEYS = ("dataset", "root", "splits", "split", "seed", "flip", "pretrained")
 
@@ -75,7 +75,7 @@ class TrainRun(RecipeRun):
         self.baseline, self.streaming = settings.baseline, settings.streaming
         super().__init__(out, settings.to_dict(), "settings", say, progress, STAGES,
                          resume_hint=f"resume it with its settings (fts-edge train --config "
-                                     f"{Path(out) / 'settings.json'})")
+                                     f"{Path(out) / 'settings.json'})", legacy={"recipe": ADDED_RECIPE})
         atomic_write_text(self.out / "settings.json", json.dumps(settings.to_dict(), indent=2))
 
     @property
