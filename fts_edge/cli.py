@@ -601,8 +601,9 @@ def _build_engine_parser(sub) -> None:
     be.add_argument("--calib-method", choices=METHODS, help=f"how activation ranges are chosen (default "
                                                             f"{d.calib_method})")
     be.add_argument("--int8-stem", action="store_true",
-                    help="quantize the stem convolution too (default: keep it in float: faster on CPUs, "
-                         "docs/results.md)")
+                    help="quantize the 3-channel stem convolution too (default: keep it in float, FP16 in the "
+                         "engine: TensorRT's INT8 kernels want 4 or more channels; on CPUs it was slower "
+                         "quantized)")
     be.add_argument("--min-agreement", type=float,
                     help=f"fail if INT8 agrees with fp32 on fewer clips than this (default {d.min_agreement})")
     be.add_argument("--force", action="store_true", help="rebuild even if a matching engine exists")
