@@ -44,13 +44,13 @@ class DemoConfig(Recipe):
 # Settings added after demos were first saved, with the value those older demos ran with: a
 # state.json without the key is read as having it, so an old folder resumes under the settings
 # it was trained with or is refused, never continued under new ones.
-LEGACY_SETTINGS = {"mimic": "mse", "hint": None, "init_from_teacher": False, "student_lr": 1e-3, **ADDED_RECIPE}
+LEGACY_SETTINGS = {"mimic": "mse", "hint": None, "init_from_teacher": False, "student_lr": 1e-3}
 
 
 def saved_config(state: Dict) -> Optional[Dict]:
     """A demo folder's settings as saved in its state.json, keys added since filled in as they ran."""
     cfg = state.get("config")
-    return None if cfg is None else {**LEGACY_SETTINGS, **cfg}
+    return None if cfg is None else {**LEGACY_SETTINGS, **ADDED_RECIPE, **cfg}
 
 
 def demo_minutes(cfg: DemoConfig) -> float:
@@ -78,7 +78,8 @@ class Demo(RecipeRun):
                  video: Optional[str] = None, streaming: bool = False):
         self.cfg, self.recipe, self.seed, self.video, self.streaming = cfg, cfg.recipe, cfg.seed, video, streaming
         super().__init__(out, dataclasses.asdict(cfg), "config", say, progress, STAGES,
-                         resume_hint="use the same demo settings", legacy=LEGACY_SETTINGS)
+                         resume_hint="use the same demo settings",
+                         legacy={**LEGACY_SETTINGS, **ADDED_RECIPE})
 
     @property
     def data(self) -> Dict:

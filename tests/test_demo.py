@@ -233,3 +233,16 @@ def test_demo_streaming_adds_the_streaming_student_to_a_finished_demo(demo_run, 
     assert state["stages"]["streaming"]["top1"] == s["top1"]
     assert "## Streaming student" in (copy / "report.md").read_text()
     assert "streaming student (one step a frame)" in summary_text(copy, res)
+
+
+def test_a_demo_saved_before_the_robustness_options_resumes_with_them_off(tmp_path):
+    """A state.json without flow_camera, flow_illumination, augment_light, augment_shake ran with
+    them off: it resumes under today's defaults (off) and is refused with one of them on."""
+    from fts_edge.core.errors import FtsError
+    from fts_edge.pipeline import ADDED_RECIPE
+
+    old = {k: v for k, v in TINY.__dict__.items() if k not in ADDED_RECIPE}
+    (tmp_path / "state.json").write_text(json.dumps({"config": old, "stages": {}}))
+    Demo(str(tmp_path), TINY)
+    with pytest.raises(FtsError, match="other settings"):
+        Demo(str(tmp_path), replace(TINY, flow_camera="median"))
