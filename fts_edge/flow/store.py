@@ -188,7 +188,9 @@ def open_store(folder, preset: str, resize: int, stride: int, camera: str = "non
         raise ValueError(f"TV-L1 preset {preset!r}: choose one of {', '.join(TVL1_PRESETS)}")
     from .tvl1 import TVL1
 
-    return FlowStore(folder, repr(TVL1.preset(preset, camera, illumination)), resize, stride)
+    store = FlowStore(folder, repr(TVL1.preset(preset, camera, illumination)), resize, stride)
+    store.solver = (preset, camera, illumination)  # what build_store computes its missing flow with
+    return store
 
 
 def build_store(store: FlowStore, items, spec, preset: str, device: str = "cpu", progress=None, rank: int = 0,

@@ -76,7 +76,7 @@ def build_flow(cfg: TrainConfig, store, items, progress=None, world: int = 1, ra
     the rest); returns the videos that could not be read, with the reason."""
     from ..flow.store import build_store
 
-    preset, camera, illumination = flow_settings(cfg)
+    preset, camera, illumination = store.solver  # the settings the store was opened with (flow_store)
     rep = build_store(store, items, cfg.spec, preset, cfg.device, progress if rank == 0 else None,
                       rank, world, desc=desc, camera=camera, illumination=illumination)
     if world > 1:
