@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,6 +112,9 @@ PRESETS = {
 ADDED_RECIPE = {"flow_camera": "none", "flow_illumination": "none", "augment_light": 0.0, "augment_shake": 0.0}
 
 GROWS = {"teacher_epochs": "teacher", "epochs": "student", "baseline": "student", "streaming": "streaming"}
+# Networks learnt from another's outputs: more teacher epochs make them stale, so their folders are
+# set aside (renamed, never deleted) and they train again from the start rather than resume.
+DISTILLED_FROM = {"teacher": ("student", "causal_flow", "streaming")}
 
 
 def flat(d: Dict, prefix: str = "") -> Dict:
@@ -161,6 +165,15 @@ class StagedRun:
         first = min((order.index(s) for s in redo if s in order), default=None)
         if first is not None:
             dropped = [s for s in order[first:] if stages.pop(s, None) is not None]
+            stale = [d for s in redo for d in DISTILLED_FROM.get(s, ()) if (self.out / d).is_dir()]
+            for d in stale:
+                aside = self.out / f"{d}.before-{'-'.join(leaf[k] for k in grows)}"
+                if aside.exists():
+                    shutil.rmtree(aside)
+                (self.out / d).rename(aside)
+            if stale:
+                self.say(f"{self.out}: distilled from the shorter-trained teacher, set aside: "
+                         + ", ".join(f"{d}/ -> {d}.before-{'-'.join(leaf[k] for k in grows)}/" for d in stale))
             if dropped:
                 self.say(f"{self.out}: " + ", ".join(f"{k} {json.dumps(saved.get(k))} -> {json.dumps(now.get(k))}"
                                                    for k in grows) + f": training on (stages {', '.join(dropped)} "

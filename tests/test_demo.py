@@ -80,8 +80,13 @@ def test_more_epochs_in_a_finished_folder_train_on_from_the_stage_they_change(de
     d = Demo(str(copy), replace(TINY, epochs=3), say=said.append)
     assert set(d.state["stages"]) == {"data", "flow", "teacher"}  # the students (and all after them) train on
     assert said and "epochs 2 -> 3: training on" in said[0]
+    assert (copy / "student" / "last.pt").exists()
     d = Demo(str(copy), replace(TINY, teacher_epochs=TINY.teacher_epochs + 1), say=said.append)
     assert set(d.state["stages"]) == {"data", "flow"}
+    # the student learnt from the shorter-trained teacher: set aside, so it trains again from the start
+    # instead of resuming (or, finished, being kept) as if the teacher had not changed
+    assert not (copy / "student").exists() and (copy / "student.before-teacher_epochs" / "last.pt").exists()
+    assert any("set aside: student/ -> student.before-teacher_epochs/" in s for s in said)
 
 
 def test_a_demo_saved_before_a_setting_existed_resumes_only_under_the_value_it_ran_with(tmp_path):
