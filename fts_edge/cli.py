@@ -314,6 +314,19 @@ def add_camera_args(c):
                    help="give up on a lost camera after N failed reopenings (default 0: keep trying)")
     c.add_argument("--threads", type=int, help="inference threads (default: the runtime's choice)")
     c.add_argument("--cpu", action="store_true", help=argparse.SUPPRESS)  # the same as --device cpu
+    r = c.add_argument_group("regions and people (each classified on its own, all in one batch)")
+    r.add_argument("--roi", dest="regions", action="append", metavar="[N:]NAME=x,y,w,h",
+                   help="a region of every input (or of input N, from 0): pixels, or fractions of the frame "
+                        "where every value is at most 1; repeatable")
+    r.add_argument("--regions", dest="regions_file", metavar="FILE",
+                   help='regions from a JSON or YAML file: {"regions": {NAME: [x, y, w, h]}, '
+                        '"inputs": {"0": {NAME: [x, y, w, h]}}}')
+    r.add_argument("--track", choices=("person",), help="classify each person: a detector, then ByteTrack "
+                                                       "(pip install 'fts-edge[track]')")
+    r.add_argument("--detector", metavar="hog|MODEL.onnx",
+                   help="--track's person detector: hog (OpenCV's, built in; default) or a person detector's ONNX "
+                        "(YOLOv5/v8/11 heads, or boxes after NMS)")
+    r.add_argument("--detect-every", type=int, metavar="N", help="run the detector every N frames (default 1)")
 
 
 def _device_or_input(value: str) -> str:
@@ -359,6 +372,11 @@ def camera_settings(a):
         max_retries=a.max_retries,
         threads=a.threads,
         device="cpu" if a.cpu else (None if a.device == "auto" else a.device),
+        regions=a.regions or (),
+        regions_file=a.regions_file,
+        track=a.track,
+        detector=a.detector,
+        detect_every=a.detect_every,
     )
 
 

@@ -192,24 +192,25 @@ def test_realtime_30fps_capture_drops_no_frames(tiny_run, tmp_path):
 
 
 @contextlib.contextmanager
-def _live_page(model, tmp_path, source=None):
-    """Run the app with --serve on a realtime synthetic source until the page shows a label.
-    Yields (url, status); the source is ended by the test (max 60 s of frames), never by a timer."""
+def _live_page(model, tmp_path, source=None, **settings):
+    """Run the app with --serve on a realtime synthetic source until the page shows a label (or
+    the labels of its regions). Yields (url, status); the source is ended by the test (max 60 s of
+    frames), never by a timer."""
     src = source or SyntheticSource("synthetic://", size=32, fps=30, realtime=True, max_frames=1800)
     result, lines = {}, tmp_path / "serve.jsonl"
     th = threading.Thread(target=lambda: result.update(run(CameraSettings.make(
-        model=str(model), every=2, serve="127.0.0.1:0", json_out=str(lines)), sources=[src])))
+        model=str(model), every=2, serve="127.0.0.1:0", json_out=str(lines), **settings), sources=[src])))
     th.start()
     try:
         url, status, deadline = None, {}, time.monotonic() + 45
-        while time.monotonic() < deadline and not (url and "label" in status):
+        while time.monotonic() < deadline and not (url and ("label" in status or "regions" in status)):
             time.sleep(0.1)
             if url is None and lines.exists():
                 url = next((r["url"] for r in _lines(lines) if r["type"] == "serving"), None)
             if url:  # the page's state is set after the prediction line is written: poll the page itself
                 status = json.loads(urllib.request.urlopen(url + "status", timeout=5).read())
         assert url and url.startswith("http://127.0.0.1:"), "the app never announced its page"
-        assert "label" in status, "no classification reached the page within 45 s"
+        assert "label" in status or "regions" in status, "no classification reached the page within 45 s"
         yield url, status
     finally:
         src.max_frames = 0  # the source ends; the app drains and stops

@@ -46,11 +46,16 @@ class ClipSpec(Settings):
     std: Tuple[float, float, float] = KINETICS_STD
     layout: str = "NCTHW"
     color: str = "RGB"
+    # what a clip shows: whole frames, or the square around a tracked person (data.regions.person_crop);
+    # the camera refuses to give a person-crop model whole frames
+    crop: str = "frame"
 
     def __post_init__(self):
         super().__post_init__()
         if self.resize < self.size:
             raise UsageError(f"--resize must be at least --size ({self.size}), got {self.resize}")
+        if self.crop not in ("frame", "person"):
+            raise UsageError(f"--crop must be frame or person, got {self.crop!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("ClipSpec.mean and std need three values, std > 0")
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
@@ -75,6 +80,8 @@ class ClipSpec(Settings):
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["mean"], d["std"] = list(self.mean), list(self.std)
+        if d["crop"] == "frame":  # the default is not written: whole-frame artifacts read as they always did
+            del d["crop"]
         return d
 
     @classmethod

@@ -139,6 +139,10 @@ class StreamingClassifier(Classifier):
     def warm(self, source=0) -> bool:
         return source in self.streams and self.streams[source].warm
 
+    def forget(self, source) -> None:
+        """Drop a stream's state (a tracked person who left): its memory goes with it."""
+        self.streams.pop(source, None)
+
     def step_logits(self, frames: np.ndarray, sources: List) -> np.ndarray:
         out = []
         for frame, src in zip(np.asarray(frames, np.float32), sources):

@@ -117,6 +117,39 @@ def overlay(frame_rgb: np.ndarray, label: str, score: float, fps: float, latency
     return img
 
 
+def overlay_regions(frame_rgb: np.ndarray, marks: List[Tuple], fps: float, latency_ms: float) -> np.ndarray:
+    """Frame with each region's or person's box and its label above it, and FPS and latency. BGR.
+
+    Args:
+        frame_rgb: the frame (H, W, 3) RGB.
+        marks: (name, box x, y, w, h, label, score) per region or person.
+        fps, latency_ms: classifications a second and frame-to-label latency.
+    """
+    import cv2
+
+    img = cv2.cvtColor(frame_rgb, cv2.COLOR_RGB2BGR)
+    h, w = img.shape[:2]
+    scale = max(0.4, w / 800)
+    thick = max(2, int(2 * scale))
+    for name, (x, y, bw, bh), label, score in marks:
+        colour = (0, 200, 0) if label != NO_ACTION else (160, 160, 160)
+        cv2.rectangle(img, (int(x), int(y)), (int(x + bw), int(y + bh)), colour, thick)
+        text = f"{name}: {label} {score:.0%}"
+        (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, 1)
+        ty = int(y) - 4 if int(y) - th - base - 4 >= 0 else int(y) + th + 4
+        cv2.rectangle(img, (int(x), ty - th - 2), (int(x) + tw + 4, ty + base), (0, 0, 0), -1)
+        cv2.putText(img, text, (int(x) + 2, ty), cv2.FONT_HERSHEY_SIMPLEX, 0.5 * scale, (255, 255, 255), 1,
+                    cv2.LINE_AA)
+    cv2.putText(img, f"{fps:.1f} cls/s  {latency_ms:.0f} ms", (8, h - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
+                (200, 200, 200), 1, cv2.LINE_AA)
+    return img
+
+
+def mark_name(w) -> str:
+    """A window's region as the overlay and the page name it: the region's name, or person N."""
+    return str(w.region) if w.track is None else f"person {w.track}"
+
+
 VIDEO_SUFFIXES = {".mp4": "mp4v", ".avi": "MJPG", ".mkv": "MJPG", ".mov": "mp4v"}
 
 
@@ -237,10 +270,12 @@ class LiveApp:
         self.clf, self.uris, self.live, self.say, self.outputs, self.teacher = clf, uris, live, say, outputs, teacher
         self.every = every  # frames between classifications: the streams' cadence (a streaming model's own)
         self.model = clf.describe()
-        self.smoothers = [Smoother(live.smooth) for _ in uris]
-        self.detectors = [EventDetector(clf.classes, live.on, live.off) for _ in uris]
+        # per source, or per (source, region or track): smoothed scores and events
+        self.smoothers: Dict = {}
+        self.detectors: Dict = {}
         self.history = deque(maxlen=10)  # the page's event history
         self.latest = {"label": "...", "score": 0.0, "rate": 0.0, "latency": 0.0}  # of the first source
+        self.marks: Dict = {}  # the first source's regions and people: key -> (name, box, label, score)
         self.latencies, self.infer_ms, self.n = [], [], 0
         self.t_start = time.perf_counter()
 
@@ -258,59 +293,118 @@ class LiveApp:
             return []
         t0 = time.perf_counter()
         clips = np.stack([w.clip for w in windows])
-        if self.clf.streaming:  # one step per source, each with its own state
-            probs = softmax(self.clf.step_logits(clips, [w.source for w in windows]))
+        if self.clf.streaming:  # one step per source (region, person), each with its own state
+            probs = softmax(self.clf.step_logits(clips, [w.key for w in windows]))
         else:
-            probs = self.clf.classify(clips)  # one inference for every source
+            probs = self.clf.classify(clips)  # one inference for every source, region and person
         t1 = time.perf_counter()
         self.infer_ms.append((t1 - t0) * 1000)
         return [self._one(w, p, (t1 - w.captured_at) * 1000, dropped[w.source]) for w, p in zip(windows, probs)
-                if not (self.clf.streaming and not self.clf.warm(w.source))]
+                if not (self.clf.streaming and not self.clf.warm(w.key))]
+
+    def tracks(self, events: List[Tuple]) -> None:
+        """Tracks that began or ended: a ``track`` row each; an ended track's actions end with it,
+        and its smoothing, events and streaming state are dropped."""
+        for source, frame, phase, tid, box in events:
+            key, now = (source, tid), time.time()
+            self.say({"type": "track", "phase": phase, "source": self.uris[source], "track_id": tid, "frame": frame,
+                      "time": now, "box": [int(v) for v in box]})
+            if phase != "end":
+                continue
+            det = self.detectors.pop(key, None)
+            for c in sorted(det.active) if det is not None else ():
+                began = det.active.pop(c)
+                ev = {"type": "event", "phase": "end", "label": self.clf.classes[c], "score": 0.0, "frame": frame,
+                      "time": now, "started_frame": began["frame"], "duration_s": now - began["time"],
+                      "source": self.uris[source], "track_id": tid, "reason": "track ended"}
+                self.say(ev)
+                self.history.append(ev)
+            self.smoothers.pop(key, None)
+            self.marks.pop(key, None)
+            if self.clf.streaming:
+                self.clf.forget(key)
 
     def _one(self, w, p: np.ndarray, lat: float, dropped: int) -> "Result":
         classes, k = self.clf.classes, self.live.topk
         self.n += 1
         self.latencies.append(lat)
-        sm = self.smoothers[w.source](p)
+        if w.key not in self.smoothers:
+            self.smoothers[w.key] = Smoother(self.live.smooth)
+            self.detectors[w.key] = EventDetector(classes, self.live.on, self.live.off)
+        sm = self.smoothers[w.key](p)
         now, best = time.time(), int(np.argmax(sm))
         label = classes[best] if sm[best] >= self.live.on else NO_ACTION
         row = {"type": "prediction", "time": now, "source": self.uris[w.source], "frame": w.frame,
-               "source_time": w.source_time, "label": label, "top": topk(p, classes, k),
-               "smoothed": topk(sm, classes, k), "latency_ms": round(lat, 2),
-               "inference_ms": round(self.infer_ms[-1], 2), "dropped_windows": dropped}
+               "source_time": w.source_time}
+        where = {}
+        if w.region is not None:
+            where = {"region": w.region, "box": [int(v) for v in w.box]}
+        elif w.track is not None:
+            where = {"track_id": w.track, "box": [int(v) for v in w.box]}
+        row.update(where)
+        row.update({"label": label, "top": topk(p, classes, k), "smoothed": topk(sm, classes, k),
+                    "latency_ms": round(lat, 2), "inference_ms": round(self.infer_ms[-1], 2),
+                    "dropped_windows": dropped})
         picture = None
         if self.teacher is not None:
             row["teacher"], picture = self.teacher(w.clip, classes[int(np.argmax(p))], f"{w.source}_{w.frame:06d}")
         self.say(row)
-        for ev in self.detectors[w.source](sm, w.frame, now):
+        for ev in self.detectors[w.key](sm, w.frame, now):
             ev["source"] = self.uris[w.source]
+            ev.update({k: v for k, v in where.items() if k != "box"})
             self.say(ev)
             self.history.append(ev)
         rate = self.n / max(time.perf_counter() - self.t_start, 1e-9)
         if w.source == 0:
             self.latest.update(label=label, score=float(sm[best]), rate=rate, latency=lat)
+            if w.box is not None:
+                self.marks[w.key] = (mark_name(w), tuple(w.box), label, float(sm[best]))
         return Result(w, label, float(sm[best]), row, rate, lat, picture)
 
     def render(self, r: "Result") -> None:
         """The window's newest frame with its label overlaid, to the page and the window."""
-        if self.outputs.wanted and r.window.frame_rgb is not None:
-            self.outputs(overlay(r.window.frame_rgb, r.label, r.score, r.rate, r.latency_ms, r.flow_picture),
-                         {"label": r.label, "score": r.score, "frame": r.window.frame,
-                          "source": self.uris[r.window.source], "model": self.model, "top": r.row["smoothed"],
-                          "events": list(self.history), "latency_ms": r.latency_ms, "classifications_per_s": r.rate})
+        self.render_all([r])
+
+    def render_all(self, results: List["Result"]) -> None:
+        """Each source's newest classified frame, to the page and the window: its label overlaid
+        (whole frames), or every region's and person's box with its label."""
+        if not self.outputs.wanted:
+            return
+        by_source: Dict[int, List[Result]] = {}
+        for r in results:
+            if r.window.frame_rgb is not None:
+                by_source.setdefault(r.window.source, []).append(r)
+        for source, rs in by_source.items():
+            r = rs[-1]
+            status = {"frame": r.window.frame, "source": self.uris[source], "model": self.model,
+                      "events": list(self.history), "latency_ms": r.latency_ms, "classifications_per_s": r.rate}
+            if r.window.box is None:
+                img = overlay(r.window.frame_rgb, r.label, r.score, r.rate, r.latency_ms, r.flow_picture)
+                status.update(label=r.label, score=r.score, top=r.row["smoothed"])
+            else:
+                marks = [(mark_name(x.window), x.window.box, x.label, x.score) for x in rs]
+                img = overlay_regions(r.window.frame_rgb, marks, r.rate, r.latency_ms)
+                status["regions"] = [{"name": n, "box": [int(v) for v in b], "label": lab, "score": sc}
+                                     for n, b, lab, sc in marks]
+            self.outputs(img, status)
 
     def write_frames(self, frames: List[np.ndarray]) -> None:
-        """Frames of the first source to the output video, each with the latest window's label."""
+        """Frames of the first source to the output video, each with the latest window's label (or
+        the latest labels of its regions and people)."""
         m = self.latest
         for frame in frames:
-            self.outputs.write(overlay(frame, m["label"], m["score"], m["rate"], m["latency"]))
+            if self.marks:
+                self.outputs.write(overlay_regions(frame, list(self.marks.values()), m["rate"], m["latency"]))
+            else:
+                self.outputs.write(overlay(frame, m["label"], m["score"], m["rate"], m["latency"]))
 
     def summary(self, streams, stopped_by: Optional[str], max_windows: Optional[int]) -> Dict:
         wall = time.perf_counter() - self.t_start
         lat = np.array(self.latencies) if self.latencies else np.zeros(1)
-        span = streams.states[0].buffer.span
+        span = streams.span
         for st in streams.states:  # a file that ended before it filled one window never gave a label: say so
-            if st.error is None and st.windows == 0 and stopped_by is None and not max_windows:
+            short = st.frames < span if st.targets.people is not None else st.windows == 0  # nobody seen is no error
+            if st.error is None and short and stopped_by is None and not max_windows:
                 st.error = f"{st.uri}: ended after {st.frames} frames, before one window of {span} frames"
         out = {"type": "summary", "seconds": round(wall, 3), "classifications": self.n,
                "classifications_per_s": round(self.n / max(wall, 1e-9), 3),
@@ -318,7 +412,8 @@ class LiveApp:
                               (("p50", 50), ("p90", 90), ("p99", 99), ("max", 100))},
                "inference_ms_p50": round(float(np.median(self.infer_ms)), 2) if self.infer_ms else None,
                "sources": [{"uri": st.uri, "frames": st.frames, "windows": st.windows, "dropped_windows": st.dropped,
-                            "error": st.error} for st in streams.states], "stopped": stopped_by}
+                            "error": st.error, **({"tracks": st.tracks} if st.targets.people is not None else {})}
+                           for st in streams.states], "stopped": stopped_by}
         if self.teacher is not None:
             out["teacher_agreement"] = self.teacher.agree / max(self.teacher.n, 1)
         return out
@@ -350,6 +445,11 @@ class CameraSettings(Settings):
         max_windows: stop after this many classifications.
         max_retries: give up on a lost camera after this many failed reopenings (0: never).
         threads, device: the runtime's threads and device (cpu, cuda; None: the best there is).
+        regions: ``NAME=x,y,w,h`` or ``N:NAME=x,y,w,h`` (input N), each classified on its own.
+        regions_file: a JSON or YAML file of regions (``data.regions.load_regions_file``).
+        track: ``person``: classify each tracked person (a detector, then ByteTrack).
+        detector: ``hog`` (OpenCV's, built in) or a person detector's ONNX.
+        detect_every: run the detector every N frames (people keep their boxes between).
     """
 
     inputs: Tuple[str, ...] = ()
@@ -368,10 +468,22 @@ class CameraSettings(Settings):
     max_retries: int = setting(0, lo=0)
     threads: int = setting(0, lo=0, hi=256)
     device: Optional[str] = None
+    regions: Tuple[str, ...] = ()
+    regions_file: Optional[str] = None
+    track: Optional[str] = None
+    detector: str = "hog"
+    detect_every: int = setting(1, lo=1, help="run the person detector every N frames")
 
     def __post_init__(self):
         object.__setattr__(self, "inputs", tuple(str(i) for i in self.inputs))
+        object.__setattr__(self, "regions", tuple(str(r) for r in self.regions))
         super().__post_init__()
+        if self.track not in (None, "person"):
+            raise UsageError(f"--track: only 'person' is tracked, got {self.track!r}")
+        if self.track and (self.regions or self.regions_file):
+            raise UsageError("--track person and --roi/--regions: give one (people are regions that move)")
+        if self.teacher and (self.track or self.regions or self.regions_file):
+            raise UsageError("--teacher compares whole frames: it does not take --roi, --regions or --track")
         if self.json_out:
             check_output_file(self.json_out, "--json-out")
         if self.flow_dir and Path(self.flow_dir).exists() and not Path(self.flow_dir).is_dir():
@@ -404,8 +516,11 @@ def iterate(clf, s: CameraSettings, sources=None, load=None) -> Iterator[Dict]:
         check_output(s.output, s.overwrite)
     rows: deque = deque()
     say = rows.append  # rows from capture threads (a lost source) too: deque appends are thread-safe
+    regions = _regions(s, len(sources) if sources is not None else len(s.inputs))
     clf = as_classifier(clf if clf is not None else (s.model or default_model()), load, s.device, s.threads)
-    how = dict(realtime=s.realtime, keep_frames=bool(s.serve or s.display), every_frame=bool(s.output))
+    people = _people(s, clf, say)
+    how = dict(realtime=s.realtime, keep_frames=bool(s.serve or s.display), every_frame=bool(s.output),
+               regions=regions, people=people)
     streams = (Streams(sources, clf, s.live.every, on_event=say, **how) if sources is not None else
                Streams.open(list(s.inputs), clf, s.live.every, max_retries=s.max_retries, on_event=say, **how))
     try:
@@ -424,8 +539,9 @@ def iterate(clf, s: CameraSettings, sources=None, load=None) -> Iterator[Dict]:
     try:
         with sigterm_stops(), streams:
             while streams.streaming and not (s.max_windows and app.n >= s.max_windows):
-                for result in app.classify(streams.take(), streams.dropped):
-                    app.render(result)
+                results = app.classify(streams.take(), streams.dropped)
+                app.tracks(streams.track_events())
+                app.render_all(results)
                 app.write_frames(streams.new_frames())
                 while rows:
                     yield rows.popleft()
@@ -438,6 +554,34 @@ def iterate(clf, s: CameraSettings, sources=None, load=None) -> Iterator[Dict]:
     say(app.summary(streams, stopped_by, s.max_windows))
     while rows:
         yield rows.popleft()
+
+
+def _regions(s: CameraSettings, inputs: int):
+    """Each input's regions from --roi and --regions (None: whole frames)."""
+    if not (s.regions or s.regions_file):
+        return None
+    from ..data.regions import load_regions_file, parse_region, regions_per_input
+
+    specs = [parse_region(r) for r in s.regions] + (load_regions_file(s.regions_file) if s.regions_file else [])
+    return regions_per_input(specs, max(inputs, 1))
+
+
+def _people(s: CameraSettings, clf, say):
+    """With --track person: a maker of each source's PeopleTracker; the model's crop policy checked."""
+    crop = getattr(clf.spec, "crop", "frame")
+    if not s.track:
+        if crop == "person":
+            raise UsageError("this model was trained on crops around tracked people (crop: person): "
+                             "run it with --track person")
+        return None
+    from ..device.people import ByteTracker, PeopleTracker, make_detector
+
+    make_detector(s.detector, s.threads)  # a detector that cannot load is said before the camera opens
+    ByteTracker()  # and a missing tracker
+    if crop != "person":
+        say({"type": "warning", "message": "this model was trained on whole frames; with --track person it sees "
+                                           "crops around people (train with --crop person for those)"})
+    return lambda fps: PeopleTracker(make_detector(s.detector, s.threads), fps, s.detect_every)
 
 
 def run(s: CameraSettings, clf=None, load=None, sources=None) -> Dict:

@@ -19,11 +19,12 @@ PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>fts-edge live<
 <div id="source"></div><div id="label">waiting for the first window...</div><div id="state"></div>
 <div id="meta"></div><div class="row"><div class="video">
 <img id="stream" src="/stream.mjpg" alt="live stream"></div>
-<div><h3>top classes (smoothed)</h3><table id="top"></table><h3>events</h3><table id="events"></table></div></div>
+<div><h3>top classes (smoothed)</h3><table id="top"></table><h3>regions and people</h3><table id="regions"></table>
+<h3>events</h3><table id="events"></table></div></div>
 <script src="/page.js"></script></body></html>"""
 
 CSS = """body{font-family:sans-serif;background:#111;color:#eee;margin:1em}img{width:100%;max-width:640px}
-#label{font-size:2em;margin:.3em 0}#top,#events{font-size:.95em;color:#bbb}#state{color:#fa0}
+#label{font-size:2em;margin:.3em 0}#top,#events,#regions{font-size:.95em;color:#bbb}#state{color:#fa0}
 .row{display:flex;flex-wrap:wrap;gap:1.5em}.video{flex:1 1 480px;max-width:640px}h3{margin:.2em 0}
 table{border-collapse:collapse}td{padding:0 .8em 0 0}"""
 
@@ -49,8 +50,16 @@ async function tick() {
            + Number(s.classifications_per_s).toFixed(1) + ' classifications/s');
     }
     if (s.top) { rows('top', s.top.map(t => [t.label, pct(t.score)])); }
+    if (s.regions) {
+      text('label', s.regions.length + (s.regions.length === 1 ? ' region or person' : ' regions or people'));
+      text('meta', 'frame ' + s.frame + ' \u00b7 ' + Number(s.latency_ms).toFixed(0) + ' ms \u00b7 '
+           + Number(s.classifications_per_s).toFixed(1) + ' classifications/s');
+      rows('regions', s.regions.map(r => [r.name, r.label, pct(r.score), 'at ' + r.box.join(',')]));
+    }
     if (s.events) {
-      rows('events', s.events.slice().reverse().map(e => ['frame ' + e.frame, e.phase, e.label, pct(e.score)]));
+      rows('events', s.events.slice().reverse().map(e => ['frame ' + e.frame,
+        e.region !== undefined ? e.region : (e.track_id !== undefined ? 'person ' + e.track_id : ''),
+        e.phase, e.label, pct(e.score)]));
     }
     if (s.ended) { text('state', 'the source has ended (' + s.ended + '): this is its last window'); again = false; }
   } catch (e) { /* the app is restarting or gone: try again */ }

@@ -18,7 +18,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Deque, Dict, List, Optional
+from typing import Deque, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -134,6 +134,68 @@ class Window:
     frame_rgb: Optional[np.ndarray] = None
     # the newest frame's time in the source: seconds into a file, or epoch time live
     source_time: Optional[float] = None
+    region: Optional[str] = None  # a named region's name
+    track: Optional[int] = None  # a tracked person's id
+    box: Optional[Tuple[int, int, int, int]] = None  # the region or person's box, x, y, w, h in pixels
+
+    @property
+    def key(self):
+        """What has its own buffer, smoothing, events and streaming state: the source (whole
+        frames), or the source and a region's name or a person's track id."""
+        if self.region is None and self.track is None:
+            return self.source
+        return (self.source, self.region if self.track is None else self.track)
+
+
+class Targets:
+    """What of each frame of one source is classified, each with a buffer of its own: the whole
+    frame; named regions (cut out exactly); or tracked people (a square around each box, see
+    ``data.regions``), whose buffers are made when a track begins and dropped when it ends.
+
+    ``push(frame)`` -> [(region, track, box, buffer)] of this frame and the tracks that began or ended
+    (``(phase, track id, box)``)."""
+
+    def __init__(self, make_buffer, regions: Sequence = (), people=None):
+        self.make_buffer, self.regions, self.people = make_buffer, list(regions), people
+        self.buffers: Dict = {}
+        self.boxes: Optional[List[Tuple[int, int, int, int]]] = None  # the regions in pixels, from the first frame
+        if not self.regions and people is None:
+            self.buffers[None] = make_buffer()
+
+    @property
+    def span(self) -> int:
+        return self.make_buffer().span if not self.buffers else next(iter(self.buffers.values())).span
+
+    def push(self, frame: np.ndarray):
+        from ..data.regions import cut, person_crop
+
+        if self.people is not None:
+            tracks, events = self.people(frame)
+            for phase, tid, _ in events:
+                if phase == "end":
+                    self.buffers.pop(tid, None)
+            out = []
+            for tid, box in sorted(tracks.items()):
+                buf = self.buffers.get(tid)
+                if buf is None:
+                    buf = self.buffers[tid] = self.make_buffer()
+                buf.push(person_crop(frame, box))
+                out.append((None, tid, box, buf))
+            return out, events
+        if not self.regions:
+            buf = self.buffers[None]
+            buf.push(frame)
+            return [(None, None, None, buf)], []
+        if self.boxes is None:
+            self.boxes = [r.pixels(frame.shape[1], frame.shape[0]) for r in self.regions]
+            for r in self.regions:
+                self.buffers[r.name] = self.make_buffer()
+        out = []
+        for r, box in zip(self.regions, self.boxes):
+            buf = self.buffers[r.name]
+            buf.push(cut(frame, box))
+            out.append((r.name, None, box, buf))
+        return out, []
 
 
 @dataclass
@@ -141,15 +203,18 @@ class StreamState:
     """Per-source state: the buffer, counters and the capture thread's hand-off slot."""
 
     uri: str
-    buffer: ClipBuffer
+    targets: Targets
     every: int  # frames between windows handed to the model
     frames: int = 0
     windows: int = 0
     dropped: int = 0
     ended: bool = False
     error: Optional[str] = None
-    slot: Optional[Window] = None
+    slot: Optional[List[Window]] = None  # the windows of the newest step the model has not taken
     cond: threading.Condition = field(default_factory=threading.Condition)
+    tracks: int = 0  # tracks begun
+    # tracks that began or ended, (frame, phase, track id, box), for the app (deque appends are thread-safe)
+    track_events: Deque = field(default_factory=deque)
     # every frame as read, for an output video at the source's own rate (None: nobody wants them)
     frames_out: Optional[Deque] = None
 
@@ -170,40 +235,55 @@ class Reader:
         self.wall_clock = live  # a live frame's time is now; a file's, its place in the file
         self.fps = float(getattr(source, "fps", 30.0) or 30.0)
 
-    def read_one(self) -> Optional[Window]:
-        """Read one frame: the window it completes, or None; raises EOFError at the end."""
+    def read_one(self) -> List[Window]:
+        """Read one frame: the windows it completes (one per region or person whose turn it is);
+        raises EOFError at the end.
+
+        Whole frames and named regions take a window every ``every`` frames once their buffer is
+        full; tracked people on the source's frames divisible by ``every``, so every person's
+        window of a step is classified in the same batch."""
         st = self.state
         frame = self.source.read()
         if frame is None:
             raise EOFError
         t = time.perf_counter()
-        st.buffer.push(frame)
+        targets, events = st.targets.push(frame)
+        index = st.frames
         st.frames += 1
+        for phase, tid, box in events:
+            st.tracks += phase == "begin"
+            st.track_events.append((self.index, index, phase, tid, box))
         if st.frames_out is not None:
             st.frames_out.append(frame)
-        if not (st.buffer.full and (st.buffer.count - st.buffer.span) % st.every == 0):
-            return None
-        src_t = time.time() if self.wall_clock else (st.buffer.count - 1) / self.fps
-        return Window(self.index, st.buffer.count - 1, st.buffer.window(), t, frame if self.keep_frame else None,
-                      round(src_t, 3))
+        out = []
+        src_t = None
+        for region, track, box, buf in targets:
+            due = (index % st.every == 0) if track is not None else ((buf.count - buf.span) % st.every == 0)
+            if not (buf.full and due):
+                continue
+            if src_t is None:
+                src_t = round(time.time() if self.wall_clock else index / self.fps, 3)
+            out.append(Window(self.index, index, buf.window(), t, frame if self.keep_frame else None, src_t,
+                              region, track, box))
+        return out
 
-    def next_window(self) -> Optional[Window]:
-        """Read up to the next window (None once the source has ended or failed)."""
+    def next_window(self) -> List[Window]:
+        """Read up to the next step with windows (empty once the source has ended or failed)."""
         st = self.state
         if st.ended:
-            return None
+            return []
         try:
             while True:
                 w = self.read_one()
-                if w is not None:
-                    st.windows += 1
+                if w:
+                    st.windows += len(w)
                     return w
         except EOFError:
             pass
         except Exception as e:  # a source that gave up: reported by the loop, never a traceback
             st.error = _reason(e)
         st.ended = True
-        return None
+        return []
 
 
 def _reason(e: BaseException) -> str:
@@ -223,13 +303,13 @@ class Capture(threading.Thread):
         try:
             while not self.stop.is_set():
                 w = self.reader.read_one()
-                if w is None:
+                if not w:
                     continue
                 with st.cond:
                     if st.slot is not None:
-                        st.dropped += 1
+                        st.dropped += len(st.slot)
                     st.slot = w
-                    st.windows += 1
+                    st.windows += len(w)
                     st.cond.notify_all()
         except EOFError:
             pass
@@ -242,14 +322,14 @@ class Capture(threading.Thread):
 
     @staticmethod
     def take(states: List[StreamState], timeout: float = 0.5) -> List[Window]:
-        """The windows ready now (at most one per source), waiting up to ``timeout`` for one."""
+        """The windows ready now (at most one step per source), waiting up to ``timeout`` for one."""
         deadline = time.perf_counter() + timeout
         while True:
             ready = []
             for st in states:
                 with st.cond:
                     if st.slot is not None:
-                        ready.append(st.slot)
+                        ready.extend(st.slot)
                         st.slot = None
                         st.cond.notify_all()
             if ready or all(st.ended for st in states) or time.perf_counter() > deadline:
@@ -273,7 +353,8 @@ class Streams:
     """
 
     def __init__(self, sources: List, clf, every: int, realtime: bool = False, keep_frames: bool = False,
-                 every_frame: bool = False, on_event=None):
+                 every_frame: bool = False, on_event=None, regions: Optional[Sequence[Sequence]] = None,
+                 people=None):
         from ..data.sources import Resilient
 
         self.sources = list(sources)
@@ -283,10 +364,16 @@ class Streams:
         self.uris = [getattr(s, "uri", f"source{i}") for i, s in enumerate(self.sources)]
         buffer = FrameBuffer if clf.streaming else ClipBuffer
         self.every = clf.cadence(every)
-        self.states = [StreamState(u, buffer(clf.spec), self.every) for u in self.uris]
+        self.fps = float(getattr(self.sources[0], "fps", 25.0) or 25.0)
+        regions = list(regions) if regions else [[] for _ in self.sources]
+
+        def targets(i: int) -> Targets:
+            fps = float(getattr(self.sources[i], "fps", 25.0) or 25.0)
+            return Targets(lambda: buffer(clf.spec), regions[i], people(fps) if people is not None else None)
+
+        self.states = [StreamState(u, targets(i), self.every) for i, u in enumerate(self.uris)]
         if every_frame:
             self.states[0].frames_out = deque()
-        self.fps = float(getattr(self.sources[0], "fps", 25.0) or 25.0)
         self._stop = threading.Event()
         readers = [Reader(i, s, st, keep_frames) for i, (s, st) in enumerate(zip(self.sources, self.states))]
         threaded = [bool(getattr(s, "live", False) or realtime) for s in self.sources]
@@ -335,7 +422,7 @@ class Streams:
     def take(self, timeout: float = 0.5) -> List[Window]:
         """The next window of every file, and the windows the live sources have ready (waiting up
         to ``timeout`` for one where no file gave any)."""
-        ready = [w for w in (r.next_window() for r in self.inline) if w is not None]
+        ready = [w for r in self.inline for w in r.next_window()]
         live = [c.state for c in self.captures]
         if live:
             ready += Capture.take(live, 0.0 if ready else timeout)
@@ -345,6 +432,19 @@ class Streams:
     def streaming(self) -> bool:
         """True while a source is still reading or a window is still waiting to be taken."""
         return any(not st.ended or st.slot is not None for st in self.states)
+
+    def track_events(self) -> List[Tuple]:
+        """Tracks that began or ended since the last call: (source, frame, phase, track id, box)."""
+        out = []
+        for st in self.states:
+            while st.track_events:
+                out.append(st.track_events.popleft())
+        return out
+
+    @property
+    def span(self) -> int:
+        """Frames one window covers."""
+        return self.states[0].targets.span
 
     @property
     def dropped(self) -> List[int]:
