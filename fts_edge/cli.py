@@ -86,6 +86,19 @@ def cmd_data_synth(a):
     s = SynthSettings.make(**vars(a))
     check_output_folder(a.out, "data synth")
     w, h = s.width or s.size, s.height or s.size
+    if s.objects > 1:
+        from .data.synthetic import write_scene_dataset
+
+        if s.shake or s.flicker or s.distractors or s.width:
+            raise UsageError("--objects: scenes take --size (each object's column) and --height, not --width, "
+                             "--shake, --flicker or --distractors")
+        scenes = max(2, s.per_class * s.classes // s.objects)
+        counts = write_scene_dataset(a.out, scenes, s.objects, s.seed, s.classes, s.frames, h, s.size,
+                                     s.val_fraction, progress=progress, background=s.background)
+        print(f"wrote {counts['train'] + counts['val']} scenes of {s.objects} objects to {a.out}: {counts['train']} "
+              f"train and {counts['val']} val videos of {s.frames} frames of {s.size * s.objects}x{h}, each with its "
+              f"objects' classes and boxes beside it (.boxes.json; all listed in scenes.json)")
+        return 0
     counts = write_motion_dataset(a.out, s.per_class, s.seed, s.classes, s.frames, h, w, s.val_fraction,
                                   progress=progress, background=s.background, nuisance=s.nuisance)
     hard = ", ".join(f"{k} {v}" for k, v in (("shake", s.shake), ("flicker", s.flicker),
@@ -110,11 +123,52 @@ def cmd_flow(a):
     return 0
 
 
+def _bench_regions(s) -> int:
+    """bench regions, tracks and scenes: print the table, save the JSON."""
+    from .bench import regions as br
+    from .bench.settings import checked_input
+
+    if s.target == "scenes":
+        if not (Path(s.input) / "scenes.json").is_file():
+            raise UsageError(f"bench scenes --input {s.input}: not a scene folder (no scenes.json; "
+                             "fts-edge data synth OUT --objects 2 writes one)")
+        res = br.bench_scenes(s.input, s.model, s.whole, s.threads)
+        print(f"{res['objects']} objects of the validation scenes of {s.input}: per-object top-1")
+        for k, v in res["top1"].items():
+            print(f"  {k:40s} {v:5.1f}")
+    elif s.target == "regions":
+        res = br.bench_regions(s.model, checked_input(s.input), s.regions, every=s.every, threads=s.threads,
+                               out=s.out)
+        print(f"{res['frames']} frames of {s.input} on 2 inputs, a window every {s.every} frames")
+        print("| regions per input | batched: cls/s | model ms per region | one by one: cls/s | model ms per region "
+              "| batching's speed-up |")
+        print("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in res["rows"]:
+            b, o = r["batched"], r["one_by_one"]
+            print(f"| {r['regions_per_input']} | {b['classifications_per_s']} | {b['model_ms_per_region']} | "
+                  f"{o['classifications_per_s']} | {o['model_ms_per_region']} | {r['batched_speedup']}x |")
+    else:
+        models = [s.model] + ([s.streaming_model] if s.streaming_model else [])
+        res = br.bench_tracks(models, checked_input(s.input), every=s.every, detect_every=s.detect_every,
+                              threads=s.threads, out=s.out)
+        print(f"--track person on {s.input} ({res['fps']:g} fps), detector every {s.detect_every} frame(s)")
+        print("| model | tracks | fragmentations | frames/s | cls/s | latency p50 ms | p99 ms |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for r in res["rows"]:
+            print(f"| {r['model']}{' (streaming)' if r['streaming'] else ''} | {r['tracks']} | {r['fragmentations']} | "
+                  f"{r['frames_per_s']} | {r['classifications_per_s']} | {r['latency_ms_p50']} | "
+                  f"{r['latency_ms_p99']} |")
+    print(f"\nsaved {br.save(res, Path(s.out) / f'bench_{s.target}.json')}")
+    return 0
+
+
 def cmd_bench(a):
     from .bench.settings import BenchSettings, checked_input
     from .core.progress import progress
 
     s = BenchSettings.from_flags(**{**vars(a), "input": a.input or a.video})
+    if s.target in ("regions", "tracks", "scenes"):
+        return _bench_regions(s)
     video = checked_input(s.input) if s.target != "train" else None
     if s.model:
         from .api import load_classifier
@@ -435,11 +489,11 @@ def train_settings(a):
     else:
         s = TrainSettings(recipe=PRESETS[a.preset or "small"])
     given = {k: getattr(a, k) for k in ("dataset", "splits", "split", "seed", "flip", "pretrained", "baseline",
-                                        "streaming") if getattr(a, k) is not None}
+                                        "streaming", "detector") if getattr(a, k, None) is not None}
     if a.data:
         given["root"] = str(Path(a.data).resolve())
     recipe = {k: getattr(a, k) for k in ("epochs", "teacher_epochs", "flow_camera", "flow_illumination",
-                                         "augment_light", "augment_shake") if getattr(a, k, None) is not None}
+                                         "augment_light", "augment_shake", "crop") if getattr(a, k, None) is not None}
     s = dataclasses.replace(s, **given, recipe=dataclasses.replace(s.recipe, **recipe))
     if a.out:
         out = a.out
@@ -458,6 +512,11 @@ def cmd_train(a):
     print(f"fts-edge train: {s.dataset} at {s.root} into {out} (Ctrl-C and run again to resume)")
     res = TrainRun(out, s, progress=progress).run()
     onnx = res["deploy"]["onnx"]
+    if s.recipe.crop == "person":
+        print(f"\nreport: {Path(out) / 'report.md'}\nnext (the model reads tracked people):\n"
+              f"  fts-edge camera --input /dev/video0 --track person --model {onnx}\n"
+              f"  on the Jetson: fts-edge build-engine {onnx} --int8")
+        return 0
     print(f"\nreport: {Path(out) / 'report.md'}\nnext:\n  fts-edge predict my_clip.mp4 --model {onnx}\n"
           f"  fts-edge camera --input /dev/video0 --model {onnx}\n  on the Jetson: fts-edge build-engine {onnx} --int8")
     return 0
@@ -774,6 +833,12 @@ def _train_parser(sub) -> None:
                    help="take changing light out of the frames before TV-L1")
     g.add_argument("--augment-light", type=float, help="RGB training: each frame's brightness scaled by up to +-this")
     g.add_argument("--augment-shake", type=float, help="RGB training: a hand-held camera's jitter, RMS pixels a frame")
+    p = tr.add_argument_group("per person (for camera --track person)")
+    p.add_argument("--crop", choices=("frame", "person"),
+                   help="person: train on each video's tracked person, cut out as the camera's --track person cuts "
+                        "them (the detector and ByteTrack run once over the videos; a folder of `data synth "
+                        "--objects` scenes uses the boxes beside each video); default frame")
+    p.add_argument("--detector", metavar="hog|MODEL.onnx", help="--crop person's detector (default hog)")
     tr.set_defaults(func=cmd_train)
 
 
@@ -790,10 +855,12 @@ def _bench_parser(sub) -> None:
     b = sub.add_parser("bench", help="benchmarks: the live pipeline, or the flow stage",
                        description="Benchmarks that print a table and save JSON. `bench flow` times OpenCV "
                                    "DualTVL1 and the TVL1 layers side by side on the same pairs.")
-    b.add_argument("target", nargs="?", choices=("pipeline", "flow", "stream", "train"), default="pipeline",
+    b.add_argument("target", nargs="?", choices=("pipeline", "flow", "stream", "train", "regions", "tracks", "scenes"),
+                   default="pipeline",
                    help="what to measure: the pipeline per backend (default), the flow stage, classifying every "
-                        "frame (window recompute vs the streaming student), or training (stage by stage, extrapolated "
-                        "to HMDB51 and UCF101)")
+                        "frame (window recompute vs the streaming student), training (stage by stage, extrapolated "
+                        "to HMDB51 and UCF101), regions (1, 4, 16 on two inputs, batched against one by one), tracks "
+                        "(--track person on --input) or scenes (per-object top-1 on `data synth --objects` scenes)")
     from .bench.settings import BenchSettings
 
     d = BenchSettings()  # the defaults, declared there
@@ -825,6 +892,11 @@ def _bench_parser(sub) -> None:
                         "N 320x240 videos each (e.g. 50,400), saved as bench_train_rss.json")
     b.add_argument("--video-frames", type=int,
                    help=f"train: frames a video of the generated set (default {d.video_frames})")
+    b.add_argument("--regions", help="regions: regions per input, square counts (default 1,4,16)")
+    b.add_argument("--every", type=int, help="regions, tracks: classify every N frames (default 5)")
+    b.add_argument("--detect-every", type=int, help="tracks: run the person detector every N frames (default 1)")
+    b.add_argument("--streaming-model", help="tracks: a streaming student to run after --model")
+    b.add_argument("--whole", help="scenes: a whole-frame model to score beside --model (trained with --crop person)")
     b.set_defaults(func=cmd_bench)
 
 

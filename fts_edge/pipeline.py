@@ -57,13 +57,14 @@ class Recipe(Settings):
     flow_illumination: str = "none"  # the teacher's flow: light taken out first (normalize, structure_texture)
     augment_light: float = setting(0.0, lo=0.0, hi=0.9)  # the RGB networks' frames: brightness +-this
     augment_shake: float = setting(0.0, lo=0.0, hi=20.0)  # the RGB networks' frames: a hand-held camera's jitter
+    crop: str = "frame"  # what the networks see: whole frames, or each tracked person's square (data.regions)
 
     @property
     def clip(self):
         """The recipe's clip geometry, the ClipSpec every stage of the run reads."""
         from .data.clipspec import ClipSpec
 
-        return ClipSpec(frames=self.frames, size=self.size, resize=self.resize, stride=self.stride)
+        return ClipSpec(frames=self.frames, size=self.size, resize=self.resize, stride=self.stride, crop=self.crop)
 
     def train_config(self, role: str, out: Path, data: Dict, seed: int, flow_cache: Optional[str] = None, **kw):
         """The TrainConfig of one role (teacher, rgb, student) under this recipe, on ``data`` (the
@@ -109,7 +110,8 @@ PRESETS = {
 # Changes that only add work to a run that has finished stages: the stage to redo from (more epochs
 # of a network resume its training from its last epoch; a baseline or a streaming student is added).
 # Recipe settings added since runs were first saved, and the value those runs ran with
-ADDED_RECIPE = {"flow_camera": "none", "flow_illumination": "none", "augment_light": 0.0, "augment_shake": 0.0}
+ADDED_RECIPE = {"flow_camera": "none", "flow_illumination": "none", "augment_light": 0.0, "augment_shake": 0.0,
+                "crop": "frame"}
 
 GROWS = {"teacher_epochs": "teacher", "epochs": "student", "baseline": "student", "streaming": "streaming"}
 # Networks learnt from another's outputs: more teacher epochs make them stale, so their folders are

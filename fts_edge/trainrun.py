@@ -35,6 +35,7 @@ class TrainSettings:
     baseline: bool = False
     streaming: bool = False  # also distil the streaming student (causal_r3d_18) from the same teacher
     recipe: Recipe = PRESETS["small"]
+    detector: str = "hog"  # --crop person: the person detector that finds the people to crop
 
     def to_dict(self) -> Dict:
         d = dataclasses.asdict(self)
@@ -62,7 +63,7 @@ class TrainSettings:
         return cls.from_dict(d, f"--config {path}")
 
 
-STAGES = ("data", "flow", "teacher", "student", "table", "streaming", "export", "camera", "report")
+STAGES = ("crops", "data", "flow", "teacher", "student", "table", "streaming", "export", "camera", "report")
 
 
 class TrainRun(RecipeRun):
@@ -75,7 +76,8 @@ class TrainRun(RecipeRun):
         self.baseline, self.streaming = settings.baseline, settings.streaming
         super().__init__(out, settings.to_dict(), "settings", say, progress, STAGES,
                          resume_hint=f"resume it with its settings (fts-edge train --config "
-                                     f"{Path(out) / 'settings.json'})", legacy={"recipe": ADDED_RECIPE})
+                                     f"{Path(out) / 'settings.json'})",
+                         legacy={"recipe": ADDED_RECIPE, "detector": "hog"})
         atomic_write_text(self.out / "settings.json", json.dumps(settings.to_dict(), indent=2))
 
     @property
@@ -85,11 +87,32 @@ class TrainRun(RecipeRun):
     @property
     def data(self) -> Dict:
         s = self.settings
+        if self.recipe.crop == "person":  # the crops of the people in the user's videos, cut once
+            return {"dataset": "folder", "root": str(self.out / "crops"), "splits": None, "split": 1,
+                    "flip": s.flip, "pretrained": s.pretrained}
         return {"dataset": s.dataset, "root": s.root, "splits": s.splits, "split": s.split, "flip": s.flip,
                 "pretrained": s.pretrained}
 
+    def _crops(self) -> Dict:
+        """--crop person: every training and validation video's person cut out as a video of its own
+        (train.crops), from the boxes beside a scene folder's videos or by the detector and ByteTrack."""
+        from .train.crops import crop_scenes, crop_tracked, is_scene_folder
+        from .train.loop import TrainConfig
+
+        s, side = self.settings, self.recipe.resize
+        if is_scene_folder(s.root):
+            rep = crop_scenes(s.root, self.out / "crops", side, self.progress)
+        else:
+            cfg = TrainConfig.from_settings(dict(role="teacher", out=str(self.out / "teacher"), dataset=s.dataset,
+                                                 root=s.root, splits=s.splits, split=s.split, seed=s.seed))
+            rep = crop_tracked(cfg.index(), self.out / "crops", side, s.detector, self.progress)
+        self.say(f"      {rep['train']} training and {rep['val']} validation crops ({side}x{side}) from {rep['from']}"
+                 + (f"; {len(rep['untracked'])} videos without a person left out" if rep["untracked"] else ""))
+        return {k: rep[k] for k in ("train", "val", "from", "untracked")}
+
     def stage_list(self):
-        return [("data", self._check), ("flow", self.flow_stage), ("teacher", self.teacher_stage),
+        crops = [("crops", self._crops)] if self.recipe.crop == "person" else []
+        return [*crops, ("data", self._check), ("flow", self.flow_stage), ("teacher", self.teacher_stage),
                 ("student", self.students_stage),
                 ("table", self.table_stage), *([("streaming", self.streaming_stage)] if self.streaming else []),
                 ("export", lambda: self.export_stage(128)), ("camera", self._video_camera),
@@ -119,8 +142,21 @@ class TrainRun(RecipeRun):
         video = self.train_cfg("teacher").index().test[0]
         model = self.live_model()
         lines = self.out / "camera.jsonl"
+        track = None
+        if self.recipe.crop == "person":  # the model reads tracked people: the camera tracks them in a user's video
+            from .train.crops import is_scene_folder
+
+            track = "person"
+            if not is_scene_folder(self.settings.root):
+                from .train.loop import TrainConfig
+
+                s = self.settings
+                video = TrainConfig.from_settings(dict(role="teacher", out=str(self.out / "teacher"), dataset=s.dataset,
+                                                       root=s.root, splits=s.splits, split=s.split,
+                                                       seed=s.seed)).index().test[0]
         summary = run(CameraSettings.make(inputs=[video.path], model=str(model), every=self.cfg.frames,
-                                          json_out=str(lines), max_windows=40))
+                                          json_out=str(lines), max_windows=40, track=track,
+                                          detector=self.settings.detector))
         rows = [json.loads(line) for line in lines.read_text().splitlines()]
         labels = [r["top"][0]["label"] for r in rows if r["type"] == "prediction"]
         name = self.train_cfg("teacher").index().classes[video.label]

@@ -8,7 +8,7 @@ from typing import Optional, Tuple
 from ..core.errors import UsageError
 from ..core.settings import Settings, setting
 
-TARGETS = ("pipeline", "flow", "stream", "train")
+TARGETS = ("pipeline", "flow", "stream", "train", "regions", "tracks", "scenes")
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 PRECISIONS = ("fp32", "fp16", "int8")
 FLOW_DEVICES = ("cpu", "cuda")
@@ -82,6 +82,11 @@ class BenchSettings(Settings):
     per_class: int = setting(2, lo=1, help="train: videos a class of the generated set")
     video_frames: int = setting(90, lo=8, help="train: frames a video of the generated set")
     epoch_rss: Tuple[int, ...] = ()  # train: also the peak memory of one epoch on sets of these many videos
+    regions: Tuple[int, ...] = (1, 4, 16)  # regions: regions per input (squares: a grid over the frame)
+    streaming_model: Optional[str] = None  # tracks: the streaming student beside --model
+    whole: Optional[str] = None  # scenes: the whole-frame model beside --model (the person-crop model)
+    detect_every: int = setting(1, lo=1, help="tracks: run the person detector every N frames")
+    every: int = setting(5, lo=1, help="regions, tracks: classify every N frames")
 
     @classmethod
     def from_flags(cls, **kw) -> "BenchSettings":
@@ -103,6 +108,10 @@ class BenchSettings(Settings):
             kw["workers"] = _worker_counts(kw["workers"])
         if "epoch_rss" in kw:
             kw["epoch_rss"] = tuple(int(v) for v in _numbers("--epoch-rss", kw["epoch_rss"], int))
+        if "regions" in kw:
+            kw["regions"] = tuple(int(v) for v in _numbers("--regions", kw["regions"], int))
+            if any(round(v ** 0.5) ** 2 != v for v in kw["regions"]):
+                raise UsageError(f"--regions {','.join(map(str, kw['regions']))}: square counts (1, 4, 9, 16), a grid")
         if kw.pop("no_two_stream", False):
             kw["two_stream"] = False
         return cls.make(**kw)
@@ -113,6 +122,9 @@ class BenchSettings(Settings):
             raise UsageError(f"bench {self.target}: choose from {', '.join(TARGETS)}")
         if self.device not in (None, "cpu", "cuda"):
             raise UsageError(f"--device must be cpu or cuda, got {self.device!r}")
+        if self.target in ("regions", "tracks", "scenes") and not (self.model and self.input):
+            what = "a scene folder (data synth --objects 2)" if self.target == "scenes" else "footage (a video file)"
+            raise UsageError(f"bench {self.target} needs --model MODEL and --input: {what}")
 
 
 def checked_input(path: Optional[str], min_frames: int = 2) -> Optional[str]:

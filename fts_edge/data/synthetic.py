@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -233,6 +233,89 @@ def render_clip(label: int, seed: int, index: int = 0, frames: int = 32, height:
     return out
 
 
+def render_scene(labels: List[int], seed: int, index: int = 0, frames: int = 32, height: int = 128,
+                 cell: int = 128, background: float = 1.0) -> Tuple[np.ndarray, np.ndarray]:
+    """Several objects in one frame, each with the motion of its own class, side by side: object k
+    moves within the k-th ``cell``-wide column of a shared textured background (the same textures
+    and trajectories as ``render_clip``'s), so per-object labels can be scored.
+
+    Returns:
+        uint8 RGB frames (frames, height, cell * len(labels), 3) and each object's box in every
+        frame, (len(labels), frames, 4) int x, y, w, h: the bounding box of its visible shape.
+    """
+    if not 1 <= len(labels) <= 3:
+        raise ValueError(f"a scene has 1 to 3 objects, got {len(labels)}")
+    for label in labels:
+        if not 0 <= label < MAX_CLASSES:
+            raise ValueError(f"label must be in [0, {MAX_CLASSES}), got {label}")
+    width = cell * len(labels)
+    rng = np.random.default_rng([int(seed), 7919, int(index)])
+    bg = _texture(rng, height, width, contrast=rng.uniform(25, 45) * background).astype(np.float32)
+    objects = []
+    for k, label in enumerate(labels):
+        orng = np.random.default_rng([int(seed), int(label), int(index), 2, k])
+        side = int(min(height, cell) * orng.uniform(0.36, 0.5))
+        obj = _texture(orng, side, side, contrast=orng.uniform(50, 80)).astype(np.float32)
+        mask = _shape_mask(orng, side)
+        cx, cy, ang, scale = _trajectory(label, orng, frames, height, cell)
+        objects.append((obj, mask, side, cx + k * cell, cy, ang, scale))
+    out = np.empty((frames, height, width, 3), np.uint8)
+    boxes = np.zeros((len(labels), frames, 4), np.int32)
+    for i in range(frames):
+        canvas = bg
+        for k, (obj, mask, side, cx, cy, ang, scale) in enumerate(objects):
+            o, a = _paste(obj, mask, side, cx[i], cy[i], ang[i], scale[i], width, height)
+            canvas = a * o + (1 - a) * canvas
+            ys, xs = np.nonzero(a[..., 0] > 0.5)
+            if len(xs):
+                boxes[k, i] = (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+            else:  # out of view this frame: where it was
+                boxes[k, i] = boxes[k, i - 1] if i else (int(cx[i]) - 1, int(cy[i]) - 1, 2, 2)
+        out[i] = np.clip(canvas, 0, 255).astype(np.uint8)
+    return out, boxes
+
+
+def write_scene_dataset(out, scenes: int, objects: int = 2, seed: int = 0, num_classes: int = len(MOTION_CLASSES),
+                        frames: int = 32, height: int = 128, cell: int = 128, val_fraction: float = 0.25,
+                        fps: float = 25.0, progress: Optional[Callable] = None, background: float = 1.0) -> dict:
+    """Write ``scenes`` videos of ``objects`` objects each (``render_scene``; the objects of a scene
+    have different classes) as ``OUT/{train,val}/scene_s<seed>_<i>.avi``, each with its objects'
+    classes and per-frame boxes beside it (``.boxes.json``), and ``OUT/scenes.json`` listing them all.
+    Files already present are kept, so an interrupted run resumes.
+
+    Returns:
+        {"train": n, "val": n}.
+    """
+    import json
+
+    from ..core.artifacts import atomic_write_text
+    from .video import write_video
+
+    if not 2 <= objects <= 3 or objects > num_classes:
+        raise ValueError(f"a scene has 2 or 3 objects of different classes, got {objects} of {num_classes} classes")
+    out = Path(out)
+    names = class_names(num_classes)
+    listing = []
+    counts = {"train": 0, "val": 0}
+    items = range(scenes)
+    it = progress(items, desc="writing scenes", unit="video") if progress else items
+    for i in it:
+        split = split_of(i, scenes, val_fraction)
+        labels = [int(v) for v in np.random.default_rng([int(seed), 104729, i]).choice(num_classes, objects, False)]
+        path = out / split / f"scene_s{seed}_{i:04d}.avi"
+        meta = path.with_suffix(".boxes.json")
+        if not (path.exists() and meta.exists()):
+            video, boxes = render_scene(labels, seed, i, frames, height, cell, background)
+            write_video(path, video, fps=fps)
+            atomic_write_text(meta, json.dumps({"objects": [
+                {"label": names[lab], "boxes": b.tolist()} for lab, b in zip(labels, boxes)]}))
+        listing.append({"path": f"{split}/{path.name}", "split": split, "labels": [names[lab] for lab in labels]})
+        counts[split] += 1
+    atomic_write_text(out / "scenes.json", json.dumps({"classes": names, "boxes": "x, y, w, h per frame",
+                                                       "videos": listing}, indent=1))
+    return counts
+
+
 def split_of(index: int, per_class: int, val_fraction: float) -> str:
     """Which split the index-th video of a class belongs to (the last ones are held out)."""
     n_val = int(round(per_class * val_fraction))
@@ -269,6 +352,9 @@ class SynthSettings(Settings):
     flicker: float = setting(0.0, lo=0.0, hi=0.9, help="flickering light: largest brightness change of a frame "
                                                        "(0.15: +-15%)")
     distractors: int = setting(0, lo=0, hi=8, help="objects moving at random besides the one that carries the class")
+    objects: int = setting(1, lo=1, hi=3, help="objects with a class each, side by side in one frame, their boxes "
+                                               "written beside each video (2 or 3: scenes for per-person "
+                                               "recognition; --size is then each object's column)")
 
     @property
     def nuisance(self) -> "Nuisance":

@@ -84,6 +84,12 @@ def predict(inputs: Iterable[str], model, clips: int = 5, k: int = 3, device=Non
     from .runtime import as_classifier
 
     clf = as_classifier(model, load, device, threads)
+    if clf.spec.crop == "person":  # it can still score videos that are such crops already (train's crops/)
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "this model reads crops around tracked people: each video is classified whole, as if it were such a crop "
+            "(for people in whole frames: fts-edge camera --input VIDEO --track person)")
     rows = []
     try:
         for path in expand_inputs(inputs):
