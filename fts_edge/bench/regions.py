@@ -160,6 +160,8 @@ def bench_tracks(models: List[str], video: str, frames: int = 300, every: int = 
 
 def bench_scenes(root: str, crop_model: str, whole_model: Optional[str] = None, threads: int = 0) -> Dict:
     """Per-object top-1 on a scene folder's validation scenes (one clip, centred in time, per object)."""
+    import cv2
+
     from ..data.regions import person_crop
     from ..data.transforms import preprocess_clip
     from ..data.video import read_frames
@@ -187,12 +189,10 @@ def bench_scenes(root: str, crop_model: str, whole_model: Optional[str] = None, 
             if key_whole:
                 label = clf.classes[int(np.argmax(clf.classify(preprocess_clip(frames[idx], clf.spec))[0]))]
                 hits[key_whole] += [label == o["label"] for o in objects]
-            for o in objects:
-                cut = np.stack([person_crop(frames[i], o["boxes"][i]) for i in idx])
-                import cv2
-
-                side = clf.spec.resize
-                cut = np.stack([cv2.resize(c, (side, side), interpolation=cv2.INTER_AREA) for c in cut])
+            side = clf.spec.resize
+            for o in objects:  # as train --crop person cuts its crops
+                cut = np.stack([cv2.resize(person_crop(frames[i], o["boxes"][i]), (side, side),
+                                           interpolation=cv2.INTER_AREA) for i in idx])
                 label = clf.classes[int(np.argmax(clf.classify(preprocess_clip(cut, clf.spec))[0]))]
                 hits[key_crop].append(label == o["label"])
     return {"scenes": str(root), "crop_model": str(crop_model), "whole_model": whole_model,

@@ -1,0 +1,77 @@
+"""Scenes of several objects (each with its own class and boxes), training on person crops, and
+scoring per object."""
+import json
+
+import numpy as np
+import pytest
+
+from fts_edge.data.synthetic import MOTION_CLASSES, render_scene, write_scene_dataset
+
+
+def test_each_object_of_a_scene_moves_as_its_class_and_its_boxes_follow_it():
+    left, right, down = (MOTION_CLASSES.index(c) for c in ("translate_left", "translate_right", "translate_down"))
+    frames, boxes = render_scene([right, left, down], seed=3, index=1, frames=12, height=64, cell=64)
+    assert frames.shape == (12, 64, 192, 3) and boxes.shape == (3, 12, 4)
+    cx = boxes[:, :, 0] + boxes[:, :, 2] / 2
+    cy = boxes[:, :, 1] + boxes[:, :, 3] / 2
+    assert cx[0, -1] - cx[0, 0] > 8 and cx[1, -1] - cx[1, 0] < -8  # right moves right, left moves left
+    assert cy[2, -1] - cy[2, 0] > 8 and abs(cx[2, -1] - cx[2, 0]) < 4  # down moves down
+    assert all(k * 64 - 16 < cx[k, 6] < (k + 1) * 64 + 16 for k in range(3))  # each in its own column
+    # the box is the object's: the frame differs from the plain background inside it, frame to frame
+    still, _ = render_scene([right, left, down], seed=3, index=1, frames=12, height=64, cell=64, background=0.0)
+    x, y, w, h = boxes[0, 5]
+    assert still[5, y:y + h, x:x + w].std() > 5  # the object's texture inside its box on a flat background
+    with pytest.raises(ValueError, match="1 to 3 objects"):
+        render_scene([0, 1, 2, 3], 0)
+
+
+def test_train_crop_person_trains_on_each_objects_crop_and_the_camera_asks_for_track(tmp_path, capsys):
+    from fts_edge.bench.regions import bench_scenes
+    from fts_edge.cli import main
+    from fts_edge.pipeline import Recipe
+    from fts_edge.trainrun import TrainSettings
+
+    root = tmp_path / "scenes"
+    counts = write_scene_dataset(root, scenes=8, objects=2, num_classes=2, frames=10, height=32, cell=32)
+    assert counts == {"train": 6, "val": 2}
+    listing = json.loads((root / "scenes.json").read_text())
+    assert len(listing["videos"]) == 8 and all(len(v["labels"]) == 2 for v in listing["videos"])
+    recipe = Recipe(frames=4, size=24, resize=28, stride=1, epochs=1, teacher_epochs=1, batch_size=4, width=0.125,
+                    crop="person")
+    cfg = tmp_path / "settings.json"
+    cfg.write_text(json.dumps(TrainSettings(root=str(root), recipe=recipe).to_dict()))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "[1/9] crops" in said
+    assert "12 training and 4 validation crops (28x28) from the boxes beside each scene" in said
+    assert "--track person --model" in said  # the next step names the flag the model needs
+    crops = sorted((out / "crops").rglob("*.avi"))
+    assert len(crops) == 16 and {p.parent.name for p in crops} == set(listing["classes"])
+    from fts_edge.data.video import read_frames
+    assert read_frames(crops[0]).shape == (10, 28, 28, 3)
+    meta = json.loads((out / "engines" / "student.onnx.json").read_text())
+    assert meta["clip_spec"]["crop"] == "person"
+    assert main(["camera", "--input", str(root / listing["videos"][-1]["path"]), "--model",
+                 str(out / "engines" / "student.onnx")]) == 2  # a usage error
+    assert "run it with --track person" in capsys.readouterr().err
+    res = bench_scenes(str(root), str(out / "engines" / "student.onnx"))
+    assert res["objects"] == 4 and 0.0 <= res["top1"]["crop model on crops"] <= 100.0
+    assert main(["train", "--config", str(out / "settings.json"), "--out", str(out)]) == 0
+    assert "[1/9] crops: already done (resumed)" in capsys.readouterr().out
+
+
+def test_fragmentations_count_a_new_id_where_a_track_just_ended():
+    from fts_edge.bench.regions import fragmentations, grid
+
+    rows = [{"phase": "begin", "frame": 0, "box": [10, 10, 20, 40]},
+            {"phase": "end", "frame": 20, "box": [30, 10, 20, 40]},
+            {"phase": "begin", "frame": 24, "box": [35, 12, 20, 40]},  # the same person, a new id: counted
+            {"phase": "begin", "frame": 26, "box": [300, 10, 20, 40]},  # someone else, far away
+            {"phase": "begin", "frame": 60, "box": [30, 10, 20, 40]}]  # long after: a new person
+    assert fragmentations(rows, fps=10) == 1
+    assert grid(4) == ["r00=0.0000,0.0000,0.5000,0.5000", "r01=0.5000,0.0000,0.5000,0.5000",
+                       "r10=0.0000,0.5000,0.5000,0.5000", "r11=0.5000,0.5000,0.5000,0.5000"]
+    with pytest.raises(ValueError):
+        grid(3)
+    assert np.isclose(sum(float(g.split(",")[2]) * float(g.split(",")[3]) for g in grid(16)), 1.0)
