@@ -101,12 +101,14 @@ class TrainRun(RecipeRun):
 
         s, side = self.settings, self.recipe.resize
         if is_scene_folder(s.root):
-            rep = crop_scenes(s.root, self.out / "crops", side, self.progress)
+            rep = crop_scenes(s.root, self.out / "crops", side, self.recipe.clip.span, self.progress)
         else:
             cfg = TrainConfig.from_settings(dict(role="teacher", out=str(self.out / "teacher"), dataset=s.dataset,
                                                  root=s.root, splits=s.splits, split=s.split, seed=s.seed))
-            rep = crop_tracked(cfg.index(), self.out / "crops", side, s.detector, self.progress)
-        self.say(f"      {rep['train']} training and {rep['val']} validation crops ({side}x{side}) from {rep['from']}"
+            rep = crop_tracked(cfg.index(), self.out / "crops", side, self.recipe.clip.span, s.detector,
+                               self.progress)
+        self.say(f"      {rep['train']} training and {rep['val']} validation tubes ({side}x{side}, "
+                 f"{self.recipe.clip.span} frames) from {rep['from']}"
                  + (f"; {len(rep['untracked'])} videos without a person left out" if rep["untracked"] else ""))
         return {k: rep[k] for k in ("train", "val", "from", "untracked")}
 

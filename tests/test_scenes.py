@@ -44,12 +44,13 @@ def test_train_crop_person_trains_on_each_objects_crop_and_the_camera_asks_for_t
     assert main(["train", "--config", str(cfg), "--out", str(out)]) == 0
     said = capsys.readouterr().out
     assert "[1/9] crops" in said
-    assert "12 training and 4 validation crops (28x28) from the boxes beside each scene" in said
+    # 10-frame scenes, 4-frame clips: tubes at frames 0, 4 and 6 of each object
+    assert "36 training and 12 validation tubes (28x28, 4 frames) from the boxes beside each scene" in said
     assert "--track person --model" in said  # the next step names the flag the model needs
     crops = sorted((out / "crops").rglob("*.avi"))
-    assert len(crops) == 16 and {p.parent.name for p in crops} == set(listing["classes"])
+    assert len(crops) == 48 and {p.parent.name for p in crops} == set(listing["classes"])
     from fts_edge.data.video import read_frames
-    assert read_frames(crops[0]).shape == (10, 28, 28, 3)
+    assert read_frames(crops[0]).shape == (4, 28, 28, 3)
     meta = json.loads((out / "engines" / "student.onnx.json").read_text())
     assert meta["clip_spec"]["crop"] == "person"
     assert main(["camera", "--input", str(root / listing["videos"][-1]["path"]), "--model",
@@ -75,3 +76,52 @@ def test_fragmentations_count_a_new_id_where_a_track_just_ended():
     with pytest.raises(ValueError):
         grid(3)
     assert np.isclose(sum(float(g.split(",")[2]) * float(g.split(",")[3]) for g in grid(16)), 1.0)
+
+
+def test_a_tube_keeps_the_motion_a_box_by_box_crop_would_cancel():
+    from fts_edge.data.regions import cut, person_crop, tube
+
+    frames = np.zeros((6, 80, 120, 3), np.uint8)
+    boxes = [(10 + 8 * t, 30, 16, 16) for t in range(6)]  # a bright square moving right 8 px a frame
+    for f, (x, y, w, h) in zip(frames, boxes):
+        f[y:y + h, x:x + w] = 255
+    def centre_x(img):
+        return np.nonzero(img[..., 0].max(0) > 128)[0].mean()
+
+    follow = [centre_x(person_crop(f, b)) for f, b in zip(frames, boxes)]
+    square = tube(boxes)
+    kept = [centre_x(cut(f, square)) for f in frames]
+    assert np.ptp(follow) < 1  # box by box: the square stands still in the crop
+    assert np.allclose(np.diff(kept), 8)  # one square for the clip: it moves 8 px a frame, as it did
+    assert square[2] == square[3] == int(round(56 * 1.25))  # around the union (56 x 16): 1.25 x its longer side
+
+
+def test_a_tracked_persons_window_is_the_tube_of_the_raw_frames(shared_data):
+    from collections import deque
+
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.data.regions import cut, tube
+    from fts_edge.data.transforms import preprocess_frame
+    from fts_edge.data.video import read_frames
+    from fts_edge.live.stream import ClipBuffer, Targets
+
+    spec = ClipSpec(frames=3, size=24, resize=28, stride=2)  # span 5
+    frames = list(read_frames(shared_data / "vtest.avi", max_frames=8))
+    boxes = [(100 + 5 * i, 120, 40, 90) for i in range(8)]
+
+    class Follow:  # stands in for the detector and tracker: one person at the scripted boxes
+        def __init__(self):
+            self.i = 0
+
+        def __call__(self, frame):
+            self.i += 1
+            return {7: boxes[self.i - 1]}, ([("begin", 7, boxes[0])] if self.i == 1 else [])
+
+    t = Targets(lambda: ClipBuffer(spec), people=Follow())
+    for i, f in enumerate(frames):
+        [(region, track, box, buf)] = t.push(f)[0]
+    assert track == 7 and buf.full
+    square = tube(boxes[3:8])
+    want = np.stack([preprocess_frame(cut(frames[i], square), spec) for i in (3, 5, 7)]).transpose(1, 0, 2, 3)
+    assert np.array_equal(buf.window(), want)
+    assert isinstance(t.raw, deque) and len(t.raw) == 5  # the raw frames kept: one window's span

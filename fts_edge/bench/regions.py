@@ -10,7 +10,7 @@
 * ``scenes``: per-object top-1 on ``data synth --objects`` scenes, the generator's boxes standing in
   for a detector: a model trained on person crops classifying each object's crop, and a
   whole-frame model classifying the whole scene (its one label scored against every object) and
-  each object's crop.
+  each object's crop; a crop is the clip's tube (``data.regions.tube``), as the camera cuts it.
 """
 from __future__ import annotations
 
@@ -162,7 +162,8 @@ def bench_scenes(root: str, crop_model: str, whole_model: Optional[str] = None, 
     """Per-object top-1 on a scene folder's validation scenes (one clip, centred in time, per object)."""
     import cv2
 
-    from ..data.regions import person_crop
+    from ..data.regions import cut as cut_box
+    from ..data.regions import tube
     from ..data.transforms import preprocess_clip
     from ..data.video import read_frames
     from ..device.runtime import load_classifier
@@ -190,9 +191,10 @@ def bench_scenes(root: str, crop_model: str, whole_model: Optional[str] = None, 
                 label = clf.classes[int(np.argmax(clf.classify(preprocess_clip(frames[idx], clf.spec))[0]))]
                 hits[key_whole] += [label == o["label"] for o in objects]
             side = clf.spec.resize
-            for o in objects:  # as train --crop person cuts its crops
-                cut = np.stack([cv2.resize(person_crop(frames[i], o["boxes"][i]), (side, side),
-                                           interpolation=cv2.INTER_AREA) for i in idx])
+            for o in objects:  # the clip's tube, as the camera and train --crop person cut it
+                square = tube(o["boxes"][start:start + span])
+                cut = np.stack([cv2.resize(cut_box(frames[i], square), (side, side), interpolation=cv2.INTER_AREA)
+                                for i in idx])
                 label = clf.classes[int(np.argmax(clf.classify(preprocess_clip(cut, clf.spec))[0]))]
                 hits[key_crop].append(label == o["label"])
     return {"scenes": str(root), "crop_model": str(crop_model), "whole_model": whole_model,

@@ -2,10 +2,12 @@
 door) and the boxes of tracked people, and the one crop rule both training and the camera use.
 
 A fixed region is cut out exactly and then treated as a whole frame is (short side resized, centre
-crop: ``preprocess_frame``). A person's box is cut as a square around its centre, ``CONTEXT`` times
-its longer side, the part outside the frame filled with black, so the network sees the person at
-the same scale and place whatever the box's shape; ``fts-edge train --crop person`` cuts its
-training clips with the same function.
+crop: ``preprocess_frame``). A tracked person is cut as a *tube*: one square for every frame of a
+clip, around everywhere the person's box was during the clip (``CONTEXT`` times the longer side of
+the boxes' union, centred on it, black beyond the frame's edge). The same square on every frame
+keeps the motion in the clip: a crop that followed the box frame by frame would cancel the
+person's own movement across the view, and with it what a motion-trained network reads.
+``fts-edge train --crop person`` cuts its training clips with the same rule (``tube``).
 """
 from __future__ import annotations
 
@@ -147,8 +149,21 @@ def cut(frame: np.ndarray, box: Box) -> np.ndarray:
 
 
 def person_crop(frame: np.ndarray, box: Sequence[float], context: float = CONTEXT) -> np.ndarray:
-    """The square crop of a person's box (training and the camera both cut with this)."""
+    """The square crop of one person's box."""
     return cut(frame, square_around(box, context))
+
+
+def union(boxes: Sequence[Sequence[float]]) -> Tuple[float, float, float, float]:
+    """The smallest box (x, y, w, h) holding every box."""
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x0, y0 = b[:, 0].min(), b[:, 1].min()
+    return x0, y0, (b[:, 0] + b[:, 2]).max() - x0, (b[:, 1] + b[:, 3]).max() - y0
+
+
+def tube(boxes: Sequence[Sequence[float]], context: float = CONTEXT) -> Box:
+    """One clip's crop of a person: the square around the union of their boxes over the clip's
+    frames (training and the camera both cut with this)."""
+    return square_around(union(boxes), context)
 
 
 def region_row(name: str, box: Box) -> Dict:

@@ -147,6 +147,38 @@ class Window:
         return (self.source, self.region if self.track is None else self.track)
 
 
+class TubeBuffer:
+    """A tracked person's window for a clip model: the frames of the source's raw ring (shared by
+    every person of the source) cut, at window time, with one square around everywhere the person
+    was during the window (``data.regions.tube``), so the window keeps their motion."""
+
+    def __init__(self, spec: ClipSpec, frames: Deque):
+        self.spec, self.span, self.frames = spec, spec.span, frames
+        self.boxes: Deque = deque(maxlen=spec.span)  # (frame index, box) of the last span frames
+        self.count = 0
+
+    def push(self, index: int, box) -> None:
+        self.boxes.append((index, box))
+        self.count += 1
+
+    @property
+    def full(self) -> bool:
+        return self.count >= self.span
+
+    def window(self) -> np.ndarray:
+        from ..data.regions import cut, tube
+
+        if not self.full:
+            raise RuntimeError("the window is not full yet")
+        square = tube([b for _, b in self.boxes])
+        newest = self.boxes[-1][0]
+        first = newest - self.span + 1
+        oldest = self.frames[0][0]
+        picked = [self.frames[first - oldest + k * self.spec.stride][1] for k in range(self.spec.frames)]
+        clip = np.stack([preprocess_frame(cut(f, square), self.spec) for f in picked])
+        return np.ascontiguousarray(clip.transpose(1, 0, 2, 3))
+
+
 class Targets:
     """What of each frame of one source is classified, each with a buffer of its own: the whole
     frame; named regions (cut out exactly); or tracked people (a square around each box, see
@@ -158,6 +190,10 @@ class Targets:
     def __init__(self, make_buffer, regions: Sequence = (), people=None):
         self.make_buffer, self.regions, self.people = make_buffer, list(regions), people
         self.buffers: Dict = {}
+        self.raw: Optional[Deque] = None  # tracked people, clip model: the last span frames as read
+        self.tracks: Dict = {}  # tracked people, streaming model: each one's last span boxes
+        self.index = -1  # of the newest frame
+        self.probe = make_buffer() if people is not None else None  # what kind of buffer, and its span
         self.boxes: Optional[List[Tuple[int, int, int, int]]] = None  # the regions in pixels, from the first frame
         if not self.regions and people is None:
             self.buffers[None] = make_buffer()
@@ -167,19 +203,34 @@ class Targets:
         return self.make_buffer().span if not self.buffers else next(iter(self.buffers.values())).span
 
     def push(self, frame: np.ndarray):
-        from ..data.regions import cut, person_crop
+        from ..data.regions import cut
 
         if self.people is not None:
             tracks, events = self.people(frame)
             for phase, tid, _ in events:
                 if phase == "end":
                     self.buffers.pop(tid, None)
+                    self.tracks.pop(tid, None)
+            probe = self.probe
+            streaming = isinstance(probe, FrameBuffer)
+            self.index += 1
+            if not streaming:
+                if self.raw is None:
+                    self.raw = deque(maxlen=probe.span)
+                self.raw.append((self.index, frame))
             out = []
             for tid, box in sorted(tracks.items()):
                 buf = self.buffers.get(tid)
                 if buf is None:
-                    buf = self.buffers[tid] = self.make_buffer()
-                buf.push(person_crop(frame, box))
+                    buf = self.buffers[tid] = self.make_buffer() if streaming else TubeBuffer(probe.spec, self.raw)
+                if streaming:  # one frame a step: the square around where they were over the last span frames
+                    from ..data.regions import cut, tube
+
+                    past = self.tracks.setdefault(tid, deque(maxlen=probe.spec.span))
+                    past.append(box)
+                    buf.push(cut(frame, tube(list(past))))
+                else:
+                    buf.push(self.index, box)
                 out.append((None, tid, box, buf))
             return out, events
         if not self.regions:

@@ -1,6 +1,8 @@
 """Training videos as the camera shows them with ``--track person``: each person (or object) cut out
-of every frame with ``regions.person_crop``, written once as a video of its own in the folder
-layout ``OUT/{train,val}/<class>/``, so the networks train on what the tracked camera feeds them.
+as *tubes*: the video split into runs of a clip's span of frames, each run cut with one square
+around everywhere the person was during it (``regions.tube``, the camera's rule for a window), and
+written once as a video of its own in the folder layout ``OUT/{train,val}/<class>/``, so the
+networks train on what the tracked camera feeds them.
 
 Where the boxes come from:
 
@@ -20,18 +22,28 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 
 from ..core.errors import DatasetError
-from ..data.regions import person_crop
+from ..data.regions import cut, tube
 
 
 def is_scene_folder(root) -> bool:
     return root is not None and (Path(root) / "scenes.json").is_file()
 
 
-def _square(frames: List[np.ndarray], boxes, side: int) -> np.ndarray:
+def tubes(frames: List[np.ndarray], boxes, side: int, span: int) -> List[np.ndarray]:
+    """Runs of ``span`` frames (the last run ending at the last frame; one run of all frames where
+    there are fewer), each cut with its tube and resized to ``side``."""
     import cv2
 
-    return np.stack([cv2.resize(person_crop(f, b), (side, side), interpolation=cv2.INTER_AREA)
-                     for f, b in zip(frames, boxes)])
+    n = min(len(frames), len(boxes))
+    starts = list(range(0, max(n - span, 0) + 1, span)) or [0]
+    if starts[-1] + span < n:
+        starts.append(n - span)
+    out = []
+    for s in starts:
+        square = tube(boxes[s:s + span])
+        out.append(np.stack([cv2.resize(cut(f, square), (side, side), interpolation=cv2.INTER_AREA)
+                             for f in frames[s:s + span]]))
+    return out
 
 
 def _fps(path) -> float:
@@ -44,8 +56,8 @@ def _fps(path) -> float:
         cap.release()
 
 
-def crop_scenes(root, out, side: int, progress: Optional[Callable] = None) -> Dict:
-    """One crop video per object of every scene, from the boxes written beside it."""
+def crop_scenes(root, out, side: int, span: int, progress: Optional[Callable] = None) -> Dict:
+    """The tubes of every object of every scene, from the boxes written beside it."""
     from ..data.video import read_frames, write_video
 
     root, out = Path(root), Path(out)
@@ -57,18 +69,20 @@ def crop_scenes(root, out, side: int, progress: Optional[Callable] = None) -> Di
         objects = json.loads(src.with_suffix(".boxes.json").read_text())["objects"]
         frames = None
         for k, o in enumerate(objects):
-            dst = out / v["split"] / o["label"] / f"{src.stem}_o{k}.avi"
-            if not dst.exists():
+            done = out / v["split"] / o["label"] / f"{src.stem}_o{k}.done"
+            if not done.exists():
                 frames = list(read_frames(src)) if frames is None else frames
-                n = min(len(frames), len(o["boxes"]))
-                write_video(dst, _square(frames[:n], o["boxes"][:n], side))
-            counts[v["split"]] += 1
+                for j, t in enumerate(tubes(frames, o["boxes"], side, span)):
+                    write_video(done.with_name(f"{src.stem}_o{k}_t{j}.avi"), t)
+                done.touch()  # every tube of it written: a resumed run skips it
+            counts[v["split"]] += len(list(done.parent.glob(f"{src.stem}_o{k}_t*.avi")))
     return {**counts, "classes": listing["classes"], "from": "the boxes beside each scene", "untracked": []}
 
 
-def crop_tracked(index, out, side: int, detector: str = "hog", progress: Optional[Callable] = None) -> Dict:
-    """The person tracked longest in every video of ``index`` (a DatasetIndex), cut out frame by
-    frame (before the track begins and after it ends: its first and last box)."""
+def crop_tracked(index, out, side: int, span: int, detector: str = "hog",
+                 progress: Optional[Callable] = None) -> Dict:
+    """The tubes of the person tracked longest in every video of ``index`` (a DatasetIndex);
+    before their track begins and after it ends they are where it began and ended."""
     from ..data.video import read_frames, write_video
     from ..device.people import PeopleTracker, make_detector
 
@@ -79,9 +93,9 @@ def crop_tracked(index, out, side: int, detector: str = "hog", progress: Optiona
     det = make_detector(detector)
     for split, v in it:
         name = index.classes[v.label]
-        dst = out / split / name / f"{Path(v.path).stem}.avi"
-        if dst.exists():
-            counts[split] += 1
+        done = out / split / name / f"{Path(v.path).stem}.done"
+        if done.exists():
+            counts[split] += len(list(done.parent.glob(f"{Path(v.path).stem}_t*.avi")))
             continue
         frames = list(read_frames(v.path))
         tracker = PeopleTracker(det, _fps(v.path))
@@ -97,8 +111,12 @@ def crop_tracked(index, out, side: int, detector: str = "hog", progress: Optiona
         boxes = [track.get(i) or (track[first] if i < first else track[last]) for i in range(len(frames))]
         for i in range(first, last + 1):  # a frame the track was held through keeps the box before it
             boxes[i] = track.get(i, boxes[i - 1])
-        write_video(dst, _square(frames, boxes, side))
-        counts[split] += 1
+        made = tubes(frames, boxes, side, span)
+        for j, t in enumerate(made):
+            write_video(done.with_name(f"{Path(v.path).stem}_t{j}.avi"), t)
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.touch()
+        counts[split] += len(made)
     if not counts["train"] or not counts["val"]:
         which = "validation" if counts["train"] else "training"
         raise DatasetError(f"the person detector ({detector}) tracked nobody in the {which} videos ({len(untracked)} "
