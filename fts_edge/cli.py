@@ -79,6 +79,22 @@ def cmd_data_flow(a):
     return 0
 
 
+def cmd_data_crops(a):
+    from .core.progress import progress
+    from .data.clipspec import ClipSpec
+    from .train.crops import make_crops
+
+    check_output_folder(a.out, "data crops")
+    spec = ClipSpec(frames=a.frames, size=a.size, resize=a.resize, stride=a.stride)
+    rep = make_crops(a.root, a.out, spec, a.dataset, a.splits, a.split, 0, a.detector, progress)
+    print(f"wrote {rep['train']} training and {rep['val']} validation tubes of {spec.span} frames "
+          f"({spec.resize}x{spec.resize}) to {a.out}, from {rep['from']}"
+          + (f"; {len(rep['untracked'])} videos without a person left out" if rep["untracked"] else ""))
+    print(f"next: python train/train_teacher.py --dataset folder --root {a.out} --crop person --frames {spec.frames} "
+          f"--stride {spec.stride} --size {spec.size} --resize {spec.resize}")
+    return 0
+
+
 def cmd_data_synth(a):
     from .core.progress import progress
     from .data.synthetic import SynthSettings, write_motion_dataset
@@ -602,6 +618,26 @@ def _data_parser(sub):
                    help="changing light taken out of the frames before TV-L1 (default none)")
     f.add_argument("--device", choices=("cpu", "cuda"), help="where TV-L1 runs (default cpu)")
     f.set_defaults(func=cmd_data_flow)
+    c = dsub.add_parser("crops", help="cut each video's person out as clip-long tubes (for --crop person)",
+                        description="Cut the person of every video (a scene folder's objects by the boxes beside "
+                                    "them) into clip-long tubes, as camera --track person cuts them, in the folder "
+                                    "layout OUT/{train,val}/<class>/, for the training scripts' --crop person. "
+                                    "Resumes if interrupted.")
+    c.add_argument("root", help="the videos: a folder, HMDB51 or UCF101 (with --dataset), or a scene folder")
+    c.add_argument("out", help="output folder")
+    c.add_argument("--dataset", choices=("folder", "hmdb51", "ucf101"), default="folder",
+                   help="layout (default folder)")
+    c.add_argument("--splits", help="official split files (hmdb51/ucf101)")
+    c.add_argument("--split", type=int, default=1, choices=(1, 2, 3), help="official split (default 1)")
+    c.add_argument("--detector", default="hog", metavar="hog|MODEL.onnx", help="the person detector (default hog)")
+    from .pipeline import PRESETS
+
+    small = PRESETS["small"]
+    c.add_argument("--frames", type=int, default=small.frames, help=f"frames a clip (default {small.frames})")
+    c.add_argument("--stride", type=int, default=small.stride, help=f"frames between (default {small.stride})")
+    c.add_argument("--size", type=int, default=small.size, help=f"crop side (default {small.size})")
+    c.add_argument("--resize", type=int, default=small.resize, help=f"tube side (default {small.resize})")
+    c.set_defaults(func=cmd_data_crops)
     s = dsub.add_parser("synth", help="write the procedural motion dataset as videos",
                         description="Write the motion dataset (classes carried by motion alone) as MJPG "
                                     "videos in the folder layout OUT/{train,val}/<class>/. Resumes if interrupted.")

@@ -96,17 +96,11 @@ class TrainRun(RecipeRun):
     def _crops(self) -> Dict:
         """--crop person: every training and validation video's person cut out as a video of its own
         (train.crops), from the boxes beside a scene folder's videos or by the detector and ByteTrack."""
-        from .train.crops import crop_scenes, crop_tracked, is_scene_folder
-        from .train.loop import TrainConfig
+        from .train.crops import make_crops
 
         s, side = self.settings, self.recipe.resize
-        if is_scene_folder(s.root):
-            rep = crop_scenes(s.root, self.out / "crops", side, self.recipe.clip.span, self.progress)
-        else:
-            cfg = TrainConfig.from_settings(dict(role="teacher", out=str(self.out / "teacher"), dataset=s.dataset,
-                                                 root=s.root, splits=s.splits, split=s.split, seed=s.seed))
-            rep = crop_tracked(cfg.index(), self.out / "crops", side, self.recipe.clip.span, s.detector,
-                               self.progress)
+        rep = make_crops(s.root, self.out / "crops", self.recipe.clip, s.dataset, s.splits, s.split, s.seed,
+                         s.detector, self.progress)
         self.say(f"      {rep['train']} training and {rep['val']} validation tubes ({side}x{side}, "
                  f"{self.recipe.clip.span} frames) from {rep['from']}"
                  + (f"; {len(rep['untracked'])} videos without a person left out" if rep["untracked"] else ""))

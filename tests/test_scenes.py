@@ -125,3 +125,31 @@ def test_a_tracked_persons_window_is_the_tube_of_the_raw_frames(shared_data):
     want = np.stack([preprocess_frame(cut(frames[i], square), spec) for i in (3, 5, 7)]).transpose(1, 0, 2, 3)
     assert np.array_equal(buf.window(), want)
     assert isinstance(t.raw, deque) and len(t.raw) == 5  # the raw frames kept: one window's span
+
+
+def test_data_crops_then_the_teacher_script_with_crop_person(tmp_path, capsys):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from fts_edge.cli import main
+    from fts_edge.nets.checkpoint import load_checkpoint
+
+    root = tmp_path / "scenes"
+    write_scene_dataset(root, scenes=8, objects=2, num_classes=2, frames=10, height=32, cell=32)
+    out = tmp_path / "tubes"
+    assert main(["data", "crops", str(root), str(out), "--frames", "4", "--stride", "1", "--size", "24",
+                 "--resize", "28"]) == 0
+    said = capsys.readouterr().out
+    assert "36 training and 12 validation tubes of 4 frames (28x28)" in said and "--crop person" in said
+    assert json.loads((out / "crops.json").read_text())["span"] == 4
+    script = Path(__file__).resolve().parents[1] / "train" / "train_teacher.py"
+    common = ["--dataset", "folder", "--frames", "4", "--stride", "1", "--size", "24", "--resize", "28", "--width",
+              "0.125", "--epochs", "1", "--batch-size", "4", "--crop", "person"]
+    bad = subprocess.run([sys.executable, str(script), *common, "--root", str(root), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "not a folder of person tubes" in bad.stderr and "Traceback" not in bad.stderr
+    ok = subprocess.run([sys.executable, str(script), *common, "--root", str(out), "--out", str(tmp_path / "t")],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert load_checkpoint(tmp_path / "t" / "last.pt")["clip_spec"]["crop"] == "person"

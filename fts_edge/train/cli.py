@@ -37,6 +37,9 @@ def add_train_args(p, role: str):
     g.add_argument("--size", type=int)
     g.add_argument("--resize", type=int, help="short side before cropping (default %(default)s)")
     g.add_argument("--stride", type=int, help="temporal sampling stride (default %(default)s)")
+    g.add_argument("--crop", choices=("frame", "person"),
+                   help="person: --root is a folder of person tubes from `fts-edge data crops` (for camera --track "
+                        "person); default frame")
     g = p.add_argument_group("network")
     g.add_argument("--model", choices=tuple(MODELS),
                    help="r3d_18 (the paper's), resnext3d_18, or causal_r3d_18: the streaming student, one step "
@@ -161,6 +164,14 @@ def config_from_args(a, role: str):
     kw = {k: getattr(a, k) for k in DEFAULTS.settings() if hasattr(a, k)}
     kw["lr"] = a.lr if a.lr is not None else DEFAULT_LR[a.optimizer]
     kw["role"] = role if role == "teacher" else ("student" if a.alpha > 0 else "rgb")
+    if kw.get("crop") == "person":
+        from pathlib import Path
+
+        from ..core.errors import UsageError
+
+        if not (a.root and (Path(a.root) / "crops.json").is_file()):
+            raise UsageError(f"--crop person: --root {a.root} is not a folder of person tubes; make one with "
+                             "fts-edge data crops DATA OUT (and the same --frames and --stride)")
     return TrainConfig.from_settings(kw)
 
 

@@ -122,3 +122,24 @@ def crop_tracked(index, out, side: int, span: int, detector: str = "hog",
         raise DatasetError(f"the person detector ({detector}) tracked nobody in the {which} videos ({len(untracked)} "
                            "videos without a track): --crop person needs people it can find")
     return {**counts, "classes": list(index.classes), "from": f"{detector} and ByteTrack", "untracked": untracked}
+
+
+def make_crops(root, out, spec, dataset: str = "folder", splits=None, split: int = 1, seed: int = 0,
+               detector: str = "hog", progress: Optional[Callable] = None) -> Dict:
+    """The tubes of ``root`` at ``spec``'s span (cut at ``spec.resize``) into ``out``, with
+    ``out/crops.json`` saying how they were made: scenes by their boxes, other videos by the
+    detector and ByteTrack."""
+    from ..core.artifacts import atomic_write_text
+
+    if is_scene_folder(root):
+        rep = crop_scenes(root, out, spec.resize, spec.span, progress)
+    else:
+        from .config import TrainConfig
+
+        cfg = TrainConfig.from_settings(dict(role="teacher", out=str(Path(out) / "_"), dataset=dataset, root=root,
+                                             splits=splits, split=split, seed=seed))
+        rep = crop_tracked(cfg.index(), out, spec.resize, spec.span, detector, progress)
+    atomic_write_text(Path(out) / "crops.json", json.dumps({
+        "source": str(root), "dataset": dataset, "split": split, "span": spec.span, "side": spec.resize,
+        "from": rep["from"], "train": rep["train"], "val": rep["val"], "untracked": rep["untracked"]}, indent=1))
+    return rep
