@@ -153,3 +153,23 @@ def test_data_crops_then_the_teacher_script_with_crop_person(tmp_path, capsys):
                         capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert load_checkpoint(tmp_path / "t" / "last.pt")["clip_spec"]["crop"] == "person"
+
+
+def test_people_found_by_hog_and_bytetrack_are_cut_into_tubes(shared_data, tmp_path):
+    pytest.importorskip("supervision")
+    from fts_edge.data.clipspec import ClipSpec
+    from fts_edge.data.video import read_frames, write_video
+    from fts_edge.train.crops import make_crops
+
+    frames = read_frames(shared_data / "vtest.avi", max_frames=24)
+    root = tmp_path / "people"
+    for split, part in (("train", slice(0, 12)), ("val", slice(12, 24))):
+        write_video(root / split / "walk" / f"{split}.avi", frames[part])
+        write_video(root / split / "stand" / f"{split}.avi", np.zeros_like(frames[part]))  # nobody in it
+    spec = ClipSpec(frames=3, size=24, resize=32, stride=2)  # span 5
+    rep = make_crops(str(root), tmp_path / "tubes", spec)
+    assert rep["from"] == "hog and ByteTrack" and len(rep["untracked"]) == 2  # the empty videos, listed
+    tubes = sorted((tmp_path / "tubes").rglob("*.avi"))
+    assert rep["train"] == rep["val"] == 3 and len(tubes) == 6  # 12 frames: tubes at 0, 5 and 7
+    assert {t.parent.name for t in tubes} == {"walk"} and read_frames(tubes[0]).shape == (5, 32, 32, 3)
+    assert json.loads((tmp_path / "tubes" / "crops.json").read_text())["span"] == 5
