@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core.settings import Settings, setting
 from ..data.clipspec import ClipSpec
+from ..data.regions import cut, tube
 from ..data.transforms import preprocess_frame
 
 
@@ -166,8 +167,6 @@ class TubeBuffer:
         return self.count >= self.span
 
     def window(self) -> np.ndarray:
-        from ..data.regions import cut, tube
-
         if not self.full:
             raise RuntimeError("the window is not full yet")
         square = tube([b for _, b in self.boxes])
@@ -203,8 +202,6 @@ class Targets:
         return self.make_buffer().span if not self.buffers else next(iter(self.buffers.values())).span
 
     def push(self, frame: np.ndarray):
-        from ..data.regions import cut
-
         if self.people is not None:
             tracks, events = self.people(frame)
             for phase, tid, _ in events:
@@ -224,8 +221,6 @@ class Targets:
                 if buf is None:
                     buf = self.buffers[tid] = self.make_buffer() if streaming else TubeBuffer(probe.spec, self.raw)
                 if streaming:  # one frame a step: the square around where they were over the last span frames
-                    from ..data.regions import cut, tube
-
                     past = self.tracks.setdefault(tid, deque(maxlen=probe.spec.span))
                     past.append(box)
                     buf.push(cut(frame, tube(list(past))))
