@@ -138,24 +138,21 @@ class TrainRun(RecipeRun):
         video = self.train_cfg("teacher").index().test[0]
         model = self.live_model()
         lines = self.out / "camera.jsonl"
-        track = None
+        track, classes = None, self.train_cfg("teacher").index().classes
         if self.recipe.crop == "person":  # the model reads tracked people: the camera tracks them in a user's video
-            from .train.crops import is_scene_folder
+            from .train.crops import is_scene_folder, source_index
 
             track = "person"
             if not is_scene_folder(self.settings.root):
-                from .train.loop import TrainConfig
-
                 s = self.settings
-                video = TrainConfig.from_settings(dict(role="teacher", out=str(self.out / "teacher"), dataset=s.dataset,
-                                                       root=s.root, splits=s.splits, split=s.split,
-                                                       seed=s.seed)).index().test[0]
+                source = source_index(s.root, s.dataset, s.splits, s.split, s.seed)
+                video, classes = source.test[0], source.classes
         summary = run(CameraSettings.make(inputs=[video.path], model=str(model), every=self.cfg.frames,
                                           json_out=str(lines), max_windows=40, track=track,
                                           detector=self.settings.detector))
         rows = [json.loads(line) for line in lines.read_text().splitlines()]
         labels = [r["top"][0]["label"] for r in rows if r["type"] == "prediction"]
-        name = self.train_cfg("teacher").index().classes[video.label]
+        name = classes[video.label]
         acc = sum(lab == name for lab in labels) / len(labels) if labels else None
         self.say(f"      {Path(video.path).name} ({name}): {summary['classifications']} classifications, "
                  f"{acc:.0%} of them {name}" if acc is not None else f"      {video.path}: no classification")

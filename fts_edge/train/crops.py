@@ -124,6 +124,14 @@ def crop_tracked(index, out, side: int, span: int, detector: str = "hog",
     return {**counts, "classes": list(index.classes), "from": f"{detector} and ByteTrack", "untracked": untracked}
 
 
+def source_index(root, dataset: str = "folder", splits=None, split: int = 1, seed: int = 0):
+    """The DatasetIndex of the videos the people are cut from."""
+    from .config import TrainConfig
+
+    return TrainConfig.from_settings(dict(role="teacher", out=str(Path(root) / "_"), dataset=dataset, root=root,
+                                          splits=splits, split=split, seed=seed)).index()
+
+
 def make_crops(root, out, spec, dataset: str = "folder", splits=None, split: int = 1, seed: int = 0,
                detector: str = "hog", progress: Optional[Callable] = None) -> Dict:
     """The tubes of ``root`` at ``spec``'s span (cut at ``spec.resize``) into ``out``, with
@@ -134,11 +142,8 @@ def make_crops(root, out, spec, dataset: str = "folder", splits=None, split: int
     if is_scene_folder(root):
         rep = crop_scenes(root, out, spec.resize, spec.span, progress)
     else:
-        from .config import TrainConfig
-
-        cfg = TrainConfig.from_settings(dict(role="teacher", out=str(Path(out) / "_"), dataset=dataset, root=root,
-                                             splits=splits, split=split, seed=seed))
-        rep = crop_tracked(cfg.index(), out, spec.resize, spec.span, detector, progress)
+        rep = crop_tracked(source_index(root, dataset, splits, split, seed), out, spec.resize, spec.span, detector,
+                           progress)
     atomic_write_text(Path(out) / "crops.json", json.dumps({
         "source": str(root), "dataset": dataset, "split": split, "span": spec.span, "side": spec.resize,
         "from": rep["from"], "train": rep["train"], "val": rep["val"], "untracked": rep["untracked"]}, indent=1))
