@@ -863,10 +863,13 @@ def _train_parser(sub) -> None:
     tr.add_argument("--epochs", type=int, help="epochs of the student (and baseline)")
     tr.add_argument("--teacher-epochs", type=int, help="epochs of the teacher")
     g = tr.add_argument_group("a hand-held camera and changing light")
+    small, paper = PRESETS["small"], PRESETS["paper"]
     g.add_argument("--flow-camera", choices=FLOW_CAMERA,
-                   help="remove the camera's motion from the teacher's flow: its median, or a robust affine fit")
+                   help="remove the camera's motion from the teacher's flow: its median, or a robust affine fit "
+                        f"(default: small {small.flow_camera}, paper {paper.flow_camera})")
     g.add_argument("--flow-illumination", choices=FLOW_ILLUMINATION,
-                   help="take changing light out of the frames before TV-L1")
+                   help="take changing light out of the frames before TV-L1 "
+                        f"(default: small {small.flow_illumination}, paper {paper.flow_illumination})")
     g.add_argument("--augment-light", type=float, help="RGB training: each frame's brightness scaled by up to +-this")
     g.add_argument("--augment-shake", type=float, help="RGB training: a hand-held camera's jitter, RMS pixels a frame")
     p = tr.add_argument_group("per person (for camera --track person)")

@@ -52,9 +52,13 @@ class Recipe(Settings):
     hint: Optional[str] = "layer3"  # also mimic layer3's feature map (train.distill.hint_term)
     init_from_teacher: bool = True  # start from the teacher's blocks past its flow stem
     student_lr: float = setting(3e-3, above=0.0)  # the student's peak lr (each network takes the better of 1e-3, 3e-3)
-    # against a hand-held camera and changing light (flow.TVL1's options; RGB augmentation)
-    flow_camera: str = "none"  # the teacher's flow: the camera's motion removed (median, affine)
-    flow_illumination: str = "none"  # the teacher's flow: light taken out first (normalize, structure_texture)
+    # against a hand-held camera and changing light (flow.TVL1's options; RGB augmentation). The
+    # teacher's flow has the camera's affine motion removed and each frame pair brought to one
+    # brightness: on shaking, flickering video they make the teacher (chance without, 80+ with, over
+    # three seeds), on a still camera they change nothing beyond noise, and they cost no measurable
+    # time. The RGB augmentation stays off: it took the student down where the frames already shake.
+    flow_camera: str = "affine"  # the teacher's flow: the camera's motion removed (none, median, affine)
+    flow_illumination: str = "normalize"  # the teacher's flow: light taken out first (none, structure_texture)
     augment_light: float = setting(0.0, lo=0.0, hi=0.9)  # the RGB networks' frames: brightness +-this
     augment_shake: float = setting(0.0, lo=0.0, hi=20.0)  # the RGB networks' frames: a hand-held camera's jitter
     crop: str = "frame"  # what the networks see: whole frames, or each tracked person's square (data.regions)
@@ -104,7 +108,7 @@ PRESETS = {
     "small": Recipe(),
     "paper": Recipe(frames=25, size=112, resize=128, stride=1, width=1.0, epochs=30, teacher_epochs=30,
                     optimizer="sgd", lr=DEFAULT_LR["sgd"], student_lr=DEFAULT_LR["sgd"], mimic="mse", hint=None,
-                    init_from_teacher=False),
+                    init_from_teacher=False, flow_camera="none", flow_illumination="none"),
 }
 
 # Changes that only add work to a run that has finished stages: the stage to redo from (more epochs

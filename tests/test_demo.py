@@ -242,12 +242,14 @@ def test_demo_streaming_adds_the_streaming_student_to_a_finished_demo(demo_run, 
 
 def test_a_demo_saved_before_the_robustness_options_resumes_with_them_off(tmp_path):
     """A state.json without flow_camera, flow_illumination, augment_light, augment_shake ran with
-    them off: it resumes under today's defaults (off) and is refused with one of them on."""
+    them off: it resumes with them off and is refused under today's defaults (affine, normalize),
+    naming the difference, rather than continued on another teacher's flow."""
     from fts_edge.core.errors import FtsError
     from fts_edge.pipeline import ADDED_RECIPE
 
+    assert (TINY.flow_camera, TINY.flow_illumination) == ("affine", "normalize")
     old = {k: v for k, v in TINY.__dict__.items() if k not in ADDED_RECIPE}
     (tmp_path / "state.json").write_text(json.dumps({"config": old, "stages": {}}))
-    Demo(str(tmp_path), TINY)
-    with pytest.raises(FtsError, match="other settings"):
-        Demo(str(tmp_path), replace(TINY, flow_camera="median"))
+    Demo(str(tmp_path), replace(TINY, flow_camera="none", flow_illumination="none"))
+    with pytest.raises(FtsError, match="flow_camera"):
+        Demo(str(tmp_path), TINY)
