@@ -478,7 +478,8 @@ def demo_settings(a):
     from .demo import QUICK, DemoConfig
 
     base = QUICK if a.quick else DemoConfig()
-    given = {k: getattr(a, k) for k in ("seed", "epochs", "teacher_epochs") if getattr(a, k) is not None}
+    given = {k: getattr(a, k) for k in ("seed", "epochs", "teacher_epochs", "flow_camera", "flow_illumination")
+             if getattr(a, k) is not None}
     cfg = replace(base, **given)
     longer = (cfg.epochs, cfg.teacher_epochs) != (base.epochs, base.teacher_epochs)
     name = ("runs/demo-quick" if a.quick else "runs/demo") + (f"-e{cfg.epochs}-t{cfg.teacher_epochs}" if longer else "")
@@ -830,6 +831,12 @@ def _demo_parser(sub) -> None:
                          f"{epoch_s:.0f} s on a 2-core CPU)")
     dm.add_argument("--teacher-epochs", type=int, metavar="N",
                     help=f"epochs of the flow teacher (default {DemoConfig.teacher_epochs})")
+    dm.add_argument("--flow-camera", choices=FLOW_CAMERA,
+                    help=f"the camera's motion removed from the teacher's flow (default {DemoConfig.flow_camera}; "
+                         "none: as demos before it was the default)")
+    dm.add_argument("--flow-illumination", choices=FLOW_ILLUMINATION,
+                    help="changing light taken out of the frames before TV-L1 "
+                         f"(default {DemoConfig.flow_illumination})")
     dm.set_defaults(func=cmd_demo)
 
 

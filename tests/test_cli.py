@@ -43,6 +43,10 @@ def test_demo_epoch_flags_reach_the_config_and_name_their_folder():
     assert out == "runs/demo-e30-t8-seed2"  # never the default run's folder, whose settings differ
     cfg, _ = demo_settings(p.parse_args(["demo", "--quick", "--epochs", "3"]))
     assert cfg.epochs == 3 and cfg.per_class < DemoConfig.per_class
+    # a demo folder made before the flow options were the default resumes with them off
+    cfg, out = demo_settings(p.parse_args(["demo", "--flow-camera", "none", "--flow-illumination", "none"]))
+    assert (cfg.flow_camera, cfg.flow_illumination) == ("none", "none") and out == "runs/demo"
+    assert (DemoConfig().flow_camera, DemoConfig().flow_illumination) == ("affine", "normalize")
 
 
 def test_demo_refuses_zero_epochs_in_one_line(tmp_path, capsys):
