@@ -509,9 +509,14 @@ def train_settings(a):
                                         "streaming", "detector") if getattr(a, k, None) is not None}
     if a.data:
         given["root"] = str(Path(a.data).resolve())
+    if getattr(a, "unlabeled", None):
+        given["unlabeled"] = str(Path(a.unlabeled).resolve())
     recipe = {k: getattr(a, k) for k in ("epochs", "teacher_epochs", "flow_camera", "flow_illumination",
                                          "augment_light", "augment_shake", "crop") if getattr(a, k, None) is not None}
     s = dataclasses.replace(s, **given, recipe=dataclasses.replace(s.recipe, **recipe))
+    if s.unlabeled and s.recipe.crop == "person":
+        raise UsageError("--unlabeled with --crop person: the unlabeled videos would need their people cut out "
+                         "too; cut them with fts-edge data crops and train with the scripts' --unlabeled")
     if a.out:
         out = a.out
     elif a.config and not a.data:
@@ -879,6 +884,9 @@ def _train_parser(sub) -> None:
                         f"(default: small {small.flow_illumination}, paper {paper.flow_illumination})")
     g.add_argument("--augment-light", type=float, help="RGB training: each frame's brightness scaled by up to +-this")
     g.add_argument("--augment-shake", type=float, help="RGB training: a hand-held camera's jitter, RMS pixels a frame")
+    g.add_argument("--unlabeled", metavar="DIR",
+                   help="videos without labels (any layout; footage of the place the camera will watch): the students "
+                        "also follow the teacher on them, with no cross-entropy. Validation videos are refused")
     p = tr.add_argument_group("per person (for camera --track person)")
     p.add_argument("--crop", choices=("frame", "person"),
                    help="person: train on each video's tracked person, cut out as the camera's --track person cuts "

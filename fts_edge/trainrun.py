@@ -36,6 +36,7 @@ class TrainSettings:
     streaming: bool = False  # also distil the streaming student (causal_r3d_18) from the same teacher
     recipe: Recipe = PRESETS["small"]
     detector: str = "hog"  # --crop person: the person detector that finds the people to crop
+    unlabeled: Optional[str] = None  # videos without labels the students also follow the teacher on
 
     def to_dict(self) -> Dict:
         d = dataclasses.asdict(self)
@@ -77,12 +78,19 @@ class TrainRun(RecipeRun):
         super().__init__(out, settings.to_dict(), "settings", say, progress, STAGES,
                          resume_hint=f"resume it with its settings (fts-edge train --config "
                                      f"{Path(out) / 'settings.json'})",
-                         legacy={"recipe": ADDED_RECIPE, "detector": "hog"})
+                         legacy={"recipe": ADDED_RECIPE, "detector": "hog", "unlabeled": None})
         atomic_write_text(self.out / "settings.json", json.dumps(settings.to_dict(), indent=2))
 
     @property
     def cfg(self) -> Recipe:
         return self.recipe
+
+    def train_cfg(self, role: str, **kw):
+        """A role's TrainConfig; the students (clip and streaming) also follow the teacher on the
+        --unlabeled videos."""
+        if role == "student" and self.settings.unlabeled and kw.get("alpha", 1.0) > 0:
+            kw.setdefault("unlabeled", self.settings.unlabeled)
+        return super().train_cfg(role, **kw)
 
     @property
     def data(self) -> Dict:

@@ -189,6 +189,39 @@ def index_from_settings(d: dict) -> DatasetIndex:
                          d.get("per_class") or 40, d.get("num_classes") or len(MOTION_CLASSES), d.get("flip"))
 
 
+UNLABELED = -1  # the label of a video with none: the student follows the teacher on it, no cross-entropy
+
+
+def unlabeled_items(folder, index: DatasetIndex) -> List[VideoItem]:
+    """Every video under ``folder`` (searched recursively, any layout) as ``VideoItem(path,
+    UNLABELED)``, for the student to follow the teacher on. Videos of the labeled training set are
+    left out (they are there already, with their labels); a validation video is refused, because
+    following the teacher on it would let the validation clips into training.
+
+    Raises:
+        DatasetError: the folder is missing, has no videos, or holds validation videos.
+    """
+    root = Path(folder)
+    _need_dir(root, "--unlabeled folder")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+    if not files:
+        raise DatasetError(f"{root}: no videos ({', '.join(VIDEO_EXTENSIONS)}) under it for --unlabeled")
+    def key(p) -> str:
+        return str(Path(p).resolve())
+
+    held_out = {key(i.path) for i in index.test if "://" not in i.path}
+    shared = [p for p in files if key(p) in held_out]
+    if shared:
+        raise DatasetError(f"{root}: {len(shared)} of its videos are validation videos (e.g. {shared[0]}); "
+                           "--unlabeled must not hold the videos the table is measured on")
+    labeled = {key(i.path) for i in index.train if "://" not in i.path}
+    items = [VideoItem(str(p), UNLABELED) for p in files if key(p) not in labeled]
+    if not items:
+        raise DatasetError(f"{root}: every video under it is in the labeled training set already; --unlabeled "
+                           "takes other videos")
+    return items
+
+
 _DIRECTION_WORDS = (("left", "right"), ("clockwise", "counterclockwise"), ("clockwise", "anticlockwise"),
                     ("cw", "ccw"))
 

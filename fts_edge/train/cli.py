@@ -124,6 +124,10 @@ def add_train_args(p, role: str):
         g.add_argument("--init-stem-from", metavar="CKPT",
                        help="start the student's stem from this RGB network's (the clip student's: with --init-from a "
                             "causal copy of its teacher, the streaming student starts where the clip student is)")
+        g.add_argument("--unlabeled", metavar="DIR",
+                       help="also follow the teacher on these videos, which have no labels (any layout, searched "
+                            "recursively; the mimic terms only): footage of the place the camera will watch. Its "
+                            "flow is computed into the store like the training set's; validation videos are refused")
     if role == "teacher":
         g = p.add_argument_group("following another flow teacher (a causal copy of it for the streaming student)")
         g.add_argument("--teacher", help="flow-teacher checkpoint to follow: CE + alpha * the mimic of its features")

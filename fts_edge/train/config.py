@@ -57,6 +57,7 @@ RUN_DEFINING = (
     "init_from_teacher",
     "init_from",
     "init_stem_from",
+    "unlabeled",
     "flow_preset",
     "flow_camera",
     "flow_illumination",
@@ -111,6 +112,9 @@ class TrainConfig(Settings):
     init_from_teacher: bool = False  # start from the teacher's weights past its 2-channel stem (init_from_teacher)
     init_from: Optional[str] = None  # ... or from another flow network's (a causal one for the streaming student)
     init_stem_from: Optional[str] = None  # the student's stem from an RGB network's (the clip student's)
+    # a folder of unlabeled videos (any layout, searched recursively) the student also follows the
+    # teacher on: the mimic terms only, no cross-entropy (data.datasets.unlabeled_items)
+    unlabeled: Optional[str] = None
     allow_split_anomalies: bool = False  # train on a split that data check warns about
     flip: Optional[bool] = None  # horizontal flips in training: None = off where class names pair directions
     pretrained: Optional[str] = None  # a torchvision-format r3d_18 state dict to start from (load_pretrained)
@@ -162,6 +166,9 @@ class TrainConfig(Settings):
         if self.init_from and (self.init_from_teacher or self.pretrained or self.role != "student"):
             raise ValueError("--init-from sets a student's starting weights: not with --init-from-teacher or "
                              "--pretrained, and not for the teacher or the RGB baseline")
+        if self.unlabeled and (self.role != "student" or not self.teacher or self.alpha <= 0):
+            raise ValueError("--unlabeled videos teach the student through the teacher's features: it needs a "
+                             "student with --teacher and --alpha above 0")
         if self.init_stem_from and (self.pretrained or self.role != "student"):
             raise ValueError("--init-stem-from sets a student's stem: not with --pretrained, and only for a student")
 

@@ -76,7 +76,8 @@ def hint_term(map_rgb: torch.Tensor, map_flow: torch.Tensor, mimic: str = "mse")
 
 
 def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.Tensor, f_flow: torch.Tensor,
-                      alpha: float, mode: str = "ftsnet", mimic: str = "mse", maps=None):
+                      alpha: float, mode: str = "ftsnet", mimic: str = "mse", maps=None,
+                      labeled: Optional[torch.Tensor] = None):
     """Returns (loss, ce, mse); mse is always the plain feature MSE (what the logs compare), the
     loss uses ``mimic_term(mimic)``. mode "ftsnet": CE + alpha * mimic. mode "mers" (MARS's pure
     mimic ablation): the backbone learns from the mimic term alone; the classifier learns CE on
@@ -90,12 +91,17 @@ def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.T
         mode: ftsnet or mers.
         mimic: mse or correlation.
         maps: (student, teacher) feature-map pairs of the hint, or None.
+        labeled: a mask of the clips with a label (``--unlabeled`` clips have none): the CE is
+            theirs alone (0 for a batch without any), the mimic terms every clip's.
     """
     term = mimic_term(f_rgb, f_flow, mimic)
     for map_rgb, map_flow in maps or ():
         term = term + hint_term(map_rgb, map_flow.detach(), mimic)
     mse = term if mimic == "mse" else F.mse_loss(f_rgb.detach(), f_flow.detach())
-    ce = F.cross_entropy(logits, target)
+    if labeled is not None and not bool(labeled.all()):
+        ce = F.cross_entropy(logits[labeled], target[labeled]) if bool(labeled.any()) else logits.sum() * 0.0
+    else:
+        ce = F.cross_entropy(logits, target)
     if mode == "ftsnet":
         return ce + alpha * term, ce, mse
     if mode == "mers":

@@ -399,13 +399,20 @@ def build_run(cfg: TrainConfig, world: int, rank: int, progress) -> Run:
     net, teacher, proj = build_networks(cfg, len(index.classes))  # a wrong --teacher/--init-from fails before flow
     need_flow = cfg.role == "teacher" or (cfg.role == "student" and cfg.alpha > 0)
     store = flow_store(cfg) if need_flow else None
+    train_items = list(index.train)
+    if cfg.unlabeled:  # videos without labels: the student follows the teacher on them (no cross-entropy)
+        from ..data.datasets import unlabeled_items
+
+        extra = unlabeled_items(cfg.unlabeled, index)
+        log.info(f"{cfg.unlabeled}: {len(extra)} unlabeled videos beside the {len(train_items)} labeled ones")
+        train_items += extra
     unreadable: Dict[str, str] = {}
     if store is not None:  # the flow of every video, computed once before training (each process its share)
-        unreadable = build_flow(cfg, store, index.train, progress, world, rank)
+        unreadable = build_flow(cfg, store, train_items, progress, world, rank)
         if cfg.role == "teacher":
             build_flow(cfg, store, index.test, progress, world, rank, desc="computing flow (validation)")
     workers = data_workers(cfg)
-    train_ds = ClipSet(index.train, cfg.spec, True, index.flip, rgb=cfg.role != "teacher", store=store,
+    train_ds = ClipSet(train_items, cfg.spec, True, index.flip, rgb=cfg.role != "teacher", store=store,
                        seed=cfg.seed, frame_cache_mb=cfg.frame_cache_mb, workers=workers, unreadable=unreadable,
                        augment=(cfg.augment_light, cfg.augment_shake))
     val_ds = ClipSet(index.test, cfg.spec, False, index.flip, rgb=cfg.role != "teacher",
@@ -504,7 +511,7 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
     if run.proj is not None:
         run.proj.train()
     hints = hint_layers(cfg.hint) if run.teacher is not None else ()
-    tot = {"loss": 0.0, "ce": 0.0, "mse": 0.0, "correct": 0, "n": 0, "steps": 0, "wait": 0.0}
+    tot = {"loss": 0.0, "ce": 0.0, "mse": 0.0, "correct": 0, "n": 0, "n_labeled": 0, "steps": 0, "wait": 0.0}
     bar = progress(total=nb, desc=f"{cfg.role} epoch {epoch + 1}/{cfg.epochs}", unit="batch") \
         if (progress and run.master) else None
     batches = iter(run.loader)
@@ -514,6 +521,7 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
         tot["wait"] += time.perf_counter() - t_wait
         run.skipped.update(batch.pop("skipped", []))
         y = batch["label"].to(dev, non_blocking=True)
+        labeled = y >= 0  # --unlabeled clips (label -1) take the mimic terms only
         x = to_device(batch["flow" if cfg.role == "teacher" else "rgb"], run)
         with autocast(cfg, dev):
             logits, f_rgb, maps_rgb = run.model(x)
@@ -530,6 +538,7 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
                     cfg.mode,
                     cfg.mimic,
                     maps=[(full(a), full(b)) for a, b in zip(maps_rgb, maps_flow)],
+                    labeled=labeled,
                 )
             else:
                 loss = ce = F.cross_entropy(full(logits), y)
@@ -551,13 +560,15 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
             run.scaler.update()
         else:
             run.opt.step()
-        n = len(y)
-        for key, v in (("loss", loss.item() * n), ("ce", ce.item() * n), ("mse", mse.item() * n),
-                       ("correct", int((logits.argmax(1) == y).sum())), ("n", n), ("steps", 1)):
+        n, n_lab = len(y), int(labeled.sum())
+        for key, v in (("loss", loss.item() * n), ("ce", ce.item() * n_lab), ("mse", mse.item() * n),
+                       ("correct", int((logits.argmax(1) == y)[labeled].sum())), ("n", n), ("n_labeled", n_lab),
+                       ("steps", 1)):
             tot[key] += v
         if bar is not None:
             bar.update(1)
-            bar.set_postfix(loss=f"{tot['loss'] / tot['n']:.3f}", acc=f"{100 * tot['correct'] / tot['n']:.1f}")
+            bar.set_postfix(loss=f"{tot['loss'] / tot['n']:.3f}",
+                            acc=f"{100 * tot['correct'] / max(tot['n_labeled'], 1):.1f}")
         if max_steps is not None and tot["steps"] >= max_steps:
             break
     if bar is not None:
@@ -635,10 +646,10 @@ def save_epoch(run: Run, epoch: int, tot: Dict, m: Dict, train_s: float) -> Dict
     cfg, out = run.cfg, run.out
     is_best = m["top1"] > run.best
     run.best = max(run.best, m["top1"])
-    n = max(tot["n"], 1)
+    n, n_lab = max(tot["n"], 1), max(tot.get("n_labeled", tot["n"]), 1)  # CE and accuracy: labeled clips only
     num_classes = len(run.index.classes)
     row = {"epoch": epoch + 1, "lr": run.opt.param_groups[0]["lr"], "train_loss": tot["loss"] / n,
-           "train_ce": tot["ce"] / n, "train_mse": tot["mse"] / n, "train_top1": 100 * tot["correct"] / n,
+           "train_ce": tot["ce"] / n_lab, "train_mse": tot["mse"] / n, "train_top1": 100 * tot["correct"] / n_lab,
            "val_top1": m["top1"], "val_top5": m["top5"], "val_loss": m["loss"], "chance_top1": 100.0 / num_classes,
            "train_seconds": train_s, "data_wait_seconds": round(tot["wait"], 3),
            "skipped_videos": sorted(set(run.train_ds.unreadable) | run.skipped)}
