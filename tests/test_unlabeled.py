@@ -98,8 +98,8 @@ def test_unlabeled_is_a_students_setting_and_one_line_where_it_cannot_be():
         TrainConfig(role="teacher", unlabeled="footage")
     with pytest.raises(ValueError, match="needs a student with --teacher"):
         TrainConfig(role="rgb", alpha=0.0, unlabeled="footage")
-    r = subprocess.run([sys.executable, "-m", "fts_edge", "train", "data", "--unlabeled", "footage", "--crop", "person"],
-                       capture_output=True, text=True)
+    r = subprocess.run([sys.executable, "-m", "fts_edge", "train", "data", "--unlabeled", "footage",
+                        "--crop", "person"], capture_output=True, text=True)
     assert r.returncode == 2 and "--unlabeled with --crop person" in r.stderr and "Traceback" not in r.stderr
 
 
