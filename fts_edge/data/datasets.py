@@ -206,6 +206,7 @@ def unlabeled_items(folder, index: DatasetIndex) -> List[VideoItem]:
     files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
     if not files:
         raise DatasetError(f"{root}: no videos ({', '.join(VIDEO_EXTENSIONS)}) under it for --unlabeled")
+
     def key(p) -> str:
         return str(Path(p).resolve())
 
