@@ -143,10 +143,11 @@ class TrainRun(RecipeRun):
     def _video_camera(self) -> Dict:
         """The deployable model in the camera app, on the first validation video played as a camera."""
         from .live.camera import CameraSettings, run
-        video = self.train_cfg("teacher").index().test[0]
+        index = self.train_cfg("teacher").index()  # read once: a folder walk, or the split files
+        video, classes = index.test[0], index.classes
         model = self.live_model()
         lines = self.out / "camera.jsonl"
-        track, classes = None, self.train_cfg("teacher").index().classes
+        track = None
         if self.recipe.crop == "person":  # the model reads tracked people: the camera tracks them in a user's video
             from .train.crops import is_scene_folder, source_index
 
