@@ -60,6 +60,31 @@ def test_an_unlabeled_clip_adds_the_mimic_and_no_cross_entropy():
     assert w.grad is not None and float(w.grad.abs().sum()) == 0.0 and float(feats.grad.abs().sum()) > 0
 
 
+def test_kd_teaches_the_classifier_on_unlabeled_clips_what_the_teacher_predicts():
+    from fts_edge.train.distill import distillation_loss, kd_term
+
+    torch.manual_seed(0)
+    t_logits = torch.randn(4, 5)
+    assert abs(float(kd_term(t_logits.clone(), t_logits, 4.0))) < 1e-6  # the teacher's own answer costs nothing
+    s_logits = torch.randn(4, 5)
+    p_t, log_p_s = F.softmax(t_logits / 2.0, 1), F.log_softmax(s_logits / 2.0, 1)
+    by_hand = float((p_t * (p_t.log() - log_p_s)).sum(1).mean() * 4.0)
+    assert abs(float(kd_term(s_logits, t_logits, 2.0)) - by_hand) < 1e-5
+    # a batch of unlabeled clips only: the mimic leaves the classifier untouched, --kd moves it toward
+    # the teacher's classes (the loss falls along its gradient)
+    w = torch.randn(8, 5, requires_grad=True)
+    feats, ft = torch.randn(4, 8), torch.randn(4, 8)
+    none = torch.zeros(4, dtype=torch.bool)
+    y = torch.full((4,), -1)
+    loss, ce, _ = distillation_loss(feats @ w, y, feats, ft, 10.0, labeled=none, kd=(1.0, 2.0, t_logits))
+    assert ce.item() == 0.0 and loss.item() > distillation_loss(feats @ w, y, feats, ft, 10.0, labeled=none)[0].item()
+    loss.backward()
+    assert float(w.grad.abs().sum()) > 0
+    with torch.no_grad():
+        after = kd_term(feats @ (w - 0.1 * w.grad), t_logits, 2.0)
+    assert float(after) < float(kd_term(feats @ w.detach(), t_logits, 2.0))
+
+
 def test_a_student_follows_the_teacher_on_unlabeled_videos(tmp_path):
     """A real teacher, then a student with --unlabeled: the unlabeled videos' flow goes into the
     teacher's store, an epoch runs over labeled and unlabeled clips together, accuracy is the
@@ -75,14 +100,14 @@ def test_a_student_follows_the_teacher_on_unlabeled_videos(tmp_path):
                 batch_size=4, warmup_epochs=0, flow_cache=str(tmp_path / "flow"))
     fit(TrainConfig.from_settings(dict(base, role="teacher", out=str(tmp_path / "t"))))
     s = TrainConfig.from_settings(dict(base, role="student", out=str(tmp_path / "s"), mimic="correlation",
-                                       teacher=str(tmp_path / "t" / "last.pt"), unlabeled=str(footage)))
+                                       teacher=str(tmp_path / "t" / "last.pt"), unlabeled=str(footage), kd=1.0))
     assert fit(s)["epochs"] == 1
     store = flow_store(s)
     assert all(store.has(str(p)) for p in footage.rglob("*.avi"))
     row = json.loads((tmp_path / "s" / "metrics.jsonl").read_text().splitlines()[-1])
     assert 0.0 <= row["train_top1"] <= 100.0 and row["train_ce"] > 0
     ck = load_checkpoint(tmp_path / "s" / "last.pt")
-    assert ck["config"]["unlabeled"] == str(footage)
+    assert ck["config"]["unlabeled"] == str(footage) and ck["config"]["kd"] == 1.0
     other = _motion_folder(tmp_path / "other", seed=9)
     with pytest.raises(FtsError, match="unlabeled") as e:
         fit(TrainConfig.from_settings(dict(base, role="student", out=str(tmp_path / "s"), mimic="correlation",
@@ -98,6 +123,12 @@ def test_unlabeled_is_a_students_setting_and_one_line_where_it_cannot_be():
         TrainConfig(role="teacher", unlabeled="footage")
     with pytest.raises(ValueError, match="needs a student with --teacher"):
         TrainConfig(role="rgb", alpha=0.0, unlabeled="footage")
+    with pytest.raises(ValueError, match="--kd follows the teacher"):
+        TrainConfig(role="rgb", alpha=0.0, kd=1.0)
+    from fts_edge.core.errors import UsageError
+
+    with pytest.raises(UsageError, match="--kd-temperature"):
+        TrainConfig(role="student", teacher="t.pt", kd=1.0, kd_temperature=0.0)
     r = subprocess.run([sys.executable, "-m", "fts_edge", "train", "data", "--unlabeled", "footage",
                         "--crop", "person"], capture_output=True, text=True)
     assert r.returncode == 2 and "--unlabeled with --crop person" in r.stderr and "Traceback" not in r.stderr

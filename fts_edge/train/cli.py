@@ -128,6 +128,12 @@ def add_train_args(p, role: str):
                        help="also follow the teacher on these videos, which have no labels (any layout, searched "
                             "recursively; the mimic terms only): footage of the place the camera will watch. Its "
                             "flow is computed into the store like the training set's; validation videos are refused")
+        g.add_argument("--kd", type=float,
+                       help="also learn the teacher's class probabilities, softened at --kd-temperature, on every clip "
+                            "(with --unlabeled the classifier then learns from the footage too; default "
+                            f"{DEFAULTS.kd:g}: off)")
+        g.add_argument("--kd-temperature", type=float,
+                       help=f"the temperature of --kd (default {DEFAULTS.kd_temperature:g})")
     if role == "teacher":
         g = p.add_argument_group("following another flow teacher (a causal copy of it for the streaming student)")
         g.add_argument("--teacher", help="flow-teacher checkpoint to follow: CE + alpha * the mimic of its features")

@@ -58,6 +58,8 @@ RUN_DEFINING = (
     "init_from",
     "init_stem_from",
     "unlabeled",
+    "kd",
+    "kd_temperature",
     "flow_preset",
     "flow_camera",
     "flow_illumination",
@@ -115,6 +117,12 @@ class TrainConfig(Settings):
     # a folder of unlabeled videos (any layout, searched recursively) the student also follows the
     # teacher on: the mimic terms only, no cross-entropy (data.datasets.unlabeled_items)
     unlabeled: Optional[str] = None
+    # The teacher's class probabilities, softened at kd_temperature, as the student's targets on every
+    # clip, labeled or not (Hinton, Vinyals, Dean 2015): with --unlabeled footage its classifier then
+    # learns from every clip, not only from the labeled ones (distill.distillation_loss).
+    kd: float = setting(0.0, lo=0.0, help="weight of the teacher's softened class probabilities as the student's "
+                                          "targets, on every clip (0: off)")
+    kd_temperature: float = setting(4.0, above=0.0, help="the softmax temperature of --kd")
     allow_split_anomalies: bool = False  # train on a split that data check warns about
     flip: Optional[bool] = None  # horizontal flips in training: None = off where class names pair directions
     pretrained: Optional[str] = None  # a torchvision-format r3d_18 state dict to start from (load_pretrained)
@@ -169,6 +177,9 @@ class TrainConfig(Settings):
         if self.unlabeled and (self.role != "student" or not self.teacher or self.alpha <= 0):
             raise ValueError("--unlabeled videos teach the student through the teacher's features: it needs a "
                              "student with --teacher and --alpha above 0")
+        if self.kd > 0 and (self.role != "student" or not self.teacher or self.alpha <= 0):
+            raise ValueError("--kd follows the teacher's class probabilities: it needs a student with --teacher and "
+                             "--alpha above 0")
         if self.init_stem_from and (self.pretrained or self.role != "student"):
             raise ValueError("--init-stem-from sets a student's stem: not with --pretrained, and only for a student")
 

@@ -6,7 +6,7 @@ projection maps the student's features to the teacher's (trained with the studen
 """
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -75,9 +75,19 @@ def hint_term(map_rgb: torch.Tensor, map_flow: torch.Tensor, mimic: str = "mse")
     return mimic_term(flat(map_rgb), flat(map_flow), mimic)
 
 
+def kd_term(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Knowledge distillation (Hinton, Vinyals, Dean 2015): the KL divergence from the teacher's
+    class probabilities to the student's, both softened at ``temperature``, times temperature^2 so
+    its gradients keep their size as the temperature changes; the mean over the clips. It needs no
+    label, so it teaches on ``--unlabeled`` clips what the mimic terms cannot: the classifier."""
+    t = float(temperature)
+    return F.kl_div(F.log_softmax(logits / t, 1), F.log_softmax(teacher_logits.detach() / t, 1),
+                    reduction="batchmean", log_target=True) * (t * t)
+
+
 def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.Tensor, f_flow: torch.Tensor,
                       alpha: float, mode: str = "ftsnet", mimic: str = "mse", maps=None,
-                      labeled: Optional[torch.Tensor] = None):
+                      labeled: Optional[torch.Tensor] = None, kd: Optional[Tuple[float, float, torch.Tensor]] = None):
     """Returns (loss, ce, mse); mse is always the plain feature MSE (what the logs compare), the
     loss uses ``mimic_term(mimic)``. mode "ftsnet": CE + alpha * mimic. mode "mers" (MARS's pure
     mimic ablation): the backbone learns from the mimic term alone; the classifier learns CE on
@@ -93,6 +103,8 @@ def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.T
         maps: (student, teacher) feature-map pairs of the hint, or None.
         labeled: a mask of the clips with a label (``--unlabeled`` clips have none): the CE is
             theirs alone (0 for a batch without any), the mimic terms every clip's.
+        kd: (weight, temperature, the teacher's logits), or None: adds weight * kd_term, on every
+            clip, to the loss of either mode.
     """
     term = mimic_term(f_rgb, f_flow, mimic)
     for map_rgb, map_flow in maps or ():
@@ -102,10 +114,11 @@ def distillation_loss(logits: torch.Tensor, target: torch.Tensor, f_rgb: torch.T
         ce = F.cross_entropy(logits[labeled], target[labeled]) if bool(labeled.any()) else logits.sum() * 0.0
     else:
         ce = F.cross_entropy(logits, target)
+    soft = kd[0] * kd_term(logits, kd[2], kd[1]) if kd is not None and kd[0] > 0 else 0.0
     if mode == "ftsnet":
-        return ce + alpha * term, ce, mse
+        return ce + alpha * term + soft, ce, mse
     if mode == "mers":
-        return ce + term, ce, mse
+        return ce + term + soft, ce, mse
     raise ValueError(f"unknown distillation mode {mode!r} (ftsnet, mers)")
 
 

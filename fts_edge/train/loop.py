@@ -236,6 +236,9 @@ class HintedTeacher(nn.Module):
         f = self.teacher.forward_flow_features(flow)
         return f, (self.maps_from.forward_flow_features_and_maps(flow, layers)[1] if layers else [])
 
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.teacher.forward_head(features)
+
 
 def student_shaped_flow_network(cfg: TrainConfig, path: str, flag: str, num_classes: int) -> nn.Module:
     """The flow network of ``--init-from`` or ``--hint-from``, frozen, checked to be built exactly as
@@ -529,6 +532,7 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
                 with torch.no_grad():
                     flow = to_device(batch["flow"], run)
                     f_flow, maps_flow = run.teacher.forward_flow_features_and_maps(flow, hints)
+                    t_logits = run.teacher.forward_head(f_flow) if cfg.kd > 0 else None
                 loss, ce, mse = distillation_loss(
                     full(logits),
                     y,
@@ -539,6 +543,7 @@ def train_epoch(run: Run, epoch: int, progress=None, max_steps: Optional[int] = 
                     cfg.mimic,
                     maps=[(full(a), full(b)) for a, b in zip(maps_rgb, maps_flow)],
                     labeled=labeled,
+                    kd=(cfg.kd, cfg.kd_temperature, full(t_logits)) if t_logits is not None else None,
                 )
             else:
                 loss = ce = F.cross_entropy(full(logits), y)
