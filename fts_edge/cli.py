@@ -506,7 +506,7 @@ def train_settings(a):
     else:
         s = TrainSettings(recipe=PRESETS[a.preset or "small"])
     given = {k: getattr(a, k) for k in ("dataset", "splits", "split", "seed", "flip", "pretrained", "baseline",
-                                        "streaming", "detector") if getattr(a, k, None) is not None}
+                                        "streaming", "detector", "kd") if getattr(a, k, None) is not None}
     if a.data:
         given["root"] = str(Path(a.data).resolve())
     if getattr(a, "unlabeled", None):
@@ -514,6 +514,7 @@ def train_settings(a):
     recipe = {k: getattr(a, k) for k in ("epochs", "teacher_epochs", "flow_camera", "flow_illumination",
                                          "augment_light", "augment_shake", "crop") if getattr(a, k, None) is not None}
     s = dataclasses.replace(s, **given, recipe=dataclasses.replace(s.recipe, **recipe))
+    check_range("--kd", s.kd, lo=0.0)
     if s.unlabeled and s.recipe.crop == "person":
         raise UsageError("--unlabeled with --crop person: the unlabeled videos would need their people cut out "
                          "too; cut them with fts-edge data crops and train with the scripts' --unlabeled")
@@ -856,6 +857,7 @@ def _train_parser(sub) -> None:
                                             "HMDB51/UCF101 video root with --dataset")
     tr.add_argument("--out", help="run folder (default runs/<name of DATA>)")
     from .pipeline import PRESETS
+    from .train.config import DEFAULTS as TRAIN_DEFAULTS
 
     tr.add_argument("--preset", choices=tuple(PRESETS),
                     help="small: the recipe measured on the motion dataset (minutes on a CPU); paper: FTSnet's "
@@ -887,6 +889,10 @@ def _train_parser(sub) -> None:
     g.add_argument("--unlabeled", metavar="DIR",
                    help="videos without labels (any layout; footage of the place the camera will watch): the students "
                         "also follow the teacher on them, with no cross-entropy. Validation videos are refused")
+    g.add_argument("--kd", type=float, metavar="WEIGHT",
+                   help="the students also learn the teacher's class probabilities (softened at temperature "
+                        f"{TRAIN_DEFAULTS.kd_temperature:g}) on every clip: with --unlabeled, the footage teaches "
+                        "their classifier too (default 0: off)")
     p = tr.add_argument_group("per person (for camera --track person)")
     p.add_argument("--crop", choices=("frame", "person"),
                    help="person: train on each video's tracked person, cut out as the camera's --track person cuts "

@@ -37,6 +37,7 @@ class TrainSettings:
     recipe: Recipe = PRESETS["small"]
     detector: str = "hog"  # --crop person: the person detector that finds the people to crop
     unlabeled: Optional[str] = None  # videos without labels the students also follow the teacher on
+    kd: float = 0.0  # the students also learn the teacher's softened class probabilities (train.distill.kd_term)
 
     def to_dict(self) -> Dict:
         d = dataclasses.asdict(self)
@@ -78,7 +79,7 @@ class TrainRun(RecipeRun):
         super().__init__(out, settings.to_dict(), "settings", say, progress, STAGES,
                          resume_hint=f"resume it with its settings (fts-edge train --config "
                                      f"{Path(out) / 'settings.json'})",
-                         legacy={"recipe": ADDED_RECIPE, "detector": "hog", "unlabeled": None})
+                         legacy={"recipe": ADDED_RECIPE, "detector": "hog", "unlabeled": None, "kd": 0.0})
         atomic_write_text(self.out / "settings.json", json.dumps(settings.to_dict(), indent=2))
 
     @property
@@ -87,9 +88,12 @@ class TrainRun(RecipeRun):
 
     def train_cfg(self, role: str, **kw):
         """A role's TrainConfig; the students (clip and streaming) also follow the teacher on the
-        --unlabeled videos."""
-        if role == "student" and self.settings.unlabeled and kw.get("alpha", 1.0) > 0:
-            kw.setdefault("unlabeled", self.settings.unlabeled)
+        --unlabeled videos, and its class probabilities with --kd."""
+        if role == "student" and kw.get("alpha", 1.0) > 0:
+            if self.settings.unlabeled:
+                kw.setdefault("unlabeled", self.settings.unlabeled)
+            if self.settings.kd > 0:
+                kw.setdefault("kd", self.settings.kd)
         return super().train_cfg(role, **kw)
 
     @property

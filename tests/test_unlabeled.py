@@ -132,6 +132,9 @@ def test_unlabeled_is_a_students_setting_and_one_line_where_it_cannot_be():
     r = subprocess.run([sys.executable, "-m", "fts_edge", "train", "data", "--unlabeled", "footage",
                         "--crop", "person"], capture_output=True, text=True)
     assert r.returncode == 2 and "--unlabeled with --crop person" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "fts_edge", "train", "data", "--kd", "-1"], capture_output=True,
+                       text=True)
+    assert r.returncode == 2 and "--kd" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_fts_edge_train_gives_the_unlabeled_videos_to_the_students_only(tmp_path):
@@ -140,7 +143,7 @@ def test_fts_edge_train_gives_the_unlabeled_videos_to_the_students_only(tmp_path
 
     (tmp_path / "footage").mkdir()
     a = build_parser().parse_args(["train", str(tmp_path / "data"), "--unlabeled", str(tmp_path / "footage"),
-                                   "--streaming", "--out", str(tmp_path / "run")])
+                                   "--streaming", "--kd", "1", "--out", str(tmp_path / "run")])
     s, out = train_settings(a)
     assert s.unlabeled == str((tmp_path / "footage").resolve())
     run = TrainRun(out, s, say=lambda *_: None)
@@ -148,4 +151,6 @@ def test_fts_edge_train_gives_the_unlabeled_videos_to_the_students_only(tmp_path
     assert run.streaming_cfgs()[1].unlabeled == s.unlabeled  # the streaming student too
     assert run.streaming_cfgs()[0].unlabeled is None  # not the teacher's causal copy
     assert run.train_cfg("teacher").unlabeled is None and run.train_cfg("rgb", alpha=0.0).unlabeled is None
+    assert run.train_cfg("student", teacher="t.pt").kd == 1.0 and run.streaming_cfgs()[1].kd == 1.0
+    assert run.streaming_cfgs()[0].kd == 0.0 and run.train_cfg("rgb", alpha=0.0).kd == 0.0
     assert '"unlabeled"' in (tmp_path / "run" / "settings.json").read_text()
