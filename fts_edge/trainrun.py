@@ -17,6 +17,7 @@ from typing import Dict, Optional
 from .core.artifacts import atomic_write_text
 from .core.errors import DatasetError, UsageError
 from .pipeline import ADDED_RECIPE, PRESETS, Recipe, RecipeRun
+from .train.config import DEFAULTS as TRAIN
 
 DATA_KEYS = ("dataset", "root", "splits", "split", "seed", "flip", "pretrained")
 
@@ -37,7 +38,7 @@ class TrainSettings:
     recipe: Recipe = PRESETS["small"]
     detector: str = "hog"  # --crop person: the person detector that finds the people to crop
     unlabeled: Optional[str] = None  # videos without labels the students also follow the teacher on
-    kd: float = 0.0  # the students also learn the teacher's softened class probabilities (train.distill.kd_term)
+    kd: float = TRAIN.kd  # the students also learn the teacher's softened class probabilities (train.distill.kd_term)
 
     def to_dict(self) -> Dict:
         d = dataclasses.asdict(self)
