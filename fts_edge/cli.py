@@ -18,7 +18,7 @@ from .core.errors import UsageError, guarded
 from .core.parser import Parser
 from .core.settings import check_range
 from .core.version import __version__
-from .data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, TVL1_PRESETS
+from .data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, RGB_ILLUMINATION, TVL1_PRESETS
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -512,7 +512,8 @@ def train_settings(a):
     if getattr(a, "unlabeled", None):
         given["unlabeled"] = str(Path(a.unlabeled).resolve())
     recipe = {k: getattr(a, k) for k in ("epochs", "teacher_epochs", "flow_camera", "flow_illumination",
-                                         "augment_light", "augment_shake", "crop") if getattr(a, k, None) is not None}
+                                         "augment_light", "augment_shake", "rgb_illumination", "crop")
+              if getattr(a, k, None) is not None}
     s = dataclasses.replace(s, **given, recipe=dataclasses.replace(s.recipe, **recipe))
     check_range("--kd", s.kd, lo=0.0)
     if s.unlabeled and s.recipe.crop == "person":
@@ -884,6 +885,9 @@ def _train_parser(sub) -> None:
     g.add_argument("--flow-illumination", choices=FLOW_ILLUMINATION,
                    help="take changing light out of the frames before TV-L1 "
                         f"(default: small {small.flow_illumination}, paper {paper.flow_illumination})")
+    g.add_argument("--rgb-illumination", choices=RGB_ILLUMINATION,
+                   help="normalize: each RGB frame brought to one mean brightness before the networks, in training "
+                        f"and wherever the model runs (default {small.rgb_illumination})")
     g.add_argument("--augment-light", type=float, help="RGB training: each frame's brightness scaled by up to +-this")
     g.add_argument("--augment-shake", type=float, help="RGB training: a hand-held camera's jitter, RMS pixels a frame")
     g.add_argument("--unlabeled", metavar="DIR",

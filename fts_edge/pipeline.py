@@ -63,13 +63,15 @@ class Recipe(Settings):
     augment_light: float = setting(0.0, lo=0.0, hi=0.9)  # the RGB networks' frames: brightness +-this
     augment_shake: float = setting(0.0, lo=0.0, hi=20.0)  # the RGB networks' frames: a hand-held camera's jitter
     crop: str = "frame"  # what the networks see: whole frames, or each tracked person's square (data.regions)
+    rgb_illumination: str = "none"  # the RGB networks' frames each brought to one brightness (ClipSpec's)
 
     @property
     def clip(self):
         """The recipe's clip geometry, the ClipSpec every stage of the run reads."""
         from .data.clipspec import ClipSpec
 
-        return ClipSpec(frames=self.frames, size=self.size, resize=self.resize, stride=self.stride, crop=self.crop)
+        return ClipSpec(frames=self.frames, size=self.size, resize=self.resize, stride=self.stride, crop=self.crop,
+                        rgb_illumination=self.rgb_illumination)
 
     def train_config(self, role: str, out: Path, data: Dict, seed: int, flow_cache: Optional[str] = None, **kw):
         """The TrainConfig of one role (teacher, rgb, student) under this recipe, on ``data`` (the
@@ -116,7 +118,7 @@ PRESETS = {
 # of a network resume its training from its last epoch; a baseline or a streaming student is added).
 # Recipe settings added since runs were first saved, and the value those runs ran with
 ADDED_RECIPE = {"flow_camera": "none", "flow_illumination": "none", "augment_light": 0.0, "augment_shake": 0.0,
-                "crop": "frame"}
+                "crop": "frame", "rgb_illumination": "none"}
 
 GROWS = {"teacher_epochs": "teacher", "epochs": "student", "baseline": "student", "streaming": "streaming"}
 # Networks learnt from another's outputs: more teacher epochs make them stale, so their folders are

@@ -26,6 +26,10 @@ FLOW_SCALE = 2.0
 # Wedel et al.'s decomposition, the frame less most of its TV-smoothed structure).
 FLOW_CAMERA = ("none", "median", "affine")
 FLOW_ILLUMINATION = ("none", "normalize", "structure_texture")
+# What the RGB networks' frames are made robust to: "normalize" scales each frame (its crop) to one
+# mean brightness before the per-channel normalisation, so light that changes from frame to frame
+# (flicker, auto-exposure, clouds) reaches the network as no change (data.transforms).
+RGB_ILLUMINATION = ("none", "normalize")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class ClipSpec(Settings):
     frames: frames per clip (the paper: 25). size: square crop side (112).
     resize: short side the frames are scaled to before cropping (128, as in C3D/R3D practice).
     stride: temporal sampling stride, in decoded frames. mean/std: per-channel, RGB in [0, 1].
+    rgb_illumination: "normalize" brings each frame to one mean brightness first (RGB_ILLUMINATION).
     Layout of the network input is always N x 3 x T x H x W, RGB.
     """
 
@@ -49,6 +54,7 @@ class ClipSpec(Settings):
     # what a clip shows: whole frames, or the square around a tracked person (data.regions.person_crop);
     # the camera refuses to give a person-crop model whole frames
     crop: str = "frame"
+    rgb_illumination: str = "none"
 
     def __post_init__(self):
         super().__post_init__()
@@ -56,6 +62,9 @@ class ClipSpec(Settings):
             raise UsageError(f"--resize must be at least --size ({self.size}), got {self.resize}")
         if self.crop not in ("frame", "person"):
             raise UsageError(f"--crop must be frame or person, got {self.crop!r}")
+        if self.rgb_illumination not in RGB_ILLUMINATION:
+            raise UsageError(f"--rgb-illumination must be one of {', '.join(RGB_ILLUMINATION)}, "
+                             f"got {self.rgb_illumination!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise ValueError("ClipSpec.mean and std need three values, std > 0")
         object.__setattr__(self, "mean", tuple(float(m) for m in self.mean))
@@ -82,6 +91,8 @@ class ClipSpec(Settings):
         d["mean"], d["std"] = list(self.mean), list(self.std)
         if d["crop"] == "frame":  # the default is not written: whole-frame artifacts read as they always did
             del d["crop"]
+        if d["rgb_illumination"] == "none":  # likewise: artifacts from before it read unchanged
+            del d["rgb_illumination"]
         return d
 
     @classmethod

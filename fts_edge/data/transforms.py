@@ -57,10 +57,26 @@ def _crop_box(h: int, w: int, size: int, rng: Optional[np.random.Generator]):
     return int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
 
 
+# rgb_illumination "normalize": the most a frame's brightness is raised, so a covered lens or a
+# black frame is not blown up into noise
+MAX_LIGHT_GAIN = 8.0
+
+
+def light_gain(crop: np.ndarray, spec: ClipSpec) -> float:
+    """The factor that brings one frame's crop (H, W, 3), values 0-255, to the mean brightness of
+    the normalisation's mean (``rgb_illumination`` "normalize"), at most MAX_LIGHT_GAIN. A change
+    of light that scales the whole frame (flicker, exposure) leaves the scaled frame as it was."""
+    target = 255.0 * float(np.mean(spec.mean))
+    return target / max(float(crop.mean(dtype=np.float64)), target / MAX_LIGHT_GAIN)
+
+
 def _normalise(crop: np.ndarray, spec: ClipSpec) -> np.ndarray:
     mean = np.asarray(spec.mean, np.float32) * 255.0
     inv_std = 1.0 / (np.asarray(spec.std, np.float32) * 255.0)
-    return ((crop.astype(np.float32) - mean) * inv_std).transpose(2, 0, 1)
+    f = crop.astype(np.float32)
+    if spec.rgb_illumination == "normalize":
+        f *= np.float32(light_gain(crop, spec))
+    return ((f - mean) * inv_std).transpose(2, 0, 1)
 
 
 def preprocess_frame(frame: np.ndarray, spec: ClipSpec) -> np.ndarray:
@@ -102,7 +118,8 @@ def preprocess_clip(frames: np.ndarray, spec: ClipSpec, train: bool = False,
 
 
 def denormalise(clip, spec: ClipSpec):
-    """Inverse of the normalisation, for pictures and for the flow teacher: back to [0, 255] RGB.
+    """Inverse of the normalisation, for pictures and for the flow teacher: back to [0, 255] RGB
+    (under ``rgb_illumination`` "normalize", the frames as brought to one brightness).
 
     Works on numpy arrays or torch tensors shaped (..., 3, T, H, W).
     """

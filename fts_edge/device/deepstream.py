@@ -68,6 +68,10 @@ def deepstream_config(model, out_dir, sources: int = 1, max_rois: int = 0, every
         raise FtsError(f"{model}: class names with ';' or a line break cannot go in a DeepStream labels file: "
                        f"{bad[0]!r}")
     spec = meta["clip_spec"]
+    if spec.get("rgb_illumination", "none") != "none":
+        raise FtsError(f"{model}: trained with --rgb-illumination {spec['rgb_illumination']} (each frame brought to "
+                       "one brightness), which nvdspreprocess's per-channel scale and offset cannot do; run it with "
+                       "fts-edge camera")
     frames, size, resize, stride = int(spec["frames"]), int(spec["size"]), int(spec["resize"]), int(spec["stride"])
     inp = (meta.get("input_names") or ["clip"])[0]
     batch = max_rois or sources

@@ -148,7 +148,9 @@ def load_teacher(path, spec: Optional[ClipSpec] = None, classes: Optional[list] 
     ck = load_checkpoint(path)
     if ck.get("role") != "teacher":
         raise CheckpointError(f"{path}: {flag} needs a flow-teacher checkpoint (this one's role is {ck.get('role')!r})")
-    if spec is not None and ClipSpec.from_dict(ck["clip_spec"]) != spec:
+    # the teacher reads flow, not the RGB pixels the student's rgb_illumination rescales: that may differ
+    if spec is not None and ClipSpec.from_dict(ck["clip_spec"]).replace(
+            rgb_illumination=spec.rgb_illumination) != spec:
         raise CheckpointError(f"{path}: the teacher was trained on other clips ({ck['clip_spec']}) than the student's")
     if classes is not None and list(ck["classes"]) != list(classes):
         raise CheckpointError(f"{path}: the teacher knows {len(ck['classes'])} classes "

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from ..core.errors import FtsError, guarded
-from ..data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, TVL1_PRESETS
+from ..data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, RGB_ILLUMINATION, TVL1_PRESETS
 from ..nets.models import HINT_LAYERS, MODELS, hint_layers
 from .config import DEFAULT_LR, DEFAULTS, MIMICS
 
@@ -40,6 +40,10 @@ def add_train_args(p, role: str):
     g.add_argument("--crop", choices=("frame", "person"),
                    help="person: --root is a folder of person tubes from `fts-edge data crops` (for camera --track "
                         "person); default frame")
+    g.add_argument("--rgb-illumination", choices=RGB_ILLUMINATION,
+                   help="normalize: each RGB frame brought to one mean brightness before the network, in training "
+                        "and wherever the model runs, so flicker and exposure changes reach it as no change "
+                        "(default %(default)s)")
     g = p.add_argument_group("network")
     g.add_argument("--model", choices=tuple(MODELS),
                    help="r3d_18 (the paper's), resnext3d_18, or causal_r3d_18: the streaming student, one step "

@@ -22,7 +22,7 @@ DEFAULT_LR = {"sgd": 0.1, "adamw": 1e-3}
 # where rounding must not hide what is being checked (the distributed parity test).
 PRECISIONS = ("fp32", "bf16", "fp16", "fp64")
 MIMICS = ("mse", "correlation")  # the paper's MSE of the features, or the same on batch z-scored features
-CLIP_FIELDS = ("frames", "size", "resize", "stride", "crop")
+CLIP_FIELDS = ("frames", "size", "resize", "stride", "crop", "rgb_illumination")
 # Settings that define a run: --resume refuses a change to any of them (epochs may grow, device,
 # precision and threads may change).
 RUN_DEFINING = (
@@ -38,6 +38,7 @@ RUN_DEFINING = (
     "resize",
     "stride",
     "crop",
+    "rgb_illumination",
     "model",
     "width",
     "optimizer",

@@ -112,15 +112,24 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
             from ..core.errors import CheckpointError
             raise CheckpointError(f"{flag[name]}: a {ck.get('role')!r} checkpoint, not a {want_role[name][0]!r} one; "
                                   "the table would name it wrongly")
-        if ClipSpec.from_dict(ck["clip_spec"]) != spec or ck["classes"] != classes:
+        # rgb_illumination may differ: each model reads the clips as it was trained to, below
+        own = ClipSpec.from_dict(ck["clip_spec"])
+        if own.replace(rgb_illumination=spec.rgb_illumination) != spec or ck["classes"] != classes:
             from ..core.errors import CheckpointError
             raise CheckpointError(f"{name}: trained on other clips or classes than the others; the table compares like "
                                   "with like")
     if index is None:
         index = index_from_settings(first["config"])
-    ds = ClipSet(index.test, spec, False, index.flip)
+    sets = {}  # one clip set a preprocessing: the same clips, in the same order, for every model
+
+    def clips_of(ck):
+        own = ClipSpec.from_dict(ck["clip_spec"])
+        if own not in sets:
+            sets[own] = ClipSet(index.test, own, False, index.flip)
+        return sets[own]
+
     # every model takes the RGB clip: the teacher computes its flow with the TV-L1 layers, as deployed
-    scores = {name: score(build_from_checkpoint(ck), ds, "rgb", batch_size) for name, ck in cks.items()}
+    scores = {name: score(build_from_checkpoint(ck), clips_of(ck), "rgb", batch_size) for name, ck in cks.items()}
     if "RGB" in scores and "flow (teacher)" in scores:
         a, b = scores["RGB"], scores["flow (teacher)"]
         scores["two-stream"] = {"probs": (a["probs"] + b["probs"]) / 2, "labels": a["labels"],
