@@ -478,8 +478,8 @@ def demo_settings(a):
     from .demo import QUICK, DemoConfig
 
     base = QUICK if a.quick else DemoConfig()
-    given = {k: getattr(a, k) for k in ("seed", "epochs", "teacher_epochs", "flow_camera", "flow_illumination")
-             if getattr(a, k) is not None}
+    given = {k: getattr(a, k) for k in ("seed", "epochs", "teacher_epochs", "flow_camera", "flow_illumination",
+                                         "rgb_illumination") if getattr(a, k) is not None}
     cfg = replace(base, **given)
     longer = (cfg.epochs, cfg.teacher_epochs) != (base.epochs, base.teacher_epochs)
     name = ("runs/demo-quick" if a.quick else "runs/demo") + (f"-e{cfg.epochs}-t{cfg.teacher_epochs}" if longer else "")
@@ -844,6 +844,9 @@ def _demo_parser(sub) -> None:
     dm.add_argument("--flow-illumination", choices=FLOW_ILLUMINATION,
                     help="changing light taken out of the frames before TV-L1 "
                          f"(default {DemoConfig.flow_illumination})")
+    dm.add_argument("--rgb-illumination", choices=RGB_ILLUMINATION,
+                    help="normalize: each RGB frame brought to one mean brightness before the networks, in training "
+                         f"and wherever the model runs (default {DemoConfig.rgb_illumination})")
     dm.set_defaults(func=cmd_demo)
 
 

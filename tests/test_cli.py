@@ -47,6 +47,8 @@ def test_demo_epoch_flags_reach_the_config_and_name_their_folder():
     cfg, out = demo_settings(p.parse_args(["demo", "--flow-camera", "none", "--flow-illumination", "none"]))
     assert (cfg.flow_camera, cfg.flow_illumination) == ("none", "none") and out == "runs/demo"
     assert (DemoConfig().flow_camera, DemoConfig().flow_illumination) == ("affine", "normalize")
+    cfg, _ = demo_settings(p.parse_args(["demo", "--rgb-illumination", "normalize"]))
+    assert cfg.rgb_illumination == cfg.recipe.clip.rgb_illumination == "normalize"
 
 
 def test_demo_refuses_zero_epochs_in_one_line(tmp_path, capsys):
