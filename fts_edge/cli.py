@@ -20,6 +20,10 @@ from .core.settings import check_range
 from .core.version import __version__
 from .data.clipspec import FLOW_CAMERA, FLOW_ILLUMINATION, RGB_ILLUMINATION, TVL1_PRESETS
 
+# the help of --rgb-illumination, on `fts-edge train` and `fts-edge demo`
+RGB_ILLUMINATION_HELP = ("normalize: each RGB frame brought to one mean brightness before the networks, in training "
+                         "and wherever the model runs")
+
 
 # -- data -----------------------------------------------------------------------------------
 def _add_dataset_args(p, root_required=False):
@@ -845,8 +849,7 @@ def _demo_parser(sub) -> None:
                     help="changing light taken out of the frames before TV-L1 "
                          f"(default {DemoConfig.flow_illumination})")
     dm.add_argument("--rgb-illumination", choices=RGB_ILLUMINATION,
-                    help="normalize: each RGB frame brought to one mean brightness before the networks, in training "
-                         f"and wherever the model runs (default {DemoConfig.rgb_illumination})")
+                    help=f"{RGB_ILLUMINATION_HELP} (default {DemoConfig.rgb_illumination})")
     dm.set_defaults(func=cmd_demo)
 
 
@@ -889,8 +892,7 @@ def _train_parser(sub) -> None:
                    help="take changing light out of the frames before TV-L1 "
                         f"(default: small {small.flow_illumination}, paper {paper.flow_illumination})")
     g.add_argument("--rgb-illumination", choices=RGB_ILLUMINATION,
-                   help="normalize: each RGB frame brought to one mean brightness before the networks, in training "
-                        f"and wherever the model runs (default {small.rgb_illumination})")
+                   help=f"{RGB_ILLUMINATION_HELP} (default {small.rgb_illumination})")
     g.add_argument("--augment-light", type=float, help="RGB training: each frame's brightness scaled by up to +-this")
     g.add_argument("--augment-shake", type=float, help="RGB training: a hand-held camera's jitter, RMS pixels a frame")
     g.add_argument("--unlabeled", metavar="DIR",
