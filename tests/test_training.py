@@ -132,6 +132,8 @@ def test_scripts_run_unchanged_on_official_layouts(layout, hmdb_fixture, ucf_fix
     assert set(table["diagnostics"]["agreement"]) == {"RGB / flow (teacher)", "RGB / distilled student",
                                                       "flow (teacher) / distilled student"}
     assert "agreement RGB / flow (teacher)" in e.stdout
+    assert "distilled student - two-stream:" in e.stdout
+    assert all(r["top1_ci95"][0] <= r["top1"] <= r["top1_ci95"][1] for r in table["rows"])
     ck = load_checkpoint(tmp_path / "student" / "best.pt")
     assert ck["classes"] == fx["classes"] and ck["clip_spec"]["frames"] == 4
     assert {"model", "optimizer", "scheduler", "epoch", "best_metric", "config", "clip_spec", "classes"} <= set(ck)
@@ -381,6 +383,30 @@ def test_table_diagnostics_count_shared_errors_clip_by_clip():
     assert d["also_wrong_where_teacher_is"] == {"RGB": 50.0, "distilled student": 50.0}
     assert d["rgb_or_teacher_right"] == 90.0  # clip 9 is wrong for both
     assert "the teacher is wrong on 20.0% of clips" in diagnostics_text({"diagnostics": d})
+    # the student against each row, clip by clip: +1 on clip 9 over the teacher; over RGB +1 on 4, 5, 9, -1 on 8
+    assert d["student_minus"]["flow (teacher)"]["points"] == 10.0
+    assert d["student_minus"]["RGB"]["points"] == 20.0
+    lo, hi = d["student_minus"]["RGB"]["ci95"]
+    assert lo < 0 < 20 < hi  # ten clips: +20 points is within the noise
+    assert "distilled student - RGB: +20.0 points (95% interval" in diagnostics_text({"diagnostics": d})
+
+
+def test_top1_intervals_match_textbook_values():
+    """The Wilson score interval of 80 right in 100 is 71.1-86.7; of 0 in 10, 0-27.8. A paired
+    difference's interval is mean +- 1.96 sd / sqrt(n) of the clip-by-clip differences: four times
+    the clips, half as wide."""
+    import torch
+
+    from fts_edge.train.evaluate import paired_difference, wilson_interval
+
+    assert wilson_interval(80, 100) == [71.1, 86.7]
+    assert wilson_interval(0, 10) == [0.0, 27.8] and wilson_interval(10, 10) == [72.2, 100.0]
+    a = torch.tensor([True] * 8 + [False] * 2)
+    b = torch.tensor([True] * 6 + [False] * 4)
+    d = paired_difference(a, b)  # differences: eight 0s and two +1s; sd 0.4216, se 0.1333
+    assert d["points"] == 20.0 and d["ci95"] == [-6.1, 46.1] and d["n"] == 10
+    d40 = paired_difference(a.repeat(4), b.repeat(4))
+    assert d40["points"] == 20.0 and d40["ci95"][0] > 6 and d40["ci95"][1] < 34  # four times the clips: half as wide
 
 
 def _motion_folder(path, per_class=4, classes=3, frames=10, size=32):

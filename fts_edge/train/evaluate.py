@@ -1,13 +1,15 @@
 """The paper-style table: RGB, flow (the teacher), two-stream (average of the two softmax scores)
-and the distilled student; top-1, top-5 and clips/s, in Markdown and JSON, with a confusion-matrix
-picture for each row. The teacher is evaluated as deployed: TV-L1 layers on the RGB clip, then its
-network (no cached flow)."""
+and the distilled student; top-1 with its 95% interval, top-5 and clips/s, in Markdown and JSON,
+with a confusion-matrix picture for each row, and the student's lead over each other row with a
+paired 95% interval (is a gap of a few points on these clips real, or noise?). The teacher is
+evaluated as deployed: TV-L1 layers on the RGB clip, then its network (no cached flow)."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 import torch
@@ -72,6 +74,33 @@ def metrics(probs: torch.Tensor, labels: torch.Tensor) -> Dict:
     topk = probs.topk(k, 1).indices
     return {"top1": float((topk[:, 0] == labels).float().mean() * 100),
             "top5": float((topk == labels[:, None]).any(1).float().mean() * 100), "n": int(len(labels))}
+
+
+Z95 = 1.959964  # the normal quantile of a two-sided 95% interval
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> List[float]:
+    """The 95% Wilson score interval of a top-1 of ``correct`` in ``n`` clips, in percent: how far
+    the accuracy on another draw of as many clips could plausibly lie (it stays inside 0-100 and
+    is not empty at 0 or n correct, as the plain normal interval is)."""
+    if n <= 0:
+        return [0.0, 100.0]
+    p = correct / n
+    mid = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [round(100 * max(0.0, mid - half), 1), round(100 * min(1.0, mid + half), 1)]
+
+
+def paired_difference(a_right: torch.Tensor, b_right: torch.Tensor, z: float = Z95) -> Dict:
+    """Top-1 of A minus top-1 of B on the same clips, in points, with its 95% interval from the
+    clip-by-clip differences (paired: clips both get right or both get wrong carry no noise, so the
+    interval is much narrower than two separate intervals would suggest)."""
+    d = a_right.double() - b_right.double()
+    n = len(d)
+    mean = float(d.mean()) if n else 0.0
+    se = float(d.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("inf")
+    return {"points": round(100 * mean, 1), "ci95": [round(100 * (mean - z * se), 1), round(100 * (mean + z * se), 1)],
+            "n": n}
 
 
 def confusion(probs: torch.Tensor, labels: torch.Tensor, n: int) -> np.ndarray:
@@ -139,7 +168,9 @@ def evaluate(rgb: Optional[str], teacher: Optional[str], student: Optional[str],
     for name in order:
         s = scores[name]
         m = metrics(s["probs"], s["labels"])
-        rows.append({"method": name, "top1": m["top1"], "top5": m["top5"], "clips_per_s": s["clips_per_s"], "n": m["n"],
+        right = int((s["probs"].argmax(1) == s["labels"]).sum())
+        rows.append({"method": name, "top1": m["top1"], "top1_ci95": wilson_interval(right, m["n"]), "top5": m["top5"],
+                     "clips_per_s": s["clips_per_s"], "n": m["n"],
                      "per_class_n": np.bincount(s["labels"].numpy(), minlength=len(classes)).tolist(),
                      "confusion": confusion(s["probs"], s["labels"], len(classes)).tolist()})
     unreadable = next(iter(scores.values())).get("unreadable", {})
@@ -227,6 +258,11 @@ def diagnostics(scores: Dict) -> Dict:
                                                   if k != "flow (teacher)"}
         if "RGB" in pred:
             out["rgb_or_teacher_right"] = pct((pred["RGB"] == y) | ~wrong)
+    student = "distilled student"
+    if student in pred:  # the student against each other row, paired over the same clips
+        others = [k for k in ("two-stream", "flow (teacher)", "RGB") if k in scores]
+        out["student_minus"] = {k: paired_difference(pred[student] == y, scores[k]["probs"].argmax(1) == y)
+                                for k in others}
     return out
 
 
@@ -238,13 +274,20 @@ def diagnostics_text(result: Dict) -> str:
                      ", ".join(f"{k} {v:.0f}%" for k, v in d["also_wrong_where_teacher_is"].items()))
     if "rgb_or_teacher_right" in d:
         lines.append(f"RGB or the teacher right: {d['rgb_or_teacher_right']:.1f}% (a perfect two-stream combination)")
+    for k, v in d.get("student_minus", {}).items():
+        lo, hi = v["ci95"]
+        lines.append(f"distilled student - {k}: {v['points']:+.1f} points (95% interval {lo:+.1f} to {hi:+.1f}, "
+                     f"paired over the {v['n']} clips)")
     return "\n".join(lines)
 
 
 def markdown(result: Dict) -> str:
-    lines = ["| method | top-1 | top-5 | clips/s | test clips |", "| --- | ---: | ---: | ---: | ---: |"]
+    lines = ["| method | top-1 | top-1 95% interval | top-5 | clips/s | test clips |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
     for r in result["rows"]:
-        lines.append(f"| {r['method']} | {r['top1']:.1f} | {r['top5']:.1f} | {r['clips_per_s']:.1f} | {r['n']} |")
+        lo, hi = r.get("top1_ci95", (float("nan"), float("nan")))
+        lines.append(f"| {r['method']} | {r['top1']:.1f} | {lo:.1f}-{hi:.1f} | {r['top5']:.1f} "
+                     f"| {r['clips_per_s']:.1f} | {r['n']} |")
     if result["rows"] and "per_class_n" in result["rows"][0]:
         counts = ", ".join(f"{c} {n}" for c, n in zip(result["classes"], result["rows"][0]["per_class_n"]))
         lines.append(f"\ntest clips per class: {counts}")
