@@ -88,7 +88,7 @@ def wilson_interval(correct: int, n: int, z: float = Z95) -> List[float]:
     p = correct / n
     mid = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return [round(100 * max(0.0, mid - half), 1), round(100 * min(1.0, mid + half), 1)]
+    return [round(100 * max(0.0, mid - half), 1) + 0.0, round(100 * min(1.0, mid + half), 1) + 0.0]  # no -0.0
 
 
 def paired_difference(a_right: torch.Tensor, b_right: torch.Tensor, z: float = Z95) -> Dict:
@@ -99,8 +99,8 @@ def paired_difference(a_right: torch.Tensor, b_right: torch.Tensor, z: float = Z
     n = len(d)
     mean = float(d.mean()) if n else 0.0
     se = float(d.std(unbiased=True)) / math.sqrt(n) if n > 1 else float("inf")
-    return {"points": round(100 * mean, 1), "ci95": [round(100 * (mean - z * se), 1), round(100 * (mean + z * se), 1)],
-            "n": n}
+    points = [round(100 * v, 1) + 0.0 for v in (mean, mean - z * se, mean + z * se)]  # + 0.0: no -0.0
+    return {"points": points[0], "ci95": points[1:], "n": n}
 
 
 def confusion(probs: torch.Tensor, labels: torch.Tensor, n: int) -> np.ndarray:
