@@ -14,6 +14,7 @@ RGB, no more than --gap points below two-stream). Saves the same as JSON with --
 """
 import argparse
 import json
+import math
 import statistics
 import sys
 from pathlib import Path
@@ -45,14 +46,16 @@ def load(paths, mixed: bool = False):
     runs = []
     for p in paths:
         f = _table_file(Path(p))
-        rows = {r["method"]: r for r in json.loads(f.read_text())["rows"]}
+        table = json.loads(f.read_text())
+        rows = {r["method"]: r for r in table["rows"]}
         missing = [m for m in ORDER if m not in rows]
         if missing:
             raise ValueError(f"{f}: rows {missing} are missing")
         cfg = _demo_config(f)
         runs.append({"path": str(f), "top1": {m: float(rows[m]["top1"]) for m in ORDER},
                      "n": int(rows["RGB"].get("n", 0)), "seed": cfg.get("seed") if cfg else None,
-                     "config": cfg})
+                     "config": cfg,
+                     "paired_gap": ((table.get("diagnostics") or {}).get("student_minus") or {}).get("two-stream")})
     cfgs = [r["config"] for r in runs if r["config"]]
     differ = sorted({k for c in cfgs for k in c if k != "seed" and len({json.dumps(x.get(k)) for x in cfgs}) > 1})
     if differ and not mixed:
@@ -91,6 +94,21 @@ def summarise(runs):
     return out
 
 
+def pooled_gap(runs):
+    """The student's gap to two-stream averaged over the runs, with the 95% interval of that mean
+    from each run's paired interval (evaluate.py's, clip by clip): the noise of the clips alone,
+    the runs taken as they are. None where a table has no paired interval (an older evaluate.py)."""
+    gaps = [r.get("paired_gap") for r in runs]
+    if not gaps or any(g is None for g in gaps):
+        return None
+    z = 1.959964
+    se = [(g["ci95"][1] - g["ci95"][0]) / (2 * z) for g in gaps]
+    mean = statistics.fmean(g["points"] for g in gaps)
+    half = z * math.sqrt(sum(x * x for x in se)) / len(gaps)
+    return {"points": round(mean, 1), "ci95": [round(mean - half, 1), round(mean + half, 1)],
+            "clips": sum(g["n"] for g in gaps)}
+
+
 def markdown(summary, runs) -> str:
     head = "| top-1 | " + " | ".join(_name(r, i) for i, r in enumerate(runs)) + " | mean | sd |"
     lines = [head, "| --- |" + " ---: |" * (len(runs) + 2)]
@@ -118,6 +136,11 @@ def main(argv=None) -> int:
     print(markdown(s, runs))
     print(f"\n{len(runs)} runs; val clips per run: {', '.join(str(r['n']) for r in runs)}")
     checks = criteria(runs, a.lead, a.gap)
+    pooled = pooled_gap(runs)
+    if pooled:
+        lo, hi = pooled["ci95"]
+        checks.append(f"student - two-stream over the {pooled['clips']} clips of the runs: {pooled['points']:+.1f} "
+                      f"(95% interval {lo:+.1f} to {hi:+.1f}, paired clip by clip)")
     print("\n".join(checks))
     if a.json:
         from fts_edge.core.artifacts import atomic_write_text

@@ -348,6 +348,16 @@ def test_seed_table_mean_and_spread(tmp_path, capsys):
     assert "| student - RGB | +20.0 | +14.0 | +26.0 | +20.0 | 6.0 |" in out
     assert "student at least 10 points above RGB: run 1, run 2, run 3 (3 of 3)" in out
     assert "student no more than 2 points below two-stream: none (0 of 3)" in out
+    assert "over the" not in out  # tables without paired intervals: no pooled gap
+    for i, (gap, lo, hi) in enumerate([(-3.5, -7.5, 0.5), (-3.2, -7.2, 0.8), (-4.8, -8.8, -0.8)]):
+        f = tmp_path / f"s{i}" / "table" / "table.json"
+        t = json.loads(f.read_text())
+        t["diagnostics"] = {"student_minus": {"two-stream": {"points": gap, "ci95": [lo, hi], "n": 400}}}
+        f.write_text(json.dumps(t))
+    assert st.main([str(tmp_path / f"s{i}") for i in range(3)]) == 0
+    # three intervals of +-4 (se 2.04 each): their mean's is +-4 / sqrt(3) = +-2.31
+    assert "student - two-stream over the 1200 clips of the runs: -3.8 (95% interval -6.1 to -1.5" in \
+        capsys.readouterr().out
     assert st.main([str(tmp_path / f"s{i}") for i in range(3)] + ["--lead", "15", "--gap", "30"]) == 0
     out = capsys.readouterr().out
     assert "above RGB: run 1, run 3 (2 of 3)" in out and "two-stream: run 3 (1 of 3)" in out  # gaps -31, -31, -22
