@@ -101,7 +101,8 @@ def pooled_gap(runs):
     gaps = [r.get("paired_gap") for r in runs]
     if not gaps or any(g is None for g in gaps):
         return None
-    z = 1.959964
+    from fts_edge.train.evaluate import Z95 as z  # the quantile evaluate.py's intervals use
+
     se = [(g["ci95"][1] - g["ci95"][0]) / (2 * z) for g in gaps]
     mean = statistics.fmean(g["points"] for g in gaps)
     half = z * math.sqrt(sum(x * x for x in se)) / len(gaps)
