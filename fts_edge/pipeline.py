@@ -55,9 +55,9 @@ class Recipe(Settings):
     # against a hand-held camera and changing light (flow.TVL1's options; RGB augmentation). The
     # teacher's flow has the camera's affine motion removed and each frame pair brought to one
     # brightness: on shaking, flickering video they make the teacher (chance without, 80+ with, over
-    # three seeds); on the demo's still camera they changed nothing beyond noise on one seed and
-    # cost 6 points of the student on another (docs/experiments.md); they cost no measurable
-    # time. The RGB augmentation stays off: it took the student down where the frames already shake.
+    # three seeds); on the demo's still camera they change nothing beyond noise (two seeds,
+    # docs/experiments.md); they cost no measurable time. The RGB augmentation stays off: it took
+    # the student down where the frames already shake.
     flow_camera: str = "affine"  # the teacher's flow: the camera's motion removed (none, median, affine)
     flow_illumination: str = "normalize"  # the teacher's flow: light taken out first (none, structure_texture)
     augment_light: float = setting(0.0, lo=0.0, hi=0.9)  # the RGB networks' frames: brightness +-this
